@@ -1,0 +1,385 @@
+"""Executes a QueryPlan: DuckDB for every relational step, the LM runtime for LM steps.
+
+How LM results meet the rest of the query: for each LM operator, DuckDB computes the
+operator's input (the scope's FROM and the predicates of the operators below it) into a
+temp table of distinct argument tuples; the LM answers them into a second temp table;
+then every occurrence of the call in the AST is replaced by a correlated lookup
+
+    (SELECT any_value(r.__out) FROM inputs i JOIN results r USING (__idx)
+     WHERE i.__a0 IS NOT DISTINCT FROM <arg 0> ...)
+
+which DuckDB decorrelates into a hash join. After all LM operators ran, the rewritten
+statement runs in DuckDB as one query, so joins, aggregates, ORDER BY and LIMIT keep
+DuckDB's exact semantics. Temp tables are dropped afterwards, on success or failure.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from semql.errors import BindError, ExecutionError, SemQLError
+from semql.grammar.types import ListType, OptionsType, OutputType
+from semql.planner import logical as L
+from semql.planner.calls import LMCall
+from semql.planner.options import PlanOptions
+
+from .lm_executor import LMExecutor
+from .prompts import render_context
+from .stats import OperatorStats, QueryStats
+
+BATCH_ROWS = 8  # rows fed to the LM between early-exit checks
+QA_CONTEXT_CHARS = 3000
+
+
+def duckdb_error(err: duckdb.Error, sql: str = "") -> SemQLError:
+    """Map a DuckDB exception to the SemQL hierarchy, keeping DuckDB's message."""
+    from semql.errors import ParseError
+
+    text = str(err)
+    if isinstance(err, duckdb.ParserException):
+        return ParseError(text.split("\n")[0], sql)
+    if isinstance(err, (duckdb.BinderException, duckdb.CatalogException)):
+        return BindError(text)
+    return ExecutionError(text)
+
+
+class _Temp:
+    """Names and drops the temp tables of one query."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self.prefix = f"__semql_{uuid.uuid4().hex[:8]}"
+        self.names: list[str] = []
+
+    def new(self, what: str) -> str:
+        name = f"{self.prefix}_{what}{len(self.names)}"
+        self.names.append(name)
+        return name
+
+    def drop_all(self) -> None:
+        for name in reversed(self.names):
+            try:
+                self.con.execute(f"DROP TABLE IF EXISTS {name}")
+            except duckdb.Error:
+                pass
+        self.names.clear()
+
+
+def _ctes_before(select: exp.Expression) -> list[exp.CTE]:
+    """CTEs visible to ``select``: every enclosing WITH's CTEs defined before its own."""
+    found: list[exp.CTE] = []
+    own_cte: exp.CTE | None = None
+    node = select.parent
+    while node is not None:
+        if isinstance(node, exp.CTE):
+            own_cte = node
+        with_ = node.args.get("with_")
+        if isinstance(with_, exp.With):
+            visible = []
+            for cte in with_.expressions:
+                if cte is own_cte:
+                    break
+                visible.append(cte)
+            found = visible + found
+        node = node.parent
+    return found
+
+
+def _scope_query(select: exp.Select, columns: list[exp.Expression],
+                 predicates: list[exp.Expression], joins_upto: int | None = None) -> str:
+    """SQL that reads ``columns`` from the scope's FROM under ``predicates``."""
+    q = exp.Select(expressions=columns)
+    from_ = select.args.get("from_")
+    if from_ is not None:
+        q.set("from_", from_.copy())
+    joins = select.args.get("joins") or []
+    if joins_upto is not None:
+        joins = joins[:joins_upto]
+    if joins:
+        q.set("joins", [j.copy() for j in joins])
+    if predicates:
+        q.set("where", exp.Where(this=exp.and_(*[p.copy() for p in predicates])))
+    ctes = _ctes_before(select)
+    if ctes:
+        q.set("with_", exp.With(expressions=[c.copy() for c in ctes]))
+    return q.sql(dialect="duckdb")
+
+
+def _predicates_below(node: L.PlanNode) -> list[exp.Expression]:
+    """Predicates applied by the operators under ``node`` (its input rows)."""
+    preds: list[exp.Expression] = []
+    child = node.child
+    while child is not None and not isinstance(child, (L.Scan, L.DuckDBPlan, L.Join, L.LMJoin)):
+        if isinstance(child, L.Filter):
+            preds += child.predicates
+        elif isinstance(child, L.LMFilter):
+            preds.append(child.predicate)
+            if child.done is not None:
+                preds.append(child.done)
+        child = child.child
+    return preds
+
+
+def _value_sql(value) -> exp.Expression:
+    return exp.convert(value)
+
+
+class Engine:
+    """Runs plans on one DuckDB connection with one LM executor."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, lm: Callable[[], LMExecutor],
+                 options: PlanOptions):
+        self.con = con
+        self._lm = lm
+        self.options = options
+
+    # -- entry -------------------------------------------------------------------------
+
+    def run(self, plan: L.QueryPlan, params=None, stats: QueryStats | None = None) -> pl.DataFrame:
+        stats = stats if stats is not None else QueryStats()
+        started = time.perf_counter()
+        try:
+            if not plan.has_lm:
+                return self._run_sql(plan.sql, params)
+            temp = _Temp(self.con)
+            try:
+                for qa in plan.constants:
+                    self._run_qa(qa, stats)
+                for scope in plan.scopes:
+                    self._run_node(scope.root, scope.select, temp, stats)
+                final = plan.statement.sql(dialect="duckdb")
+                return self._run_sql(final, params, transactional=not isinstance(
+                    plan.statement, (exp.Select, exp.SetOperation, exp.Subquery)))
+            finally:
+                temp.drop_all()
+        finally:
+            stats.total()
+            stats.seconds = time.perf_counter() - started
+
+    def _run_sql(self, sql: str, params=None, transactional: bool = False) -> pl.DataFrame:
+        con = self.con
+        try:
+            if transactional:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    rel = con.sql(sql, params=params)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            else:
+                rel = con.sql(sql, params=params)
+            return rel.pl() if rel is not None else pl.DataFrame()
+        except duckdb.Error as err:
+            raise duckdb_error(err, sql) from None
+
+    def _fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+        try:
+            cur = self.con.execute(sql)
+            return [d[0] for d in cur.description], cur.fetchall()
+        except duckdb.Error as err:
+            raise duckdb_error(err, sql) from None
+
+    def _exec(self, sql: str) -> None:
+        try:
+            self.con.execute(sql)
+        except duckdb.Error as err:
+            raise duckdb_error(err, sql) from None
+
+    # -- plan walk ---------------------------------------------------------------------
+
+    def _run_node(self, node: L.PlanNode, select: exp.Select, temp: _Temp,
+                  stats: QueryStats) -> None:
+        for child in node.children:
+            self._run_node(child, select, temp, stats)
+        if isinstance(node, (L.LMFilter, L.LMMap)):
+            self._run_map(node, select, temp, stats)
+        elif isinstance(node, L.LMJoin):
+            self._run_join(node, select, temp, stats)
+
+    def _run_map(self, node, select: exp.Select, temp: _Temp, stats: QueryStats) -> None:
+        call: LMCall = node.call
+        op = OperatorStats(node.title().split("  ->")[0])
+        stats.add(op)
+        node.stats = op
+        cols = [exp.alias_(f.expr.copy(), f"__a{i}") for i, f in enumerate(call.fields)]
+        cols.append(exp.alias_(sqlglot.parse_one("row_number() OVER ()"), "__ord"))
+        source = _scope_query(select, cols, _predicates_below(node))
+        args = ", ".join(f"__a{i}" for i in range(len(call.fields)))
+        if self.options.dedup:
+            body = (f"SELECT {args}, min(__ord) AS __ord FROM ({source}) "
+                    f"GROUP BY ALL ORDER BY __ord")
+        else:
+            body = f"SELECT {args}, __ord FROM ({source}) ORDER BY __ord"
+        inputs, results = temp.new("in"), temp.new("out")
+        self._exec(f"CREATE TEMP TABLE {inputs} AS SELECT row_number() OVER () AS __idx, * "
+                   f"FROM ({body})")
+        self._exec(f"CREATE TEMP TABLE {results} (__idx BIGINT, __out {call.output.duckdb_type})")
+        _, rows = self._fetch(f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx")
+        lookup = self._lookup_expr(call, inputs, results)
+        for n in call.nodes:
+            n.replace(lookup.copy())
+        call.nodes = []
+        done = None
+        if isinstance(node, L.LMFilter) and node.early_exit is not None:
+            done = self._done_expr(call, inputs, results)
+            node.done = done
+        lm = self._lm()
+        names = [f.name for f in call.fields]
+        batch = len(rows) if done is None else BATCH_ROWS
+        for start in range(0, len(rows), max(batch, 1)):
+            chunk = rows[start : start + batch]
+            answers = lm.answer(call.question, call.output, names, [r[1:] for r in chunk], op,
+                                call.examples, dedup=self.options.dedup, total=len(rows))
+            self._insert(results, [r[0] for r in chunk], answers, call.output)
+            if done is not None and start + batch < len(rows):
+                passing = self._count_passing(select, node, done)
+                if passing >= node.early_exit:
+                    op.stopped_early = True
+                    break
+        if isinstance(node, L.LMFilter):
+            preds = _predicates_below(node) + [node.predicate] + ([done] if done else [])
+            _, cnt = self._fetch(_scope_query(select, [exp.alias_(
+                sqlglot.parse_one("count(*)"), "n")], preds))
+            op.rows_out = cnt[0][0]
+        else:
+            op.rows_out = op.rows_in
+
+    def _count_passing(self, select: exp.Select, node: L.LMFilter, done: exp.Expression) -> int:
+        preds = _predicates_below(node) + [node.predicate, done]
+        inner = _scope_query(select, [exp.Literal.number(1)], preds)
+        _, rows = self._fetch(f"SELECT count(*) FROM ({inner} LIMIT {node.early_exit})")
+        return rows[0][0]
+
+    def _lookup_expr(self, call: LMCall, inputs: str, results: str) -> exp.Expression:
+        conds = " AND ".join(
+            f"__i.__a{i} IS NOT DISTINCT FROM ({f.expr.sql(dialect='duckdb')})"
+            for i, f in enumerate(call.fields)
+        )
+        sql = (f"(SELECT any_value(__r.__out) FROM {inputs} AS __i JOIN {results} AS __r "
+               f"ON __r.__idx = __i.__idx WHERE {conds})")
+        return sqlglot.parse_one(sql, read="duckdb")
+
+    def _done_expr(self, call: LMCall, inputs: str, results: str) -> exp.Expression:
+        conds = " AND ".join(
+            f"__i.__a{i} IS NOT DISTINCT FROM ({f.expr.sql(dialect='duckdb')})"
+            for i, f in enumerate(call.fields)
+        )
+        sql = (f"EXISTS (SELECT 1 FROM {inputs} AS __i JOIN {results} AS __r "
+               f"ON __r.__idx = __i.__idx WHERE {conds})")
+        return sqlglot.parse_one(sql, read="duckdb")
+
+    def _insert(self, table: str, idx: list[int], values: list, out_type: OutputType) -> None:
+        if not idx:
+            return
+        if out_type.duckdb_type == "JSON":
+            column = pa.array(values, type=pa.string())
+        else:
+            column = pa.array(values)
+        data = pa.table({"__idx": pa.array(idx, type=pa.int64()), "__out": column})
+        view = f"{table}_batch"
+        self.con.register(view, data)
+        try:
+            self._exec(f"INSERT INTO {table} SELECT __idx, __out FROM {view}")
+        finally:
+            self.con.unregister(view)
+
+    # -- LMJoin ------------------------------------------------------------------------
+
+    def _run_join(self, node: L.LMJoin, select: exp.Select, temp: _Temp,
+                  stats: QueryStats) -> None:
+        call = node.call
+        join = node.join
+        op = OperatorStats(node.title().split("  ->")[0])
+        stats.add(op)
+        node.stats = op
+        right_alias = join.this.alias_or_name
+        left, right = call.fields[0].expr, call.fields[1].expr
+        if {c.table for c in left.find_all(exp.Column)} == {right_alias}:
+            left, right = right, left
+        joins = select.args.get("joins") or []
+        position = next(i for i, j in enumerate(joins) if j is join)
+        _, lrows = self._fetch(_scope_query(
+            select, [exp.alias_(left.copy(), "v")], [], joins_upto=position
+        ).replace("SELECT ", "SELECT DISTINCT ", 1))
+        right_src = exp.Select(expressions=[exp.alias_(right.copy(), "v")]).from_(join.this.copy())
+        _, rrows = self._fetch(right_src.sql(dialect="duckdb").replace("SELECT ", "SELECT DISTINCT ", 1))
+        left_values = [r[0] for r in lrows if r[0] is not None]
+        right_values = tuple(r[0] for r in rrows if r[0] is not None)
+        mapping: list[tuple] = []
+        unresolved = []
+        lowered = {str(v).lower(): v for v in right_values}
+        for value in left_values:
+            if value in right_values:
+                mapping.append((value, value))
+            elif str(value).lower() in lowered:
+                mapping.append((value, lowered[str(value).lower()]))
+            else:
+                unresolved.append(value)
+        op.rows_out = len(mapping)
+        if unresolved and right_values:
+            out_type = OptionsType(right_values)
+            answers = self._lm().answer(call.question, out_type, ["value"],
+                                        [(v,) for v in unresolved], op, call.examples,
+                                        dedup=True)
+            mapping += list(zip(unresolved, answers))
+        call.output = OptionsType(right_values) if right_values else call.output
+        table = temp.new("join")
+        data = pa.table({"__l": pa.array([m[0] for m in mapping]),
+                         "__r": pa.array([m[1] for m in mapping])})
+        self.con.register(f"{table}_src", data)
+        try:
+            self._exec(f"CREATE TEMP TABLE {table} AS SELECT * FROM {table}_src")
+        finally:
+            self.con.unregister(f"{table}_src")
+        cond = sqlglot.parse_one(
+            f"({right.sql(dialect='duckdb')}) = (SELECT any_value(__m.__r) FROM {table} AS __m "
+            f"WHERE __m.__l IS NOT DISTINCT FROM ({left.sql(dialect='duckdb')}))",
+            read="duckdb",
+        )
+        for n in call.nodes:
+            n.replace(cond.copy())
+        call.nodes = []
+        op.rows_in = len(left_values)
+
+    # -- LMQA --------------------------------------------------------------------------
+
+    def _run_qa(self, qa: L.LMQA, stats: QueryStats) -> None:
+        call = qa.call
+        op = OperatorStats(qa.title().split("  ->")[0])
+        stats.add(op)
+        qa.stats = op
+        blocks = []
+        for ctx in call.context:
+            if isinstance(ctx, (exp.Subquery, exp.Select)):
+                sub = ctx.this if isinstance(ctx, exp.Subquery) else ctx
+                names, rows = self._fetch(sub.sql(dialect="duckdb"))
+                text, cut = render_context(names, rows, QA_CONTEXT_CHARS)
+                if cut:
+                    stats.warnings.append(
+                        f"{call.label}: context truncated to fit the model window"
+                    )
+                blocks.append(text)
+            else:
+                blocks.append(str(ctx.this if isinstance(ctx, exp.Literal) else ctx.sql()))
+        names = ["context"] if blocks else []
+        row = ("\n".join(blocks),) if blocks else ()
+        answer = self._lm().answer(call.question, call.output, names, [row], op,
+                                   call.examples)[0]
+        op.rows_out = 1
+        for n in call.nodes:
+            parent = n.parent
+            if isinstance(call.output, ListType) and isinstance(parent, exp.In):
+                parent.set("field", None)
+                parent.set("expressions", [_value_sql(v) for v in answer] or [exp.null()])
+            else:
+                n.replace(_value_sql(answer))
+        call.nodes = []

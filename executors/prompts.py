@@ -1,0 +1,85 @@
+"""Prompt templates, kept in one place.
+
+Layout: instruction and answer format, then few-shot examples, then the row's fields,
+then ``Answer:``. Everything shared by the rows of one LM operator is a prefix, so the
+KV cache of the previous prompt serves it. Base models (the bundled Gemma 270M) get a
+completion-style prompt, which measured far better for them; instruct models get their
+chat template with the same blocks, and the assistant turn opens with ``Answer:`` so
+that every grammar can start with one space.
+
+Field values are put on one line (newlines become spaces) and cut to a bound, so a
+value cannot start a line that looks like a new field or a new ``Answer:``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from semql.grammar.types import OutputType
+
+MAX_FIELD_CHARS = 1200
+
+
+def clean_value(value) -> str:
+    if value is None:
+        return "NULL"
+    text = " ".join(str(value).split())
+    if len(text) > MAX_FIELD_CHARS:
+        text = text[: MAX_FIELD_CHARS - 3] + "..."
+    return text
+
+
+def _block(names: Sequence[str], values: Sequence) -> str:
+    return "\n".join(f"{name}: {clean_value(v)}" for name, v in zip(names, values))
+
+
+def instruction(question: str, out_type: OutputType) -> str:
+    hint = out_type.hint()
+    return f"Task: {question.strip()}" + (f"\n{hint}" if hint else "")
+
+
+class PromptBuilder:
+    """Renders prompts for one model style ('completion' or 'chat')."""
+
+    def __init__(self, style: str, format_chat: Callable[[list[dict]], str] | None = None):
+        self.style = style
+        self.format_chat = format_chat
+
+    def build(
+        self,
+        question: str,
+        out_type: OutputType,
+        names: Sequence[str],
+        values: Sequence,
+        examples: Sequence[tuple] = (),
+    ) -> str:
+        head = instruction(question, out_type)
+        shots = [(_block(names, ex[:-1]), out_type.render(ex[-1])) for ex in examples]
+        row = _block(names, values)
+        if self.style == "chat" and self.format_chat is not None:
+            messages = [{"role": "system", "content": head}]
+            for text, answer in shots:
+                messages.append({"role": "user", "content": text})
+                messages.append({"role": "assistant", "content": f"Answer: {answer}"})
+            messages.append({"role": "user", "content": row or head})
+            return self.format_chat(messages) + "Answer:"
+        parts = [head]
+        parts += [f"{text}\nAnswer: {answer}" for text, answer in shots]
+        parts.append(f"{row}\nAnswer:" if row else "Answer:")
+        return "\n\n".join(parts)
+
+
+def render_context(columns: Sequence[str], rows: Sequence[tuple], max_chars: int) -> tuple[str, bool]:
+    """A compact table (header, then one ' | '-joined line per row) cut to ``max_chars``.
+
+    Returns the text and whether rows were left out.
+    """
+    lines = [" | ".join(columns)]
+    used = len(lines[0])
+    for row in rows:
+        line = " | ".join(clean_value(v) for v in row)
+        if used + len(line) + 1 > max_chars:
+            return "\n".join(lines), True
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines), False

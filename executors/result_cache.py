@@ -1,0 +1,69 @@
+"""Result cache: (model sha256, prompt, grammar) -> output text, stored in DuckDB.
+
+It lives in the connection's own database file when there is one (schema
+``semql_cache``), so it travels with the data; in a separate DuckDB file given by
+``cache=PATH``; or in a private in-memory database. Entries are written in one
+transaction per batch, so a process killed halfway leaves every finished batch usable
+and no half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+
+TABLE = "semql_cache.lm_results"
+
+
+def cache_key(model_id: str, grammar: str, prompt: str) -> str:
+    h = hashlib.sha256()
+    for part in (model_id, grammar, prompt):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+class ResultCache:
+    """A key -> text table; ``ResultCache(None)`` is a disabled cache."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection | None):
+        self._con = con
+        if con is not None:
+            con.execute("CREATE SCHEMA IF NOT EXISTS semql_cache")
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} (key VARCHAR PRIMARY KEY, output VARCHAR)"
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return self._con is not None
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        if self._con is None or not keys:
+            return {}
+        rows = self._con.execute(
+            f"SELECT key, output FROM {TABLE} WHERE key IN (SELECT unnest(?))", [keys]
+        ).fetchall()
+        return dict(rows)
+
+    def put_many(self, items: list[tuple[str, str]]) -> None:
+        if self._con is None or not items:
+            return
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.executemany(f"INSERT OR IGNORE INTO {TABLE} VALUES (?, ?)", items)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def clear(self) -> None:
+        if self._con is not None:
+            self._con.execute(f"DELETE FROM {TABLE}")
+
+    def close(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            con.close()

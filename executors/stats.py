@@ -1,0 +1,64 @@
+"""What a query cost: LM calls, tokens (and how many the KV cache served), time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+
+@dataclass
+class OperatorStats:
+    """Figures of one plan operator (EXPLAIN ANALYZE shows them beside the node)."""
+
+    operator: str
+    rows_in: int = 0
+    rows_out: int | None = None
+    lm_calls: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    generated_tokens: int = 0
+    cache_hits: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+    def summary(self) -> str:
+        parts = [f"rows in {self.rows_in}"]
+        if self.rows_out is not None:
+            parts.append(f"out {self.rows_out}")
+        parts += [
+            f"LM calls {self.lm_calls}",
+            f"prompt tok {self.prompt_tokens} (KV-cached {self.cached_prompt_tokens})",
+            f"gen tok {self.generated_tokens}",
+            f"cache hits {self.cache_hits}",
+            f"{self.seconds:.2f}s",
+        ]
+        if self.stopped_early:
+            parts.append("stopped early")
+        return ", ".join(parts)
+
+
+@dataclass
+class QueryStats:
+    """Totals of the last query (``Connection.stats``) and per-operator figures."""
+
+    lm_calls: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    generated_tokens: int = 0
+    cache_hits: int = 0
+    seconds: float = 0.0
+    operators: list[OperatorStats] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, op: OperatorStats) -> None:
+        self.operators.append(op)
+
+    def total(self) -> None:
+        """Sum the operators' LM figures into the totals."""
+        for name in ("lm_calls", "prompt_tokens", "cached_prompt_tokens", "generated_tokens",
+                     "cache_hits"):
+            setattr(self, name, sum(getattr(op, name) for op in self.operators))
+
+    def as_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "operators"}
+        out["operators"] = [vars(op).copy() for op in self.operators]
+        return out

@@ -1,0 +1,248 @@
+"""Infer the output type of an LM call from the SQL around it ("play by the type rules").
+
+Explicit ``return_type`` / ``options`` / ``regex`` win. Otherwise the first matching
+rule, looking at the expression the call sits in:
+
+1. compared with a column of a known non-text SQL type -> that type;
+2. compared with a literal: TRUE/FALSE -> bool, 5 -> int, 3.5 -> float, 'x' -> str;
+3. numeric context without a literal (ORDER BY, SUM/AVG, arithmetic, BETWEEN) -> float;
+4. ``col IN f(...)`` -> a list (quantifier '+' unless given);
+5. compared with (or IN against) a text column -> one of that column's distinct values;
+   ``f(...) IN ('a', 'b')`` -> one of those literals;
+6. a SELECT-list call whose alias is used in WHERE/HAVING/QUALIFY -> that predicate's type;
+7. a boolean position (WHERE, AND/OR/NOT, JOIN ON, CASE WHEN) -> bool;
+8. otherwise free text.
+
+An explicit type that contradicts a strong context is a TypeInferenceError naming both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from .types import (
+    MAX_OPTIONS,
+    BoolType,
+    DateType,
+    FloatType,
+    IntType,
+    ListType,
+    OptionsType,
+    OutputType,
+    RegexType,
+    StrType,
+    parse_quantifier,
+    type_from_name,
+    type_from_sql_type,
+)
+
+ColumnLookup = Callable[[exp.Column], "ColumnFacts | None"]
+
+
+@dataclass
+class ColumnFacts:
+    """What inference may know about a column: its SQL type and its distinct values."""
+
+    sql_type: str
+    distinct_values: Callable[[], tuple]
+
+
+@dataclass
+class Inferred:
+    type: OutputType
+    reason: str
+
+
+class InferenceConflict(ValueError):
+    """Explicit and contextual types disagree; the planner turns it into TypeInferenceError."""
+
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
+_NUMERIC_PARENTS = (
+    exp.Sum, exp.Avg, exp.Stddev, exp.Variance, exp.Add, exp.Sub, exp.Mul, exp.Div,
+    exp.Between, exp.Ordered, exp.Round, exp.Abs,
+)  # fmt: skip
+_BOOLEAN_PARENTS = (exp.Where, exp.Having, exp.Qualify, exp.And, exp.Or, exp.Not, exp.Xor)
+
+
+def _parent(node: exp.Expression) -> exp.Expression | None:
+    p = node.parent
+    while isinstance(p, exp.Paren):
+        node, p = p, p.parent
+    return p
+
+
+def _self_in(node: exp.Expression, parent: exp.Expression) -> exp.Expression:
+    """The child of ``parent`` on the path to ``node`` (skipping parentheses)."""
+    while node.parent is not parent and node.parent is not None:
+        node = node.parent
+    return node
+
+
+def _literal_type(lit: exp.Expression) -> OutputType | None:
+    if isinstance(lit, exp.Boolean):
+        return BoolType()
+    if isinstance(lit, exp.Neg):
+        lit = lit.this
+    if isinstance(lit, exp.Literal):
+        if lit.is_string:
+            return StrType()
+        return IntType() if lit.is_int else FloatType()
+    return None
+
+
+def _column_type(col: exp.Expression, lookup: ColumnLookup) -> tuple[OutputType, str] | None:
+    if not isinstance(col, exp.Column):
+        return None
+    facts = lookup(col)
+    if facts is None:
+        return None
+    typed = type_from_sql_type(facts.sql_type)
+    if typed is not None:
+        return typed, f"compared with column {col.sql()} ({facts.sql_type})"
+    values = tuple(v for v in facts.distinct_values() if v is not None)
+    if not values:
+        return StrType(), f"compared with empty text column {col.sql()}"
+    if len(values) > MAX_OPTIONS:
+        return StrType(), f"compared with text column {col.sql()} (too many values for options)"
+    return OptionsType(values), f"one of the distinct values of {col.sql()}"
+
+
+def context_type(node: exp.Expression, lookup: ColumnLookup, _depth: int = 0) -> Inferred | None:
+    """The type the SQL around ``node`` expects, or None when it says nothing."""
+    parent = _parent(node)
+    if parent is None:
+        return None
+    if isinstance(parent, _COMPARISONS):
+        mine = _self_in(node, parent)
+        other = parent.expression if mine is parent.this else parent.this
+        while isinstance(other, exp.Paren):
+            other = other.this
+        by_col = _column_type(other, lookup)
+        if by_col:
+            return Inferred(*by_col)
+        lit = _literal_type(other)
+        if lit is not None:
+            return Inferred(lit, f"compared with {other.sql()}")
+        if not isinstance(parent, (exp.EQ, exp.NEQ, exp.NullSafeEQ)):
+            return Inferred(FloatType(), "ordered comparison")
+        return None
+    if isinstance(parent, exp.In):
+        mine = _self_in(node, parent)
+        if mine is parent.this:
+            values = [_literal_value(e) for e in parent.expressions]
+            if values and all(v is not _NOT_LITERAL for v in values):
+                return Inferred(OptionsType(tuple(values)), "IN list of literals")
+            return None
+        item = _column_type(parent.this, lookup)
+        if item:
+            return Inferred(ListType(item[0], 1), f"IN, items {item[1]}")
+        return Inferred(ListType(StrType(80), 1), f"{parent.this.sql()} IN a list")
+    if isinstance(parent, exp.If) and _self_in(node, parent) is parent.this:
+        return Inferred(BoolType(), "CASE WHEN condition")
+    if isinstance(parent, exp.Join) or isinstance(parent, _BOOLEAN_PARENTS):
+        if isinstance(parent, exp.Not) or not isinstance(parent, exp.Join) or (
+            _self_in(node, parent) is parent.args.get("on")
+        ):
+            return Inferred(BoolType(), "boolean position")
+    if isinstance(parent, _NUMERIC_PARENTS):
+        return Inferred(FloatType(), f"numeric context ({parent.key.upper()})")
+    if isinstance(parent, exp.Alias) and _depth == 0:
+        return _alias_use_type(parent, lookup)
+    return None
+
+
+_NOT_LITERAL = object()
+
+
+def _literal_value(e: exp.Expression):
+    if isinstance(e, exp.Boolean):
+        return bool(e.this)
+    neg = isinstance(e, exp.Neg)
+    if neg:
+        e = e.this
+    if isinstance(e, exp.Literal):
+        if e.is_string:
+            return e.this if not neg else _NOT_LITERAL
+        value = int(e.this) if e.is_int else float(e.this)
+        return -value if neg else value
+    return _NOT_LITERAL
+
+
+def _alias_use_type(alias: exp.Alias, lookup: ColumnLookup) -> Inferred | None:
+    select = alias.parent
+    if not isinstance(select, exp.Select):
+        return None
+    name = alias.alias
+    for clause in ("where", "having", "qualify"):
+        part = select.args.get(clause)
+        if part is None:
+            continue
+        for col in part.find_all(exp.Column):
+            if not col.table and col.name == name:
+                found = context_type(col, lookup, _depth=1)
+                if found:
+                    return Inferred(found.type, f"alias {name}: {found.reason}")
+    return None
+
+
+def _explicit_type(kwargs: dict) -> tuple[OutputType | None, str]:
+    quantifier = kwargs.get("quantifier")
+    if kwargs.get("options") is not None:
+        base: OutputType = OptionsType(tuple(kwargs["options"]))
+        reason = "options="
+    elif kwargs.get("regex") is not None:
+        base, reason = RegexType(kwargs["regex"]), "regex="
+    elif kwargs.get("return_type") is not None:
+        return type_from_name(str(kwargs["return_type"]), quantifier), "return_type="
+    else:
+        if quantifier:
+            lo, hi = parse_quantifier(quantifier)
+            return ListType(StrType(80), lo, hi), "quantifier="
+        return None, ""
+    if quantifier:
+        lo, hi = parse_quantifier(quantifier)
+        return ListType(base, lo, hi), reason + " with quantifier="
+    return base, reason
+
+
+def _compatible(explicit: OutputType, ctx: OutputType) -> bool:
+    if isinstance(ctx, ListType):
+        return isinstance(explicit, ListType) or not isinstance(explicit, ListType)
+    if isinstance(explicit, ListType):
+        return False
+    kinds = {
+        BoolType: lambda t: isinstance(t, BoolType)
+        or (isinstance(t, OptionsType) and t.duckdb_type == "BOOLEAN"),
+        IntType: lambda t: isinstance(t, (IntType, FloatType))
+        or (isinstance(t, OptionsType) and t.duckdb_type in ("BIGINT", "DOUBLE")),
+        FloatType: lambda t: isinstance(t, (IntType, FloatType))
+        or (isinstance(t, OptionsType) and t.duckdb_type in ("BIGINT", "DOUBLE")),
+        DateType: lambda t: isinstance(t, DateType),
+    }
+    check = kinds.get(type(ctx))
+    return True if check is None else check(explicit)
+
+
+def infer_type(
+    call: exp.Expression, kwargs: dict, lookup: ColumnLookup, call_name: str
+) -> Inferred:
+    """The output type of one LM call. ``kwargs`` holds evaluated keyword arguments."""
+    explicit, how = _explicit_type(kwargs)
+    ctx = context_type(call, lookup)
+    if explicit is None:
+        if ctx is None:
+            return Inferred(StrType(), "free text (no typed context)")
+        return ctx
+    if ctx is not None and not _compatible(explicit, ctx.type):
+        raise InferenceConflict(
+            f"{call_name}: explicit type {explicit} ({how}) conflicts with {ctx.type} "
+            f"expected by the query ({ctx.reason})"
+        )
+    if ctx is not None and isinstance(ctx.type, ListType) and not isinstance(explicit, ListType):
+        return Inferred(ListType(explicit, ctx.type.min_items, ctx.type.max_items),
+                        f"{how} inside {ctx.reason}")
+    return Inferred(explicit, how)

@@ -1,0 +1,466 @@
+"""Output types of LM calls: what the model may write, how to read it, what DuckDB stores.
+
+Each type is a small immutable value that knows three things:
+
+* ``spec()``: a :class:`GrammarSpec` (EBNF, regex or JSON schema) that admits exactly the
+  texts that parse into the type. Runtimes compile it (xgrammar in-process, or send it
+  to an HTTP server); keeping it as plain data lets both share one definition.
+* ``parse(text)``: the Python value of a text the grammar admitted. Because the grammar
+  is exact, parsing never fails on constrained output.
+* ``duckdb_type``: the SQL type of the column the values land in.
+
+Every grammar starts with one space: prompts end with ``Answer:`` and tokenizers glue
+the space to the next word (" yes"), which measured better than ending prompts in a space.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from dataclasses import dataclass, field
+
+MAX_LIST_ITEMS = 20  # bound for '*' and '+' so that generation always terminates
+MAX_OPTIONS_IN_PROMPT = 50  # more options are enforced by the grammar but not listed
+MAX_OPTIONS = 1000  # a text column with more distinct values is free text, not options
+
+
+@dataclass(frozen=True)
+class GrammarSpec:
+    """A grammar as data. ``kind`` is 'ebnf', 'regex' or 'json_schema'."""
+
+    kind: str
+    source: str
+
+
+def ebnf_string(text: str) -> str:
+    """Quote ``text`` as an EBNF string literal (xgrammar / GBNF escaping)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+class OutputType:
+    """Base of all output types."""
+
+    name: str = "?"
+    duckdb_type: str = "VARCHAR"
+
+    def spec(self) -> GrammarSpec:
+        raise NotImplementedError
+
+    def parse(self, text: str):
+        raise NotImplementedError
+
+    def render(self, value) -> str:
+        """How a value of this type is written in a prompt (few-shot answers)."""
+        return str(value)
+
+    def hint(self) -> str:
+        """A short instruction that tells the model the answer format."""
+        return ""
+
+    def labels(self) -> list[str] | None:
+        """For closed sets: every admissible answer text (after the leading space)."""
+        return None
+
+    def token_budget(self) -> int:
+        """Most output tokens a complete answer can need (grammars here are bounded)."""
+        return 64
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _strip(text: str) -> str:
+    return text[1:] if text.startswith(" ") else text
+
+
+@dataclass(frozen=True)
+class BoolType(OutputType):
+    name = "bool"
+    duckdb_type = "BOOLEAN"
+
+    def spec(self) -> GrammarSpec:
+        return GrammarSpec("ebnf", 'root ::= " " ("yes" | "no")')
+
+    def parse(self, text: str) -> bool:
+        return _strip(text) == "yes"
+
+    def render(self, value) -> str:
+        return "yes" if _truthy(value) else "no"
+
+    def hint(self) -> str:
+        return "Answer yes or no."
+
+    def labels(self) -> list[str]:
+        return ["yes", "no"]
+
+
+def _truthy(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1", "t", "y")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class IntType(OutputType):
+    name = "int"
+    duckdb_type = "BIGINT"
+
+    def spec(self) -> GrammarSpec:
+        return GrammarSpec("regex", r" -?(0|[1-9][0-9]{0,17})")
+
+    def parse(self, text: str) -> int:
+        return int(_strip(text))
+
+    def hint(self) -> str:
+        return "Answer with an integer."
+
+
+@dataclass(frozen=True)
+class FloatType(OutputType):
+    name = "float"
+    duckdb_type = "DOUBLE"
+
+    def spec(self) -> GrammarSpec:
+        return GrammarSpec("regex", r" -?(0|[1-9][0-9]{0,14})(\.[0-9]{1,6})?")
+
+    def parse(self, text: str) -> float:
+        return float(_strip(text))
+
+    def hint(self) -> str:
+        return "Answer with a number."
+
+
+@dataclass(frozen=True)
+class StrType(OutputType):
+    max_chars: int = 200
+    name = "str"
+    duckdb_type = "VARCHAR"
+
+    def spec(self) -> GrammarSpec:
+        # One line of text; a newline ends it (base models rarely emit end-of-text).
+        # The length bound is the token budget, not the grammar: a bounded repetition
+        # of a character class compiles 100x slower in xgrammar on a 262k vocabulary,
+        # and every prefix of at least one character is a complete answer anyway.
+        return GrammarSpec("ebnf", 'root ::= " " [^\\n]+ "\\n"?')
+
+    def parse(self, text: str) -> str:
+        return _strip(text).rstrip("\n").strip()
+
+    def hint(self) -> str:
+        return "Answer briefly on one line."
+
+    def token_budget(self) -> int:
+        return max(self.max_chars // 3, 8)
+
+
+_LEAP_YEAR = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+_DATE_RE = (
+    r" ([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])"
+    r"|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
+    r"|" + _LEAP_YEAR + r"-02-29)"
+)
+
+
+@dataclass(frozen=True)
+class DateType(OutputType):
+    name = "date"
+    duckdb_type = "DATE"
+
+    def spec(self) -> GrammarSpec:
+        return GrammarSpec("regex", _DATE_RE)
+
+    def parse(self, text: str) -> _dt.date:
+        return _dt.date.fromisoformat(_strip(text))
+
+    def hint(self) -> str:
+        return "Answer with a date as YYYY-MM-DD."
+
+
+@dataclass(frozen=True)
+class OptionsType(OutputType):
+    """Exactly one of a closed set of values (strings, numbers or booleans)."""
+
+    values: tuple = ()
+    name = "options"
+
+    def __post_init__(self):
+        if not self.values:
+            raise ValueError("options need at least one value")
+        texts = [self.render(v) for v in self.values]
+        if len(set(texts)) != len(texts):
+            raise ValueError("options must be distinct")
+
+    @property
+    def duckdb_type(self) -> str:  # type: ignore[override]
+        return _sql_type_of_values(self.values)
+
+    def render(self, value) -> str:
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value)) if not isinstance(value, bool) else str(value)
+        return str(value)
+
+    def labels(self) -> list[str]:
+        return [self.render(v) for v in self.values]
+
+    def spec(self) -> GrammarSpec:
+        alts = " | ".join(ebnf_string(t) for t in self.labels())
+        return GrammarSpec("ebnf", f'root ::= " " ({alts})')
+
+    def parse(self, text: str):
+        label = _strip(text)
+        for value in self.values:
+            if self.render(value) == label:
+                return value
+        raise ValueError(f"{label!r} is not one of the options")
+
+    def hint(self) -> str:
+        if len(self.values) > MAX_OPTIONS_IN_PROMPT:
+            return "Answer with one of the allowed values."
+        return "Answer with one of: " + ", ".join(self.labels()) + "."
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.labels()[:5]) + (", ..." if len(self.values) > 5 else "")
+        return f"one of ({shown}) [{self.duckdb_type}]"
+
+
+def _sql_type_of_values(values) -> str:
+    if all(isinstance(v, bool) for v in values):
+        return "BOOLEAN"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "BIGINT"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+_QUANTIFIER_RE = re.compile(r"^\s*(\*|\+|\{\s*(\d+)\s*\}|\{\s*(\d+)\s*,\s*(\d+)\s*\})\s*$")
+
+
+def parse_quantifier(text: str) -> tuple[int, int]:
+    """'*' '+' '{n}' '{n,m}' -> (min, max) item counts; ValueError when malformed."""
+    m = _QUANTIFIER_RE.match(text or "")
+    if not m:
+        raise ValueError(f"quantifier {text!r} is not one of '*', '+', '{{n}}', '{{n,m}}'")
+    if m.group(1) == "*":
+        return 0, MAX_LIST_ITEMS
+    if m.group(1) == "+":
+        return 1, MAX_LIST_ITEMS
+    if m.group(2) is not None:
+        n = int(m.group(2))
+        return n, n
+    lo, hi = int(m.group(3)), int(m.group(4))
+    if lo > hi:
+        raise ValueError(f"quantifier {text!r} has min > max")
+    return lo, hi
+
+
+_JSON_STR_ITEM = r'"\"" [^"\\\n]+ "\""'
+
+
+@dataclass(frozen=True)
+class ListType(OutputType):
+    """A JSON array of ``item`` values, with between ``min_items`` and ``max_items``."""
+
+    item: OutputType = field(default_factory=StrType)
+    min_items: int = 1
+    max_items: int = MAX_LIST_ITEMS
+    name = "list"
+
+    @property
+    def duckdb_type(self) -> str:  # type: ignore[override]
+        return f"{self.item.duckdb_type}[]"
+
+    def _item_rule(self) -> str:
+        if isinstance(self.item, OptionsType):
+            return " | ".join(
+                ebnf_string(json.dumps(v) if not isinstance(v, str) else json.dumps(v))
+                for v in self.item.values
+            )
+        if isinstance(self.item, IntType):
+            return '"-"? ("0" | [1-9] [0-9]{0,17})'
+        if isinstance(self.item, FloatType):
+            return '"-"? ("0" | [1-9] [0-9]{0,14}) ("." [0-9]{1,6})?'
+        if isinstance(self.item, BoolType):
+            return '"true" | "false"'
+        return _JSON_STR_ITEM
+
+    def spec(self) -> GrammarSpec:
+        lo, hi = self.min_items, self.max_items
+        rules = [f"item ::= {self._item_rule()}"]
+        if hi == 0:
+            body = '"[]"'
+        else:
+            rest = ""
+            if hi > 1:
+                rest_lo = max(lo - 1, 0)
+                rest = f' ("," " " item){{{rest_lo},{hi - 1}}}'
+            items = f"item{rest}"
+            body = f'"[" {items} "]"' if lo >= 1 else f'"[" ({items})? "]"'
+        return GrammarSpec("ebnf", f'root ::= " " {body}\n' + "\n".join(rules))
+
+    def parse(self, text: str) -> list:
+        items = json.loads(_strip(text))
+        if isinstance(self.item, OptionsType):
+            return [self.item.parse(" " + self.item.render(v)) for v in items]
+        if isinstance(self.item, IntType):
+            return [int(v) for v in items]
+        if isinstance(self.item, FloatType):
+            return [float(v) for v in items]
+        return list(items)
+
+    def render(self, value) -> str:
+        return json.dumps(list(value))
+
+    def token_budget(self) -> int:
+        return 8 + self.max_items * (40 if isinstance(self.item, StrType) else 12)
+
+    def hint(self) -> str:
+        if self.min_items == self.max_items:
+            count = f"exactly {self.min_items}"
+        else:
+            count = f"{self.min_items} to {self.max_items}"
+        return f"Answer with a JSON list of {count} items."
+
+    def __str__(self) -> str:
+        return f"list[{self.item}]{{{self.min_items},{self.max_items}}}"
+
+
+@dataclass(frozen=True)
+class JsonType(OutputType):
+    """A JSON value that validates against a JSON schema (given as its JSON text)."""
+
+    schema: str = "{}"
+    name = "json"
+    duckdb_type = "JSON"
+
+    def spec(self) -> GrammarSpec:
+        return GrammarSpec("json_schema", json.dumps(bounded_schema(json.loads(self.schema))))
+
+    def parse(self, text: str) -> str:
+        return json.dumps(json.loads(_strip(text)), separators=(",", ":"))
+
+    def render(self, value) -> str:
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+    def hint(self) -> str:
+        return "Answer with JSON."
+
+    def token_budget(self) -> int:
+        return 384
+
+    def __str__(self) -> str:
+        return f"json{self.schema if len(self.schema) < 60 else ''}"
+
+
+@dataclass(frozen=True)
+class RegexType(OutputType):
+    """A string that matches a user regex completely."""
+
+    pattern: str = ".*"
+    name = "regex"
+    duckdb_type = "VARCHAR"
+
+    def spec(self) -> GrammarSpec:
+        return GrammarSpec("regex", f" (?:{self.pattern})")
+
+    def parse(self, text: str) -> str:
+        return _strip(text)
+
+    def token_budget(self) -> int:
+        return 128
+
+    def __str__(self) -> str:
+        return f"regex /{self.pattern}/"
+
+
+def bounded_schema(schema):
+    """Bound the strings a schema leaves open, so that every generation terminates.
+
+    Small models happily write digits or characters until they run out of tokens; a
+    bound in the grammar forces the value to close. Bounds the user gave are kept; digits and array
+    lengths are capped in the compiled grammar (grammar/compile.py).
+    """
+    if isinstance(schema, list):
+        return [bounded_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: bounded_schema(v) for k, v in schema.items()}
+    kinds = out.get("type")
+    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    if "string" in kinds and "enum" not in out and "pattern" not in out:
+        out.setdefault("maxLength", 64)
+    return out
+
+
+_NAMED_TYPES = {
+    "bool": BoolType,
+    "boolean": BoolType,
+    "int": IntType,
+    "integer": IntType,
+    "bigint": IntType,
+    "float": FloatType,
+    "double": FloatType,
+    "number": FloatType,
+    "str": StrType,
+    "string": StrType,
+    "text": StrType,
+    "varchar": StrType,
+    "date": DateType,
+}
+
+
+def type_from_name(name: str, quantifier: str | None = None) -> OutputType:
+    """``return_type='int'`` (and friends, 'list[int]', 'int[]') -> an OutputType.
+
+    A name that is not a type but parses as a JSON object is a JSON schema.
+    Raises ValueError for anything else.
+    """
+    text = name.strip()
+    if text.startswith("{"):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"return_type is not a valid JSON schema: {err}") from None
+        return JsonType(text)
+    lowered = text.lower()
+    m = re.fullmatch(r"list\[(\w+)\]|(\w+)\[\]", lowered)
+    if m:
+        item = type_from_name(m.group(1) or m.group(2))
+        lo, hi = parse_quantifier(quantifier or "+")
+        return ListType(item, lo, hi)
+    if lowered not in _NAMED_TYPES:
+        known = ", ".join(sorted({"bool", "int", "float", "str", "date", "list[T]"}))
+        raise ValueError(f"unknown return_type {name!r}; expected one of {known} or a JSON schema")
+    base = _NAMED_TYPES[lowered]()
+    if quantifier:
+        lo, hi = parse_quantifier(quantifier)
+        return ListType(base, lo, hi)
+    return base
+
+
+def type_from_sql_type(sql_type: str) -> OutputType | None:
+    """The output type for a DuckDB column type, or None for text (handled as options)."""
+    t = sql_type.upper()
+    if t == "BOOLEAN":
+        return BoolType()
+    if t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+             "UINTEGER", "UBIGINT"):
+        return IntType()
+    if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
+        return FloatType()
+    if t == "DATE":
+        return DateType()
+    return None

@@ -1,0 +1,40 @@
+"""EXPLAIN: the plan as a readable tree, with estimates and (ANALYZE) actual figures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import logical as L
+
+Annotate = Callable[[L.PlanNode], str]
+
+
+def _lines(node: L.PlanNode, annotate: Annotate | None, prefix: str, last: bool, top: bool):
+    branch = "" if top else ("└─ " if last else "├─ ")
+    extra = annotate(node) if annotate else ""
+    yield prefix + branch + node.title() + (f"  [{extra}]" if extra else "")
+    child_prefix = prefix + ("" if top else ("   " if last else "│  "))
+    for note in node.notes:
+        yield child_prefix + ("   " if not node.children else "│  ") + f"· {note}"
+    for i, child in enumerate(node.children):
+        yield from _lines(child, annotate, child_prefix, i == len(node.children) - 1, False)
+
+
+def render_tree(node: L.PlanNode, annotate: Annotate | None = None) -> str:
+    return "\n".join(_lines(node, annotate, "", True, True))
+
+
+def render_plan(plan: L.QueryPlan, annotate: Annotate | None = None) -> str:
+    """The whole plan: LMQA constants, then every scope with LM work, then the rest."""
+    if not plan.has_lm:
+        return "DuckDB (no LM functions): " + " ".join(plan.sql.split())
+    parts = []
+    enabled = plan.options.enabled() if plan.options else []
+    parts.append("optimisations: " + (", ".join(enabled) if enabled else "none (naive)"))
+    for qa in plan.constants:
+        parts.append("constant:\n" + render_tree(qa, annotate))
+    for scope in plan.scopes:
+        parts.append(f"{scope.name}:\n" + render_tree(scope.root, annotate))
+    types = [f"  {c.label}: {c.output} ({c.type_reason})" for c in plan.calls]
+    parts.append("LM output types:\n" + "\n".join(types))
+    return "\n\n".join(parts)

@@ -1,0 +1,205 @@
+"""The logical plan: relational and LM operators over one SELECT scope each.
+
+The plan is the single source of truth for execution and EXPLAIN. Relational operators
+(Scan, Join, Filter, Aggregate, Sort, Limit, Project) run inside DuckDB as part of the
+scope's SQL; LM operators (LMFilter, LMMap, LMJoin, LMQA) run in the LM runtime on the
+rows that the operators *below* them produce. Moving a Filter below an LMFilter
+(pushdown) is therefore exactly what makes the LM see fewer rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from .calls import LMCall
+
+
+@dataclass(eq=False)
+class PlanNode:
+    children: list[PlanNode] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # rules that fired here, estimates
+    stats: object = None  # the executor's figures for this operator (EXPLAIN ANALYZE)
+
+    @property
+    def child(self) -> PlanNode | None:
+        return self.children[0] if self.children else None
+
+    def title(self) -> str:
+        return type(self).__name__
+
+    def walk(self):
+        """Pre-order traversal."""
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+
+@dataclass(eq=False)
+class Scan(PlanNode):
+    table: str = ""
+    alias: str = ""
+
+    def title(self) -> str:
+        alias = f" AS {self.alias}" if self.alias and self.alias != self.table else ""
+        return f"Scan {self.table}{alias}"
+
+
+@dataclass(eq=False)
+class DuckDBPlan(PlanNode):
+    """An opaque relational sub-plan that DuckDB runs as one piece of SQL."""
+
+    sql: str = ""
+
+    def title(self) -> str:
+        text = " ".join(self.sql.split())
+        return "DuckDB " + (text if len(text) <= 100 else text[:97] + "...")
+
+
+@dataclass(eq=False)
+class Join(PlanNode):
+    kind: str = "INNER"
+    condition: str = ""
+
+    def title(self) -> str:
+        on = f" ON {self.condition}" if self.condition else ""
+        return f"Join {self.kind}{on}"
+
+
+@dataclass(eq=False)
+class Filter(PlanNode):
+    predicates: list[exp.Expression] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.text = " AND ".join(
+            p.sql(dialect="duckdb", normalize_functions=False) for p in self.predicates
+        )
+
+    def title(self) -> str:
+        return "Filter " + self.text
+
+
+@dataclass(eq=False)
+class LMFilter(PlanNode):
+    """Keep rows whose predicate (which contains ``call``) holds."""
+
+    call: LMCall | None = None
+    predicate: exp.Expression | None = None
+    early_exit: int | None = None  # stop once this many rows pass (LIMIT k above)
+    done: exp.Expression | None = None  # set at run time: "this row's answer is known"
+
+    def __post_init__(self):
+        # Kept as text: execution rewrites the predicate's LM call into a lookup.
+        self.predicate_text = (
+            self.predicate.sql(dialect="duckdb", normalize_functions=False)
+            if self.predicate is not None else ""
+        )
+
+    def title(self) -> str:
+        return f"LMFilter {self.predicate_text}  -> {self.call.output}"
+
+
+@dataclass(eq=False)
+class LMMap(PlanNode):
+    """Add the value of ``call`` to each row."""
+
+    call: LMCall | None = None
+
+    def title(self) -> str:
+        return f"LMMap {self.call.label}  -> {self.call.output}"
+
+
+@dataclass(eq=False)
+class LMJoin(PlanNode):
+    """Join rows whose values the LM aligns; children are the left and right inputs."""
+
+    call: LMCall | None = None
+    join: exp.Join | None = None
+
+    def title(self) -> str:
+        return f"LMJoin {self.call.label}  -> {self.call.output}"
+
+
+@dataclass(eq=False)
+class LMQA(PlanNode):
+    """One answer over a context; substituted into the query as a constant."""
+
+    call: LMCall | None = None
+
+    def title(self) -> str:
+        return f"LMQA {self.call.label}  -> {self.call.output}"
+
+
+@dataclass(eq=False)
+class Aggregate(PlanNode):
+    group_by: list[str] = field(default_factory=list)
+
+    def title(self) -> str:
+        keys = ", ".join(self.group_by)
+        return f"Aggregate GROUP BY {keys}" if keys else "Aggregate"
+
+
+@dataclass(eq=False)
+class Sort(PlanNode):
+    keys: list[str] = field(default_factory=list)
+
+    def title(self) -> str:
+        return "Sort " + ", ".join(self.keys)
+
+
+@dataclass(eq=False)
+class Limit(PlanNode):
+    count: str = ""
+    offset: str = ""
+
+    def title(self) -> str:
+        return f"Limit {self.count}" + (f" OFFSET {self.offset}" if self.offset else "")
+
+
+@dataclass(eq=False)
+class Project(PlanNode):
+    columns: list[str] = field(default_factory=list)
+    distinct: bool = False
+
+    def title(self) -> str:
+        cols = ", ".join(self.columns)
+        if len(cols) > 100:
+            cols = cols[:97] + "..."
+        return ("Project DISTINCT " if self.distinct else "Project ") + cols
+
+
+@dataclass(eq=False)
+class ScopePlan:
+    """The plan of one SELECT that contains LM calls (the main query, a CTE, a subquery)."""
+
+    name: str
+    select: exp.Select
+    root: PlanNode
+
+
+@dataclass(eq=False)
+class QueryPlan:
+    """Everything needed to run one statement.
+
+    ``constants`` (LMQA) run first, then ``scopes`` in dependency order (CTEs and
+    subqueries before the queries that read them), then ``statement`` (the AST with
+    every LM call replaced by its result) runs in DuckDB.
+    """
+
+    statement: exp.Expression | None
+    sql: str
+    calls: list[LMCall] = field(default_factory=list)
+    constants: list[LMQA] = field(default_factory=list)
+    scopes: list[ScopePlan] = field(default_factory=list)
+    options: object = None
+
+    @property
+    def has_lm(self) -> bool:
+        return bool(self.calls)
+
+    def lm_nodes(self) -> list[PlanNode]:
+        nodes: list[PlanNode] = list(self.constants)
+        for scope in self.scopes:
+            nodes += [n for n in scope.root.walk() if isinstance(n, (LMFilter, LMMap, LMJoin))]
+        return nodes

@@ -1,0 +1,45 @@
+"""Switches for the planner's rewrites, so a naive baseline can always be run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+REWRITES = ("pushdown", "predicate_order", "dedup", "early_exit", "prefix_reorder")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Which optimisations may fire. ``PlanOptions.naive()`` turns every one off.
+
+    naive means: LM on every row in table order, no dedup, no pushdown, no early exit,
+    no prefix-aware order, no proxy model.
+    """
+
+    pushdown: bool = True
+    predicate_order: bool = True
+    dedup: bool = True
+    early_exit: bool = True
+    prefix_reorder: bool = True
+    accuracy_target: float | None = None
+
+    @classmethod
+    def naive(cls) -> PlanOptions:
+        return cls(**{name: False for name in REWRITES})
+
+    @classmethod
+    def from_kwargs(cls, base: PlanOptions | None = None, **kwargs) -> PlanOptions:
+        """Apply ``optimize=`` and per-rewrite keywords on top of ``base``."""
+        opts = base or cls()
+        optimize = kwargs.pop("optimize", None)
+        if optimize is False:
+            opts = replace(cls.naive(), accuracy_target=opts.accuracy_target)
+        elif optimize is True:
+            opts = replace(cls(), accuracy_target=opts.accuracy_target)
+        known = {f.name for f in fields(cls)}
+        unknown = set(kwargs) - known
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return replace(opts, **kwargs)
+
+    def enabled(self) -> list[str]:
+        return [name for name in REWRITES if getattr(self, name)]

@@ -1,0 +1,1 @@
+"""SemBench runner: scenarios, queries, scoring and reports (uses only the public API)."""

@@ -1,0 +1,59 @@
+"""SemQL: SQL with language-model functions on DuckDB, answered by small local GGUF models.
+
+    import semql
+    con = semql.connect()                      # in-memory DuckDB, bundled Gemma 3 270M
+    con.register("Reviews", "reviews.csv")
+    df = con.query("SELECT reviewId FROM Reviews "
+                   "WHERE {{LLMMap('Is the review positive?', reviewText)}} LIMIT 5")
+"""
+
+from __future__ import annotations
+
+from .connection import Connection, connect
+from .errors import (
+    BindError,
+    ExecutionError,
+    ModelError,
+    ParseError,
+    SemQLError,
+    TypeInferenceError,
+)
+from .executors.stats import OperatorStats, QueryStats
+from .planner.options import PlanOptions
+from .sample import load_sample
+
+__version__ = "0.1.0"
+
+_default: Connection | None = None
+
+
+def default_connection() -> Connection:
+    """The connection ``semql.query`` uses: in-memory, bundled model, sample data loaded."""
+    global _default
+    if _default is None:
+        _default = connect()
+        load_sample(_default)
+    return _default
+
+
+def query(sql: str, params=None, **options):
+    """Run ``sql`` on the default connection (with the sample tables Reviews and Movies)."""
+    return default_connection().query(sql, params, **options)
+
+
+__all__ = [
+    "BindError",
+    "Connection",
+    "ExecutionError",
+    "ModelError",
+    "OperatorStats",
+    "ParseError",
+    "PlanOptions",
+    "QueryStats",
+    "SemQLError",
+    "TypeInferenceError",
+    "connect",
+    "default_connection",
+    "load_sample",
+    "query",
+]

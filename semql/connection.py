@@ -1,0 +1,270 @@
+"""The public Connection: DuckDB database + one lazily loaded LM runtime + result cache."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from sqlglot import exp
+
+from semql.executors.engine import Engine, duckdb_error
+from semql.executors.lm_executor import LMExecutor, Progress
+from semql.executors.result_cache import ResultCache
+from semql.executors.stats import QueryStats
+from semql.planner import logical as L
+from semql.planner.builder import build_plan
+from semql.planner.explain import render_plan
+from semql.planner.options import PlanOptions
+
+from .catalog import DuckDBCatalog, quote_ident
+from .dialect import has_lm_call, parse, strip_braces
+from .errors import BindError, ExecutionError, SemQLError
+
+_EXPLAIN_RE = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.IGNORECASE)
+_FILE_READERS = {
+    ".csv": "read_csv_auto",
+    ".tsv": "read_csv_auto",
+    ".txt": "read_csv_auto",
+    ".parquet": "read_parquet",
+    ".json": "read_json_auto",
+    ".jsonl": "read_json_auto",
+    ".ndjson": "read_json_auto",
+}
+
+
+class Connection:
+    """A DuckDB database you can query with SQL and LM functions.
+
+    The model loads on the first query that needs it and is shared by all LM operators
+    of the connection. ``optimize=False`` or per-rewrite keywords (``pushdown``,
+    ``predicate_order``, ``dedup``, ``early_exit``, ``prefix_reorder``) set the defaults
+    for every query; ``query(..., **options)`` overrides them for one query.
+    """
+
+    def __init__(
+        self,
+        database: str = ":memory:",
+        *,
+        model: str | None = None,
+        cache: bool | str = True,
+        read_only: bool = False,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        seed: int = 0,
+        runtime=None,
+        progress: Progress | None = None,
+        **options,
+    ):
+        self.options = PlanOptions.from_kwargs(**options)
+        self.database = str(database)
+        try:
+            self._con = duckdb.connect(self.database, read_only=read_only)
+        except duckdb.Error as err:
+            raise ExecutionError(f"cannot open database {self.database}: {err}") from None
+        self._model_arg = model
+        self._runtime = runtime
+        self._runtime_args = {"n_ctx": n_ctx, "n_threads": n_threads, "seed": seed}
+        self.progress = progress
+        self.stats = QueryStats()
+        self.last_plan: L.QueryPlan | None = None
+        self._cache = self._open_cache(cache, read_only)
+
+    def _open_cache(self, cache: bool | str, read_only: bool) -> ResultCache:
+        try:
+            if cache is False or cache is None:
+                return ResultCache(None)
+            if isinstance(cache, (str, os.PathLike)) and not isinstance(cache, bool):
+                return ResultCache(duckdb.connect(str(cache)))
+            if self.database != ":memory:" and not read_only:
+                return ResultCache(self._con.cursor())
+            return ResultCache(duckdb.connect(":memory:"))
+        except duckdb.Error as err:
+            raise ExecutionError(f"cannot open the result cache {cache}: {err}") from None
+
+    # -- model -------------------------------------------------------------------------
+
+    @property
+    def runtime(self):
+        """The LM runtime, loaded on first use (llama.cpp unless one was passed in)."""
+        if self._runtime is None:
+            from semql.executors.llama_runtime import LlamaRuntime
+            from semql.executors.model_files import resolve_model_path
+
+            self._runtime = LlamaRuntime(resolve_model_path(self._model_arg),
+                                         **self._runtime_args)
+        return self._runtime
+
+    @property
+    def model_path(self) -> str | None:
+        return getattr(self._runtime, "path", None) or self._model_arg
+
+    def set_model(self, model: str | None) -> None:
+        """Use another GGUF from the next query on (None: the bundled default)."""
+        old, self._runtime = self._runtime, None
+        self._model_arg = model
+        if old is not None:
+            old.close()
+
+    # -- data --------------------------------------------------------------------------
+
+    @property
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        """The underlying DuckDB connection, for anything SemQL does not wrap."""
+        return self._con
+
+    def register(self, name: str, source) -> None:
+        """Make ``source`` queryable as table ``name``.
+
+        ``source``: a polars or pandas DataFrame, a pyarrow Table, a DuckDB relation, or a
+        path to a CSV / TSV / Parquet / JSON file (loaded into a temp table).
+        """
+        if not isinstance(name, str) or not name:
+            raise BindError("register: the table name must be a non-empty string")
+        if isinstance(source, (str, os.PathLike)):
+            self._register_file(name, Path(source))
+            return
+        if isinstance(source, duckdb.DuckDBPyRelation):
+            source = source.arrow()
+        if type(source).__module__.split(".")[0] not in ("polars", "pandas", "pyarrow"):
+            raise BindError(
+                f"register: cannot register {type(source).__name__} as {name!r}; expected a "
+                f"DataFrame, an Arrow table, a DuckDB relation or a file path"
+            )
+        try:
+            self._con.register(name, source)
+        except duckdb.Error as err:
+            raise duckdb_error(err) from None
+
+    def _register_file(self, name: str, path: Path) -> None:
+        if not path.exists():
+            raise ExecutionError(f"register: file not found: {path}")
+        reader = _FILE_READERS.get(path.suffix.lower())
+        if reader is None:
+            known = ", ".join(sorted(_FILE_READERS))
+            raise BindError(f"register: unknown file type {path.suffix!r} of {path}; use {known}")
+        literal = "'" + str(path).replace("'", "''") + "'"
+        try:
+            self._con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS "
+                f"SELECT * FROM {reader}({literal})"
+            )
+        except duckdb.Error as err:
+            raise ExecutionError(f"register: cannot read {path}: {err}") from None
+
+    def tables(self) -> list[str]:
+        rows = self._con.execute("SHOW TABLES").fetchall()
+        return [r[0] for r in rows]
+
+    # -- queries -----------------------------------------------------------------------
+
+    def _options(self, overrides: dict) -> PlanOptions:
+        try:
+            return PlanOptions.from_kwargs(self.options, **overrides)
+        except TypeError as err:
+            raise BindError(str(err)) from None
+
+    def plan(self, sql: str, params=None, **options) -> L.QueryPlan:
+        """The logical plan of ``sql`` (without running it)."""
+        opts = self._options(options)
+        text = strip_braces(sql)
+        if not has_lm_call(text):
+            return L.QueryPlan(statement=None, sql=text, options=opts)
+        ast = parse(sql)
+        if params is not None:
+            ast = _bind_params(ast, params)
+        return build_plan(ast, sql, DuckDBCatalog(self._con), opts)
+
+    def query(self, sql: str, params=None, **options) -> pl.DataFrame:
+        """Run one statement; the result as a polars DataFrame (empty for DDL/DML)."""
+        match = _EXPLAIN_RE.match(sql)
+        if match and has_lm_call(strip_braces(sql)):
+            text = self.explain(sql[match.end():], analyze=bool(match.group(1)), **options)
+            return pl.DataFrame({"plan": [text]})
+        plan = self.plan(sql, params, **options)
+        return self._run(plan, None if plan.has_lm else params)
+
+    def _run(self, plan: L.QueryPlan, params) -> pl.DataFrame:
+        self.last_plan = plan
+        self.stats = QueryStats()
+        engine = Engine(self._con, self._lm_executor, plan.options)
+        try:
+            return engine.run(plan, params, self.stats)
+        except KeyboardInterrupt:
+            raise
+        except SemQLError:
+            raise
+        except duckdb.Error as err:
+            raise duckdb_error(err) from None
+
+    def _lm_executor(self) -> LMExecutor:
+        return LMExecutor(self.runtime, self._cache, self.progress)
+
+    def explain(self, sql: str, analyze: bool = False, **options) -> str:
+        """The plan as a tree; with ``analyze=True`` the query runs and figures are shown."""
+        plan = self.plan(sql, **options)
+        if not analyze:
+            return render_plan(plan)
+        self._run(plan, None)
+        text = render_plan(plan, lambda node: node.stats.summary() if node.stats else "")
+        s = self.stats
+        total = (f"total: {s.lm_calls} LM calls, {s.prompt_tokens} prompt tokens "
+                 f"({s.cached_prompt_tokens} from KV cache), {s.generated_tokens} generated, "
+                 f"{s.cache_hits} result-cache hits, {s.seconds:.2f}s")
+        warnings = "".join(f"\nwarning: {w}" for w in s.warnings)
+        return f"{text}\n\n{total}{warnings}"
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free the model and close the database (and the cache, if separate)."""
+        runtime, self._runtime = self._runtime, None
+        if runtime is not None and hasattr(runtime, "close"):
+            runtime.close()
+        self._cache.close()
+        self._con.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _bind_params(ast: exp.Expression, params) -> exp.Expression:
+    """Substitute ``?`` / ``$1`` / ``$name`` placeholders with literals before planning."""
+    positional = list(params) if isinstance(params, (list, tuple)) else None
+    named = params if isinstance(params, dict) else None
+    counter = iter(range(len(positional or [])))
+
+    def value_for(node: exp.Expression):
+        name = node.name if isinstance(node, exp.Placeholder) else node.this
+        if name in ("", "?", None):
+            if positional is None:
+                raise BindError("positional parameter '?' needs params as a list")
+            try:
+                return positional[next(counter)]
+            except StopIteration:
+                raise BindError("more '?' parameters than values in params") from None
+        if str(name).isdigit() and positional is not None:
+            return positional[int(name) - 1]
+        if named is None or name not in named:
+            raise BindError(f"no value for parameter ${name}")
+        return named[name]
+
+    def transform(node):
+        if isinstance(node, (exp.Placeholder, exp.Parameter)):
+            return exp.convert(value_for(node))
+        return node
+
+    return ast.transform(transform, copy=False)
+
+
+def connect(database: str = ":memory:", **kwargs) -> Connection:
+    """Open a SemQL connection. See :class:`Connection` for the keywords."""
+    return Connection(database, **kwargs)

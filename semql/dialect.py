@@ -1,0 +1,141 @@
+"""The SemQL dialect front end: BlendSQL-style ``{{ LLMMap(...) }}`` on top of DuckDB SQL.
+
+BlendSQL marks LM calls with double braces; SemQL accepts them and bare calls alike.
+The braces are blanked out (replaced by spaces of the same length) rather than removed,
+so every line/column sqlglot or DuckDB reports still points into the text the user typed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError as SqlglotParseError
+from sqlglot.errors import TokenError
+
+from .errors import ParseError
+
+LM_FUNCTIONS = ("LLMMAP", "LLMQA", "LLMJOIN")
+_LM_CALL_RE = re.compile(r"\b(LLMMap|LLMQA|LLMJoin)\s*\(", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+
+
+def _code_spans(sql: str) -> list[_Span]:
+    """Return the spans of ``sql`` that are code: not inside quotes or comments.
+
+    Quoted strings ('...' with '' escapes), quoted identifiers ("..."), ``--`` line
+    comments and ``/* */`` block comments are skipped, so that braces or function
+    names inside them are never touched.
+    """
+    spans: list[_Span] = []
+    i, start, n = 0, 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"":
+            spans.append(_Span(start, i))
+            j = i + 1
+            while j < n:
+                if sql[j] == ch:
+                    if j + 1 < n and sql[j + 1] == ch:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            if j >= n:
+                kind = "string" if ch == "'" else "quoted identifier"
+                raise _error_at(f"unterminated {kind}", sql, i)
+            i = start = j + 1
+        elif sql.startswith("--", i):
+            spans.append(_Span(start, i))
+            j = sql.find("\n", i)
+            i = start = n if j < 0 else j
+        elif sql.startswith("/*", i):
+            spans.append(_Span(start, i))
+            j = sql.find("*/", i + 2)
+            if j < 0:
+                raise _error_at("unterminated comment", sql, i)
+            i = start = j + 2
+        else:
+            i += 1
+    spans.append(_Span(start, n))
+    return [s for s in spans if s.end > s.start]
+
+
+def _line_col(sql: str, offset: int) -> tuple[int, int]:
+    line = sql.count("\n", 0, offset) + 1
+    col = offset - (sql.rfind("\n", 0, offset) + 1) + 1
+    return line, col
+
+
+def _error_at(message: str, sql: str, offset: int) -> ParseError:
+    line, col = _line_col(sql, offset)
+    return ParseError(message, sql, line, col)
+
+
+def strip_braces(sql: str) -> str:
+    """Blank out BlendSQL's ``{{`` and ``}}`` markers outside strings and comments.
+
+    Raises :class:`ParseError` at the first unbalanced or nested marker.
+    """
+    chars = list(sql)
+    open_at: int | None = None
+    for span in _code_spans(sql):
+        i = span.start
+        while i < span.end - 1:
+            pair = sql[i : i + 2]
+            if pair == "{{":
+                if open_at is not None:
+                    raise _error_at("nested '{{' inside an LM function block", sql, i)
+                open_at = i
+            elif pair == "}}":
+                if open_at is None:
+                    raise _error_at("'}}' without a matching '{{'", sql, i)
+                open_at = None
+            else:
+                i += 1
+                continue
+            chars[i] = chars[i + 1] = " "
+            i += 2
+    if open_at is not None:
+        raise _error_at("'{{' is never closed with '}}'", sql, open_at)
+    return "".join(chars)
+
+
+def has_lm_call(sql: str) -> bool:
+    """True when the SQL text (braces already stripped) names an LM function in code."""
+    return any(_LM_CALL_RE.search(sql, s.start, s.end) for s in _code_spans(sql))
+
+
+def parse(sql: str) -> exp.Expression:
+    """Parse one statement of the dialect into a sqlglot expression (DuckDB dialect)."""
+    text = strip_braces(sql)
+    try:
+        statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
+    except SqlglotParseError as err:
+        first = err.errors[0] if err.errors else {}
+        line, col = first.get("line") or 0, first.get("col") or 0
+        desc = first.get("description") or str(err)
+        # sqlglot points at the end of the offending token; show its start.
+        highlight = first.get("highlight") or ""
+        if line and highlight:
+            col = max(col - len(highlight) + 1, 1)
+        raise ParseError(f"syntax error: {desc}", sql, line, col) from None
+    except TokenError as err:
+        raise ParseError(f"syntax error: {err}", sql) from None
+    if not statements:
+        raise ParseError("empty query", sql)
+    if len(statements) > 1:
+        raise ParseError("one statement at a time is supported with LM functions", sql)
+    return statements[0]
+
+
+def is_lm_call(node: exp.Expression) -> bool:
+    """True for an (anonymous) function call named like an LM function."""
+    return isinstance(node, exp.Anonymous) and str(node.this).upper() in LM_FUNCTIONS
