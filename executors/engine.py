@@ -77,7 +77,7 @@ def _ctes_before(select: exp.Expression) -> list[exp.CTE]:
     """CTEs visible to ``select``: every enclosing WITH's CTEs defined before its own."""
     found: list[exp.CTE] = []
     own_cte: exp.CTE | None = None
-    node = select.parent
+    node = select
     while node is not None:
         if isinstance(node, exp.CTE):
             own_cte = node

@@ -86,6 +86,9 @@ class LlamaRuntime:
         self._stops = stop_tokens(self._llm.model)
         self._stop_mask = np.zeros(self.n_vocab, dtype=bool)
         self._stop_mask[self._stops] = True
+        self._closer_mask = self._stop_mask | np.array(
+            [any(c in piece for c in (b'"', b"]", b"}")) for piece in self._pieces]
+        )
         self._compiler = xgr.GrammarCompiler(tokenizer_info(self._pieces, self._stops))
         self._compiled: dict[GrammarSpec, xgr.CompiledGrammar] = {}
         self._bitmask = xgr.allocate_token_bitmask(1, self.n_vocab)
@@ -169,6 +172,11 @@ class LlamaRuntime:
             allowed = self._allowed(matcher)
             if not (allowed & ~self._stop_mask).any():
                 break  # only end-of-text is allowed: the answer is complete
+            if generated >= max_tokens // 2 and (allowed & self._closer_mask).any():
+                # Past half the budget, prefer tokens that close the answer (a string,
+                # a list, an object, or end-of-text): tiny models otherwise repeat
+                # until the budget runs out and leave the grammar unfinished.
+                allowed = allowed & self._closer_mask
             logits = self._logits()
             token = int(np.where(allowed, logits, -np.inf).argmax())
             if self._stop_mask[token]:

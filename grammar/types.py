@@ -127,6 +127,9 @@ class IntType(OutputType):
     def hint(self) -> str:
         return "Answer with an integer."
 
+    def token_budget(self) -> int:
+        return 16
+
 
 @dataclass(frozen=True)
 class FloatType(OutputType):
@@ -141,6 +144,9 @@ class FloatType(OutputType):
 
     def hint(self) -> str:
         return "Answer with a number."
+
+    def token_budget(self) -> int:
+        return 24
 
 
 @dataclass(frozen=True)

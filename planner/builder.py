@@ -289,12 +289,16 @@ def _plan_scope(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Pla
     lm_preds = [c for c in conjuncts if _calls_in(c)]
     in_where = {id(n) for c in lm_preds for n in _calls_in(c)}
 
+    planned: list[LMCall] = []
+
     def maps_for(nodes) -> list[LMCall]:
+        """The LLMMap calls among ``nodes`` that no operator below computes yet."""
         out: list[LMCall] = []
         for n in nodes:
             call = binder.bind(n)
-            if call.function == "LLMMap" and call not in out:
+            if call.function == "LLMMap" and call not in out and call not in planned:
                 out.append(call)
+        planned.extend(out)
         return out
 
     if opts.pushdown:
@@ -310,12 +314,9 @@ def _plan_scope(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Pla
             else:
                 node = L.Filter(children=[node], predicates=[pred])
     else:
-        done: list[LMCall] = []
         for pred in lm_preds:
             for call in maps_for(_calls_in(pred)):
-                if call not in done:
-                    done.append(call)
-                    node = L.LMMap(children=[node], call=call)
+                node = L.LMMap(children=[node], call=call)
         if conjuncts:
             node = L.Filter(children=[node], predicates=conjuncts)
 
@@ -428,8 +429,6 @@ def build_plan(ast: exp.Expression, sql: str, catalog: Catalog, opts: PlanOption
             continue
         if any(str(n.this).upper() != "LLMQA" for n in _calls_in(select)
                if _owner_select(n) is select):
-            if scope.external_columns and scope.is_correlated_subquery:
-                raise BindError("LM functions inside a correlated subquery are not supported")
             root = _plan_scope(select, binder, opts)
             plan.scopes.append(L.ScopePlan(_scope_name(scope, i), select, root))
     plan.calls = list(binder.calls.values())

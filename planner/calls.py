@@ -69,7 +69,10 @@ def split_arguments(node: exp.Anonymous) -> tuple[list[exp.Expression], dict[str
     for arg in node.expressions:
         key = None
         if isinstance(arg, exp.EQ) and isinstance(arg.this, exp.Column) and not arg.this.table:
-            if arg.this.name.lower() in _ALL_KWARGS:
+            # name=value: a keyword when the name is one, or when the value is a literal
+            # (a typo such as colour='red' must not silently become a row field).
+            literal = isinstance(arg.expression, (exp.Literal, exp.Tuple, exp.Boolean))
+            if arg.this.name.lower() in _ALL_KWARGS or (literal and positional):
                 key = arg.this.name.lower()
         elif isinstance(arg, (exp.PropertyEQ, exp.Kwarg)):
             key = arg.this.name.lower()

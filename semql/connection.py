@@ -127,7 +127,7 @@ class Connection:
             self._register_file(name, Path(source))
             return
         if isinstance(source, duckdb.DuckDBPyRelation):
-            source = source.arrow()
+            source = source.to_arrow_table()
         if type(source).__module__.split(".")[0] not in ("polars", "pandas", "pyarrow"):
             raise BindError(
                 f"register: cannot register {type(source).__name__} as {name!r}; expected a "

@@ -1,0 +1,37 @@
+"""Shared fixtures. Tests marked ``model`` use the real bundled GGUF through llama.cpp."""
+
+from __future__ import annotations
+
+import pytest
+
+import semql
+
+
+@pytest.fixture(scope="session")
+def gemma_runtime():
+    """The bundled Gemma 3 270M, loaded once for the whole session (greedy, seed 0)."""
+    from semql.executors.llama_runtime import LlamaRuntime
+    from semql.executors.model_files import default_model_path
+
+    runtime = LlamaRuntime(default_model_path(), seed=0)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture()
+def model_con(gemma_runtime):
+    """A connection on the real bundled model with the sample tables, cache off."""
+    con = semql.connect(runtime=gemma_runtime, cache=False)
+    semql.load_sample(con)
+    yield con
+    con._runtime = None  # the runtime is shared by the session; do not close it here
+    con.close()
+
+
+@pytest.fixture()
+def sample_con():
+    """A connection with the sample tables whose model is never loaded (planning only)."""
+    con = semql.connect()
+    semql.load_sample(con)
+    yield con
+    con.close()

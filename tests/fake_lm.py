@@ -1,0 +1,45 @@
+"""FakeLM: a deterministic stand-in for a model, for unit tests of planner/rewrite logic ONLY.
+
+It answers from keywords in the prompt's last row, so tests can check which rows reached
+the LM, how often it was called, and that rewrites do not change answers. Nothing a user
+runs uses it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from semql.executors.llama_runtime import Generation
+from semql.grammar.types import BoolType, IntType, OptionsType, OutputType
+
+
+class FakeLM:
+    style = "completion"
+    model_id = "fake-lm-for-planner-tests"
+    path = "<fake>"
+
+    def __init__(self):
+        self.prompts: list[str] = []
+
+    @staticmethod
+    def last_row(prompt: str) -> str:
+        block = prompt.rsplit("\n\n", 1)[-1]
+        return block.rsplit("\nAnswer:", 1)[0]
+
+    def generate(self, prompt: str, out_type: OutputType) -> Generation:
+        self.prompts.append(prompt)
+        row = self.last_row(prompt).lower()
+        if isinstance(out_type, BoolType):
+            text = " yes" if re.search(r"\b(good|great|fun|love)", row) else " no"
+        elif isinstance(out_type, OptionsType):
+            labels = out_type.labels()
+            found = [lab for lab in labels if lab.lower() in row]
+            text = " " + (found[0] if found else labels[len(row) % len(labels)])
+        elif isinstance(out_type, IntType):
+            text = f" {len(row) % 10}"
+        else:
+            text = " " + row.split(":", 1)[-1].strip()[:20]
+        return Generation(text, len(prompt) // 4, 0, 1)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,167 @@
+"""Each error kind with its message; register() for every source kind; no leftovers."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pytest
+
+import semql
+from fake_lm import FakeLM
+
+
+@pytest.fixture()
+def con():
+    c = semql.connect(runtime=FakeLM(), cache=False)
+    c.register("t", pl.DataFrame({"id": [1, 2, 3], "txt": ["good film", "bad film", "great fun"],
+                                  "n": [1, 2, 3]}))
+    yield c
+    c.close()
+
+
+def temp_tables(con) -> list[str]:
+    rows = con.duckdb.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '__semql%'"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_error_hierarchy_is_exported():
+    for cls in (semql.ParseError, semql.BindError, semql.TypeInferenceError, semql.ModelError,
+                semql.ExecutionError):
+        assert issubclass(cls, semql.SemQLError)
+
+
+def test_parse_error(con):
+    with pytest.raises(semql.ParseError) as info:
+        con.query("SELECT * FROM t WHERE {{LLMMap('q', txt)")
+    assert info.value.line == 1 and info.value.column == 23
+
+
+def test_parse_error_from_duckdb_for_plain_sql(con):
+    with pytest.raises(semql.ParseError, match="syntax error"):
+        con.query("SELEC 1")
+
+
+@pytest.mark.parametrize(
+    "sql, words",
+    [
+        ("SELECT * FROM nope WHERE LLMMap('q', x)", "nope"),
+        ("SELECT * FROM t WHERE LLMMap('q', missing_col)", "missing_col"),
+        ("SELECT * FROM t WHERE LLMMap('q', txt, colour='red')", "unknown argument 'colour'"),
+        ("SELECT * FROM t WHERE LLMMap(txt)", "question"),
+        ("SELECT LLMMap('q') FROM t", "needs at least one column"),
+        ("SELECT LLMMap('q', LLMMap('r', txt)) FROM t", "nested LM calls"),
+        ("SELECT * FROM t WHERE LLMMap('q', txt, options=txt2)", "options"),
+        ("SELECT LLMJoin(t.txt, t.txt) FROM t", "JOIN ... ON"),
+        ("SELECT * FROM missing_table", "missing_table"),
+    ],
+)
+def test_bind_errors_name_the_problem(con, sql, words):
+    with pytest.raises(semql.BindError) as info:
+        con.query(sql)
+    assert words in str(info.value)
+
+
+def test_type_inference_conflict_names_call_and_both_types(con):
+    with pytest.raises(semql.TypeInferenceError) as info:
+        con.query("SELECT * FROM t WHERE LLMMap('q', txt, return_type='int') = TRUE")
+    text = str(info.value)
+    assert "LLMMap('q', txt" in text and "int" in text and "bool" in text
+
+
+def test_bad_return_type(con):
+    with pytest.raises(semql.TypeInferenceError, match="unknown return_type"):
+        con.query("SELECT LLMMap('q', txt, return_type='colour') FROM t")
+
+
+def test_model_errors_name_the_path(tmp_path):
+    missing = tmp_path / "nope.gguf"
+    with semql.connect(model=str(missing)) as c:
+        c.register("t", pl.DataFrame({"a": ["x"]}))
+        with pytest.raises(semql.ModelError, match=str(missing)):
+            c.query("SELECT LLMMap('q', a) FROM t")
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model at all")
+    with semql.connect(model=str(junk)) as c:
+        c.register("t", pl.DataFrame({"a": ["x"]}))
+        with pytest.raises(semql.ModelError, match="not a GGUF"):
+            c.query("SELECT LLMMap('q', a) FROM t")
+
+
+def test_execution_error_and_no_leftovers(con):
+    with pytest.raises(semql.ExecutionError):
+        con.query("SELECT 1 / 0 + CAST('x' AS INT) FROM t WHERE LLMMap('q', txt)")
+    assert temp_tables(con) == []
+
+
+def test_no_temp_objects_after_success(con):
+    con.query("SELECT id, LLMMap('q', txt) AS a FROM t WHERE LLMMap('good?', txt) LIMIT 1")
+    assert temp_tables(con) == []
+
+
+def test_failed_ctas_leaves_no_table(con):
+    with pytest.raises(semql.SemQLError):
+        con.query("CREATE TABLE out1 AS SELECT CAST(txt AS INT) AS x, LLMMap('q', txt) FROM t")
+    assert "out1" not in con.tables()
+    assert temp_tables(con) == []
+
+
+def test_ctas_and_insert_with_lm_functions(con):
+    con.query("CREATE TABLE labelled AS SELECT id, LLMMap('good?', txt) = TRUE AS ok FROM t")
+    assert con.query("SELECT count(*) AS n FROM labelled")["n"][0] == 3
+    con.query("INSERT INTO labelled SELECT id + 10, LLMMap('good?', txt) = TRUE FROM t")
+    assert con.query("SELECT count(*) AS n FROM labelled")["n"][0] == 6
+
+
+def test_register_every_source_kind(tmp_path):
+    rows = {"a": [1, 2], "b": ["x", "y"]}
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b\n1,x\n2,y\n")
+    parquet = tmp_path / "d.parquet"
+    pl.DataFrame(rows).write_parquet(parquet)
+    js = tmp_path / "d.json"
+    js.write_text(json.dumps([{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]))
+    with semql.connect() as c:
+        sources = {
+            "from_polars": pl.DataFrame(rows),
+            "from_pandas": pd.DataFrame(rows),
+            "from_arrow": pl.DataFrame(rows).to_arrow(),
+            "from_csv": str(csv),
+            "from_parquet": parquet,
+            "from_json": str(js),
+            "from_relation": c.duckdb.sql("SELECT * FROM (VALUES (1, 'x'), (2, 'y')) v(a, b)"),
+            "from_other_db": duckdb.connect().sql("SELECT 1 AS a, 'x' AS b UNION ALL "
+                                                  "SELECT 2, 'y'"),
+        }
+        for name, source in sources.items():
+            c.register(name, source)
+            got = c.query(f"SELECT a, b FROM {name} ORDER BY a")
+            assert got.rows() == [(1, "x"), (2, "y")], name
+
+
+def test_register_errors(tmp_path):
+    with semql.connect() as c:
+        with pytest.raises(semql.ExecutionError, match="file not found"):
+            c.register("x", str(tmp_path / "missing.csv"))
+        (tmp_path / "f.xyz").write_text("1")
+        with pytest.raises(semql.BindError, match="unknown file type"):
+            c.register("x", str(tmp_path / "f.xyz"))
+        with pytest.raises(semql.BindError, match="cannot register"):
+            c.register("x", object())
+
+
+def test_file_database_persists(tmp_path):
+    path = str(tmp_path / "db.duckdb")
+    with semql.connect(path) as c:
+        c.query("CREATE TABLE k AS SELECT 42 AS v")
+    with semql.connect(path, read_only=True) as c:
+        assert c.query("SELECT v FROM k")["v"][0] == 42
+
+
+def test_unknown_option_is_rejected(con):
+    with pytest.raises(semql.BindError, match="unknown option"):
+        con.query("SELECT 1", turbo=True)
