@@ -25,6 +25,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from semql.dialect import is_lm_call
 from semql.errors import BindError, ExecutionError, SemQLError
 from semql.grammar.types import ListType, OptionsType, OutputType
 from semql.planner import logical as L
@@ -118,6 +119,8 @@ def _predicates_below(node: L.PlanNode) -> list[exp.Expression]:
     preds: list[exp.Expression] = []
     child = node.child
     while child is not None and not isinstance(child, (L.Scan, L.DuckDBPlan, L.Join, L.LMJoin)):
+        if isinstance(child, L.Limit) and child.materialize:
+            break  # the scope now reads the fixed rows, already filtered
         if isinstance(child, L.Filter):
             preds += child.predicates
         elif isinstance(child, L.LMFilter):
@@ -126,6 +129,18 @@ def _predicates_below(node: L.PlanNode) -> list[exp.Expression]:
                 preds.append(child.done)
         child = child.child
     return preds
+
+
+def _row_columns(item: exp.Expression) -> list[exp.Column]:
+    """Columns an expression reads per row: not LM keyword names or values (options=...)."""
+    out = []
+    for col in item.find_all(exp.Column):
+        kw = col.find_ancestor(exp.EQ, exp.PropertyEQ, exp.Kwarg)
+        if kw is not None and is_lm_call(kw.parent) and isinstance(kw.this, (exp.Column,
+                                                                             exp.Identifier)):
+            continue
+        out.append(col)
+    return out
 
 
 def _value_sql(value) -> exp.Expression:
@@ -200,13 +215,16 @@ class Engine:
                   stats: QueryStats) -> None:
         for child in node.children:
             self._run_node(child, select, temp, stats)
-        if isinstance(node, (L.LMFilter, L.LMMap)):
+        if isinstance(node, L.Limit) and node.materialize:
+            self._fix_limited_rows(node, select, temp)
+        elif isinstance(node, (L.LMFilter, L.LMMap)):
             self._run_map(node, select, temp, stats)
         elif isinstance(node, L.LMJoin):
             self._run_join(node, select, temp, stats)
 
     def _run_map(self, node, select: exp.Select, temp: _Temp, stats: QueryStats) -> None:
         call: LMCall = node.call
+        call.refresh_fields()
         op = OperatorStats(node.title().split("  ->")[0])
         stats.add(op)
         node.stats = op
@@ -252,6 +270,51 @@ class Engine:
             op.rows_out = cnt[0][0]
         else:
             op.rows_out = op.rows_in
+
+    def _fix_limited_rows(self, node: L.Limit, select: exp.Select, temp: _Temp) -> None:
+        """Materialise the rows that survive ORDER BY/LIMIT, then point the scope at them.
+
+        The SELECT list's LM calls then run on those k rows only, and the final query
+        reads exactly the rows they ran on (a LIMIT without a total order could pick
+        other rows on a second evaluation).
+        """
+        names: dict[str, str] = {}
+        for item in select.expressions:
+            for col in _row_columns(item):
+                names.setdefault(col.sql(dialect="duckdb"), f"__c{len(names)}")
+        aliases = {e.alias: e.this for e in select.expressions if isinstance(e, exp.Alias)}
+        order = select.args.get("order")
+        keys = []
+        for key in order.expressions if order is not None else []:
+            key = key.copy()
+            for col in list(key.find_all(exp.Column)):
+                if not col.table and col.name in aliases:
+                    col.replace(aliases[col.name].copy())
+            keys.append(key)
+        window = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=keys) if keys
+                            else None)
+        cols = [exp.alias_(sqlglot.parse_one(sql, read="duckdb"), name)
+                for sql, name in names.items()]
+        query = sqlglot.parse_one(
+            _scope_query(select, cols + [exp.alias_(window, "__pos")], _predicates_below(node)),
+            read="duckdb",
+        )
+        if keys:
+            query.set("order", exp.Order(expressions=keys))
+        query.set("limit", select.args["limit"].copy())
+        if select.args.get("offset") is not None:
+            query.set("offset", select.args["offset"].copy())
+        table = temp.new("top")
+        self._exec(f"CREATE TEMP TABLE {table} AS {query.sql(dialect='duckdb')}")
+        for i, item in enumerate(select.expressions):
+            if isinstance(item, exp.Column):
+                item = item.replace(exp.alias_(item.copy(), item.output_name))
+            for col in _row_columns(item):
+                col.replace(exp.column(names[col.sql(dialect="duckdb")], table=table))
+        select.set("from_", exp.From(this=exp.to_table(table)))
+        for arg in ("joins", "where", "limit", "offset"):
+            select.set(arg, None)
+        select.set("order", exp.Order(expressions=[exp.Ordered(this=exp.column("__pos", table))]))
 
     def _count_passing(self, select: exp.Select, node: L.LMFilter, done: exp.Expression) -> int:
         preds = _predicates_below(node) + [node.predicate, done]

@@ -229,6 +229,17 @@ def _substitute_lm_aliases(select: exp.Select, catalog: Catalog, scope: Scope | 
                 col.replace(aliases[col.name].copy())
 
 
+def _name_lm_items(select: exp.Select) -> None:
+    """An unaliased SELECT item with an LM call is named after the call as written.
+
+    Otherwise DuckDB would name the column after the lookup that replaces the call.
+    """
+    for item in list(select.expressions):
+        if not isinstance(item, exp.Alias) and _calls_in(item):
+            name = item.sql(dialect="duckdb", normalize_functions=False)
+            item.replace(exp.alias_(item.copy(), name, quoted=True))
+
+
 def _explicit_true(select: exp.Select) -> None:
     """A bare LM call used as a condition means ``= TRUE`` (BlendSQL semantics)."""
     where = select.args.get("where")
@@ -323,10 +334,12 @@ def _plan_scope(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Pla
     has_agg = bool(select.args.get("group")) or _has_aggregate(select)
     order = select.args.get("order")
     limit = select.args.get("limit")
-    blockers = has_agg or order is not None or select.args.get("distinct") or any(
+    # Rows pass through unchanged to LIMIT only without these between them.
+    blockers = has_agg or select.args.get("distinct") or any(
         _owner_select(w) is select for w in select.find_all(exp.Window)
     ) or select.args.get("qualify") is not None
-    if opts.early_exit and limit is not None and not blockers and isinstance(node, L.LMFilter):
+    if (opts.early_exit and limit is not None and not blockers and order is None
+            and isinstance(node, L.LMFilter)):
         count = _int_literal(limit.expression)
         offset = select.args.get("offset")
         skip = _int_literal(offset.expression) if offset is not None else 0
@@ -335,23 +348,68 @@ def _plan_scope(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Pla
             node.notes.append(f"early exit: stop once {count + skip} rows pass")
 
     rest = [n for n in _calls_in(select) if id(n) not in in_where and _owner_select(n) is select]
-    for call in maps_for([n for n in rest if not _inside_join_on(n)]):
+    select_maps = maps_for([n for n in rest if not _inside_join_on(n)])
+    limited_first = (
+        opts.pushdown and select_maps and limit is not None and not blockers
+        and _top_k_applies(select)
+    )
+    if limited_first:
+        node = _sort_limit(node, select, materialize=True)
+        node.notes.append("LM calls in SELECT run only for the rows that survive LIMIT")
+    for call in select_maps:
         node = L.LMMap(children=[node], call=call)
     if has_agg:
-        keys = [g.sql(dialect="duckdb") for g in (select.args.get("group") or exp.Group()).expressions]
+        group = select.args.get("group") or exp.Group()
+        keys = [g.sql(dialect="duckdb") for g in group.expressions]
         node = L.Aggregate(children=[node], group_by=keys)
         having = select.args.get("having")
         if having is not None:
             node = L.Filter(children=[node], predicates=[having.this])
-    node = L.Project(children=[node], columns=[e.sql(dialect="duckdb") for e in select.expressions],
+    columns = [e.sql(dialect="duckdb", normalize_functions=False) for e in select.expressions]
+    node = L.Project(children=[node], columns=columns,
                      distinct=bool(select.args.get("distinct")))
+    return node if limited_first else _sort_limit(node, select, materialize=False)
+
+
+def _sort_limit(node: L.PlanNode, select: exp.Select, materialize: bool) -> L.PlanNode:
+    order = select.args.get("order")
     if order is not None:
         node = L.Sort(children=[node], keys=[o.sql(dialect="duckdb") for o in order.expressions])
+    limit = select.args.get("limit")
     if limit is not None:
         offset = select.args.get("offset")
         node = L.Limit(children=[node], count=limit.expression.sql(),
-                       offset=offset.expression.sql() if offset is not None else "")
+                       offset=offset.expression.sql() if offset is not None else "",
+                       materialize=materialize)
     return node
+
+
+def _top_k_applies(select: exp.Select) -> bool:
+    """Whether the LIMITed rows can be fixed before the SELECT list's LM calls run.
+
+    Needs column references only (no star, no subquery) in the SELECT list, and an
+    ORDER BY that does not depend on an LM call.
+    """
+    for item in select.expressions:
+        if not isinstance(item, (exp.Column, exp.Alias)):
+            return False  # its output name would change when it reads the fixed rows
+        if item.find(exp.Star, exp.Subquery, exp.Select):
+            return False
+    order = select.args.get("order")
+    if order is not None:
+        aliases = {e.alias for e in select.expressions if isinstance(e, exp.Alias)}
+        for key in order.expressions:
+            if _calls_in(key):
+                return False
+            for col in key.find_all(exp.Column):
+                if not col.table and col.name in aliases:
+                    target = next(e for e in select.expressions
+                                  if isinstance(e, exp.Alias) and e.alias == col.name)
+                    if _calls_in(target):
+                        return False
+            if isinstance(key.this, exp.Literal):
+                return False  # ORDER BY position
+    return True
 
 
 def _inside_join_on(node: exp.Expression) -> bool:
@@ -416,6 +474,7 @@ def build_plan(ast: exp.Expression, sql: str, catalog: Catalog, opts: PlanOption
         if id(select) not in owners:
             continue
         _explicit_true(select)
+        _name_lm_items(select)
         _substitute_lm_aliases(select, catalog, scope)
     # Bind LMQA constants first: they do not depend on rows.
     for node in _calls_in(ast):

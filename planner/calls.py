@@ -51,6 +51,13 @@ class LMCall:
         text = self.key if len(self.key) <= 90 else self.key[:87] + "..."
         return text
 
+    def refresh_fields(self) -> None:
+        """Re-read the field expressions from the AST (a rewrite may have replaced them)."""
+        if self.function == "LLMMap" and self.nodes:
+            positional, _ = split_arguments(self.nodes[0])
+            for f, expr in zip(self.fields, positional[1:]):
+                f.expr = expr
+
     @property
     def examples(self) -> list[tuple]:
         return list(self.kwargs.get("examples") or [])

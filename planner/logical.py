@@ -152,6 +152,7 @@ class Sort(PlanNode):
 class Limit(PlanNode):
     count: str = ""
     offset: str = ""
+    materialize: bool = False  # fix the limited rows before the LM calls above run
 
     def title(self) -> str:
         return f"Limit {self.count}" + (f" OFFSET {self.offset}" if self.offset else "")

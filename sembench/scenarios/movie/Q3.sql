@@ -1,0 +1,8 @@
+-- Count of positive reviews for movie "taken_3". Return the count as positive_review_cnt.
+SELECT COUNT(*) AS positive_review_cnt FROM Reviews
+WHERE id = 'taken_3'
+  AND {{LLMMap('Is this movie review positive?', reviewText,
+        examples=(('A joyless, plodding mess that wastes its talented cast.', FALSE),
+                  ('Funny, warm and beautifully made: a delight from start to finish.', TRUE),
+                  ('It has a few good moments, but mostly it drags.', FALSE),
+                  ('A thrilling, confident film that earns every one of its surprises.', TRUE)))}}

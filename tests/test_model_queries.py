@@ -1,0 +1,174 @@
+"""End to end with the real bundled model (Gemma 3 270M Q4_K_M, greedy, seed 0).
+
+These assert properties that hold for any model: grammar-valid outputs, SQL types, row
+counts, cache behaviour, and that optimisations do not change answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from importlib.resources import files
+
+import polars as pl
+import pytest
+
+import semql
+
+pytestmark = pytest.mark.model
+
+EXAMPLES = ("examples=(('A joyless, plodding mess.', FALSE), "
+            "('Funny, warm and beautifully made.', TRUE))")
+
+
+def scenario_sql(name: str) -> str:
+    return files("semql.sembench").joinpath("scenarios", "movie", f"{name}.sql").read_text()
+
+
+def test_every_output_type_through_sql(model_con):
+    base = "FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 3"
+    cases = {
+        "b": ("LLMMap('Is the review positive?', reviewText) = TRUE", pl.Boolean),
+        "i": ("LLMMap('How many stars would the critic give, 0 to 5?', reviewText, "
+              "return_type='int')", pl.Int64),
+        "f": ("LLMMap('Rate the review from 0.0 to 1.0', reviewText, return_type='float')",
+              pl.Float64),
+        "s": ("LLMMap('Name the main actor mentioned.', reviewText)", pl.String),
+        "d": ("LLMMap('When was this written?', reviewText, return_type='date')", pl.Date),
+        "o": ("LLMMap('Sentiment?', reviewText, options=('POSITIVE', 'NEGATIVE'))", pl.String),
+        "n": ("LLMMap('Stars?', reviewText, options=(1, 2, 3, 4, 5))", pl.Int64),
+        "l": ("LLMMap('List two words from the review.', reviewText, quantifier='{2}')",
+              pl.List(pl.String)),
+        "li": ("LLMMap('Two numbers?', reviewText, return_type='list[int]', quantifier='{1,3}')",
+               pl.List(pl.Int64)),
+        "r": ("LLMMap('Rating code?', reviewText, regex='[A-F][+-]?')", pl.String),
+        "j": ("LLMMap('Describe the review.', reviewText, return_type="
+              "'{\"type\":\"object\",\"properties\":{\"positive\":{\"type\":\"boolean\"},"
+              "\"stars\":{\"type\":\"integer\"}},\"required\":[\"positive\",\"stars\"]}')",
+              pl.String),
+    }
+    select = ", ".join(f"{expr} AS {name}" for name, (expr, _) in cases.items())
+    df = model_con.query(f"SELECT reviewId, {select} {base}")
+    assert df.height == 3
+    for name, (_, dtype) in cases.items():
+        assert df.schema[name] == dtype, name
+        assert df[name].null_count() == 0, name
+    assert set(df["o"]) <= {"POSITIVE", "NEGATIVE"}
+    assert set(df["n"]) <= {1, 2, 3, 4, 5}
+    assert all(len(v) == 2 for v in df["l"])
+    assert all(1 <= len(v) <= 3 for v in df["li"])
+    assert all(v[0] in "ABCDEF" and len(v) <= 2 for v in df["r"])
+    assert all(isinstance(d, dt.date) for d in df["d"])
+    for text in df["j"]:
+        obj = json.loads(text)
+        assert isinstance(obj["positive"], bool) and isinstance(obj["stars"], int)
+
+
+def test_bool_filter_and_where_types(model_con):
+    df = model_con.query(
+        "SELECT reviewId FROM Reviews WHERE id = 'taken_3' AND "
+        f"{{{{LLMMap('Is the review positive?', reviewText, {EXAMPLES})}}}} LIMIT 4"
+    )
+    assert df.height <= 4 and df.schema["reviewId"] == pl.Int64
+    assert model_con.stats.lm_calls >= df.height
+
+
+def test_sembench_queries_run_with_correct_types(model_con):
+    q1 = model_con.query(scenario_sql("Q1"))
+    assert q1.columns == ["reviewId"] and q1.height <= 5
+    assert model_con.stats.operators[0].stopped_early or model_con.stats.lm_calls == 2000
+
+    q3 = model_con.query(scenario_sql("Q3"))
+    assert q3.columns == ["positive_review_cnt"] and q3.schema["positive_review_cnt"] == pl.Int64
+    assert 0 <= q3["positive_review_cnt"][0] <= 120
+    assert model_con.stats.lm_calls == 119  # 120 reviews of taken_3, one duplicate text
+
+    q8 = model_con.query(scenario_sql("Q8"))
+    assert q8.columns == ["scoreSentiment", "count"]
+    assert set(q8["scoreSentiment"]) <= {"POSITIVE", "NEGATIVE"}
+    assert q8["count"].sum() == 120
+
+    q9 = model_con.query(scenario_sql("Q9"))
+    assert q9.height == 256 and q9.schema["reviewScore"] == pl.Int64
+    assert set(q9["reviewScore"]) <= {1, 2, 3, 4, 5}
+    assert model_con.stats.lm_calls == 128  # 256 rows, each review present twice
+
+
+def test_prefix_reuse_is_visible(model_con):
+    model_con.query(
+        "SELECT LLMMap('Is the review positive?', reviewText, "
+        f"{EXAMPLES}) FROM Reviews WHERE id = 'taken_3' LIMIT 10"
+    )
+    s = model_con.stats
+    assert s.lm_calls > 1
+    assert s.cached_prompt_tokens > 0.3 * s.prompt_tokens
+
+
+def test_rerun_is_served_from_cache(gemma_runtime, tmp_path):
+    sql = ("SELECT reviewId, LLMMap('Sentiment?', reviewText, options=('POSITIVE','NEGATIVE')) "
+           "AS s FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 12")
+    with semql.connect(str(tmp_path / "db.duckdb"), runtime=gemma_runtime) as con:
+        semql.load_sample(con)
+        first = con.query(sql)
+        assert con.stats.lm_calls > 0
+        second = con.query(sql)
+        assert con.stats.lm_calls == 0 and con.stats.cache_hits > 0
+        assert first.rows() == second.rows()
+        con._runtime = None
+
+
+def test_optimised_equals_naive_with_real_model(gemma_runtime):
+    sql = ("SELECT reviewId FROM Reviews WHERE id = 'taken_3' AND "
+           f"{{{{LLMMap('Is the review positive?', reviewText, {EXAMPLES})}}}} ORDER BY reviewId")
+    results = []
+    for opts in ({}, {"optimize": False}):
+        with semql.connect(runtime=gemma_runtime, cache=False, **opts) as con:
+            semql.load_sample(con)
+            con.duckdb.execute("CREATE OR REPLACE TEMP TABLE Reviews AS SELECT * FROM Reviews "
+                               "WHERE id IN ('taken_3', 'get_out') ")
+            results.append(con.query(sql).rows())
+            con._runtime = None
+    assert results[0] == results[1]
+
+
+def test_limit_answer_is_valid_under_naive_and_optimised(gemma_runtime):
+    """LIMIT without ORDER BY: any k rows that pass are right; check each returned row."""
+    sql = ("SELECT reviewText FROM Reviews WHERE id = 'taken_3' AND "
+           f"{{{{LLMMap('Is the review positive?', reviewText, {EXAMPLES})}}}} LIMIT 3")
+    check = ("SELECT LLMMap('Is the review positive?', reviewText, "
+             f"{EXAMPLES}) = TRUE AS ok FROM Reviews WHERE reviewText = ?")
+    with semql.connect(runtime=gemma_runtime, cache=False) as con:
+        semql.load_sample(con)
+        got = con.query(sql)
+        for text in got["reviewText"]:
+            assert con.query(check, [text])["ok"][0] is True
+        con._runtime = None
+
+
+def test_llmqa_and_llmjoin_with_real_model(model_con):
+    qa = model_con.query(
+        "SELECT title FROM Movies WHERE title IN {{LLMQA('Which two of these movies are "
+        "about superheroes?', (SELECT title FROM Movies ORDER BY title LIMIT 15), "
+        "options=Movies.title, quantifier='{2}')}}"
+    )
+    assert 1 <= qa["title"].n_unique() <= 2
+    model_con.register("asked", pl.DataFrame({"name": ["TAKEN 3", "get out"]}))
+    joined = model_con.query(
+        "SELECT a.name, m.title FROM asked a JOIN Movies m "
+        "ON {{LLMJoin(a.name, m.title, join_criteria='The same movie')}} ORDER BY a.name"
+    )
+    pairs = dict(joined.rows())
+    assert pairs["TAKEN 3"] == "Taken 3"  # resolved without the LM (case-insensitive)
+    assert "get out" in pairs
+
+
+def test_smollm2_also_works():
+    from semql.executors.model_files import smollm2_path
+
+    with semql.connect(model=smollm2_path(), cache=False) as con:
+        semql.load_sample(con)
+        df = con.query("SELECT reviewId, LLMMap('Is the review positive?', reviewText) = TRUE "
+                       "AS p "
+                       "FROM Reviews WHERE id = 'taken_3' LIMIT 5")
+        assert df.schema["p"] == pl.Boolean and df["p"].null_count() == 0
+        assert con.runtime.style == "chat"
