@@ -94,8 +94,12 @@ def _ctes_before(select: exp.Expression) -> list[exp.CTE]:
     return found
 
 
-def _scope_query(select: exp.Select, columns: list[exp.Expression],
-                 predicates: list[exp.Expression], joins_upto: int | None = None) -> str:
+def _scope_query(
+    select: exp.Select,
+    columns: list[exp.Expression],
+    predicates: list[exp.Expression],
+    joins_upto: int | None = None,
+) -> str:
     """SQL that reads ``columns`` from the scope's FROM under ``predicates``."""
     q = exp.Select(expressions=columns)
     from_ = select.args.get("from_")
@@ -136,8 +140,11 @@ def _row_columns(item: exp.Expression) -> list[exp.Column]:
     out = []
     for col in item.find_all(exp.Column):
         kw = col.find_ancestor(exp.EQ, exp.PropertyEQ, exp.Kwarg)
-        if kw is not None and is_lm_call(kw.parent) and isinstance(kw.this, (exp.Column,
-                                                                             exp.Identifier)):
+        if (
+            kw is not None
+            and is_lm_call(kw.parent)
+            and isinstance(kw.this, (exp.Column, exp.Identifier))
+        ):
             continue
         out.append(col)
     return out
@@ -150,8 +157,9 @@ def _value_sql(value) -> exp.Expression:
 class Engine:
     """Runs plans on one DuckDB connection with one LM executor."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, lm: Callable[[], LMExecutor],
-                 options: PlanOptions):
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, lm: Callable[[], LMExecutor], options: PlanOptions
+    ):
         self.con = con
         self._lm = lm
         self.options = options
@@ -171,8 +179,13 @@ class Engine:
                 for scope in plan.scopes:
                     self._run_node(scope.root, scope.select, temp, stats)
                 final = plan.statement.sql(dialect="duckdb")
-                return self._run_sql(final, params, transactional=not isinstance(
-                    plan.statement, (exp.Select, exp.SetOperation, exp.Subquery)))
+                return self._run_sql(
+                    final,
+                    params,
+                    transactional=not isinstance(
+                        plan.statement, (exp.Select, exp.SetOperation, exp.Subquery)
+                    ),
+                )
             finally:
                 temp.drop_all()
         finally:
@@ -211,8 +224,9 @@ class Engine:
 
     # -- plan walk ---------------------------------------------------------------------
 
-    def _run_node(self, node: L.PlanNode, select: exp.Select, temp: _Temp,
-                  stats: QueryStats) -> None:
+    def _run_node(
+        self, node: L.PlanNode, select: exp.Select, temp: _Temp, stats: QueryStats
+    ) -> None:
         for child in node.children:
             self._run_node(child, select, temp, stats)
         if isinstance(node, L.Limit) and node.materialize:
@@ -233,13 +247,13 @@ class Engine:
         source = _scope_query(select, cols, _predicates_below(node))
         args = ", ".join(f"__a{i}" for i in range(len(call.fields)))
         if self.options.dedup:
-            body = (f"SELECT {args}, min(__ord) AS __ord FROM ({source}) "
-                    f"GROUP BY ALL ORDER BY __ord")
+            body = f"SELECT {args}, min(__ord) AS __ord FROM ({source}) GROUP BY ALL ORDER BY __ord"
         else:
             body = f"SELECT {args}, __ord FROM ({source}) ORDER BY __ord"
         inputs, results = temp.new("in"), temp.new("out")
-        self._exec(f"CREATE TEMP TABLE {inputs} AS SELECT row_number() OVER () AS __idx, * "
-                   f"FROM ({body})")
+        self._exec(
+            f"CREATE TEMP TABLE {inputs} AS SELECT row_number() OVER () AS __idx, * FROM ({body})"
+        )
         self._exec(f"CREATE TEMP TABLE {results} (__idx BIGINT, __out {call.output.duckdb_type})")
         _, rows = self._fetch(f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx")
         lookup = self._lookup_expr(call, inputs, results)
@@ -255,8 +269,16 @@ class Engine:
         batch = len(rows) if done is None else BATCH_ROWS
         for start in range(0, len(rows), max(batch, 1)):
             chunk = rows[start : start + batch]
-            answers = lm.answer(call.question, call.output, names, [r[1:] for r in chunk], op,
-                                call.examples, dedup=self.options.dedup, total=len(rows))
+            answers = lm.answer(
+                call.question,
+                call.output,
+                names,
+                [r[1:] for r in chunk],
+                op,
+                call.examples,
+                dedup=self.options.dedup,
+                total=len(rows),
+            )
             self._insert(results, [r[0] for r in chunk], answers, call.output)
             if done is not None and start + batch < len(rows):
                 passing = self._count_passing(select, node, done)
@@ -265,8 +287,9 @@ class Engine:
                     break
         if isinstance(node, L.LMFilter):
             preds = _predicates_below(node) + [node.predicate] + ([done] if done else [])
-            _, cnt = self._fetch(_scope_query(select, [exp.alias_(
-                sqlglot.parse_one("count(*)"), "n")], preds))
+            _, cnt = self._fetch(
+                _scope_query(select, [exp.alias_(sqlglot.parse_one("count(*)"), "n")], preds)
+            )
             op.rows_out = cnt[0][0]
         else:
             op.rows_out = op.rows_in
@@ -291,10 +314,12 @@ class Engine:
                 if not col.table and col.name in aliases:
                     col.replace(aliases[col.name].copy())
             keys.append(key)
-        window = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=keys) if keys
-                            else None)
-        cols = [exp.alias_(sqlglot.parse_one(sql, read="duckdb"), name)
-                for sql, name in names.items()]
+        window = exp.Window(
+            this=exp.RowNumber(), order=exp.Order(expressions=keys) if keys else None
+        )
+        cols = [
+            exp.alias_(sqlglot.parse_one(sql, read="duckdb"), name) for sql, name in names.items()
+        ]
         query = sqlglot.parse_one(
             _scope_query(select, cols + [exp.alias_(window, "__pos")], _predicates_below(node)),
             read="duckdb",
@@ -306,7 +331,7 @@ class Engine:
             query.set("offset", select.args["offset"].copy())
         table = temp.new("top")
         self._exec(f"CREATE TEMP TABLE {table} AS {query.sql(dialect='duckdb')}")
-        for i, item in enumerate(select.expressions):
+        for item in select.expressions:
             if isinstance(item, exp.Column):
                 item = item.replace(exp.alias_(item.copy(), item.output_name))
             for col in _row_columns(item):
@@ -327,8 +352,10 @@ class Engine:
             f"__i.__a{i} IS NOT DISTINCT FROM ({f.expr.sql(dialect='duckdb')})"
             for i, f in enumerate(call.fields)
         )
-        sql = (f"(SELECT any_value(__r.__out) FROM {inputs} AS __i JOIN {results} AS __r "
-               f"ON __r.__idx = __i.__idx WHERE {conds})")
+        sql = (
+            f"(SELECT any_value(__r.__out) FROM {inputs} AS __i JOIN {results} AS __r "
+            f"ON __r.__idx = __i.__idx WHERE {conds})"
+        )
         return sqlglot.parse_one(sql, read="duckdb")
 
     def _done_expr(self, call: LMCall, inputs: str, results: str) -> exp.Expression:
@@ -336,8 +363,10 @@ class Engine:
             f"__i.__a{i} IS NOT DISTINCT FROM ({f.expr.sql(dialect='duckdb')})"
             for i, f in enumerate(call.fields)
         )
-        sql = (f"EXISTS (SELECT 1 FROM {inputs} AS __i JOIN {results} AS __r "
-               f"ON __r.__idx = __i.__idx WHERE {conds})")
+        sql = (
+            f"EXISTS (SELECT 1 FROM {inputs} AS __i JOIN {results} AS __r "
+            f"ON __r.__idx = __i.__idx WHERE {conds})"
+        )
         return sqlglot.parse_one(sql, read="duckdb")
 
     def _insert(self, table: str, idx: list[int], values: list, out_type: OutputType) -> None:
@@ -357,8 +386,7 @@ class Engine:
 
     # -- LMJoin ------------------------------------------------------------------------
 
-    def _run_join(self, node: L.LMJoin, select: exp.Select, temp: _Temp,
-                  stats: QueryStats) -> None:
+    def _run_join(self, node: L.LMJoin, select: exp.Select, temp: _Temp, stats: QueryStats) -> None:
         call = node.call
         join = node.join
         op = OperatorStats(node.title().split("  ->")[0])
@@ -370,11 +398,15 @@ class Engine:
             left, right = right, left
         joins = select.args.get("joins") or []
         position = next(i for i, j in enumerate(joins) if j is join)
-        _, lrows = self._fetch(_scope_query(
-            select, [exp.alias_(left.copy(), "v")], [], joins_upto=position
-        ).replace("SELECT ", "SELECT DISTINCT ", 1))
+        _, lrows = self._fetch(
+            _scope_query(select, [exp.alias_(left.copy(), "v")], [], joins_upto=position).replace(
+                "SELECT ", "SELECT DISTINCT ", 1
+            )
+        )
         right_src = exp.Select(expressions=[exp.alias_(right.copy(), "v")]).from_(join.this.copy())
-        _, rrows = self._fetch(right_src.sql(dialect="duckdb").replace("SELECT ", "SELECT DISTINCT ", 1))
+        _, rrows = self._fetch(
+            right_src.sql(dialect="duckdb").replace("SELECT ", "SELECT DISTINCT ", 1)
+        )
         left_values = [r[0] for r in lrows if r[0] is not None]
         right_values = tuple(r[0] for r in rrows if r[0] is not None)
         mapping: list[tuple] = []
@@ -390,14 +422,21 @@ class Engine:
         op.rows_out = len(mapping)
         if unresolved and right_values:
             out_type = OptionsType(right_values)
-            answers = self._lm().answer(call.question, out_type, ["value"],
-                                        [(v,) for v in unresolved], op, call.examples,
-                                        dedup=True)
-            mapping += list(zip(unresolved, answers))
+            answers = self._lm().answer(
+                call.question,
+                out_type,
+                ["value"],
+                [(v,) for v in unresolved],
+                op,
+                call.examples,
+                dedup=True,
+            )
+            mapping += list(zip(unresolved, answers, strict=True))
         call.output = OptionsType(right_values) if right_values else call.output
         table = temp.new("join")
-        data = pa.table({"__l": pa.array([m[0] for m in mapping]),
-                         "__r": pa.array([m[1] for m in mapping])})
+        data = pa.table(
+            {"__l": pa.array([m[0] for m in mapping]), "__r": pa.array([m[1] for m in mapping])}
+        )
         self.con.register(f"{table}_src", data)
         try:
             self._exec(f"CREATE TEMP TABLE {table} AS SELECT * FROM {table}_src")
@@ -435,8 +474,7 @@ class Engine:
                 blocks.append(str(ctx.this if isinstance(ctx, exp.Literal) else ctx.sql()))
         names = ["context"] if blocks else []
         row = ("\n".join(blocks),) if blocks else ()
-        answer = self._lm().answer(call.question, call.output, names, [row], op,
-                                   call.examples)[0]
+        answer = self._lm().answer(call.question, call.output, names, [row], op, call.examples)[0]
         op.rows_out = 1
         for n in call.nodes:
             parent = n.parent

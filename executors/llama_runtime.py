@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import llama_cpp
 import numpy as np
 import xgrammar as xgr
-from semql.grammar.compile import to_xgrammar
-from semql.grammar.types import GrammarSpec, OutputType
 
 from semql.errors import ExecutionError, ModelError
+from semql.grammar.compile import to_xgrammar
+from semql.grammar.types import GrammarSpec, OutputType
 
 from .model_files import check_gguf, model_sha256
 from .vocab import stop_tokens, token_pieces, tokenizer_info

@@ -39,7 +39,8 @@ class LMExecutor:
         spec = out_type.spec()
         grammar_id = f"{spec.kind}:{spec.source}"
         prompts: list[str | None] = [
-            None if row and all(v is None for v in row)
+            None
+            if row and all(v is None for v in row)
             else self.prompts.build(question, out_type, names, row, examples)
             for row in rows
         ]
@@ -51,7 +52,7 @@ class LMExecutor:
         texts: dict[str, str] = {}
         fresh: list[tuple[str, str]] = []
         out: list = []
-        for i, (prompt, key) in enumerate(zip(prompts, keys)):
+        for i, (prompt, key) in enumerate(zip(prompts, keys, strict=True)):
             if prompt is None:
                 out.append(None)
                 continue

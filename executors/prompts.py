@@ -30,7 +30,7 @@ def clean_value(value) -> str:
 
 
 def _block(names: Sequence[str], values: Sequence) -> str:
-    return "\n".join(f"{name}: {clean_value(v)}" for name, v in zip(names, values))
+    return "\n".join(f"{name}: {clean_value(v)}" for name, v in zip(names, values, strict=True))
 
 
 def instruction(question: str, out_type: OutputType) -> str:
@@ -69,7 +69,9 @@ class PromptBuilder:
         return "\n\n".join(parts)
 
 
-def render_context(columns: Sequence[str], rows: Sequence[tuple], max_chars: int) -> tuple[str, bool]:
+def render_context(
+    columns: Sequence[str], rows: Sequence[tuple], max_chars: int
+) -> tuple[str, bool]:
     """A compact table (header, then one ' | '-joined line per row) cut to ``max_chars``.
 
     Returns the text and whether rows were left out.

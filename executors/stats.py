@@ -54,8 +54,13 @@ class QueryStats:
 
     def total(self) -> None:
         """Sum the operators' LM figures into the totals."""
-        for name in ("lm_calls", "prompt_tokens", "cached_prompt_tokens", "generated_tokens",
-                     "cache_hits"):
+        for name in (
+            "lm_calls",
+            "prompt_tokens",
+            "cached_prompt_tokens",
+            "generated_tokens",
+            "cache_hits",
+        ):
             setattr(self, name, sum(getattr(op, name) for op in self.operators))
 
     def as_dict(self) -> dict:

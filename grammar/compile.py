@@ -17,7 +17,7 @@ from .types import MAX_LIST_ITEMS, GrammarSpec
 _UNBOUNDED = [
     (re.compile(r"\[0-9\]\*"), "[0-9]{0,15}"),
     (re.compile(r"\{1, -1\}"), "{1,8}"),
-    (re.compile(r"\{0, -1\}"), "{0,%d}" % (MAX_LIST_ITEMS - 1)),
+    (re.compile(r"\{0, -1\}"), f"{{0,{MAX_LIST_ITEMS - 1}}}"),
 ]
 
 

@@ -144,8 +144,10 @@ def context_type(node: exp.Expression, lookup: ColumnLookup, _depth: int = 0) ->
     if isinstance(parent, exp.If) and _self_in(node, parent) is parent.this:
         return Inferred(BoolType(), "CASE WHEN condition")
     if isinstance(parent, exp.Join) or isinstance(parent, _BOOLEAN_PARENTS):
-        if isinstance(parent, exp.Not) or not isinstance(parent, exp.Join) or (
-            _self_in(node, parent) is parent.args.get("on")
+        if (
+            isinstance(parent, exp.Not)
+            or not isinstance(parent, exp.Join)
+            or (_self_in(node, parent) is parent.args.get("on"))
         ):
             return Inferred(BoolType(), "boolean position")
     if isinstance(parent, _NUMERIC_PARENTS):
@@ -215,12 +217,17 @@ def _compatible(explicit: OutputType, ctx: OutputType) -> bool:
     if isinstance(explicit, ListType):
         return False
     kinds = {
-        BoolType: lambda t: isinstance(t, BoolType)
-        or (isinstance(t, OptionsType) and t.duckdb_type == "BOOLEAN"),
-        IntType: lambda t: isinstance(t, (IntType, FloatType))
-        or (isinstance(t, OptionsType) and t.duckdb_type in ("BIGINT", "DOUBLE")),
-        FloatType: lambda t: isinstance(t, (IntType, FloatType))
-        or (isinstance(t, OptionsType) and t.duckdb_type in ("BIGINT", "DOUBLE")),
+        BoolType: lambda t: (
+            isinstance(t, BoolType) or (isinstance(t, OptionsType) and t.duckdb_type == "BOOLEAN")
+        ),
+        IntType: lambda t: (
+            isinstance(t, (IntType, FloatType))
+            or (isinstance(t, OptionsType) and t.duckdb_type in ("BIGINT", "DOUBLE"))
+        ),
+        FloatType: lambda t: (
+            isinstance(t, (IntType, FloatType))
+            or (isinstance(t, OptionsType) and t.duckdb_type in ("BIGINT", "DOUBLE"))
+        ),
         DateType: lambda t: isinstance(t, DateType),
     }
     check = kinds.get(type(ctx))
@@ -243,6 +250,7 @@ def infer_type(
             f"expected by the query ({ctx.reason})"
         )
     if ctx is not None and isinstance(ctx.type, ListType) and not isinstance(explicit, ListType):
-        return Inferred(ListType(explicit, ctx.type.min_items, ctx.type.max_items),
-                        f"{how} inside {ctx.reason}")
+        return Inferred(
+            ListType(explicit, ctx.type.min_items, ctx.type.max_items), f"{how} inside {ctx.reason}"
+        )
     return Inferred(explicit, how)

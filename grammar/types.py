@@ -462,8 +462,17 @@ def type_from_sql_type(sql_type: str) -> OutputType | None:
     t = sql_type.upper()
     if t == "BOOLEAN":
         return BoolType()
-    if t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-             "UINTEGER", "UBIGINT"):
+    if t in (
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+    ):
         return IntType()
     if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
         return FloatType()

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from semql.grammar.inference import ColumnFacts, InferenceConflict, infer_type
-from semql.grammar.types import MAX_OPTIONS, StrType
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from semql.dialect import is_lm_call
 from semql.errors import BindError, TypeInferenceError
+from semql.grammar.inference import ColumnFacts, InferenceConflict, infer_type
+from semql.grammar.types import MAX_OPTIONS, StrType
 
 from . import logical as L
 from .calls import CANONICAL_NAMES, Field, LMCall, field_name, literal_value, split_arguments
@@ -104,8 +104,9 @@ class _Binder:
                 raise BindError(f"{fn}: options={node.sql()} does not name a table column")
             values = self.catalog.distinct_values(found[0], found[1], MAX_OPTIONS + 1)
         elif isinstance(node, exp.Subquery) or isinstance(node, exp.Select):
-            values = [v for v in self.catalog.query_column(node.sql(dialect="duckdb"))
-                      if v is not None]
+            values = [
+                v for v in self.catalog.query_column(node.sql(dialect="duckdb")) if v is not None
+            ]
         else:
             values = literal_value(node, fn, "options")
             if not isinstance(values, tuple):
@@ -187,7 +188,9 @@ class _Binder:
         join = node.find_ancestor(exp.Join)
         if join is None or not any(n is node for n in _conjuncts(join.args.get("on"))):
             raise BindError("LLMJoin: must be a condition of JOIN ... ON")
-        criteria = kwargs.get("join_criteria") or "Match each left value to the right value it refers to."
+        criteria = (
+            kwargs.get("join_criteria") or "Match each left value to the right value it refers to."
+        )
         fields = [Field("left", positional[0]), Field("right", positional[1])]
         call = LMCall(len(self.calls), "LLMJoin", key, [node], criteria, fields, kwargs)
         call.output = StrType()
@@ -211,13 +214,14 @@ def _substitute_lm_aliases(select: exp.Select, catalog: Catalog, scope: Scope | 
     predicate to run it before the filter. Real columns win over aliases, as in DuckDB.
     """
     aliases = {
-        e.alias: e.this for e in select.expressions
+        e.alias: e.this
+        for e in select.expressions
         if isinstance(e, exp.Alias) and _calls_in(e.this)
     }
     if not aliases:
         return
     real: set[str] = set()
-    for source in (scope.sources.values() if scope else []):
+    for source in scope.sources.values() if scope else []:
         if isinstance(source, exp.Table):
             real |= set(catalog.columns(source.name) or {})
     for clause in ("where", "having"):
@@ -258,20 +262,28 @@ def _source_nodes(select: exp.Select, binder: _Binder) -> L.PlanNode:
     for join in select.args.get("joins") or []:
         right = _relation_node(join.this)
         on = join.args.get("on")
-        lm_join = [c for c in _conjuncts(on) if is_lm_call(c) and
-                   str(c.this).upper() == "LLMJOIN"] if on is not None else []
+        lm_join = (
+            [c for c in _conjuncts(on) if is_lm_call(c) and str(c.this).upper() == "LLMJOIN"]
+            if on is not None
+            else []
+        )
         if on is not None and not lm_join and _calls_in(on):
-            raise BindError("LM functions in JOIN ... ON must be LLMJoin(left.col, right.col); "
-                            "move other LM predicates to WHERE")
+            raise BindError(
+                "LM functions in JOIN ... ON must be LLMJoin(left.col, right.col); "
+                "move other LM predicates to WHERE"
+            )
         if lm_join:
             kind = (join.args.get("kind") or "").upper()
             if kind and kind != "INNER" or join.args.get("side"):
                 raise BindError("LLMJoin supports inner joins only")
             node = L.LMJoin(children=[node, right], call=binder.bind(lm_join[0]), join=join)
         else:
-            kind = " ".join(
-                str(join.args.get(k)).upper() for k in ("side", "kind") if join.args.get(k)
-            ) or "INNER"
+            kind = (
+                " ".join(
+                    str(join.args.get(k)).upper() for k in ("side", "kind") if join.args.get(k)
+                )
+                or "INNER"
+            )
             cond = on.sql(dialect="duckdb") if on is not None else ""
             node = L.Join(children=[node, right], kind=kind, condition=cond)
     return node
@@ -314,8 +326,11 @@ def _plan_scope(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Pla
 
     if opts.pushdown:
         if relational:
-            node = L.Filter(children=[node], predicates=relational,
-                            notes=["pushdown: relational filter before LM work"])
+            node = L.Filter(
+                children=[node],
+                predicates=relational,
+                notes=["pushdown: relational filter before LM work"],
+            )
         for pred in lm_preds:
             calls = maps_for(_calls_in(pred))
             for call in calls[:-1]:
@@ -335,11 +350,19 @@ def _plan_scope(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Pla
     order = select.args.get("order")
     limit = select.args.get("limit")
     # Rows pass through unchanged to LIMIT only without these between them.
-    blockers = has_agg or select.args.get("distinct") or any(
-        _owner_select(w) is select for w in select.find_all(exp.Window)
-    ) or select.args.get("qualify") is not None
-    if (opts.early_exit and limit is not None and not blockers and order is None
-            and isinstance(node, L.LMFilter)):
+    blockers = (
+        has_agg
+        or select.args.get("distinct")
+        or any(_owner_select(w) is select for w in select.find_all(exp.Window))
+        or select.args.get("qualify") is not None
+    )
+    if (
+        opts.early_exit
+        and limit is not None
+        and not blockers
+        and order is None
+        and isinstance(node, L.LMFilter)
+    ):
         count = _int_literal(limit.expression)
         offset = select.args.get("offset")
         skip = _int_literal(offset.expression) if offset is not None else 0
@@ -350,7 +373,10 @@ def _plan_scope(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Pla
     rest = [n for n in _calls_in(select) if id(n) not in in_where and _owner_select(n) is select]
     select_maps = maps_for([n for n in rest if not _inside_join_on(n)])
     limited_first = (
-        opts.pushdown and select_maps and limit is not None and not blockers
+        opts.pushdown
+        and select_maps
+        and limit is not None
+        and not blockers
         and _top_k_applies(select)
     )
     if limited_first:
@@ -366,8 +392,7 @@ def _plan_scope(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Pla
         if having is not None:
             node = L.Filter(children=[node], predicates=[having.this])
     columns = [e.sql(dialect="duckdb", normalize_functions=False) for e in select.expressions]
-    node = L.Project(children=[node], columns=columns,
-                     distinct=bool(select.args.get("distinct")))
+    node = L.Project(children=[node], columns=columns, distinct=bool(select.args.get("distinct")))
     return node if limited_first else _sort_limit(node, select, materialize=False)
 
 
@@ -378,9 +403,12 @@ def _sort_limit(node: L.PlanNode, select: exp.Select, materialize: bool) -> L.Pl
     limit = select.args.get("limit")
     if limit is not None:
         offset = select.args.get("offset")
-        node = L.Limit(children=[node], count=limit.expression.sql(),
-                       offset=offset.expression.sql() if offset is not None else "",
-                       materialize=materialize)
+        node = L.Limit(
+            children=[node],
+            count=limit.expression.sql(),
+            offset=offset.expression.sql() if offset is not None else "",
+            materialize=materialize,
+        )
     return node
 
 
@@ -403,8 +431,11 @@ def _top_k_applies(select: exp.Select) -> bool:
                 return False
             for col in key.find_all(exp.Column):
                 if not col.table and col.name in aliases:
-                    target = next(e for e in select.expressions
-                                  if isinstance(e, exp.Alias) and e.alias == col.name)
+                    target = next(
+                        e
+                        for e in select.expressions
+                        if isinstance(e, exp.Alias) and e.alias == col.name
+                    )
                     if _calls_in(target):
                         return False
             if isinstance(key.this, exp.Literal):
@@ -414,8 +445,10 @@ def _top_k_applies(select: exp.Select) -> bool:
 
 def _inside_join_on(node: exp.Expression) -> bool:
     join = node.find_ancestor(exp.Join)
-    return join is not None and join.args.get("on") is not None and any(
-        n is node for n in join.args["on"].walk()
+    return (
+        join is not None
+        and join.args.get("on") is not None
+        and any(n is node for n in join.args["on"].walk())
     )
 
 
@@ -486,8 +519,9 @@ def build_plan(ast: exp.Expression, sql: str, catalog: Catalog, opts: PlanOption
         select = scope.expression
         if id(select) not in owners:
             continue
-        if any(str(n.this).upper() != "LLMQA" for n in _calls_in(select)
-               if _owner_select(n) is select):
+        if any(
+            str(n.this).upper() != "LLMQA" for n in _calls_in(select) if _owner_select(n) is select
+        ):
             root = _plan_scope(select, binder, opts)
             plan.scopes.append(L.ScopePlan(_scope_name(scope, i), select, root))
     plan.calls = list(binder.calls.values())

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from semql.grammar.types import OutputType
 from sqlglot import exp
 
 from semql.dialect import is_lm_call
 from semql.errors import BindError
+from semql.grammar.types import OutputType
 
 ALLOWED_KWARGS = {
     "LLMMAP": ("options", "return_type", "regex", "quantifier", "examples"),
@@ -55,7 +55,7 @@ class LMCall:
         """Re-read the field expressions from the AST (a rewrite may have replaced them)."""
         if self.function == "LLMMap" and self.nodes:
             positional, _ = split_arguments(self.nodes[0])
-            for f, expr in zip(self.fields, positional[1:]):
+            for f, expr in zip(self.fields, positional[1:], strict=True):
                 f.expr = expr
 
     @property
@@ -89,9 +89,7 @@ def split_arguments(node: exp.Anonymous) -> tuple[list[exp.Expression], dict[str
             positional.append(arg)
             continue
         if key not in allowed:
-            raise BindError(
-                f"{fn}: unknown argument {key!r}; expected one of {', '.join(allowed)}"
-            )
+            raise BindError(f"{fn}: unknown argument {key!r}; expected one of {', '.join(allowed)}")
         if key in keywords:
             raise BindError(f"{fn}: argument {key!r} given twice")
         keywords[key] = arg.expression

@@ -93,7 +93,8 @@ class LMFilter(PlanNode):
         # Kept as text: execution rewrites the predicate's LM call into a lookup.
         self.predicate_text = (
             self.predicate.sql(dialect="duckdb", normalize_functions=False)
-            if self.predicate is not None else ""
+            if self.predicate is not None
+            else ""
         )
 
     def title(self) -> str:

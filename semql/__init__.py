@@ -1,10 +1,10 @@
 """SemQL: SQL with language-model functions on DuckDB, answered by small local GGUF models.
 
-    import semql
-    con = semql.connect()                      # in-memory DuckDB, bundled Gemma 3 270M
-    con.register("Reviews", "reviews.csv")
-    df = con.query("SELECT reviewId FROM Reviews "
-                   "WHERE {{LLMMap('Is the review positive?', reviewText)}} LIMIT 5")
+import semql
+con = semql.connect()                      # in-memory DuckDB, bundled Gemma 3 270M
+con.register("Reviews", "reviews.csv")
+df = con.query("SELECT reviewId FROM Reviews "
+               "WHERE {{LLMMap('Is the review positive?', reviewText)}} LIMIT 5")
 """
 
 from __future__ import annotations

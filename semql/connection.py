@@ -93,8 +93,7 @@ class Connection:
             from semql.executors.llama_runtime import LlamaRuntime
             from semql.executors.model_files import resolve_model_path
 
-            self._runtime = LlamaRuntime(resolve_model_path(self._model_arg),
-                                         **self._runtime_args)
+            self._runtime = LlamaRuntime(resolve_model_path(self._model_arg), **self._runtime_args)
         return self._runtime
 
     @property
@@ -181,7 +180,7 @@ class Connection:
         """Run one statement; the result as a polars DataFrame (empty for DDL/DML)."""
         match = _EXPLAIN_RE.match(sql)
         if match and has_lm_call(strip_braces(sql)):
-            text = self.explain(sql[match.end():], analyze=bool(match.group(1)), **options)
+            text = self.explain(sql[match.end() :], analyze=bool(match.group(1)), **options)
             return pl.DataFrame({"plan": [text]})
         plan = self.plan(sql, params, **options)
         return self._run(plan, None if plan.has_lm else params)
@@ -210,9 +209,11 @@ class Connection:
         self._run(plan, None)
         text = render_plan(plan, lambda node: node.stats.summary() if node.stats else "")
         s = self.stats
-        total = (f"total: {s.lm_calls} LM calls, {s.prompt_tokens} prompt tokens "
-                 f"({s.cached_prompt_tokens} from KV cache), {s.generated_tokens} generated, "
-                 f"{s.cache_hits} result-cache hits, {s.seconds:.2f}s")
+        total = (
+            f"total: {s.lm_calls} LM calls, {s.prompt_tokens} prompt tokens "
+            f"({s.cached_prompt_tokens} from KV cache), {s.generated_tokens} generated, "
+            f"{s.cache_hits} result-cache hits, {s.seconds:.2f}s"
+        )
         warnings = "".join(f"\nwarning: {w}" for w in s.warnings)
         return f"{text}\n\n{total}{warnings}"
 

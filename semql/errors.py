@@ -33,10 +33,7 @@ class ParseError(SemQLError):
         lines = self.sql.splitlines() or [""]
         text = lines[self.line - 1] if 0 < self.line <= len(lines) else ""
         caret = " " * max(self.column - 1, 0) + "^"
-        return (
-            f"{self.description} (line {self.line}, column {self.column})\n"
-            f"  {text}\n  {caret}"
-        )
+        return f"{self.description} (line {self.line}, column {self.column})\n  {text}\n  {caret}"
 
 
 class BindError(SemQLError):

@@ -20,7 +20,8 @@ def load_sample(con) -> list[str]:
         f"CREATE OR REPLACE TEMP TABLE Reviews AS SELECT * EXCLUDE ({hidden}) "
         f"FROM read_csv_auto('{folder / 'Reviews.csv'}')"
     )
+    movies = folder / "Movies.csv"
     con.duckdb.execute(
-        f"CREATE OR REPLACE TEMP TABLE Movies AS SELECT * FROM read_csv_auto('{folder / 'Movies.csv'}')"
+        f"CREATE OR REPLACE TEMP TABLE Movies AS SELECT * FROM read_csv_auto('{movies}')"
     )
     return ["Reviews", "Movies"]

@@ -91,8 +91,9 @@ def test_keyword_argument_spellings():
 
 
 def test_unknown_keyword_is_a_bind_error_naming_it():
-    call = next(n for n in parse("SELECT LLMMap('q', c, color='red') FROM t").walk()
-                if is_lm_call(n))
+    call = next(
+        n for n in parse("SELECT LLMMap('q', c, color='red') FROM t").walk() if is_lm_call(n)
+    )
     with pytest.raises(semql.BindError, match="unknown argument 'color'"):
         split_arguments(call)
 

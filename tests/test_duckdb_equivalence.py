@@ -12,8 +12,8 @@ SETUP = [
     " (2, 'bob', 'eng', 99.0, DATE '2021-03-01', 1), (3, 'cy', 'ops', 75.25, DATE '2019-07-30', 1),"
     " (4, 'dee', 'ops', 80.0, DATE '2022-11-11', 3), (5, 'eve', 'hr', NULL, DATE '2023-02-28', 1))"
     " t(id, name, dept, salary, hired, boss)",
-    "CREATE TABLE dept AS SELECT * FROM (VALUES ('eng', 'Engineering', 3), ('ops', 'Operations', 2),"
-    " ('fin', 'Finance', 1)) t(code, title, floor)",
+    "CREATE TABLE dept AS SELECT * FROM (VALUES ('eng', 'Engineering', 3), "
+    "('ops', 'Operations', 2), ('fin', 'Finance', 1)) t(code, title, floor)",
 ]
 
 QUERIES = [

@@ -10,14 +10,19 @@ import polars as pl
 import pytest
 
 import semql
+
 from fake_lm import FakeLM
 
 
 @pytest.fixture()
 def con():
     c = semql.connect(runtime=FakeLM(), cache=False)
-    c.register("t", pl.DataFrame({"id": [1, 2, 3], "txt": ["good film", "bad film", "great fun"],
-                                  "n": [1, 2, 3]}))
+    c.register(
+        "t",
+        pl.DataFrame(
+            {"id": [1, 2, 3], "txt": ["good film", "bad film", "great fun"], "n": [1, 2, 3]}
+        ),
+    )
     yield c
     c.close()
 
@@ -30,8 +35,13 @@ def temp_tables(con) -> list[str]:
 
 
 def test_error_hierarchy_is_exported():
-    for cls in (semql.ParseError, semql.BindError, semql.TypeInferenceError, semql.ModelError,
-                semql.ExecutionError):
+    for cls in (
+        semql.ParseError,
+        semql.BindError,
+        semql.TypeInferenceError,
+        semql.ModelError,
+        semql.ExecutionError,
+    ):
         assert issubclass(cls, semql.SemQLError)
 
 
@@ -134,8 +144,9 @@ def test_register_every_source_kind(tmp_path):
             "from_parquet": parquet,
             "from_json": str(js),
             "from_relation": c.duckdb.sql("SELECT * FROM (VALUES (1, 'x'), (2, 'y')) v(a, b)"),
-            "from_other_db": duckdb.connect().sql("SELECT 1 AS a, 'x' AS b UNION ALL "
-                                                  "SELECT 2, 'y'"),
+            "from_other_db": duckdb.connect().sql(
+                "SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y'"
+            ),
         }
         for name, source in sources.items():
             c.register(name, source)

@@ -17,8 +17,9 @@ import semql
 
 pytestmark = pytest.mark.model
 
-EXAMPLES = ("examples=(('A joyless, plodding mess.', FALSE), "
-            "('Funny, warm and beautifully made.', TRUE))")
+EXAMPLES = (
+    "examples=(('A joyless, plodding mess.', FALSE), ('Funny, warm and beautifully made.', TRUE))"
+)
 
 
 def scenario_sql(name: str) -> str:
@@ -29,23 +30,34 @@ def test_every_output_type_through_sql(model_con):
     base = "FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 3"
     cases = {
         "b": ("LLMMap('Is the review positive?', reviewText) = TRUE", pl.Boolean),
-        "i": ("LLMMap('How many stars would the critic give, 0 to 5?', reviewText, "
-              "return_type='int')", pl.Int64),
-        "f": ("LLMMap('Rate the review from 0.0 to 1.0', reviewText, return_type='float')",
-              pl.Float64),
+        "i": (
+            "LLMMap('How many stars would the critic give, 0 to 5?', reviewText, "
+            "return_type='int')",
+            pl.Int64,
+        ),
+        "f": (
+            "LLMMap('Rate the review from 0.0 to 1.0', reviewText, return_type='float')",
+            pl.Float64,
+        ),
         "s": ("LLMMap('Name the main actor mentioned.', reviewText)", pl.String),
         "d": ("LLMMap('When was this written?', reviewText, return_type='date')", pl.Date),
         "o": ("LLMMap('Sentiment?', reviewText, options=('POSITIVE', 'NEGATIVE'))", pl.String),
         "n": ("LLMMap('Stars?', reviewText, options=(1, 2, 3, 4, 5))", pl.Int64),
-        "l": ("LLMMap('List two words from the review.', reviewText, quantifier='{2}')",
-              pl.List(pl.String)),
-        "li": ("LLMMap('Two numbers?', reviewText, return_type='list[int]', quantifier='{1,3}')",
-               pl.List(pl.Int64)),
+        "l": (
+            "LLMMap('List two words from the review.', reviewText, quantifier='{2}')",
+            pl.List(pl.String),
+        ),
+        "li": (
+            "LLMMap('Two numbers?', reviewText, return_type='list[int]', quantifier='{1,3}')",
+            pl.List(pl.Int64),
+        ),
         "r": ("LLMMap('Rating code?', reviewText, regex='[A-F][+-]?')", pl.String),
-        "j": ("LLMMap('Describe the review.', reviewText, return_type="
-              "'{\"type\":\"object\",\"properties\":{\"positive\":{\"type\":\"boolean\"},"
-              "\"stars\":{\"type\":\"integer\"}},\"required\":[\"positive\",\"stars\"]}')",
-              pl.String),
+        "j": (
+            "LLMMap('Describe the review.', reviewText, return_type="
+            '\'{"type":"object","properties":{"positive":{"type":"boolean"},'
+            '"stars":{"type":"integer"}},"required":["positive","stars"]}\')',
+            pl.String,
+        ),
     }
     select = ", ".join(f"{expr} AS {name}" for name, (expr, _) in cases.items())
     df = model_con.query(f"SELECT reviewId, {select} {base}")
@@ -105,8 +117,10 @@ def test_prefix_reuse_is_visible(model_con):
 
 
 def test_rerun_is_served_from_cache(gemma_runtime, tmp_path):
-    sql = ("SELECT reviewId, LLMMap('Sentiment?', reviewText, options=('POSITIVE','NEGATIVE')) "
-           "AS s FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 12")
+    sql = (
+        "SELECT reviewId, LLMMap('Sentiment?', reviewText, options=('POSITIVE','NEGATIVE')) "
+        "AS s FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 12"
+    )
     with semql.connect(str(tmp_path / "db.duckdb"), runtime=gemma_runtime) as con:
         semql.load_sample(con)
         first = con.query(sql)
@@ -118,14 +132,18 @@ def test_rerun_is_served_from_cache(gemma_runtime, tmp_path):
 
 
 def test_optimised_equals_naive_with_real_model(gemma_runtime):
-    sql = ("SELECT reviewId FROM Reviews WHERE id = 'taken_3' AND "
-           f"{{{{LLMMap('Is the review positive?', reviewText, {EXAMPLES})}}}} ORDER BY reviewId")
+    sql = (
+        "SELECT reviewId FROM Reviews WHERE id = 'taken_3' AND "
+        f"{{{{LLMMap('Is the review positive?', reviewText, {EXAMPLES})}}}} ORDER BY reviewId"
+    )
     results = []
     for opts in ({}, {"optimize": False}):
         with semql.connect(runtime=gemma_runtime, cache=False, **opts) as con:
             semql.load_sample(con)
-            con.duckdb.execute("CREATE OR REPLACE TEMP TABLE Reviews AS SELECT * FROM Reviews "
-                               "WHERE id IN ('taken_3', 'get_out') ")
+            con.duckdb.execute(
+                "CREATE OR REPLACE TEMP TABLE Reviews AS SELECT * FROM Reviews "
+                "WHERE id IN ('taken_3', 'get_out') "
+            )
             results.append(con.query(sql).rows())
             con._runtime = None
     assert results[0] == results[1]
@@ -133,10 +151,14 @@ def test_optimised_equals_naive_with_real_model(gemma_runtime):
 
 def test_limit_answer_is_valid_under_naive_and_optimised(gemma_runtime):
     """LIMIT without ORDER BY: any k rows that pass are right; check each returned row."""
-    sql = ("SELECT reviewText FROM Reviews WHERE id = 'taken_3' AND "
-           f"{{{{LLMMap('Is the review positive?', reviewText, {EXAMPLES})}}}} LIMIT 3")
-    check = ("SELECT LLMMap('Is the review positive?', reviewText, "
-             f"{EXAMPLES}) = TRUE AS ok FROM Reviews WHERE reviewText = ?")
+    sql = (
+        "SELECT reviewText FROM Reviews WHERE id = 'taken_3' AND "
+        f"{{{{LLMMap('Is the review positive?', reviewText, {EXAMPLES})}}}} LIMIT 3"
+    )
+    check = (
+        "SELECT LLMMap('Is the review positive?', reviewText, "
+        f"{EXAMPLES}) = TRUE AS ok FROM Reviews WHERE reviewText = ?"
+    )
     with semql.connect(runtime=gemma_runtime, cache=False) as con:
         semql.load_sample(con)
         got = con.query(sql)
@@ -167,8 +189,10 @@ def test_smollm2_also_works():
 
     with semql.connect(model=smollm2_path(), cache=False) as con:
         semql.load_sample(con)
-        df = con.query("SELECT reviewId, LLMMap('Is the review positive?', reviewText) = TRUE "
-                       "AS p "
-                       "FROM Reviews WHERE id = 'taken_3' LIMIT 5")
+        df = con.query(
+            "SELECT reviewId, LLMMap('Is the review positive?', reviewText) = TRUE "
+            "AS p "
+            "FROM Reviews WHERE id = 'taken_3' LIMIT 5"
+        )
         assert df.schema["p"] == pl.Boolean and df["p"].null_count() == 0
         assert con.runtime.style == "chat"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-import semql
 from semql.planner import logical as L
 
 
@@ -26,8 +25,10 @@ def main_scope(con, sql, **options) -> L.PlanNode:
     return plan.scopes[-1].root
 
 
-Q2 = ("SELECT reviewId FROM Reviews WHERE id = 'taken_3' AND "
-      "{{LLMMap('Is the review positive?', reviewText)}} = TRUE LIMIT 5")
+Q2 = (
+    "SELECT reviewId FROM Reviews WHERE id = 'taken_3' AND "
+    "{{LLMMap('Is the review positive?', reviewText)}} = TRUE LIMIT 5"
+)
 
 
 def test_filter_pushdown_and_early_exit(sample_con):
@@ -56,30 +57,32 @@ def test_each_switch_alone(sample_con):
     ["ORDER BY reviewId LIMIT 5", "GROUP BY reviewId LIMIT 5"],
 )
 def test_no_early_exit_under_order_or_aggregate(sample_con, tail):
-    sql = ("SELECT reviewId FROM Reviews WHERE "
-           f"LLMMap('Is the review positive?', reviewText) {tail}")
+    sql = f"SELECT reviewId FROM Reviews WHERE LLMMap('Is the review positive?', reviewText) {tail}"
     root = main_scope(sample_con, sql)
     lm = next(n for n in root.walk() if isinstance(n, L.LMFilter))
     assert lm.early_exit is None
 
 
 def test_distinct_blocks_early_exit(sample_con):
-    sql = ("SELECT DISTINCT id FROM Reviews WHERE LLMMap('Is it positive?', reviewText) "
-           "LIMIT 3")
+    sql = "SELECT DISTINCT id FROM Reviews WHERE LLMMap('Is it positive?', reviewText) LIMIT 3"
     lm = next(n for n in main_scope(sample_con, sql).walk() if isinstance(n, L.LMFilter))
     assert lm.early_exit is None
 
 
 def test_cascade_of_two_lm_filters(sample_con):
-    sql = ("SELECT reviewId FROM Reviews WHERE LLMMap('Is it positive?', reviewText) "
-           "AND id = 'taken_3' AND LLMMap('Does it mention the plot?', reviewText)")
+    sql = (
+        "SELECT reviewId FROM Reviews WHERE LLMMap('Is it positive?', reviewText) "
+        "AND id = 'taken_3' AND LLMMap('Does it mention the plot?', reviewText)"
+    )
     root = main_scope(sample_con, sql)
     assert chain(root) == ["Project", "LMFilter", "LMFilter", "Filter", "Scan"]
 
 
 def test_select_list_group_by_alias(sample_con):
-    sql = ("SELECT LLMMap('Sentiment?', reviewText, options=('POSITIVE','NEGATIVE')) AS s, "
-           "count(*) AS n FROM Reviews WHERE id = 'taken_3' GROUP BY s")
+    sql = (
+        "SELECT LLMMap('Sentiment?', reviewText, options=('POSITIVE','NEGATIVE')) AS s, "
+        "count(*) AS n FROM Reviews WHERE id = 'taken_3' GROUP BY s"
+    )
     root = main_scope(sample_con, sql)
     assert chain(root) == ["Project", "Aggregate", "LMMap", "Filter", "Scan"]
     lm = root.child.child
@@ -94,8 +97,10 @@ def test_order_by_call_is_numeric_map(sample_con):
 
 
 def test_same_call_in_select_and_where_runs_once(sample_con):
-    sql = ("SELECT reviewId, LLMMap('Stars?', reviewText) AS s FROM Reviews "
-           "WHERE LLMMap('Stars?', reviewText) > 3")
+    sql = (
+        "SELECT reviewId, LLMMap('Stars?', reviewText) AS s FROM Reviews "
+        "WHERE LLMMap('Stars?', reviewText) > 3"
+    )
     plan = sample_con.plan(sql)
     assert len(plan.calls) == 1
     assert sum(isinstance(n, (L.LMMap, L.LMFilter)) for n in plan.scopes[0].root.walk()) == 1
@@ -103,30 +108,35 @@ def test_same_call_in_select_and_where_runs_once(sample_con):
 
 
 def test_alias_used_in_where_becomes_lm_filter(sample_con):
-    sql = ("SELECT reviewId, LLMMap('Sentiment?', reviewText) AS s FROM Reviews "
-           "WHERE s = 'POSITIVE'")
+    sql = "SELECT reviewId, LLMMap('Sentiment?', reviewText) AS s FROM Reviews WHERE s = 'POSITIVE'"
     root = main_scope(sample_con, sql)
     assert "LMFilter" in chain(root)
 
 
 def test_llmqa_is_a_constant_and_llmjoin_a_join(sample_con):
-    sql = ("SELECT title FROM Movies WHERE title IN "
-           "{{LLMQA('Which are sequels?', (SELECT title FROM Movies), quantifier='{2}')}}")
+    sql = (
+        "SELECT title FROM Movies WHERE title IN "
+        "{{LLMQA('Which are sequels?', (SELECT title FROM Movies), quantifier='{2}')}}"
+    )
     plan = sample_con.plan(sql)
     assert len(plan.constants) == 1 and not plan.scopes
     out = plan.constants[0].call.output
     assert (out.min_items, out.max_items) == (2, 2)
-    sql = ("SELECT * FROM Reviews r JOIN Movies m "
-           "ON {{LLMJoin(r.id, m.title, join_criteria='same movie')}}")
+    sql = (
+        "SELECT * FROM Reviews r JOIN Movies m "
+        "ON {{LLMJoin(r.id, m.title, join_criteria='same movie')}}"
+    )
     root = sample_con.plan(sql).scopes[0].root
     join = next(n for n in root.walk() if isinstance(n, L.LMJoin))
     assert [type(c).__name__ for c in join.children] == ["Scan", "Scan"]
 
 
 def test_cte_and_subquery_scopes_are_planned_separately(sample_con):
-    sql = ("WITH pos AS (SELECT * FROM Reviews WHERE LLMMap('Positive?', reviewText)) "
-           "SELECT count(*) FROM pos WHERE id IN "
-           "(SELECT id FROM Movies WHERE LLMMap('Is it a comedy?', genre))")
+    sql = (
+        "WITH pos AS (SELECT * FROM Reviews WHERE LLMMap('Positive?', reviewText)) "
+        "SELECT count(*) FROM pos WHERE id IN "
+        "(SELECT id FROM Movies WHERE LLMMap('Is it a comedy?', genre))"
+    )
     plan = sample_con.plan(sql)
     names = [s.name for s in plan.scopes]
     assert names[0] == "CTE pos" and len(names) == 2

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 import semql
+
 from fake_lm import FakeLM
 
 WORDS = ["good", "bad", "great", "dull", "fun", "meh", "love", "slow"]
@@ -23,11 +24,16 @@ def make_con():
         lm = FakeLM()
         con = semql.connect(runtime=lm, cache=False, **options)
         n = 200
-        con.register("r", pl.DataFrame({
-            "id": list(range(n)),
-            "movie": [f"m{i % 5}" for i in range(n)],
-            "txt": [f"a {WORDS[i % len(WORDS)]} movie" for i in range(n)],
-        }))
+        con.register(
+            "r",
+            pl.DataFrame(
+                {
+                    "id": list(range(n)),
+                    "movie": [f"m{i % 5}" for i in range(n)],
+                    "txt": [f"a {WORDS[i % len(WORDS)]} movie" for i in range(n)],
+                }
+            ),
+        )
         made.append(con)
         return con, lm
 
@@ -103,8 +109,12 @@ def test_no_early_exit_under_order_by(make_con):
     got = con.query("SELECT id FROM r WHERE LLMMap('Positive?', txt) ORDER BY id DESC LIMIT 5")
     assert len(lm.prompts) == 200
     naive, _ = make_con(optimize=False)
-    assert got.rows() == naive.query(
-        "SELECT id FROM r WHERE LLMMap('Positive?', txt) ORDER BY id DESC LIMIT 5").rows()
+    assert (
+        got.rows()
+        == naive.query(
+            "SELECT id FROM r WHERE LLMMap('Positive?', txt) ORDER BY id DESC LIMIT 5"
+        ).rows()
+    )
 
 
 def test_result_cache_makes_rerun_free(tmp_path):
@@ -134,8 +144,9 @@ def test_cache_file_for_memory_database(tmp_path):
 
 def test_params_with_lm_query(make_con):
     con, _ = make_con()
-    got = con.query("SELECT id FROM r WHERE movie = ? AND LLMMap('Positive?', txt) ORDER BY id",
-                    ["m2"])
+    got = con.query(
+        "SELECT id FROM r WHERE movie = ? AND LLMMap('Positive?', txt) ORDER BY id", ["m2"]
+    )
     assert got.height > 0
     assert all(i % 5 == 2 for i in got["id"].to_list())
 
