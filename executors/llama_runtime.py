@@ -29,6 +29,9 @@ from .model_files import check_gguf, model_sha256
 from .vocab import stop_tokens, token_pieces, tokenizer_info
 
 
+PREFILL_CHUNK = 32
+
+
 @dataclass
 class Generation:
     """One constrained generation and what it cost."""
@@ -58,11 +61,13 @@ class LlamaRuntime:
         seed: int = 0,
         n_batch: int = 512,
         closed_set_fast_path: bool = True,
+        prefix_reuse: bool = True,
     ):
         check_gguf(path)
         self.path = path
         self.n_ctx = n_ctx
         self.closed_set_fast_path = closed_set_fast_path
+        self.prefix_reuse = prefix_reuse
         threads = n_threads or default_threads()
         try:
             self._llm = llama_cpp.Llama(
@@ -126,7 +131,15 @@ class LlamaRuntime:
     # -- decoding --------------------------------------------------------------------
 
     def _prefill(self, tokens: list[int]) -> int:
-        """Evaluate ``tokens`` reusing the longest common prefix in the KV cache."""
+        """Evaluate ``tokens`` reusing the longest common prefix in the KV cache.
+
+        Tokens are evaluated in fixed chunks aligned to multiples of PREFILL_CHUNK, and
+        only whole chunks are reused. llama.cpp's numerics depend on how tokens are
+        batched, so reusing an arbitrary prefix made answers depend on the previous
+        prompt (2 of 20 bool answers flipped in a test); with aligned chunks every prompt
+        is computed the same way whatever the cache holds, so row order, dedup and early
+        exit cannot change an answer.
+        """
         llm = self._llm
         prev = llm.input_ids[: llm.n_tokens]
         new = np.asarray(tokens, dtype=prev.dtype)
@@ -134,12 +147,14 @@ class LlamaRuntime:
         diff = np.nonzero(prev[:m] != new[:m])[0]
         common = int(diff[0]) if len(diff) else m
         common = min(common, len(tokens) - 1)  # the last token must run to give logits
+        common = common // PREFILL_CHUNK * PREFILL_CHUNK if self.prefix_reuse else 0
         if common < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, common, -1):
             llm.reset()
             llm._ctx.kv_cache_clear()
             common = 0
         llm.n_tokens = common
-        llm.eval(tokens[common:])
+        for start in range(common, len(tokens), PREFILL_CHUNK):
+            llm.eval(tokens[start : start + PREFILL_CHUNK])
         return common
 
     def _logits(self) -> np.ndarray:
