@@ -25,8 +25,10 @@ from semql.sample import sample_dir
 
 EXAMPLES = {
     "bool": [("A joyless, plodding mess.", False), ("Funny, warm and beautifully made.", True)],
-    "options": [("A joyless, plodding mess.", "NEGATIVE"),
-                ("Funny, warm and beautifully made.", "POSITIVE")],
+    "options": [
+        ("A joyless, plodding mess.", "NEGATIVE"),
+        ("Funny, warm and beautifully made.", "POSITIVE"),
+    ],
     "int": [("A joyless, plodding mess.", 1), ("Funny, warm and beautifully made.", 5)],
 }
 TYPES = {
@@ -45,8 +47,9 @@ def run(model: str, texts: list[str], kind: str, reuse: bool, fast: bool) -> dic
     runtime = LlamaRuntime(model, prefix_reuse=reuse, closed_set_fast_path=fast)
     question, out_type = TYPES[kind]
     builder = PromptBuilder(runtime.style, runtime.format_chat)
-    prompts = [builder.build(question, out_type, ["reviewText"], [t], EXAMPLES[kind])
-               for t in texts]
+    prompts = [
+        builder.build(question, out_type, ["reviewText"], [t], EXAMPLES[kind]) for t in texts
+    ]
     runtime.generate(prompts[0], out_type)  # compile the grammar outside the timing
     totals = {"prompt_tokens": 0, "cached_tokens": 0, "generated_tokens": 0}
     answers = []
@@ -59,9 +62,16 @@ def run(model: str, texts: list[str], kind: str, reuse: bool, fast: bool) -> dic
         totals["generated_tokens"] += g.generated_tokens
     seconds = time.perf_counter() - started
     runtime.close()
-    return {"type": kind, "prefix_reuse": reuse, "fast_path": fast, "rows": len(texts),
-            "seconds": round(seconds, 2), "rows_per_s": round(len(texts) / seconds, 2),
-            **totals, "answers": answers}
+    return {
+        "type": kind,
+        "prefix_reuse": reuse,
+        "fast_path": fast,
+        "rows": len(texts),
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(len(texts) / seconds, 2),
+        **totals,
+        "answers": answers,
+    }
 
 
 def main() -> None:
@@ -80,9 +90,11 @@ def main() -> None:
         for reuse, fast in configs:
             r = run(model, texts, kind, reuse, fast)
             results.append(r)
-            print(f"{kind:8s} reuse={reuse!s:5s} fast={fast!s:5s} {r['rows_per_s']:6.2f} rows/s "
-                  f"({r['seconds']}s, cached {r['cached_tokens']}/{r['prompt_tokens']} tok)",
-                  flush=True)
+            print(
+                f"{kind:8s} reuse={reuse!s:5s} fast={fast!s:5s} {r['rows_per_s']:6.2f} rows/s "
+                f"({r['seconds']}s, cached {r['cached_tokens']}/{r['prompt_tokens']} tok)",
+                flush=True,
+            )
     for kind in TYPES:
         rows = [r for r in results if r["type"] == kind]
         same = all(r["answers"] == rows[0]["answers"] for r in rows)
@@ -91,17 +103,31 @@ def main() -> None:
             r["answers_identical_to_first"] = r["answers"] == rows[0]["answers"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"model": model, "machine": platform.machine(), "processor": platform.processor(),
-            "rows": len(texts)}
-    (out / "lm_throughput.json").write_text(json.dumps(
-        {"meta": meta, "results": [{k: v for k, v in r.items() if k != "answers"}
-                                   for r in results]}, indent=1))
-    lines = ["| type | prefix reuse | fast path | rows/s | seconds | KV-cached prompt tokens |",
-             "|---|---|---|---|---|---|"]
+    meta = {
+        "model": model,
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "rows": len(texts),
+    }
+    (out / "lm_throughput.json").write_text(
+        json.dumps(
+            {
+                "meta": meta,
+                "results": [{k: v for k, v in r.items() if k != "answers"} for r in results],
+            },
+            indent=1,
+        )
+    )
+    lines = [
+        "| type | prefix reuse | fast path | rows/s | seconds | KV-cached prompt tokens |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
-        lines.append(f"| {r['type']} | {r['prefix_reuse']} | {r['fast_path']} | "
-                     f"{r['rows_per_s']} | {r['seconds']} | "
-                     f"{r['cached_tokens']}/{r['prompt_tokens']} |")
+        lines.append(
+            f"| {r['type']} | {r['prefix_reuse']} | {r['fast_path']} | "
+            f"{r['rows_per_s']} | {r['seconds']} | "
+            f"{r['cached_tokens']}/{r['prompt_tokens']} |"
+        )
     (out / "lm_throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -88,12 +88,22 @@ class Connection:
 
     @property
     def runtime(self):
-        """The LM runtime, loaded on first use (llama.cpp unless one was passed in)."""
-        if self._runtime is None:
-            from semql.executors.llama_runtime import LlamaRuntime
-            from semql.executors.model_files import resolve_model_path
+        """The LM runtime, loaded on first use.
 
-            self._runtime = LlamaRuntime(resolve_model_path(self._model_arg), **self._runtime_args)
+        llama.cpp in-process for a GGUF path (or the bundled default); an OpenAI-compatible
+        endpoint when the model is an http(s):// URL.
+        """
+        if self._runtime is None:
+            choice = self._model_arg or os.environ.get("SEMQL_MODEL")
+            if choice and str(choice).startswith(("http://", "https://")):
+                from semql.executors.http_runtime import HTTPRuntime
+
+                self._runtime = HTTPRuntime(str(choice), seed=self._runtime_args["seed"])
+            else:
+                from semql.executors.llama_runtime import LlamaRuntime
+                from semql.executors.model_files import resolve_model_path
+
+                self._runtime = LlamaRuntime(resolve_model_path(choice), **self._runtime_args)
         return self._runtime
 
     @property
