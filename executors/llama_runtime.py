@@ -28,7 +28,6 @@ from semql.grammar.types import GrammarSpec, OutputType
 from .model_files import check_gguf, model_sha256
 from .vocab import stop_tokens, token_pieces, tokenizer_info
 
-
 PREFILL_CHUNK = 32
 
 

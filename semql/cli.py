@@ -4,6 +4,7 @@
     semql -c "SQL" [--sample] [DB]      one query, printed as a table (or --format csv/json)
     semql run FILE.sql [DB]             every statement of a file
     semql [DB]                          read statements ending in ';' from standard input
+    semql bench movie [options]         the SemBench runner (see semql bench --help)
 
 Errors print as one message (parse errors with a caret), exit status 1; --debug shows
 the traceback.
@@ -135,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from semql.sembench.runner import main as bench_main
+
+        return bench_main(argv[1:])
     opts = build_parser().parse_args(argv)
     words = list(opts.args)
     mode = words.pop(0) if words and words[0] in ("demo", "run") else None

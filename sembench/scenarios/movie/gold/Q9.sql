@@ -1,0 +1,1 @@
+SELECT reviewId, TRY_CAST(SPLIT_PART(originalScore, '/', 1) AS FLOAT) AS reviewScore FROM Reviews WHERE id = 'ant_man_and_the_wasp_quantumania';

@@ -1,0 +1,168 @@
+"""Output types (grammar specs, parsing) and the type-inference rules, table-driven."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlglot import exp
+
+import semql
+from semql.dialect import is_lm_call, parse
+from semql.grammar import types as T
+from semql.grammar.inference import ColumnFacts, infer_type
+
+COLUMNS = {
+    "stars": ColumnFacts("INTEGER", lambda: (1, 2, 3)),
+    "price": ColumnFacts("DOUBLE", lambda: (1.5,)),
+    "day": ColumnFacts("DATE", lambda: ()),
+    "flag": ColumnFacts("BOOLEAN", lambda: (True, False)),
+    "genre": ColumnFacts("VARCHAR", lambda: ("comedy", "drama")),
+}
+
+
+def lookup(col: exp.Column):
+    return COLUMNS.get(col.name)
+
+
+def infer(sql: str, **kwargs):
+    call = next(n for n in parse(sql).walk() if is_lm_call(n))
+    return infer_type(call, kwargs, lookup, "f")
+
+
+@pytest.mark.parametrize(
+    "sql, expected",
+    [
+        ("SELECT * FROM t WHERE stars = LLMMap('q', x)", "int"),  # 1. typed column
+        ("SELECT * FROM t WHERE LLMMap('q', x) > price", "float"),
+        ("SELECT * FROM t WHERE LLMMap('q', x) = day", "date"),
+        ("SELECT * FROM t WHERE LLMMap('q', x) = flag", "bool"),
+        ("SELECT * FROM t WHERE LLMMap('q', x) = TRUE", "bool"),  # 2. literals
+        ("SELECT * FROM t WHERE LLMMap('q', x) > 5", "int"),
+        ("SELECT * FROM t WHERE LLMMap('q', x) < 3.5", "float"),
+        ("SELECT * FROM t WHERE LLMMap('q', x) = 'yes'", "str"),
+        ("SELECT * FROM t ORDER BY LLMMap('q', x)", "float"),  # 3. numeric context
+        ("SELECT avg(LLMMap('q', x)) FROM t", "float"),
+        ("SELECT LLMMap('q', x) + 1 FROM t", "float"),
+        (
+            "SELECT * FROM t WHERE genre IN LLMQA('q')",
+            "list[one of (comedy, drama) [VARCHAR]]{1,20}",
+        ),
+        ("SELECT * FROM t WHERE stars IN LLMQA('q')", "list[int]{1,20}"),  # 4. lists
+        ("SELECT * FROM t WHERE z IN LLMQA('q')", "list[str]{1,20}"),
+        ("SELECT * FROM t WHERE genre = LLMMap('q', x)", "one of (comedy, drama) [VARCHAR]"),  # 5.
+        ("SELECT * FROM t WHERE LLMMap('q', x) IN ('a', 'b')", "one of (a, b) [VARCHAR]"),
+        ("SELECT LLMMap('q', x) AS v FROM t WHERE v > 2", "int"),  # 6. alias
+        ("SELECT * FROM t WHERE LLMMap('q', x)", "bool"),  # 7. boolean positions
+        ("SELECT * FROM t WHERE a = 1 OR LLMMap('q', x)", "bool"),
+        ("SELECT * FROM t WHERE NOT LLMMap('q', x)", "bool"),
+        ("SELECT CASE WHEN LLMMap('q', x) THEN 1 END FROM t", "bool"),
+        ("SELECT LLMMap('q', x) FROM t", "str"),  # 8. free text
+    ],
+)
+def test_context_rules(sql, expected):
+    assert str(infer(sql).type) == expected
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"return_type": "int"}, "int"),
+        ({"return_type": "list[int]", "quantifier": "{2,3}"}, "list[int]{2,3}"),
+        ({"options": ("a", "b")}, "one of (a, b) [VARCHAR]"),
+        ({"options": (1, 2), "quantifier": "+"}, "list[one of (1, 2) [BIGINT]]{1,20}"),
+        ({"regex": "[0-9]{3}"}, "regex /[0-9]{3}/"),
+        ({"quantifier": "{3}"}, "list[str]{3,3}"),
+    ],
+)
+def test_explicit_types_win(kwargs, expected):
+    assert str(infer("SELECT LLMMap('q', x) FROM t", **kwargs).type) == expected
+
+
+@pytest.mark.parametrize(
+    "sql, kwargs",
+    [
+        ("SELECT * FROM t WHERE LLMMap('q', x) = TRUE", {"return_type": "int"}),
+        ("SELECT * FROM t WHERE LLMMap('q', x) > 3", {"options": ("a", "b")}),
+        ("SELECT * FROM t WHERE LLMMap('q', x) = day", {"return_type": "str"}),
+    ],
+)
+def test_conflicts(sql, kwargs):
+    from semql.grammar.inference import InferenceConflict
+
+    with pytest.raises(InferenceConflict):
+        infer(sql, **kwargs)
+
+
+def test_explicit_compatible_with_context():
+    assert (
+        str(infer("SELECT * FROM t WHERE LLMMap('q', x) > 3", options=(1, 2, 5)).type)
+        == "one of (1, 2, 5) [BIGINT]"
+    )
+
+
+@pytest.mark.parametrize(
+    "out_type, text, value",
+    [
+        (T.BoolType(), " yes", True),
+        (T.BoolType(), " no", False),
+        (T.IntType(), " -42", -42),
+        (T.FloatType(), " 3.25", 3.25),
+        (T.DateType(), " 2024-02-29", dt.date(2024, 2, 29)),
+        (T.OptionsType((1, 2, 3)), " 2", 2),
+        (T.OptionsType(("a b", "c")), " a b", "a b"),
+        (T.ListType(T.StrType(), 1, 3), ' ["x", "y"]', ["x", "y"]),
+        (T.ListType(T.IntType(), 0, 3), " []", []),
+        (T.StrType(), " hello there\n", "hello there"),
+        (T.JsonType('{"type":"object"}'), ' {"a": 1}', '{"a":1}'),
+    ],
+)
+def test_parse(out_type, text, value):
+    assert out_type.parse(text) == value
+
+
+def test_duckdb_types():
+    assert T.OptionsType((1, 2)).duckdb_type == "BIGINT"
+    assert T.OptionsType((1, 2.5)).duckdb_type == "DOUBLE"
+    assert T.OptionsType(("a",)).duckdb_type == "VARCHAR"
+    assert T.ListType(T.IntType()).duckdb_type == "BIGINT[]"
+    assert T.JsonType().duckdb_type == "JSON"
+
+
+@pytest.mark.parametrize("bad", ["", "**", "{3", "{4,2}", "{a}"])
+def test_bad_quantifier(bad):
+    with pytest.raises(ValueError):
+        T.parse_quantifier(bad)
+
+
+def test_type_names():
+    assert isinstance(T.type_from_name("BOOLEAN"), T.BoolType)
+    assert isinstance(T.type_from_name("int[]"), T.ListType)
+    assert isinstance(T.type_from_name('{"type": "array"}'), T.JsonType)
+    with pytest.raises(ValueError, match="unknown return_type"):
+        T.type_from_name("colour")
+
+
+def test_every_grammar_compiles():
+    from semql.grammar.compile import to_xgrammar
+
+    for t in (
+        T.BoolType(),
+        T.IntType(),
+        T.FloatType(),
+        T.StrType(),
+        T.DateType(),
+        T.OptionsType(('say "hi"', "back\\slash", "new\nline")),
+        T.ListType(T.OptionsType(("a", "b")), 2, 2),
+        T.ListType(T.FloatType(), 0, 4),
+        T.JsonType('{"type":"object","properties":{"n":{"type":"number"}}}'),
+        T.RegexType("[A-Z]{2}[0-9]"),
+    ):
+        assert to_xgrammar(t.spec()) is not None
+
+
+def test_type_error_surfaces_through_the_api():
+    with semql.connect() as con:
+        con.duckdb.execute("CREATE TABLE t AS SELECT 1 AS x")
+        with pytest.raises(semql.TypeInferenceError, match="quantifier"):
+            con.plan("SELECT LLMMap('q', x, quantifier='{9,2}') FROM t")
