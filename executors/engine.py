@@ -398,15 +398,15 @@ class Engine:
             left, right = right, left
         joins = select.args.get("joins") or []
         position = next(i for i, j in enumerate(joins) if j is join)
-        _, lrows = self._fetch(
-            _scope_query(select, [exp.alias_(left.copy(), "v")], [], joins_upto=position).replace(
-                "SELECT ", "SELECT DISTINCT ", 1
-            )
+        left_sql = sqlglot.parse_one(
+            _scope_query(select, [exp.alias_(left.copy(), "v")], [], joins_upto=position),
+            read="duckdb",
         )
-        right_src = exp.Select(expressions=[exp.alias_(right.copy(), "v")]).from_(join.this.copy())
-        _, rrows = self._fetch(
-            right_src.sql(dialect="duckdb").replace("SELECT ", "SELECT DISTINCT ", 1)
-        )
+        left_sql.set("distinct", exp.Distinct())
+        _, lrows = self._fetch(left_sql.sql(dialect="duckdb"))
+        right_sql = exp.Select(expressions=[exp.alias_(right.copy(), "v")]).from_(join.this.copy())
+        right_sql.set("distinct", exp.Distinct())
+        _, rrows = self._fetch(right_sql.sql(dialect="duckdb"))
         left_values = [r[0] for r in lrows if r[0] is not None]
         right_values = tuple(r[0] for r in rrows if r[0] is not None)
         mapping: list[tuple] = []

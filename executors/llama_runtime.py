@@ -28,7 +28,7 @@ from semql.grammar.types import GrammarSpec, OutputType
 from .model_files import check_gguf, model_sha256
 from .vocab import stop_tokens, token_pieces, tokenizer_info
 
-PREFILL_CHUNK = 32
+PREFILL_CHUNK = 16
 
 
 @dataclass
@@ -153,8 +153,23 @@ class LlamaRuntime:
             common = 0
         llm.n_tokens = common
         for start in range(common, len(tokens), PREFILL_CHUNK):
-            llm.eval(tokens[start : start + PREFILL_CHUNK])
+            chunk = tokens[start : start + PREFILL_CHUNK]
+            self._decode(chunk, logits=start + PREFILL_CHUNK >= len(tokens))
         return common
+
+    def _decode(self, tokens: list[int], logits: bool) -> None:
+        """Append ``tokens`` to the KV cache; compute output logits only when asked.
+
+        The output layer of a 262k-token vocabulary costs as much as tens of prompt tokens,
+        so chunks before the last one skip it (``Llama.eval`` always computes it).
+        """
+        llm = self._llm
+        n_past = llm.n_tokens
+        llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=False)
+        llm._batch.batch.logits[len(tokens) - 1] = logits
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[n_past : n_past + len(tokens)] = tokens
+        llm.n_tokens += len(tokens)
 
     def _logits(self) -> np.ndarray:
         ptr = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
@@ -202,7 +217,7 @@ class LlamaRuntime:
             if labels is not None and _determined(out, labels):
                 out = bytearray(b" " + _determined(out, labels).encode("utf-8"))
                 break
-            self._llm.eval([token])
+            self._decode([token], logits=True)
         else:
             if not self._allowed(matcher)[self._stops].any():
                 raise ExecutionError(

@@ -12,6 +12,7 @@ from .result_cache import ResultCache, cache_key
 from .stats import OperatorStats
 
 Progress = Callable[[OperatorStats, int, int], None]
+CACHE_FLUSH_ROWS = 16  # new answers are committed to the result cache this often
 
 
 class LMExecutor:
@@ -68,6 +69,9 @@ class LMExecutor:
                 stats.cached_prompt_tokens += gen.cached_tokens
                 stats.generated_tokens += gen.generated_tokens
                 fresh.append((key, text))
+                if len(fresh) >= CACHE_FLUSH_ROWS:  # a crash later keeps these answers
+                    self.cache.put_many(fresh)
+                    fresh = []
             texts[key] = text
             out.append(out_type.parse(text))
             if self.progress is not None:
