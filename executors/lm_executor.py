@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
 
 from .prompts import PromptBuilder
@@ -13,6 +14,16 @@ from .stats import OperatorStats
 
 Progress = Callable[[OperatorStats, int, int], None]
 CACHE_FLUSH_ROWS = 16  # new answers are committed to the result cache this often
+
+
+def _parse(out_type: OutputType, text: str, runtime):
+    try:
+        return out_type.parse(text)
+    except (ValueError, TypeError) as err:
+        raise ExecutionError(
+            f"model {getattr(runtime, 'path', '?')} answered {text[:80]!r}, "
+            f"which is not a valid {out_type}: {err}"
+        ) from None
 
 
 class LMExecutor:
@@ -73,7 +84,7 @@ class LMExecutor:
                     self.cache.put_many(fresh)
                     fresh = []
             texts[key] = text
-            out.append(out_type.parse(text))
+            out.append(_parse(out_type, text, self.runtime))
             if self.progress is not None:
                 self.progress(stats, stats.rows_in + i + 1, total or len(rows))
         self.cache.put_many(fresh)
