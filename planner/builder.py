@@ -340,8 +340,15 @@ def _plan_scope(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Pla
             else:
                 node = L.Filter(children=[node], predicates=[pred])
     else:
-        for pred in lm_preds:
-            for call in maps_for(_calls_in(pred)):
+        # Naive: every LM call of the scope runs on every row of the FROM, then one
+        # Filter applies all predicates.
+        others = [
+            n
+            for n in _calls_in(select)
+            if id(n) not in in_where and _owner_select(n) is select and not _inside_join_on(n)
+        ]
+        for nodes in [_calls_in(pred) for pred in lm_preds] + [others]:
+            for call in maps_for(nodes):
                 node = L.LMMap(children=[node], call=call)
         if conjuncts:
             node = L.Filter(children=[node], predicates=conjuncts)

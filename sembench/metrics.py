@@ -59,6 +59,9 @@ def spearman(predicted: dict, truth: dict) -> dict:
     ]
     if len(keys) < 2:
         return {"spearman": None, "n": len(keys), "quality": 0.0}
+    if len({predicted[k] for k in keys}) < 2 or len({truth[k] for k in keys}) < 2:
+        # a constant side has no ranking: SemBench counts it as no correlation
+        return {"spearman": None, "n": len(keys), "quality": 0.0}
     rho = spearmanr([predicted[k] for k in keys], [truth[k] for k in keys]).statistic
     rho = 0.0 if rho is None or math.isnan(rho) else float(rho)
     return {"spearman": rho, "n": len(keys), "quality": rho}

@@ -45,6 +45,15 @@ def test_naive_plan_runs_lm_on_every_row_then_filters(sample_con):
     assert not any(isinstance(n, L.LMFilter) for n in root.walk())
 
 
+def test_naive_select_list_calls_see_every_row(sample_con):
+    sql = (
+        "SELECT LLMMap('Sentiment?', reviewText, options=('POSITIVE','NEGATIVE')) AS s, "
+        "count(*) FROM Reviews WHERE id = 'taken_3' GROUP BY s"
+    )
+    root = main_scope(sample_con, sql, optimize=False)
+    assert chain(root) == ["Project", "Aggregate", "Filter", "LMMap", "Scan"]
+
+
 def test_each_switch_alone(sample_con):
     no_exit = main_scope(sample_con, Q2, early_exit=False)
     assert no_exit.child.child.early_exit is None

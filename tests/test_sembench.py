@@ -134,3 +134,8 @@ def test_runner_end_to_end_on_a_small_sample(tmp_path, capsys):
 def test_unknown_query_is_an_error(tmp_path, capsys):
     assert bench_main(["movie", "--queries", "Q99", "--out", str(tmp_path)]) == 2
     assert "Q99" in capsys.readouterr().err
+
+
+def test_spearman_of_a_constant_prediction_is_zero_quality():
+    m = metrics.spearman({1: 3, 2: 3, 3: 3}, {1: 1, 2: 2, 3: 3})
+    assert m["spearman"] is None and m["quality"] == 0.0
