@@ -150,8 +150,12 @@ def _row_columns(item: exp.Expression) -> list[exp.Column]:
     return out
 
 
-def _value_sql(value) -> exp.Expression:
-    return exp.convert(value)
+def _operator_stats(node: L.PlanNode, stats: QueryStats) -> OperatorStats:
+    """New figures for ``node``, attached to it (EXPLAIN ANALYZE) and to the query."""
+    op = OperatorStats(node.title().split("  ->")[0])
+    stats.add(op)
+    node.stats = op
+    return op
 
 
 class Engine:
@@ -239,9 +243,7 @@ class Engine:
     def _run_map(self, node, select: exp.Select, temp: _Temp, stats: QueryStats) -> None:
         call: LMCall = node.call
         call.refresh_fields()
-        op = OperatorStats(node.title().split("  ->")[0])
-        stats.add(op)
-        node.stats = op
+        op = _operator_stats(node, stats)
         cols = [exp.alias_(f.expr.copy(), f"__a{i}") for i, f in enumerate(call.fields)]
         cols.append(exp.alias_(sqlglot.parse_one("row_number() OVER ()"), "__ord"))
         source = _scope_query(select, cols, _predicates_below(node))
@@ -347,27 +349,27 @@ class Engine:
         _, rows = self._fetch(f"SELECT count(*) FROM ({inner} LIMIT {node.early_exit})")
         return rows[0][0]
 
-    def _lookup_expr(self, call: LMCall, inputs: str, results: str) -> exp.Expression:
+    @staticmethod
+    def _answered_rows(call: LMCall, inputs: str, results: str, select: str) -> str:
+        """``SELECT {select}`` over the answered input tuples equal to this row's fields."""
         conds = " AND ".join(
             f"__i.__a{i} IS NOT DISTINCT FROM ({f.expr.sql(dialect='duckdb')})"
             for i, f in enumerate(call.fields)
         )
-        sql = (
-            f"(SELECT any_value(__r.__out) FROM {inputs} AS __i JOIN {results} AS __r "
-            f"ON __r.__idx = __i.__idx WHERE {conds})"
+        return (
+            f"SELECT {select} FROM {inputs} AS __i JOIN {results} AS __r "
+            f"ON __r.__idx = __i.__idx WHERE {conds}"
         )
-        return sqlglot.parse_one(sql, read="duckdb")
+
+    def _lookup_expr(self, call: LMCall, inputs: str, results: str) -> exp.Expression:
+        """The row's answer: replaces the call in the query."""
+        sql = self._answered_rows(call, inputs, results, "any_value(__r.__out)")
+        return sqlglot.parse_one(f"({sql})", read="duckdb")
 
     def _done_expr(self, call: LMCall, inputs: str, results: str) -> exp.Expression:
-        conds = " AND ".join(
-            f"__i.__a{i} IS NOT DISTINCT FROM ({f.expr.sql(dialect='duckdb')})"
-            for i, f in enumerate(call.fields)
-        )
-        sql = (
-            f"EXISTS (SELECT 1 FROM {inputs} AS __i JOIN {results} AS __r "
-            f"ON __r.__idx = __i.__idx WHERE {conds})"
-        )
-        return sqlglot.parse_one(sql, read="duckdb")
+        """Whether the row's answer is known yet (early exit stops before all are)."""
+        sql = self._answered_rows(call, inputs, results, "1")
+        return sqlglot.parse_one(f"EXISTS ({sql})", read="duckdb")
 
     def _insert(self, table: str, idx: list[int], values: list, out_type: OutputType) -> None:
         if not idx:
@@ -389,9 +391,7 @@ class Engine:
     def _run_join(self, node: L.LMJoin, select: exp.Select, temp: _Temp, stats: QueryStats) -> None:
         call = node.call
         join = node.join
-        op = OperatorStats(node.title().split("  ->")[0])
-        stats.add(op)
-        node.stats = op
+        op = _operator_stats(node, stats)
         right_alias = join.this.alias_or_name
         left, right = call.fields[0].expr, call.fields[1].expr
         if {c.table for c in left.find_all(exp.Column)} == {right_alias}:
@@ -456,9 +456,7 @@ class Engine:
 
     def _run_qa(self, qa: L.LMQA, stats: QueryStats) -> None:
         call = qa.call
-        op = OperatorStats(qa.title().split("  ->")[0])
-        stats.add(op)
-        qa.stats = op
+        op = _operator_stats(qa, stats)
         blocks = []
         for ctx in call.context:
             if isinstance(ctx, (exp.Subquery, exp.Select)):
@@ -480,7 +478,7 @@ class Engine:
             parent = n.parent
             if isinstance(call.output, ListType) and isinstance(parent, exp.In):
                 parent.set("field", None)
-                parent.set("expressions", [_value_sql(v) for v in answer] or [exp.null()])
+                parent.set("expressions", [exp.convert(v) for v in answer] or [exp.null()])
             else:
-                n.replace(_value_sql(answer))
+                n.replace(exp.convert(answer))
         call.nodes = []
