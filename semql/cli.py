@@ -36,7 +36,7 @@ DEMO_QUERIES = [
     (
         "Sentiment counts for 'taken_3' (LM classification grouped by DuckDB)",
         "SELECT {{LLMMap('What is the sentiment of this review?', reviewText,\n"
-        "        options=('POSITIVE', 'NEGATIVE'))}} AS sentiment, count(*) AS n\n"
+        "        options=('positive', 'negative'))}} AS sentiment, count(*) AS n\n"
         "FROM Reviews WHERE id = 'taken_3' GROUP BY sentiment ORDER BY n DESC",
     ),
 ]

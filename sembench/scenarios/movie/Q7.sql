@@ -2,11 +2,11 @@
 -- Each review is classified once by the LM; DuckDB pairs them.
 WITH s AS (
   SELECT id, reviewId, {{LLMMap('What is the sentiment of this movie review?', reviewText,
-         options=('POSITIVE', 'NEGATIVE'),
-         examples=(('A joyless, plodding mess that wastes its talented cast.', 'NEGATIVE'),
-                   ('Funny, warm and beautifully made: a delight from start to finish.', 'POSITIVE'),
-                   ('It has a few good moments, but mostly it drags.', 'NEGATIVE'),
-                   ('A thrilling, confident film that earns every one of its surprises.', 'POSITIVE')))}} AS sentiment
+         options=('positive', 'negative'),
+         examples=(('A joyless, plodding mess that wastes its talented cast.', 'negative'),
+                   ('Funny, warm and beautifully made: a delight from start to finish.', 'positive'),
+                   ('It has a few good moments, but mostly it drags.', 'negative'),
+                   ('A thrilling, confident film that earns every one of its surprises.', 'positive')))}} AS sentiment
   FROM Reviews
   WHERE id = 'ant_man_and_the_wasp_quantumania'
 )

@@ -1,10 +1,12 @@
 -- Number of positive and negative reviews for movie "taken_3". Return scoreSentiment and count.
-SELECT {{LLMMap('What is the sentiment of this movie review?', reviewText,
-         options=('POSITIVE', 'NEGATIVE'),
-         examples=(('A joyless, plodding mess that wastes its talented cast.', 'NEGATIVE'),
-                   ('Funny, warm and beautifully made: a delight from start to finish.', 'POSITIVE'),
-                   ('It has a few good moments, but mostly it drags.', 'NEGATIVE'),
-                   ('A thrilling, confident film that earns every one of its surprises.', 'POSITIVE')))}}
+-- Lower-case labels: Gemma 270M answered NEGATIVE for every review with upper-case ones
+-- (sentiment accuracy 0.27 vs 0.87 on 150 reviews).
+SELECT upper({{LLMMap('What is the sentiment of this movie review?', reviewText,
+         options=('positive', 'negative'),
+         examples=(('A joyless, plodding mess that wastes its talented cast.', 'negative'),
+                   ('Funny, warm and beautifully made: a delight from start to finish.', 'positive'),
+                   ('It has a few good moments, but mostly it drags.', 'negative'),
+                   ('A thrilling, confident film that earns every one of its surprises.', 'positive')))}})
        AS scoreSentiment,
        COUNT(*) AS count
 FROM Reviews
