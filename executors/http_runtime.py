@@ -15,7 +15,6 @@ caching. Prompts are the same completion-style prompts the local runtime uses.
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 
@@ -117,7 +116,6 @@ class HTTPRuntime:
         self.path = self.base_url
         self.name = f"{model or 'default model'} at {self.base_url}"
         self.model_id = f"http|{self.base_url}|{model or ''}"
-        self.cancel_event = threading.Event()
 
     def _post(self, route: str, payload: dict) -> dict:
         data = json.dumps(payload).encode("utf-8")

@@ -97,7 +97,6 @@ class LlamaRuntime:
         self._compiled: dict[GrammarSpec, xgr.CompiledGrammar] = {}
         self._bitmask = xgr.allocate_token_bitmask(1, self.n_vocab)
         self._lock = threading.Lock()
-        self.cancel_event = threading.Event()
 
     # -- text and tokens -------------------------------------------------------------
 

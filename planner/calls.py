@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from semql.dialect import is_lm_call
 from semql.errors import BindError
 from semql.grammar.types import OutputType
 
@@ -127,7 +126,3 @@ def field_name(expr: exp.Expression, taken: set[str]) -> str:
         name, n = f"{base}_{n}", n + 1
     taken.add(name)
     return name
-
-
-def contains_lm_call(node: exp.Expression) -> bool:
-    return any(is_lm_call(n) for n in node.walk())

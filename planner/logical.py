@@ -199,9 +199,3 @@ class QueryPlan:
     @property
     def has_lm(self) -> bool:
         return bool(self.calls)
-
-    def lm_nodes(self) -> list[PlanNode]:
-        nodes: list[PlanNode] = list(self.constants)
-        for scope in self.scopes:
-            nodes += [n for n in scope.root.walk() if isinstance(n, (LMFilter, LMMap, LMJoin))]
-        return nodes
