@@ -25,18 +25,20 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from semql.dialect import is_lm_call
 from semql.errors import BindError, ExecutionError, SemQLError
 from semql.grammar.types import ListType, OptionsType, OutputType
 from semql.planner import logical as L
 from semql.planner.calls import LMCall
 from semql.planner.options import PlanOptions
+from semql.planner.rules.pipeline import unlink
+from semql.planner.rules.short_circuit import needed_condition
+from semql.planner.scope_sql import predicates_below, row_columns, scope_query
 
+from .filter_order import order_filters
 from .lm_executor import LMExecutor
 from .prompts import render_context
-from .stats import OperatorStats, QueryStats
+from .stats import OperatorStats, QueryStats, attach_stats
 
-BATCH_ROWS = 8  # rows fed to the LM between early-exit checks
 QA_CONTEXT_CHARS = 3000
 
 
@@ -74,90 +76,6 @@ class _Temp:
         self.names.clear()
 
 
-def _ctes_before(select: exp.Expression) -> list[exp.CTE]:
-    """CTEs visible to ``select``: every enclosing WITH's CTEs defined before its own."""
-    found: list[exp.CTE] = []
-    own_cte: exp.CTE | None = None
-    node = select
-    while node is not None:
-        if isinstance(node, exp.CTE):
-            own_cte = node
-        with_ = node.args.get("with_")
-        if isinstance(with_, exp.With):
-            visible = []
-            for cte in with_.expressions:
-                if cte is own_cte:
-                    break
-                visible.append(cte)
-            found = visible + found
-        node = node.parent
-    return found
-
-
-def _scope_query(
-    select: exp.Select,
-    columns: list[exp.Expression],
-    predicates: list[exp.Expression],
-    joins_upto: int | None = None,
-) -> str:
-    """SQL that reads ``columns`` from the scope's FROM under ``predicates``."""
-    q = exp.Select(expressions=columns)
-    from_ = select.args.get("from_")
-    if from_ is not None:
-        q.set("from_", from_.copy())
-    joins = select.args.get("joins") or []
-    if joins_upto is not None:
-        joins = joins[:joins_upto]
-    if joins:
-        q.set("joins", [j.copy() for j in joins])
-    if predicates:
-        q.set("where", exp.Where(this=exp.and_(*[p.copy() for p in predicates])))
-    ctes = _ctes_before(select)
-    if ctes:
-        q.set("with_", exp.With(expressions=[c.copy() for c in ctes]))
-    return q.sql(dialect="duckdb")
-
-
-def _predicates_below(node: L.PlanNode) -> list[exp.Expression]:
-    """Predicates applied by the operators under ``node`` (its input rows)."""
-    preds: list[exp.Expression] = []
-    child = node.child
-    while child is not None and not isinstance(child, (L.Scan, L.DuckDBPlan, L.Join, L.LMJoin)):
-        if isinstance(child, L.Limit) and child.materialize:
-            break  # the scope now reads the fixed rows, already filtered
-        if isinstance(child, L.Filter):
-            preds += child.predicates
-        elif isinstance(child, L.LMFilter):
-            preds.append(child.predicate)
-            if child.done is not None:
-                preds.append(child.done)
-        child = child.child
-    return preds
-
-
-def _row_columns(item: exp.Expression) -> list[exp.Column]:
-    """Columns an expression reads per row: not LM keyword names or values (options=...)."""
-    out = []
-    for col in item.find_all(exp.Column):
-        kw = col.find_ancestor(exp.EQ, exp.PropertyEQ, exp.Kwarg)
-        if (
-            kw is not None
-            and is_lm_call(kw.parent)
-            and isinstance(kw.this, (exp.Column, exp.Identifier))
-        ):
-            continue
-        out.append(col)
-    return out
-
-
-def _operator_stats(node: L.PlanNode, stats: QueryStats) -> OperatorStats:
-    """New figures for ``node``, attached to it (EXPLAIN ANALYZE) and to the query."""
-    op = OperatorStats(node.title().split("  ->")[0])
-    stats.add(op)
-    node.stats = op
-    return op
-
-
 class Engine:
     """Runs plans on one DuckDB connection with one LM executor."""
 
@@ -165,8 +83,15 @@ class Engine:
         self, con: duckdb.DuckDBPyConnection, lm: Callable[[], LMExecutor], options: PlanOptions
     ):
         self.con = con
-        self._lm = lm
+        self._make_lm = lm
+        self._executor: LMExecutor | None = None
         self.options = options
+
+    def _lm(self) -> LMExecutor:
+        """One LM executor per query, so answers sampled for planning are reused."""
+        if self._executor is None:
+            self._executor = self._make_lm()
+        return self._executor
 
     # -- entry -------------------------------------------------------------------------
 
@@ -181,7 +106,7 @@ class Engine:
                 for qa in plan.constants:
                     self._run_qa(qa, stats)
                 for scope in plan.scopes:
-                    self._run_node(scope.root, scope.select, temp, stats)
+                    scope.root = self._run_scope(scope, temp, stats, plan.profile)
                 final = plan.statement.sql(dialect="duckdb")
                 return self._run_sql(
                     final,
@@ -228,30 +153,69 @@ class Engine:
 
     # -- plan walk ---------------------------------------------------------------------
 
+    def _run_scope(self, scope: L.ScopePlan, temp: _Temp, stats: QueryStats, profile) -> L.PlanNode:
+        """Run the scope's operators bottom-up; returns the root (filters may be reordered)."""
+        steps = unlink(scope.root)
+        self._run_node(steps[0], scope.select, temp, stats)
+        for i in range(1, len(steps)):
+            step = steps[i]
+            if isinstance(step, L.LMOperator) and step.reorder_group is not None:
+                steps = order_filters(self, steps, i, scope.select, stats, profile)
+            self._run_node(steps[i], scope.select, temp, stats)
+        return steps[-1]
+
     def _run_node(
         self, node: L.PlanNode, select: exp.Select, temp: _Temp, stats: QueryStats
     ) -> None:
-        for child in node.children:
-            self._run_node(child, select, temp, stats)
+        """Run one operator; a source subtree (joins, LMJoin) runs its children first."""
+        if isinstance(node, (L.Join, L.LMJoin)):
+            for child in node.children:
+                self._run_node(child, select, temp, stats)
         if isinstance(node, L.Limit) and node.materialize:
             self._fix_limited_rows(node, select, temp)
-        elif isinstance(node, (L.LMFilter, L.LMMap)):
+        elif isinstance(node, L.LMOperator):
             self._run_map(node, select, temp, stats)
         elif isinstance(node, L.LMJoin):
             self._run_join(node, select, temp, stats)
 
-    def _run_map(self, node, select: exp.Select, temp: _Temp, stats: QueryStats) -> None:
+    def _input_query(self, node: L.LMOperator, select: exp.Select, temp: _Temp) -> str:
+        """Distinct (dedup) or all argument tuples of the rows ``node`` must answer.
+
+        Rows whose predicate a cheap side already decides are left out (short-circuit);
+        without projection pruning whole rows are materialised first (naive baseline).
+        """
+        call = node.call
+        preds = predicates_below(node)
+        if node.short_circuit:
+            guard = needed_condition(node.predicate, call.nodes[0])
+            if guard is not None:
+                preds.append(guard)
+                node.guard = guard
+        args = [exp.alias_(f.expr.copy(), f"__a{i}") for i, f in enumerate(call.fields)]
+        order = exp.alias_(sqlglot.parse_one("row_number() OVER ()"), "__ord")
+        names = ", ".join(f"__a{i}" for i in range(len(call.fields)))
+        if node.prune:
+            source = scope_query(select, [*args, order], preds)
+        else:
+            wide = temp.new("rows")
+            self._exec(
+                f"CREATE TEMP TABLE {wide} AS "
+                + scope_query(select, [exp.Star(), *args, order], preds)
+            )
+            source = f"SELECT * FROM {wide}"
+        if node.dedup:
+            grouped = f"SELECT {names}, min(__ord) AS __ord FROM ({source}) GROUP BY ALL"
+            return grouped + " ORDER BY __ord"
+        return f"SELECT {names}, __ord FROM ({source}) ORDER BY __ord"
+
+    def _run_map(
+        self, node: L.LMOperator, select: exp.Select, temp: _Temp, stats: QueryStats
+    ) -> None:
         call: LMCall = node.call
         call.refresh_fields()
-        op = _operator_stats(node, stats)
-        cols = [exp.alias_(f.expr.copy(), f"__a{i}") for i, f in enumerate(call.fields)]
-        cols.append(exp.alias_(sqlglot.parse_one("row_number() OVER ()"), "__ord"))
-        source = _scope_query(select, cols, _predicates_below(node))
+        op = node.stats if isinstance(node.stats, OperatorStats) else attach_stats(node, stats)
+        body = self._input_query(node, select, temp)
         args = ", ".join(f"__a{i}" for i in range(len(call.fields)))
-        if self.options.dedup:
-            body = f"SELECT {args}, min(__ord) AS __ord FROM ({source}) GROUP BY ALL ORDER BY __ord"
-        else:
-            body = f"SELECT {args}, __ord FROM ({source}) ORDER BY __ord"
         inputs, results = temp.new("in"), temp.new("out")
         self._exec(
             f"CREATE TEMP TABLE {inputs} AS SELECT row_number() OVER () AS __idx, * FROM ({body})"
@@ -259,16 +223,18 @@ class Engine:
         self._exec(f"CREATE TEMP TABLE {results} (__idx BIGINT, __out {call.output.duckdb_type})")
         _, rows = self._fetch(f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx")
         lookup = self._lookup_expr(call, inputs, results)
+        done = None
+        early = isinstance(node, L.LMFilter) and node.early_exit is not None
+        if early:
+            done = self._done_expr(call, inputs, results, node.guard)
         for n in call.nodes:
             n.replace(lookup.copy())
         call.nodes = []
-        done = None
-        if isinstance(node, L.LMFilter) and node.early_exit is not None:
-            done = self._done_expr(call, inputs, results)
+        if early:
             node.done = done
         lm = self._lm()
         names = [f.name for f in call.fields]
-        batch = len(rows) if done is None else BATCH_ROWS
+        batch = node.batch_rows if early else len(rows)
         for start in range(0, len(rows), max(batch, 1)):
             chunk = rows[start : start + batch]
             answers = lm.answer(
@@ -278,7 +244,7 @@ class Engine:
                 [r[1:] for r in chunk],
                 op,
                 call.examples,
-                dedup=self.options.dedup,
+                dedup=node.dedup,
                 total=len(rows),
             )
             self._insert(results, [r[0] for r in chunk], answers, call.output)
@@ -288,9 +254,9 @@ class Engine:
                     op.stopped_early = True
                     break
         if isinstance(node, L.LMFilter):
-            preds = _predicates_below(node) + [node.predicate] + ([done] if done else [])
+            preds = predicates_below(node) + [node.predicate] + ([done] if done else [])
             _, cnt = self._fetch(
-                _scope_query(select, [exp.alias_(sqlglot.parse_one("count(*)"), "n")], preds)
+                scope_query(select, [exp.alias_(sqlglot.parse_one("count(*)"), "n")], preds)
             )
             op.rows_out = cnt[0][0]
         else:
@@ -305,7 +271,7 @@ class Engine:
         """
         names: dict[str, str] = {}
         for item in select.expressions:
-            for col in _row_columns(item):
+            for col in row_columns(item):
                 names.setdefault(col.sql(dialect="duckdb"), f"__c{len(names)}")
         aliases = {e.alias: e.this for e in select.expressions if isinstance(e, exp.Alias)}
         order = select.args.get("order")
@@ -323,7 +289,7 @@ class Engine:
             exp.alias_(sqlglot.parse_one(sql, read="duckdb"), name) for sql, name in names.items()
         ]
         query = sqlglot.parse_one(
-            _scope_query(select, cols + [exp.alias_(window, "__pos")], _predicates_below(node)),
+            scope_query(select, cols + [exp.alias_(window, "__pos")], predicates_below(node)),
             read="duckdb",
         )
         if keys:
@@ -336,7 +302,7 @@ class Engine:
         for item in select.expressions:
             if isinstance(item, exp.Column):
                 item = item.replace(exp.alias_(item.copy(), item.output_name))
-            for col in _row_columns(item):
+            for col in row_columns(item):
                 col.replace(exp.column(names[col.sql(dialect="duckdb")], table=table))
         select.set("from_", exp.From(this=exp.to_table(table)))
         for arg in ("joins", "where", "limit", "offset"):
@@ -344,8 +310,8 @@ class Engine:
         select.set("order", exp.Order(expressions=[exp.Ordered(this=exp.column("__pos", table))]))
 
     def _count_passing(self, select: exp.Select, node: L.LMFilter, done: exp.Expression) -> int:
-        preds = _predicates_below(node) + [node.predicate, done]
-        inner = _scope_query(select, [exp.Literal.number(1)], preds)
+        preds = predicates_below(node) + [node.predicate, done]
+        inner = scope_query(select, [exp.Literal.number(1)], preds)
         _, rows = self._fetch(f"SELECT count(*) FROM ({inner} LIMIT {node.early_exit})")
         return rows[0][0]
 
@@ -366,10 +332,18 @@ class Engine:
         sql = self._answered_rows(call, inputs, results, "any_value(__r.__out)")
         return sqlglot.parse_one(f"({sql})", read="duckdb")
 
-    def _done_expr(self, call: LMCall, inputs: str, results: str) -> exp.Expression:
-        """Whether the row's answer is known yet (early exit stops before all are)."""
+    def _done_expr(
+        self, call: LMCall, inputs: str, results: str, guard: exp.Expression | None
+    ) -> exp.Expression:
+        """Whether the row's answer is known yet (early exit stops before all are).
+
+        A row the short-circuit guard leaves out is known without an answer.
+        """
         sql = self._answered_rows(call, inputs, results, "1")
-        return sqlglot.parse_one(f"EXISTS ({sql})", read="duckdb")
+        known = sqlglot.parse_one(f"EXISTS ({sql})", read="duckdb")
+        if guard is None:
+            return known
+        return exp.or_(exp.Not(this=exp.Paren(this=guard.copy())), known)
 
     def _insert(self, table: str, idx: list[int], values: list, out_type: OutputType) -> None:
         if not idx:
@@ -391,7 +365,7 @@ class Engine:
     def _run_join(self, node: L.LMJoin, select: exp.Select, temp: _Temp, stats: QueryStats) -> None:
         call = node.call
         join = node.join
-        op = _operator_stats(node, stats)
+        op = attach_stats(node, stats)
         right_alias = join.this.alias_or_name
         left, right = call.fields[0].expr, call.fields[1].expr
         if {c.table for c in left.find_all(exp.Column)} == {right_alias}:
@@ -399,7 +373,7 @@ class Engine:
         joins = select.args.get("joins") or []
         position = next(i for i, j in enumerate(joins) if j is join)
         left_sql = sqlglot.parse_one(
-            _scope_query(select, [exp.alias_(left.copy(), "v")], [], joins_upto=position),
+            scope_query(select, [exp.alias_(left.copy(), "v")], [], joins_upto=position),
             read="duckdb",
         )
         left_sql.set("distinct", exp.Distinct())
@@ -456,7 +430,7 @@ class Engine:
 
     def _run_qa(self, qa: L.LMQA, stats: QueryStats) -> None:
         call = qa.call
-        op = _operator_stats(qa, stats)
+        op = attach_stats(qa, stats)
         blocks = []
         for ctx in call.context:
             if isinstance(ctx, (exp.Subquery, exp.Select)):

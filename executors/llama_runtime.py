@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import llama_cpp
@@ -68,6 +69,8 @@ class LlamaRuntime:
         self.closed_set_fast_path = closed_set_fast_path
         self.prefix_reuse = prefix_reuse
         threads = n_threads or default_threads()
+        self.n_threads = threads
+        self.reuse_chunk = PREFILL_CHUNK if prefix_reuse else 0
         try:
             self._llm = llama_cpp.Llama(
                 model_path=path,
@@ -225,6 +228,42 @@ class LlamaRuntime:
                 )
         text = out.decode("utf-8", errors="replace")
         return Generation(text, len(tokens), cached, generated)
+
+    def measure_speeds(self, text: str) -> dict[str, float]:
+        """Prefill and decode speed, and the fixed cost of one constrained call.
+
+        For the cost model (executors/model_profile.py): 256 prompt tokens from an empty
+        KV cache, 16 single-token decode steps, then short bool calls whose prompt the
+        cache already holds.
+        """
+        from semql.grammar.types import BoolType
+
+        tokens = self.tokenize(text)
+        with self._lock:
+            self._llm.reset()
+            self._llm._ctx.kv_cache_clear()
+            started = time.perf_counter()
+            self._prefill(tokens[:256])
+            prefill = min(len(tokens), 256) / (time.perf_counter() - started)
+            started = time.perf_counter()
+            for token in tokens[256:272]:
+                self._decode([token], logits=True)
+            decode = len(tokens[256:272]) / (time.perf_counter() - started)
+        prompt = "Task: Is this positive?\nAnswer yes or no.\n\ntext: good\nAnswer:"
+        self.generate(prompt, BoolType())  # grammar compiled, prompt in the KV cache
+        runs = 4
+        started = time.perf_counter()
+        for _ in range(runs):
+            gen = self.generate(prompt, BoolType())
+        per_call = (time.perf_counter() - started) / runs
+        fresh = gen.prompt_tokens - gen.cached_tokens
+        overhead = per_call - fresh / prefill - gen.generated_tokens / decode
+        return {
+            "prefill_tokens_per_s": prefill,
+            "decode_tokens_per_s": decode,
+            "seconds_per_call": max(overhead, 0.001),
+            "chars_per_token": len(text) / max(len(tokens), 1),
+        }
 
     def close(self) -> None:
         llm, self._llm = getattr(self, "_llm", None), None

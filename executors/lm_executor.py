@@ -34,6 +34,9 @@ class LMExecutor:
         self.cache = cache
         self.progress = progress
         self.prompts = PromptBuilder(runtime.style, getattr(runtime, "format_chat", None))
+        # Answers given while planning (sampled selectivities), reused when the operator
+        # runs, so a sample costs no extra LM calls even without the result cache.
+        self.remembered: dict[str, str] = {}
 
     def answer(
         self,
@@ -45,8 +48,12 @@ class LMExecutor:
         examples: Sequence[tuple] = (),
         dedup: bool = True,
         total: int | None = None,
+        remember: bool = False,
     ) -> list:
-        """One parsed answer per row; a row whose fields are all NULL answers NULL."""
+        """One parsed answer per row; a row whose fields are all NULL answers NULL.
+
+        ``remember``: keep the answers for later calls of this executor (see remembered).
+        """
         started = time.perf_counter()
         spec = out_type.spec()
         grammar_id = f"{spec.kind}:{spec.source}"
@@ -69,6 +76,9 @@ class LMExecutor:
                 out.append(None)
                 continue
             text = texts.get(key) if dedup else None
+            if text is None and key in self.remembered:
+                text = self.remembered[key]
+                stats.cache_hits += 1
             if text is None and key in cached:
                 text = cached[key]
                 stats.cache_hits += 1
@@ -84,6 +94,8 @@ class LMExecutor:
                     self.cache.put_many(fresh)
                     fresh = []
             texts[key] = text
+            if remember:
+                self.remembered[key] = text
             out.append(_parse(out_type, text, self.runtime))
             if self.progress is not None:
                 self.progress(stats, stats.rows_in + i + 1, total or len(rows))

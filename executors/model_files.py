@@ -69,11 +69,11 @@ def model_sha256(path: str, known_digest: str | None = None) -> str:
     if key in known and known_digest is None:
         return known[key]
     known[key] = known_digest or _sha256_file(p)
-    _atomic_write_text(index, json.dumps(known, indent=0))
+    atomic_write_text(index, json.dumps(known, indent=0))
     return known[key]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:

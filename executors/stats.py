@@ -20,6 +20,13 @@ class OperatorStats:
     seconds: float = 0.0
     stopped_early: bool = False
 
+    def absorb(self, other: OperatorStats) -> None:
+        """Add another run's LM work (e.g. the sample a plan decision was made on)."""
+        for name in ("lm_calls", "prompt_tokens", "cached_prompt_tokens", "generated_tokens"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.cache_hits += other.cache_hits
+        self.seconds += other.seconds
+
     def summary(self) -> str:
         parts = [f"rows in {self.rows_in}"]
         if self.rows_out is not None:
@@ -67,3 +74,11 @@ class QueryStats:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "operators"}
         out["operators"] = [vars(op).copy() for op in self.operators]
         return out
+
+
+def attach_stats(node, stats: QueryStats) -> OperatorStats:
+    """New figures for a plan node, attached to it (EXPLAIN ANALYZE) and to the query."""
+    op = OperatorStats(node.title().split("  ->")[0])
+    stats.add(op)
+    node.stats = op
+    return op

@@ -1,12 +1,8 @@
 """AST -> QueryPlan: find LM calls, bind and type them, and lay out each scope's operators.
 
-The layout encodes the optimisations that are on (``PlanOptions``):
-
-* pushdown: relational WHERE conjuncts sit below the LM operators, and each LM filter
-  below the next (cascade), so the LM only sees rows that can still reach the output;
-  off: every LM call runs on every row of the FROM, and one Filter on top applies all.
-* early_exit: a LIMIT k with no ORDER BY / aggregate / DISTINCT / window above the last
-  LM filter makes that filter stop once k rows pass.
+Each SELECT with LM calls is first laid out naively (every LM call on every FROM row,
+then the WHERE, then grouping, projection, ORDER BY, LIMIT); the rewrite rules of
+planner/rules then move and annotate operators, each under its own switch.
 """
 
 from __future__ import annotations
@@ -24,6 +20,8 @@ from semql.grammar.types import MAX_OPTIONS, StrType
 from . import logical as L
 from .calls import CANONICAL_NAMES, Field, LMCall, field_name, literal_value, split_arguments
 from .options import PlanOptions
+from .rules import RULES
+from .rules.pipeline import ScopeFacts, link
 
 
 class Catalog(Protocol):
@@ -304,119 +302,92 @@ def _has_aggregate(select: exp.Select) -> bool:
     )
 
 
-def _plan_scope(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.PlanNode:
-    node = _source_nodes(select, binder)
-    where = select.args.get("where")
-    conjuncts = _conjuncts(where.this) if where is not None else []
-    relational = [c for c in conjuncts if not _calls_in(c)]
-    lm_preds = [c for c in conjuncts if _calls_in(c)]
-    in_where = {id(n) for c in lm_preds for n in _calls_in(c)}
-
-    planned: list[LMCall] = []
-
-    def maps_for(nodes) -> list[LMCall]:
-        """The LLMMap calls among ``nodes`` that no operator below computes yet."""
-        out: list[LMCall] = []
-        for n in nodes:
-            call = binder.bind(n)
-            if call.function == "LLMMap" and call not in out and call not in planned:
-                out.append(call)
-        planned.extend(out)
-        return out
-
-    if opts.pushdown:
-        if relational:
-            node = L.Filter(
-                children=[node],
-                predicates=relational,
-                notes=["pushdown: relational filter before LM work"],
-            )
-        for pred in lm_preds:
-            calls = maps_for(_calls_in(pred))
-            for call in calls[:-1]:
-                node = L.LMMap(children=[node], call=call)
-            if calls:
-                node = L.LMFilter(children=[node], call=calls[-1], predicate=pred)
-            else:
-                node = L.Filter(children=[node], predicates=[pred])
-    else:
-        # Naive: every LM call of the scope runs on every row of the FROM, then one
-        # Filter applies all predicates.
-        others = [
-            n
-            for n in _calls_in(select)
-            if id(n) not in in_where and _owner_select(n) is select and not _inside_join_on(n)
-        ]
-        for nodes in [_calls_in(pred) for pred in lm_preds] + [others]:
-            for call in maps_for(nodes):
-                node = L.LMMap(children=[node], call=call)
-        if conjuncts:
-            node = L.Filter(children=[node], predicates=conjuncts)
-
-    has_agg = bool(select.args.get("group")) or _has_aggregate(select)
-    order = select.args.get("order")
+def _scope_facts(select: exp.Select) -> ScopeFacts:
     limit = select.args.get("limit")
-    # Rows pass through unchanged to LIMIT only without these between them.
+    count = _int_literal(limit.expression) if limit is not None else None
+    offset = select.args.get("offset")
+    skip = _int_literal(offset.expression) if offset is not None else 0
     blockers = (
-        has_agg
-        or select.args.get("distinct")
+        bool(select.args.get("group"))
+        or _has_aggregate(select)
+        or bool(select.args.get("distinct"))
         or any(_owner_select(w) is select for w in select.find_all(exp.Window))
         or select.args.get("qualify") is not None
     )
-    if (
-        opts.early_exit
-        and limit is not None
-        and not blockers
-        and order is None
-        and isinstance(node, L.LMFilter)
-    ):
-        count = _int_literal(limit.expression)
-        offset = select.args.get("offset")
-        skip = _int_literal(offset.expression) if offset is not None else 0
-        if count is not None and skip is not None:
-            node.early_exit = count + skip
-            node.notes.append(f"early exit: stop once {count + skip} rows pass")
-
-    rest = [n for n in _calls_in(select) if id(n) not in in_where and _owner_select(n) is select]
-    select_maps = maps_for([n for n in rest if not _inside_join_on(n)])
-    limited_first = (
-        opts.pushdown
-        and select_maps
-        and limit is not None
-        and not blockers
-        and _top_k_applies(select)
+    return ScopeFacts(
+        limit=count + skip if count is not None and skip is not None else None,
+        has_limit=limit is not None,
+        ordered=select.args.get("order") is not None,
+        blockers=blockers,
+        top_k_ok=_top_k_applies(select),
     )
-    if limited_first:
-        node = _sort_limit(node, select, materialize=True)
-        node.notes.append("LM calls in SELECT run only for the rows that survive LIMIT")
-    for call in select_maps:
-        node = L.LMMap(children=[node], call=call)
-    if has_agg:
+
+
+def _naive_steps(select: exp.Select, binder: _Binder) -> list[L.PlanNode]:
+    """The scope as written: every LM call on every FROM row, then the WHERE, then the rest.
+
+    This is the naive baseline; the rules in planner/rules rewrite it.
+    """
+    steps: list[L.PlanNode] = [_source_nodes(select, binder)]
+    where = select.args.get("where")
+    conjuncts = _conjuncts(where.this) if where is not None else []
+    planned: list[LMCall] = []
+    for pred in conjuncts:
+        for n in _calls_in(pred):
+            call = binder.bind(n)
+            if call.function == "LLMMap" and call not in planned:
+                planned.append(call)
+                steps.append(L.LMMap(call=call, predicate=pred))
+    for n in _calls_in(select):
+        if _owner_select(n) is not select or _inside_join_on(n) or _inside(n, where):
+            continue
+        call = binder.bind(n)
+        if call.function == "LLMMap" and call not in planned:
+            planned.append(call)
+            steps.append(L.LMMap(call=call))
+    if conjuncts:
+        steps.append(L.Filter(predicates=conjuncts, role="where"))
+    if bool(select.args.get("group")) or _has_aggregate(select):
         group = select.args.get("group") or exp.Group()
-        keys = [g.sql(dialect="duckdb") for g in group.expressions]
-        node = L.Aggregate(children=[node], group_by=keys)
+        steps.append(L.Aggregate(group_by=[g.sql(dialect="duckdb") for g in group.expressions]))
         having = select.args.get("having")
         if having is not None:
-            node = L.Filter(children=[node], predicates=[having.this])
+            steps.append(L.Filter(predicates=[having.this], role="having"))
     columns = [e.sql(dialect="duckdb", normalize_functions=False) for e in select.expressions]
-    node = L.Project(children=[node], columns=columns, distinct=bool(select.args.get("distinct")))
-    return node if limited_first else _sort_limit(node, select, materialize=False)
-
-
-def _sort_limit(node: L.PlanNode, select: exp.Select, materialize: bool) -> L.PlanNode:
+    steps.append(L.Project(columns=columns, distinct=bool(select.args.get("distinct"))))
     order = select.args.get("order")
     if order is not None:
-        node = L.Sort(children=[node], keys=[o.sql(dialect="duckdb") for o in order.expressions])
+        steps.append(L.Sort(keys=[o.sql(dialect="duckdb") for o in order.expressions]))
     limit = select.args.get("limit")
     if limit is not None:
         offset = select.args.get("offset")
-        node = L.Limit(
-            children=[node],
-            count=limit.expression.sql(),
-            offset=offset.expression.sql() if offset is not None else "",
-            materialize=materialize,
+        steps.append(
+            L.Limit(
+                count=limit.expression.sql(),
+                offset=offset.expression.sql() if offset is not None else "",
+            )
         )
-    return node
+    return steps
+
+
+def _inside(node: exp.Expression, clause: exp.Expression | None) -> bool:
+    return clause is not None and any(n is node for n in clause.walk())
+
+
+def _plan_scope(
+    select: exp.Select, binder: _Binder, opts: PlanOptions, fired: list[str]
+) -> L.PlanNode:
+    steps = _naive_steps(select, binder)
+    facts = _scope_facts(select)
+    for rule in RULES:
+        if not getattr(opts, rule.NAME):
+            continue
+        rewritten = rule.apply(steps, facts)
+        if rewritten is not None:
+            steps = rewritten
+            if rule.NAME not in fired:
+                fired.append(rule.NAME)
+    return link(steps)
 
 
 def _top_k_applies(select: exp.Select) -> bool:
@@ -529,7 +500,7 @@ def build_plan(ast: exp.Expression, sql: str, catalog: Catalog, opts: PlanOption
         if any(
             str(n.this).upper() != "LLMQA" for n in _calls_in(select) if _owner_select(n) is select
         ):
-            root = _plan_scope(select, binder, opts)
+            root = _plan_scope(select, binder, opts, plan.fired)
             plan.scopes.append(L.ScopePlan(_scope_name(scope, i), select, root))
     plan.calls = list(binder.calls.values())
     return plan

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import logical as L
+from .cost import plan_totals
 
 Annotate = Callable[[L.PlanNode], str]
 
@@ -30,7 +31,15 @@ def render_plan(plan: L.QueryPlan, annotate: Annotate | None = None) -> str:
         return "DuckDB (no LM functions): " + " ".join(plan.sql.split())
     parts = []
     enabled = plan.options.enabled() if plan.options else []
-    parts.append("optimisations: " + (", ".join(enabled) if enabled else "none (naive)"))
+    header = "optimisations: " + (", ".join(enabled) if enabled else "none (naive)")
+    header += "\nrules fired: " + (", ".join(plan.fired) if plan.fired else "none")
+    if plan.profile is not None:
+        total = plan_totals(plan)
+        header += (
+            f"\nestimate: {total.lm_calls:.0f} LM calls, {total.seconds:.1f}s "
+            f"(model: {plan.profile.describe()}; result cache not counted)"
+        )
+    parts.append(header)
     for qa in plan.constants:
         parts.append("constant:\n" + render_tree(qa, annotate))
     for scope in plan.scopes:

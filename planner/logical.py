@@ -19,7 +19,8 @@ from .calls import LMCall
 @dataclass(eq=False)
 class PlanNode:
     children: list[PlanNode] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # rules that fired here, estimates
+    notes: list[str] = field(default_factory=list)  # rules that fired here
+    estimate: object = None  # the cost model's figures (planner.cost.Estimate)
     stats: object = None  # the executor's figures for this operator (EXPLAIN ANALYZE)
 
     @property
@@ -70,6 +71,7 @@ class Join(PlanNode):
 @dataclass(eq=False)
 class Filter(PlanNode):
     predicates: list[exp.Expression] = field(default_factory=list)
+    role: str = ""  # "where": the scope's WHERE as written; "having"; "" otherwise
 
     def __post_init__(self):
         self.text = " AND ".join(
@@ -81,12 +83,27 @@ class Filter(PlanNode):
 
 
 @dataclass(eq=False)
-class LMFilter(PlanNode):
-    """Keep rows whose predicate (which contains ``call``) holds."""
+class LMOperator(PlanNode):
+    """An operator that asks the LM one question per input row (LMMap, LMFilter).
+
+    The flags are set by the rewrite rules (planner/rules) and read by the executor.
+    """
 
     call: LMCall | None = None
-    predicate: exp.Expression | None = None
+    predicate: exp.Expression | None = None  # the WHERE conjunct this call belongs to
+    dedup: bool = False  # one LM call per distinct input tuple
+    prune: bool = False  # materialise only the call's arguments, not whole rows
+    short_circuit: bool = False  # skip rows whose predicate the cheap side decides
+    reorder_group: int | None = None  # filters of one group are ordered at run time
+    guard: exp.Expression | None = None  # set at run time: rows that need an answer
+
+
+@dataclass(eq=False)
+class LMFilter(LMOperator):
+    """Keep rows whose predicate (which contains ``call``) holds."""
+
     early_exit: int | None = None  # stop once this many rows pass (LIMIT k above)
+    batch_rows: int = 8  # rows fed to the LM between early-exit checks
     done: exp.Expression | None = None  # set at run time: "this row's answer is known"
 
     def __post_init__(self):
@@ -102,10 +119,8 @@ class LMFilter(PlanNode):
 
 
 @dataclass(eq=False)
-class LMMap(PlanNode):
+class LMMap(LMOperator):
     """Add the value of ``call`` to each row."""
-
-    call: LMCall | None = None
 
     def title(self) -> str:
         return f"LMMap {self.call.label}  -> {self.call.output}"
@@ -195,6 +210,8 @@ class QueryPlan:
     constants: list[LMQA] = field(default_factory=list)
     scopes: list[ScopePlan] = field(default_factory=list)
     options: object = None
+    fired: list[str] = field(default_factory=list)  # rewrite rules that changed the plan
+    profile: object = None  # the model speeds the estimates used (planner.cost)
 
     @property
     def has_lm(self) -> bool:

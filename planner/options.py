@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-REWRITES = ("pushdown", "predicate_order", "dedup", "early_exit", "prefix_reorder")
+# One switch per rule in planner/rules (plus prefix_reorder, which orders LM requests).
+REWRITES = (
+    "pushdown",
+    "cascade",
+    "late_select",
+    "short_circuit",
+    "predicate_order",
+    "early_exit",
+    "dedup",
+    "projection_pruning",
+    "prefix_reorder",
+)
 
 
 @dataclass(frozen=True)
@@ -16,9 +27,13 @@ class PlanOptions:
     """
 
     pushdown: bool = True
+    cascade: bool = True
+    late_select: bool = True
+    short_circuit: bool = True
     predicate_order: bool = True
-    dedup: bool = True
     early_exit: bool = True
+    dedup: bool = True
+    projection_pruning: bool = True
     prefix_reorder: bool = True
     accuracy_target: float | None = None
 
@@ -38,7 +53,10 @@ class PlanOptions:
         known = {f.name for f in fields(cls)}
         unknown = set(kwargs) - known
         if unknown:
-            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+            raise TypeError(
+                f"unknown option(s): {', '.join(sorted(unknown))}; "
+                f"known: optimize, {', '.join(sorted(known))}"
+            )
         return replace(opts, **kwargs)
 
     def enabled(self) -> list[str]:

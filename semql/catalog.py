@@ -38,6 +38,9 @@ class DuckDBCatalog:
         )
         return tuple(r[0] for r in self._run(sql))
 
+    def fetch_row(self, sql: str) -> tuple:
+        return self._run(sql)[0]
+
     def query_column(self, sql: str) -> list:
         return [r[0] for r in self._run(sql)]
 

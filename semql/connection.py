@@ -16,6 +16,7 @@ from semql.executors.result_cache import ResultCache
 from semql.executors.stats import QueryStats
 from semql.planner import logical as L
 from semql.planner.builder import build_plan
+from semql.planner.cost import DEFAULT_PROFILE, ModelProfile, estimate_plan
 from semql.planner.explain import render_plan
 from semql.planner.options import PlanOptions
 
@@ -106,6 +107,28 @@ class Connection:
                 self._runtime = LlamaRuntime(resolve_model_path(choice), **self._runtime_args)
         return self._runtime
 
+    def profile(self) -> ModelProfile:
+        """The model's measured speeds (the cost model's rates); defaults until measured.
+
+        Measured once per model file on the first query that loads it, then stored.
+        """
+        from semql.executors.model_profile import profile_for, stored_profile
+
+        if self._runtime is not None:
+            return profile_for(self._runtime)
+        choice = self._model_arg or os.environ.get("SEMQL_MODEL")
+        if choice and str(choice).startswith(("http://", "https://")):
+            return DEFAULT_PROFILE
+        from semql.executors.llama_runtime import default_threads
+        from semql.executors.model_files import resolve_model_path
+
+        try:
+            path = resolve_model_path(choice)
+        except SemQLError:
+            return DEFAULT_PROFILE  # the query itself will report the bad model path
+        threads = self._runtime_args["n_threads"] or default_threads()
+        return stored_profile(path, threads) or DEFAULT_PROFILE
+
     @property
     def model_path(self) -> str | None:
         return getattr(self._runtime, "path", None) or self._model_arg
@@ -184,7 +207,11 @@ class Connection:
         ast = parse(sql)
         if params is not None:
             ast = _bind_params(ast, params)
-        return build_plan(ast, sql, DuckDBCatalog(self._con), opts)
+        catalog = DuckDBCatalog(self._con)
+        plan = build_plan(ast, sql, catalog, opts)
+        if plan.scopes:
+            estimate_plan(plan, catalog, self.profile())
+        return plan
 
     def query(self, sql: str, params=None, **options) -> pl.DataFrame:
         """Run one statement; the result as a polars DataFrame (empty for DDL/DML)."""
@@ -215,9 +242,9 @@ class Connection:
         """The plan as a tree; with ``analyze=True`` the query runs and figures are shown."""
         plan = self.plan(sql, **options)
         if not analyze:
-            return render_plan(plan)
+            return render_plan(plan, _estimate_of)
         self._run(plan, None)
-        text = render_plan(plan, lambda node: node.stats.summary() if node.stats else "")
+        text = render_plan(plan, _estimate_and_actual)
         s = self.stats
         total = (
             f"total: {s.lm_calls} LM calls, {s.prompt_tokens} prompt tokens "
@@ -245,6 +272,17 @@ class Connection:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _estimate_of(node: L.PlanNode) -> str:
+    return node.estimate.summary() if node.estimate is not None else ""
+
+
+def _estimate_and_actual(node: L.PlanNode) -> str:
+    parts = [_estimate_of(node)] if node.estimate is not None else []
+    if node.stats is not None:
+        parts.append("actual: " + node.stats.summary())
+    return " | ".join(parts)
 
 
 def _bind_params(ast: exp.Expression, params) -> exp.Expression:

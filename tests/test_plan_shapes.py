@@ -58,7 +58,10 @@ def test_each_switch_alone(sample_con):
     no_exit = main_scope(sample_con, Q2, early_exit=False)
     assert no_exit.child.child.early_exit is None
     no_push = main_scope(sample_con, Q2, pushdown=False)
-    assert chain(no_push)[2:] == ["Filter", "LMMap", "Scan"]
+    assert chain(no_push)[2:] == ["Filter", "LMFilter", "Scan"]
+    assert no_push.child.child.child.early_exit is None  # the filter above may drop rows
+    no_cascade = main_scope(sample_con, Q2, cascade=False)
+    assert chain(no_cascade)[2:] == ["Filter", "LMMap", "Filter", "Scan"]
 
 
 @pytest.mark.parametrize(

@@ -84,14 +84,14 @@ def test_pushdown_sends_only_matching_rows(make_con):
 
 
 def test_cascade_second_filter_sees_survivors_only(make_con):
-    con, lm = make_con(dedup=False)
+    con, lm = make_con(dedup=False, predicate_order=False)
     con.query("SELECT id FROM r WHERE LLMMap('Positive?', txt) AND LLMMap('Fun?', txt)")
     positives = sum(1 for i in range(200) if WORDS[i % 8] in ("good", "great", "fun", "love"))
     assert len(lm.prompts) == 200 + positives
 
 
 def test_early_exit_stops_within_one_batch(make_con):
-    from semql.executors.engine import BATCH_ROWS
+    from semql.planner.rules.early_exit import BATCH_ROWS
 
     con, lm = make_con(dedup=False)
     got = con.query("SELECT id FROM r WHERE LLMMap('Positive?', txt) LIMIT 5")

@@ -1,0 +1,73 @@
+"""Model speeds for the cost model, measured once per model file and thread count.
+
+The measurement takes about a second (a 256-token prefill, 16 decode steps, a few short
+constrained calls) and is stored in the user's cache directory by the model's sha256, so
+every later connection, and EXPLAIN without loading the model, reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+
+from semql.planner.cost import DEFAULT_PROFILE, ModelProfile
+
+from .model_files import atomic_write_text, cache_dir, model_sha256
+
+PROFILE_FILE = "profiles.json"
+_CALIBRATION = (
+    "The film follows a retired detective who returns to the small coastal town where he "
+    "grew up, after a series of strange disappearances. The performances are strong, the "
+    "photography is beautiful, and the score is understated, but the second half drags "
+    "and the ending leaves too many questions open. Critics praised the lead actor, while "
+    "audiences were divided about the slow pace and the ambiguous final scene. "
+) * 4
+
+
+def _key(model_id: str, threads: int) -> str:
+    return f"{model_id}:{threads}"
+
+
+def _load_all() -> dict:
+    try:
+        return json.loads((cache_dir() / PROFILE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def stored_profile(model_path: str, threads: int) -> ModelProfile | None:
+    """The stored profile of a model file, without loading the model."""
+    try:
+        entry = _load_all().get(_key(model_sha256(model_path), threads))
+    except OSError:
+        return None
+    return ModelProfile(**entry) if entry else None
+
+
+def measure(runtime) -> ModelProfile:
+    """Time prefill, decode and per-call overhead of a loaded LlamaRuntime."""
+    speeds = runtime.measure_speeds(_CALIBRATION)
+    return ModelProfile(
+        prefill_tokens_per_s=round(speeds["prefill_tokens_per_s"], 1),
+        decode_tokens_per_s=round(speeds["decode_tokens_per_s"], 1),
+        seconds_per_call=round(speeds["seconds_per_call"], 4),
+        chars_per_token=round(speeds["chars_per_token"], 2),
+        reuse_chunk=runtime.reuse_chunk,
+        source=f"measured {time.strftime('%Y-%m-%d')}, {runtime.n_threads} threads",
+    )
+
+
+def profile_for(runtime) -> ModelProfile:
+    """The stored profile of a loaded runtime, measured and stored on first use."""
+    if not hasattr(runtime, "_prefill"):
+        return DEFAULT_PROFILE  # an HTTP endpoint or a test double: no local timing
+    key = _key(runtime.model_id, runtime.n_threads)
+    known = _load_all()
+    if key in known:
+        return ModelProfile(**known[key])
+    profile = measure(runtime)
+    known = _load_all()  # another process may have written meanwhile
+    known[key] = asdict(profile)
+    atomic_write_text(cache_dir() / PROFILE_FILE, json.dumps(known, indent=1))
+    return profile

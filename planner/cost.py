@@ -1,0 +1,267 @@
+"""The cost model: how many LM calls, prompt tokens and seconds each operator will take.
+
+An LM call costs milliseconds to seconds per row; a relational operator costs next to
+nothing beside it, so only LM work is priced. Row counts come from DuckDB itself (exact
+counts and distinct counts under the relational predicates below an operator — cheap next
+to one LM call), LM filter selectivities from priors (refined at run time on a sample),
+token counts from the mean length of the values a call reads, and seconds from the
+model's measured speeds (``ModelProfile``, measured once per model file by the executor
+and handed to the planner as data).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlglot import exp
+
+from semql.grammar.types import (
+    BoolType,
+    DateType,
+    FloatType,
+    IntType,
+    JsonType,
+    ListType,
+    OptionsType,
+    OutputType,
+)
+
+from . import logical as L
+from .rules.pipeline import lm_calls_in, unlink
+from .rules.short_circuit import needed_condition
+from .scope_sql import scope_query
+
+PROMPT_OVERHEAD_CHARS = 24  # "Task: ", "Answer:", separators around the blocks
+FIELD_OVERHEAD_CHARS = 3  # "name: " minus the name, and the newline
+MAX_VALUE_CHARS = 1200  # values are cut to this in prompts
+PRIOR_SELECTIVITY = 0.5
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """Speeds of one model file on this machine."""
+
+    prefill_tokens_per_s: float
+    decode_tokens_per_s: float
+    seconds_per_call: float  # fixed cost of a generation (grammar state, sampling setup)
+    chars_per_token: float
+    reuse_chunk: int  # prompt prefixes are reused from the KV cache in chunks (0: never)
+    source: str  # how the figures were obtained
+
+    def describe(self) -> str:
+        return (
+            f"prefill {self.prefill_tokens_per_s:.0f} tok/s, decode "
+            f"{self.decode_tokens_per_s:.0f} tok/s, {self.seconds_per_call * 1000:.0f} ms/call "
+            f"({self.source})"
+        )
+
+
+# Rough figures of a 270M model on two CPU cores; used until the model has been measured.
+DEFAULT_PROFILE = ModelProfile(600.0, 60.0, 0.02, 4.0, 16, "defaults: model not measured yet")
+
+
+class Statistics(Protocol):
+    """What the cost model may ask the database."""
+
+    def fetch_row(self, sql: str) -> tuple:
+        """The first row of an LM-free query."""
+
+
+@dataclass
+class Estimate:
+    """The cost model's figures for one operator (shown by EXPLAIN)."""
+
+    rows_in: float | None = None
+    rows_out: float | None = None
+    lm_calls: float = 0.0
+    prompt_tokens: float = 0.0
+    cached_tokens: float = 0.0
+    generated_tokens: float = 0.0
+    seconds: float = 0.0
+    seconds_per_call: float = 0.0
+
+    def summary(self) -> str:
+        def n(v: float | None) -> str:
+            if v is None:
+                return "?"
+            return f"{v / 1000:.1f}k" if v >= 10_000 else f"{v:.0f}"
+
+        parts = [f"est rows {n(self.rows_in)}"]
+        if self.rows_out is not None and self.rows_out != self.rows_in:
+            parts[0] += f" -> {n(self.rows_out)}"
+        if self.lm_calls:
+            parts += [
+                f"LM calls {n(self.lm_calls)}",
+                f"prompt tok {n(self.prompt_tokens)} (KV-cached {n(self.cached_tokens)})",
+                f"gen tok {n(self.generated_tokens)}",
+                f"{self.seconds:.1f}s",
+            ]
+        return ", ".join(parts)
+
+
+def output_tokens(out_type: OutputType) -> float:
+    """Tokens a typical answer decodes (closed sets stop once one label is left)."""
+    if isinstance(out_type, (BoolType, OptionsType)):
+        return 1.0
+    if isinstance(out_type, IntType):
+        return 2.0
+    if isinstance(out_type, FloatType):
+        return 3.0
+    if isinstance(out_type, DateType):
+        return 6.0
+    if isinstance(out_type, ListType):
+        return min(out_type.token_budget(), 4 + 4 * max(out_type.min_items, 2))
+    if isinstance(out_type, JsonType):
+        return 40.0
+    return min(out_type.token_budget(), 16)
+
+
+def prompt_tokens(
+    question: str, out_type: OutputType, examples: list, field_chars: dict[str, float], cpt: float
+) -> tuple[float, float]:
+    """(tokens shared by every row's prompt, tokens of one row's own part)."""
+    shared = len(question) + len(out_type.hint()) + PROMPT_OVERHEAD_CHARS
+    for example in examples:
+        shared += sum(len(str(v)) + FIELD_OVERHEAD_CHARS + 6 for v in example)
+    row = sum(
+        min(chars, MAX_VALUE_CHARS) + len(name) + FIELD_OVERHEAD_CHARS
+        for name, chars in field_chars.items()
+    )
+    return shared / cpt, (row + len("Answer:")) / cpt
+
+
+def call_seconds(shared: float, row: float, generated: float, profile: ModelProfile) -> float:
+    """Seconds of one call after the first, whose shared prefix the KV cache serves."""
+    chunk = profile.reuse_chunk
+    fresh = row + (shared % chunk if chunk else shared)
+    return (
+        profile.seconds_per_call
+        + fresh / profile.prefill_tokens_per_s
+        + generated / profile.decode_tokens_per_s
+    )
+
+
+def prior_selectivity(op: L.LMFilter) -> float:
+    """Fraction of rows an LM filter keeps, before any is answered."""
+    pred = op.predicate
+    negated = isinstance(pred, exp.Not)
+    inner = pred.this if negated else pred
+    sel = PRIOR_SELECTIVITY
+    if isinstance(op.call.output, OptionsType) and isinstance(inner, exp.EQ):
+        sel = 1.0 / max(len(op.call.output.values), 1)
+    return 1.0 - sel if negated else sel
+
+
+def _args_sql(call) -> list[exp.Expression]:
+    return [f.expr.copy() for f in call.fields]
+
+
+def _estimate_lm(
+    op: L.LMOperator,
+    select: exp.Select,
+    relational: list[exp.Expression],
+    rows: float | None,
+    factor: float,
+    cap: float | None,
+    stats: Statistics,
+    profile: ModelProfile,
+) -> Estimate:
+    """Figures of one LMMap/LMFilter given the rows below it."""
+    call = op.call
+    preds = list(relational)
+    guard = needed_condition(op.predicate, call.nodes[0]) if op.short_circuit else None
+    if guard is not None:
+        preds.append(guard)
+    args = _args_sql(call)
+    hashed = exp.Anonymous(this="hash", expressions=[a.copy() for a in args])
+    cols = [
+        exp.alias_(exp.Count(this=exp.Star()), "n"),
+        exp.alias_(exp.Count(this=exp.Distinct(expressions=[hashed])), "d"),
+    ] + [
+        exp.alias_(
+            exp.Avg(this=exp.Length(this=exp.cast(a, "VARCHAR"))),
+            f"c{i}",
+        )
+        for i, a in enumerate(args)
+    ]
+    n, distinct, *chars = stats.fetch_row(scope_query(select, cols, preds))
+    calls = (distinct if op.dedup else n) * factor
+    if cap is not None:
+        calls = min(calls, cap)  # runs on the rows a LIMIT below fixed
+    if isinstance(op, L.LMFilter) and op.early_exit is not None and calls:
+        sel = max(prior_selectivity(op), 1e-3)
+        batches = math.ceil(op.early_exit / sel / op.batch_rows)
+        calls = min(calls, batches * op.batch_rows)
+    field_chars = {f.name: float(c or 0) for f, c in zip(call.fields, chars, strict=True)}
+    shared, row = prompt_tokens(
+        call.question, call.output, call.examples, field_chars, profile.chars_per_token
+    )
+    gen = output_tokens(call.output)
+    per_call = call_seconds(shared, row, gen, profile)
+    chunk = profile.reuse_chunk
+    reused = (shared // chunk * chunk) if chunk else 0
+    est = Estimate(rows_in=rows, lm_calls=calls, seconds_per_call=per_call)
+    est.prompt_tokens = calls * (shared + row)
+    est.cached_tokens = max(calls - 1, 0) * reused
+    est.generated_tokens = calls * gen
+    est.seconds = calls * per_call + (reused / profile.prefill_tokens_per_s if calls else 0)
+    return est
+
+
+def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -> None:
+    """Attach an Estimate to every operator of every scope with LM work."""
+    plan.profile = profile
+    for scope in plan.scopes:
+        select = scope.select
+        joins = select.args.get("joins") or []
+        if any(lm_calls_in(j) for j in joins):
+            continue  # LLMJoin: its rows are known only once it ran
+        steps = unlink(scope.root)
+        (total,) = stats.fetch_row(scope_query(select, [exp.Count(this=exp.Star())], []))
+        rows: float | None = float(total)
+        relational: list[exp.Expression] = []
+        factor = 1.0  # product of the LM filters' selectivities below
+        cap: float | None = None  # rows fixed by a materialised LIMIT below
+        steps[0].estimate = Estimate(rows_in=rows, rows_out=rows)
+        for step in steps[1:]:
+            est = Estimate(rows_in=rows)
+            if isinstance(step, L.Filter) and rows is not None:
+                if all(not lm_calls_in(p) for p in step.predicates):
+                    relational += step.predicates
+                    (n,) = stats.fetch_row(
+                        scope_query(select, [exp.Count(this=exp.Star())], relational)
+                    )
+                    rows = n * factor
+                else:
+                    rows *= PRIOR_SELECTIVITY
+            elif isinstance(step, L.LMOperator) and rows is not None:
+                est = _estimate_lm(step, select, relational, rows, factor, cap, stats, profile)
+                if isinstance(step, L.LMFilter):
+                    sel = prior_selectivity(step)
+                    factor *= sel
+                    rows *= sel
+            elif isinstance(step, L.Aggregate):
+                rows = None
+            elif isinstance(step, L.Limit) and rows is not None and step.count.isdigit():
+                rows = min(rows, float(step.count))
+                if step.materialize:
+                    cap = rows
+            est.rows_out = rows
+            step.estimate = est
+
+
+def plan_totals(plan: L.QueryPlan) -> Estimate:
+    """Sum of the LM operators' estimates."""
+    total = Estimate()
+    for scope in plan.scopes:
+        for node in scope.root.walk():
+            est = node.estimate
+            if isinstance(node, L.LMOperator) and isinstance(est, Estimate):
+                total.lm_calls += est.lm_calls
+                total.prompt_tokens += est.prompt_tokens
+                total.cached_tokens += est.cached_tokens
+                total.generated_tokens += est.generated_tokens
+                total.seconds += est.seconds
+    return total

@@ -1,0 +1,27 @@
+"""LIMIT k directly above the WHERE's last LM filter: stop calling the LM once k rows
+passed. Rows go to the LM in small batches with a passing-count check between them."""
+
+from __future__ import annotations
+
+from .. import logical as L
+from .pipeline import ScopeFacts, Steps, is_select_map, where_end
+
+NAME = "early_exit"
+BATCH_ROWS = 8
+
+
+def apply(steps: Steps, facts: ScopeFacts) -> Steps | None:
+    if facts.limit is None or facts.blockers or facts.ordered:
+        return None  # ORDER BY, aggregates, DISTINCT need every row's answer
+    where_ops = [
+        s
+        for s in steps[1 : where_end(steps)]
+        if isinstance(s, (L.Filter, L.LMOperator)) and not is_select_map(s)
+    ]
+    if not where_ops or not isinstance(where_ops[-1], L.LMFilter):
+        return None  # a filter above the LM filter could still drop rows
+    top = where_ops[-1]
+    top.early_exit = facts.limit
+    top.batch_rows = BATCH_ROWS
+    top.notes.append(f"early exit: stop once {facts.limit} rows pass (batches of {BATCH_ROWS})")
+    return steps

@@ -1,0 +1,191 @@
+"""Each rewrite rule: it fires where it should, not where it must not, and never changes
+the answer (FakeLM: unit tests of planner logic; the real model is in test_model_queries).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+import semql
+from semql.planner import logical as L
+
+from fake_lm import FakeLM
+
+WORDS = ["good", "bad", "great", "dull", "fun", "meh", "love", "slow"]
+POSITIVE = ("good", "great", "fun", "love")
+N = 200
+
+
+@pytest.fixture()
+def make_con():
+    made = []
+
+    def factory(**options):
+        lm = FakeLM()
+        con = semql.connect(runtime=lm, cache=False, **options)
+        con.register(
+            "r",
+            pl.DataFrame(
+                {
+                    "id": list(range(N)),
+                    "movie": [f"m{i % 5}" for i in range(N)],
+                    "txt": [f"a {WORDS[i % len(WORDS)]} movie" for i in range(N)],
+                }
+            ),
+        )
+        made.append(con)
+        return con, lm
+
+    yield factory
+    for c in made:
+        c.close()
+
+
+def same_as_naive(make_con, sql: str, **options) -> tuple[int, int]:
+    """Run optimised (with ``options``) and naive; assert equal rows; LM prompts of each."""
+    opt, lm_opt = make_con(**options)
+    naive, lm_naive = make_con(optimize=False)
+    assert opt.query(sql).rows() == naive.query(sql).rows()
+    return len(lm_opt.prompts), len(lm_naive.prompts)
+
+
+def lm_ops(con, sql) -> list[L.LMOperator]:
+    plan = con.plan(sql)
+    return [n for s in plan.scopes for n in s.root.walk() if isinstance(n, L.LMOperator)]
+
+
+# -- late_select -----------------------------------------------------------------------
+
+SELECT_AFTER_FILTER = (
+    "SELECT id, LLMMap('Stars?', txt) AS s FROM r WHERE LLMMap('Positive?', txt) ORDER BY id"
+)
+
+
+def test_select_list_calls_run_only_on_rows_passing_the_where(make_con):
+    late, naive = same_as_naive(make_con, SELECT_AFTER_FILTER, dedup=False)
+    positives = sum(WORDS[i % 8] in POSITIVE for i in range(N))
+    assert late == N + positives  # Positive? on every row, Stars? on the positives only
+    assert naive == 2 * N
+    off, _ = same_as_naive(make_con, SELECT_AFTER_FILTER, dedup=False, late_select=False)
+    assert off == 2 * N
+
+
+def test_late_select_does_not_fire_without_select_calls(make_con):
+    con, _ = make_con()
+    plan = con.plan("SELECT id FROM r WHERE LLMMap('Positive?', txt)")
+    assert "late_select" not in plan.fired
+
+
+# -- short_circuit ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        # the LM answers only rows the cheap side leaves open: 160 of 200 are not m0
+        ("SELECT id FROM r WHERE movie = 'm0' OR LLMMap('Positive?', txt) ORDER BY id", 160),
+        # AND inside an OR: only m1 rows can make the left side true
+        (
+            "SELECT id FROM r WHERE (movie = 'm1' AND LLMMap('Positive?', txt)) OR id < 3 "
+            "ORDER BY id",
+            39,  # id 1 is an m1 row that id < 3 already accepts
+        ),
+        # LM OR LM: the second call only for rows the first did not accept
+        (
+            "SELECT id FROM r WHERE LLMMap('Positive?', txt) OR "
+            "LLMMap('Fun?', txt, options=('fun', 'not fun')) = 'fun' ORDER BY id",
+            N + N // 2,
+        ),
+    ],
+)
+def test_short_circuit_sends_only_undecided_rows(make_con, sql, expected):
+    calls, naive = same_as_naive(make_con, sql, dedup=False)
+    assert calls == expected and calls < naive
+    off, _ = same_as_naive(make_con, sql, dedup=False, short_circuit=False)
+    assert off > calls
+
+
+def test_short_circuit_not_when_the_value_is_also_selected(make_con):
+    sql = (
+        "SELECT id, LLMMap('Positive?', txt) AS p FROM r "
+        "WHERE movie = 'm0' OR LLMMap('Positive?', txt) ORDER BY id"
+    )
+    con, _ = make_con()
+    assert not any(op.short_circuit for op in lm_ops(con, sql))
+    calls, _ = same_as_naive(make_con, sql, dedup=False)
+    assert calls == N  # every row shows its answer, so every row needs one
+
+
+# -- predicate_order -------------------------------------------------------------------
+
+RARE_LAST = (
+    "SELECT id FROM r WHERE LLMMap('Positive?', txt) AND "
+    "LLMMap('Word?', txt, options=('good','bad','great','dull','fun','meh','love','slow')) "
+    "= 'fun' ORDER BY id"
+)
+
+
+def test_predicate_order_runs_the_selective_filter_first(make_con):
+    ordered, naive = same_as_naive(make_con, RARE_LAST, dedup=False)
+    written, _ = same_as_naive(make_con, RARE_LAST, dedup=False, predicate_order=False)
+    # written order: 200 Positive? + 100 Word?; ranked: 200 Word? + 25 Positive? (+ sample)
+    assert written == N + N // 2
+    assert ordered < written
+    con, _ = make_con()
+    con.query(RARE_LAST)
+    executed = [n for n in con.last_plan.scopes[0].root.walk() if isinstance(n, L.LMFilter)]
+    assert "Word?" in executed[-1].call.question  # bottom of the tree runs first
+    assert any("sampled:" in note for note in executed[-1].notes)
+
+
+def test_predicate_order_keeps_early_exit_on_the_last_filter(make_con):
+    sql = RARE_LAST.replace(" ORDER BY id", " LIMIT 3")
+    con, _ = make_con()
+    got = con.query(sql)
+    assert got.height == 3
+    assert all(WORDS[i % 8] == "fun" for i in got["id"])
+    executed = [n for n in con.last_plan.scopes[0].root.walk() if isinstance(n, L.LMFilter)]
+    assert executed[0].early_exit == 3 and executed[1].early_exit is None
+
+
+def test_no_predicate_order_for_a_single_lm_filter(make_con):
+    con, _ = make_con()
+    plan = con.plan("SELECT id FROM r WHERE movie = 'm1' AND LLMMap('Positive?', txt)")
+    assert "predicate_order" not in plan.fired
+
+
+# -- projection_pruning ----------------------------------------------------------------
+
+
+def test_projection_pruning_off_materialises_rows_but_answers_the_same(make_con):
+    sql = "SELECT movie, count(*) AS n FROM r WHERE LLMMap('Positive?', txt) GROUP BY movie"
+    con, _ = make_con()
+    assert all(op.prune for op in lm_ops(con, sql))
+    same_as_naive(make_con, sql + " ORDER BY movie", projection_pruning=False)
+    wide, _ = make_con(projection_pruning=False)
+    wide.query(sql)
+    assert not [t for t in wide.tables() if t.startswith("__semql")]
+
+
+# -- cost model and EXPLAIN ------------------------------------------------------------
+
+
+def test_estimates_use_exact_counts_below_the_lm(make_con):
+    con, _ = make_con()
+    sql = "SELECT id FROM r WHERE movie = 'm1' AND LLMMap('Positive?', txt)"
+    op = lm_ops(con, sql)[0]
+    assert op.estimate.rows_in == 40
+    assert op.estimate.lm_calls == len(WORDS)  # m1 rows hold all 8 distinct texts
+    con.query(sql)
+    assert con.stats.lm_calls == op.estimate.lm_calls  # dedup: distinct texts among m1 rows
+
+
+def test_explain_shows_estimates_rules_and_actuals(make_con):
+    con, _ = make_con()
+    sql = "SELECT id FROM r WHERE movie = 'm1' OR LLMMap('Positive?', txt) LIMIT 4"
+    text = con.explain(sql)
+    assert "rules fired:" in text and "short_circuit" in text
+    assert "est rows 200" in text and "LM calls" in text and "estimate:" in text
+    analysed = con.explain(sql, analyze=True)
+    assert "actual: rows in" in analysed and "| actual" in analysed
