@@ -13,7 +13,9 @@ Why a hand-written decoding loop instead of ``Llama.__call__``:
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -26,10 +28,23 @@ from semql.errors import ExecutionError, ModelError
 from semql.grammar.compile import to_xgrammar
 from semql.grammar.types import GrammarSpec, OutputType
 
-from .model_files import check_gguf, model_sha256
+from .model_files import check_gguf, default_threads, model_sha256
 from .vocab import stop_tokens, token_pieces, tokenizer_info
 
 PREFILL_CHUNK = 16
+_GGML_LOG_ERROR = 4  # ggml's levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
+
+
+@llama_cpp.llama_log_callback
+def _llama_log(level: int, text: bytes, user_data) -> None:
+    """llama.cpp's own log: errors only (llama-cpp-python maps the levels of this ggml
+    version wrongly and prints warnings such as the SWA-cache note on every model load);
+    SEMQL_LLAMA_LOG=1 shows everything."""
+    if level == _GGML_LOG_ERROR or os.environ.get("SEMQL_LLAMA_LOG"):
+        sys.stderr.write(text.decode("utf-8", errors="replace"))
+
+
+llama_cpp.llama_log_set(_llama_log, ctypes.c_void_p(0))
 
 
 @dataclass
@@ -40,13 +55,6 @@ class Generation:
     prompt_tokens: int
     cached_tokens: int
     generated_tokens: int
-
-
-def default_threads() -> int:
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # not on Linux
-        return max(os.cpu_count() or 1, 1)
 
 
 class LlamaRuntime:

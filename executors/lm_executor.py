@@ -71,35 +71,37 @@ class LMExecutor:
         texts: dict[str, str] = {}
         fresh: list[tuple[str, str]] = []
         out: list = []
-        for i, (prompt, key) in enumerate(zip(prompts, keys, strict=True)):
-            if prompt is None:
-                out.append(None)
-                continue
-            text = texts.get(key) if dedup else None
-            if text is None and key in self.remembered:
-                text = self.remembered[key]
-                stats.cache_hits += 1
-            if text is None and key in cached:
-                text = cached[key]
-                stats.cache_hits += 1
-            if text is None:
-                gen = self.runtime.generate(prompt, out_type)
-                text = gen.text
-                stats.lm_calls += 1
-                stats.prompt_tokens += gen.prompt_tokens
-                stats.cached_prompt_tokens += gen.cached_tokens
-                stats.generated_tokens += gen.generated_tokens
-                fresh.append((key, text))
-                if len(fresh) >= CACHE_FLUSH_ROWS:  # a crash later keeps these answers
-                    self.cache.put_many(fresh)
-                    fresh = []
-            texts[key] = text
-            if remember:
-                self.remembered[key] = text
-            out.append(_parse(out_type, text, self.runtime))
-            if self.progress is not None:
-                self.progress(stats, stats.rows_in + i + 1, total or len(rows))
-        self.cache.put_many(fresh)
+        try:
+            for i, (prompt, key) in enumerate(zip(prompts, keys, strict=True)):
+                if prompt is None:
+                    out.append(None)
+                    continue
+                text = texts.get(key) if dedup else None
+                if text is None and key in self.remembered:
+                    text = self.remembered[key]
+                    stats.cache_hits += 1
+                if text is None and key in cached:
+                    text = cached[key]
+                    stats.cache_hits += 1
+                if text is None:
+                    gen = self.runtime.generate(prompt, out_type)
+                    text = gen.text
+                    stats.lm_calls += 1
+                    stats.prompt_tokens += gen.prompt_tokens
+                    stats.cached_prompt_tokens += gen.cached_tokens
+                    stats.generated_tokens += gen.generated_tokens
+                    fresh.append((key, text))
+                    if len(fresh) >= CACHE_FLUSH_ROWS:  # a crash later keeps these answers
+                        self.cache.put_many(fresh)
+                        fresh = []
+                texts[key] = text
+                if remember:
+                    self.remembered[key] = text
+                out.append(_parse(out_type, text, self.runtime))
+                if self.progress is not None:
+                    self.progress(stats, stats.rows_in + i + 1, total or len(rows))
+        finally:  # answers already paid for are kept, also when the query is cancelled
+            self.cache.put_many(fresh)
+            stats.seconds += time.perf_counter() - started
         stats.rows_in += len(rows)
-        stats.seconds += time.perf_counter() - started
         return out

@@ -131,3 +131,10 @@ def resolve_model_path(model: str | None) -> str:
     path = os.path.expanduser(str(choice))
     check_gguf(path)
     return path
+
+
+def default_threads() -> int:
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return max(os.cpu_count() or 1, 1)

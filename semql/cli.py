@@ -1,13 +1,14 @@
-"""The ``semql`` command: one-shot queries, SQL files, the demo, and a simple prompt.
+"""The ``semql`` command: the REPL, one-shot queries, SQL files, the demo, SemBench.
 
-    semql demo                          run example semantic queries on the sample data
-    semql -c "SQL" [--sample] [DB]      one query, printed as a table (or --format csv/json)
+    semql [DB]                          the REPL on a terminal (in-memory without DB);
+                                        with standard input from a pipe, runs it instead
+    semql -c "SQL" [--sample] [DB]      one statement (--format table|csv|json|markdown)
     semql run FILE.sql [DB]             every statement of a file
-    semql [DB]                          read statements ending in ';' from standard input
+    semql demo                          example semantic queries on the sample data
     semql bench movie [options]         the SemBench runner (see semql bench --help)
 
-Errors print as one message (parse errors with a caret), exit status 1; --debug shows
-the traceback.
+Errors print as one message (parse errors with a caret) and the exit status is 1; --debug
+shows the traceback.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
-
 from .connection import Connection
 from .errors import SemQLError
+from .output import MODES, format_frame
 from .sample import load_sample
+from .shell import Shell
 
 DEMO_QUERIES = [
     (
@@ -42,53 +43,13 @@ DEMO_QUERIES = [
 ]
 
 
-def _print_frame(df: pl.DataFrame, fmt: str, out) -> None:
-    if fmt == "csv":
-        out.write(df.write_csv())
-    elif fmt == "json":
-        out.write(df.write_json() + "\n")
-    else:
-        with pl.Config(tbl_rows=50, fmt_str_lengths=60, tbl_width_chars=120):
-            out.write(f"{df}\n")
-
-
-def _split_statements(text: str) -> list[str]:
-    """Split on ';' outside quotes and comments (the dialect's scanner knows where)."""
-    from .dialect import _code_spans
-
-    cuts, start = [], 0
-    for span in _code_spans(text):
-        i = text.find(";", span.start, span.end)
-        while i >= 0:
-            cuts.append(text[start:i])
-            start = i + 1
-            i = text.find(";", start, span.end)
-    cuts.append(text[start:])
-    return [c.strip() for c in cuts if c.strip()]
-
-
-def _run_statements(con: Connection, text: str, fmt: str, timer: bool) -> None:
-    for stmt in _split_statements(text):
-        started = time.perf_counter()
-        df = con.query(stmt)
-        if df.width:
-            _print_frame(df, fmt, sys.stdout)
-        if timer:
-            s = con.stats
-            print(
-                f"-- {time.perf_counter() - started:.2f}s, {s.lm_calls} LM calls, "
-                f"{s.cache_hits} cache hits",
-                file=sys.stderr,
-            )
-
-
 def _demo(con: Connection) -> None:
     load_sample(con)
     print(f"SemQL demo on the sample SemBench movie reviews (model: {con.runtime.name})\n")
     for title, sql in DEMO_QUERIES:
         print(f"== {title}\n{sql}\n")
         started = time.perf_counter()
-        _print_frame(con.query(sql), "table", sys.stdout)
+        sys.stdout.write(format_frame(con.query(sql), "table"))
         s = con.stats
         print(
             f"{time.perf_counter() - started:.1f}s, {s.lm_calls} LM calls, {s.prompt_tokens} "
@@ -96,30 +57,13 @@ def _demo(con: Connection) -> None:
         )
 
 
-def _prompt_loop(con: Connection, fmt: str) -> None:
-    buffer = ""
-    interactive = sys.stdin.isatty()
-    while True:
-        try:
-            line = input("semql> " if not buffer else "   ...> ") if interactive else input()
-        except EOFError:
-            break
-        if not buffer and line.strip() in (".quit", ".exit"):
-            break
-        if not buffer and line.strip() == ".tables":
-            print("\n".join(con.tables()))
-            continue
-        buffer += line + "\n"
-        if buffer.rstrip().endswith(";"):
-            try:
-                _run_statements(con, buffer, fmt, timer=interactive)
-            except SemQLError as err:
-                print(f"Error: {err}", file=sys.stderr)
-                if not interactive:
-                    raise
-            buffer = ""
-    if buffer.strip():
-        _run_statements(con, buffer, fmt, timer=False)
+def _banner(con: Connection, database: str) -> str:
+    where = "an in-memory database" if database == ":memory:" else database
+    model = con.model_path or "the bundled Gemma 3 270M"
+    return (
+        f"SemQL on {where}, model {model}.\n"
+        f"Statements end with ';'. .help lists commands; Ctrl-C cancels a running query.\n"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--command", help="run one SQL statement and exit")
     p.add_argument("--model", help="path to a GGUF model (default: bundled Gemma 3 270M)")
     p.add_argument("--sample", action="store_true", help="load the sample Reviews/Movies tables")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--format", choices=MODES, default="table", help="how results print")
     p.add_argument("--no-cache", action="store_true", help="do not use the LM result cache")
     p.add_argument("--naive", action="store_true", help="turn every optimisation off")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -155,20 +99,27 @@ def main(argv: list[str] | None = None) -> int:
         ) as con:
             if opts.sample:
                 load_sample(con)
+            shell = Shell(con, mode=opts.format, debug=opts.debug)
             if mode == "demo":
                 _demo(con)
-            elif mode == "run":
+                return 0
+            if mode == "run":
                 if file is None:
                     raise SemQLError("semql run needs a .sql file")
                 try:
                     text = Path(file).read_text()
                 except OSError as err:
                     raise SemQLError(f"cannot read {file}: {err.strerror}") from None
-                _run_statements(con, text, opts.format, timer=False)
             elif opts.command is not None:
-                _run_statements(con, opts.command, opts.format, timer=False)
+                text = opts.command
+            elif sys.stdin.isatty():
+                from .repl import run
+
+                run(shell, _banner(con, database))
+                return 0
             else:
-                _prompt_loop(con, opts.format)
+                text = sys.stdin.read()
+            return 0 if shell.run_text(text, stop_on_error=True) else 1
     except SemQLError as err:
         if opts.debug:
             raise

@@ -119,8 +119,7 @@ class Connection:
         choice = self._model_arg or os.environ.get("SEMQL_MODEL")
         if choice and str(choice).startswith(("http://", "https://")):
             return DEFAULT_PROFILE
-        from semql.executors.llama_runtime import default_threads
-        from semql.executors.model_files import resolve_model_path
+        from semql.executors.model_files import default_threads, resolve_model_path
 
         try:
             path = resolve_model_path(choice)
@@ -185,6 +184,30 @@ class Connection:
             )
         except duckdb.Error as err:
             raise ExecutionError(f"register: cannot read {path}: {err}") from None
+
+    def load(self, path: str | os.PathLike, name: str | None = None) -> str:
+        """Load a CSV / TSV / Parquet / JSON file into a new table (kept in a database file).
+
+        ``name`` defaults to the file name without its extension. Returns the table name.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise ExecutionError(f"load: file not found: {path}")
+        reader = _FILE_READERS.get(path.suffix.lower())
+        if reader is None:
+            known = ", ".join(sorted(_FILE_READERS))
+            raise BindError(f"load: unknown file type {path.suffix!r} of {path}; use {known}")
+        name = name or re.sub(r"\W", "_", path.stem)
+        if name.lower() in {t.lower() for t in self.tables()}:
+            raise BindError(f"load: table {name!r} already exists; load {path} AS another name")
+        literal = "'" + str(path).replace("'", "''") + "'"
+        try:
+            self._con.execute(
+                f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM {reader}({literal})"
+            )
+        except duckdb.Error as err:
+            raise ExecutionError(f"load: cannot read {path}: {err}") from None
+        return name
 
     def tables(self) -> list[str]:
         rows = self._con.execute("SHOW TABLES").fetchall()
