@@ -31,7 +31,7 @@ from semql.grammar.types import (
 from . import logical as L
 from .rules.pipeline import lm_calls_in, unlink
 from .rules.short_circuit import needed_condition
-from .scope_sql import scope_query
+from .scope_sql import ctes_before, scope_query
 
 PROMPT_OVERHEAD_CHARS = 24  # "Task: ", "Answer:", separators around the blocks
 FIELD_OVERHEAD_CHARS = 3  # "name: " minus the name, and the newline
@@ -215,9 +215,10 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
     plan.profile = profile
     for scope in plan.scopes:
         select = scope.select
-        joins = select.args.get("joins") or []
-        if any(lm_calls_in(j) for j in joins):
-            continue  # LLMJoin: its rows are known only once it ran
+        sources = [select.args.get("from_"), *(select.args.get("joins") or [])]
+        sources += ctes_before(select)
+        if any(lm_calls_in(s) for s in sources if s is not None):
+            continue  # its rows are known only once an LLMJoin or an earlier scope ran
         steps = unlink(scope.root)
         (total,) = stats.fetch_row(scope_query(select, [exp.Count(this=exp.Star())], []))
         rows: float | None = float(total)

@@ -233,7 +233,10 @@ class Connection:
         catalog = DuckDBCatalog(self._con)
         plan = build_plan(ast, sql, catalog, opts)
         if plan.scopes:
-            estimate_plan(plan, catalog, self.profile())
+            try:
+                estimate_plan(plan, catalog, self.profile())
+            except SemQLError as err:  # estimates inform; they must never block a query
+                plan.fired.append(f"(no estimates: {err})")
         return plan
 
     def query(self, sql: str, params=None, **options) -> pl.DataFrame:

@@ -189,3 +189,14 @@ def test_explain_shows_estimates_rules_and_actuals(make_con):
     assert "est rows 200" in text and "LM calls" in text and "estimate:" in text
     analysed = con.explain(sql, analyze=True)
     assert "actual: rows in" in analysed and "| actual" in analysed
+
+
+def test_a_scope_reading_an_lm_cte_plans_and_runs(make_con):
+    sql = (
+        "WITH pos AS (SELECT * FROM r WHERE movie = 'm2' AND LLMMap('Positive?', txt)) "
+        "SELECT id, LLMMap('Stars?', txt) AS s FROM pos ORDER BY id"
+    )
+    con, _ = make_con()
+    text = con.explain(sql)
+    assert "CTE pos" in text and "Scan pos" in text
+    same_as_naive(make_con, sql)
