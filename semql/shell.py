@@ -12,6 +12,8 @@ import time
 import traceback
 from pathlib import Path
 
+import duckdb
+
 from .catalog import quote_ident
 from .connection import Connection
 from .dialect import _code_spans
@@ -197,7 +199,7 @@ class Shell:
         for name in names:
             try:
                 rows = self.con.duckdb.execute(f"DESCRIBE {quote_ident(name)}").fetchall()
-            except Exception:
+            except duckdb.Error:
                 raise SemQLError(f".schema: no table or view named {name!r}") from None
             cols = ",\n  ".join(f"{quote_ident(r[0])} {r[1]}" for r in rows)
             self.out.write(f"CREATE TABLE {quote_ident(name)} (\n  {cols}\n);\n")
