@@ -200,3 +200,17 @@ def test_a_scope_reading_an_lm_cte_plans_and_runs(make_con):
     text = con.explain(sql)
     assert "CTE pos" in text and "Scan pos" in text
     same_as_naive(make_con, sql)
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("SELECT id FROM r WHERE LLMMap('Positive?', txt)", "pushdown"),  # nothing relational
+        ("SELECT id, LLMMap('Stars?', txt) AS s FROM r WHERE id < 5", "cascade"),  # no LM filter
+        ("SELECT id FROM r WHERE LLMMap('Positive?', txt) ORDER BY id LIMIT 3", "early_exit"),
+        ("SELECT id FROM r WHERE movie = 'm1' AND LLMMap('Positive?', txt)", "short_circuit"),
+    ],
+)
+def test_rule_does_not_fire_where_it_must_not(make_con, sql, rule):
+    con, _ = make_con()
+    assert rule not in con.plan(sql).fired
