@@ -27,7 +27,11 @@ class Terminal:
 
     def __init__(self, args: str, history: Path, cwd: Path):
         self.server = f"semql-test-{uuid.uuid4().hex[:8]}"
-        command = f"env SEMQL_HISTORY={history} COLUMNS=140 {SEMQL} {args}"
+        # The exit status is echoed: tmux reports a dead pane's status only now and then.
+        command = (
+            f"sh -c 'env SEMQL_HISTORY={history} COLUMNS=140 {SEMQL} {args}; "
+            f"echo semql-exit-status=$?'"
+        )
         self._tmux("new-session", "-d", "-s", "t", "-x", "140", "-y", "50", "-c", str(cwd))
         self._tmux("set-option", "-t", "t", "remain-on-exit", "on")
         self._tmux("respawn-pane", "-k", "-t", "t", command)
@@ -75,20 +79,10 @@ class Terminal:
             time.sleep(0.1)
         raise AssertionError(f"prompt #{count} did not appear; screen:\n{self.screen()}")
 
-    def dead(self) -> str | None:
-        """The exit status once the process ended, else None."""
-        fields = self._tmux("list-panes", "-t", "t", "-F", "#{pane_dead} #{pane_dead_status}")
-        dead, _, status = fields.strip().partition(" ")
-        return status if dead == "1" else None
-
     def wait_exit(self, timeout: float = 15) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = self.dead()
-            if status is not None:
-                return status
-            time.sleep(0.1)
-        raise AssertionError(f"semql did not exit; screen:\n{self.screen()}")
+        """The exit status of semql once it ended."""
+        screen = self.wait_for(r"semql-exit-status=\d+", timeout)
+        return re.search(r"semql-exit-status=(\d+)", screen).group(1)
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True)
