@@ -170,20 +170,7 @@ class Connection:
             raise duckdb_error(err) from None
 
     def _register_file(self, name: str, path: Path) -> None:
-        if not path.exists():
-            raise ExecutionError(f"register: file not found: {path}")
-        reader = _FILE_READERS.get(path.suffix.lower())
-        if reader is None:
-            known = ", ".join(sorted(_FILE_READERS))
-            raise BindError(f"register: unknown file type {path.suffix!r} of {path}; use {known}")
-        literal = "'" + str(path).replace("'", "''") + "'"
-        try:
-            self._con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS "
-                f"SELECT * FROM {reader}({literal})"
-            )
-        except duckdb.Error as err:
-            raise ExecutionError(f"register: cannot read {path}: {err}") from None
+        self._create_from_file("register", f"OR REPLACE TEMP TABLE {quote_ident(name)}", path)
 
     def load(self, path: str | os.PathLike, name: str | None = None) -> str:
         """Load a CSV / TSV / Parquet / JSON file into a new table (kept in a database file).
@@ -191,23 +178,25 @@ class Connection:
         ``name`` defaults to the file name without its extension. Returns the table name.
         """
         path = Path(path)
-        if not path.exists():
-            raise ExecutionError(f"load: file not found: {path}")
-        reader = _FILE_READERS.get(path.suffix.lower())
-        if reader is None:
-            known = ", ".join(sorted(_FILE_READERS))
-            raise BindError(f"load: unknown file type {path.suffix!r} of {path}; use {known}")
         name = name or re.sub(r"\W", "_", path.stem)
         if name.lower() in {t.lower() for t in self.tables()}:
             raise BindError(f"load: table {name!r} already exists; load {path} AS another name")
+        self._create_from_file("load", f"TABLE {quote_ident(name)}", path)
+        return name
+
+    def _create_from_file(self, what: str, target: str, path: Path) -> None:
+        """``CREATE <target> AS`` the rows of a data file, with errors naming the file."""
+        if not path.exists():
+            raise ExecutionError(f"{what}: file not found: {path}")
+        reader = _FILE_READERS.get(path.suffix.lower())
+        if reader is None:
+            known = ", ".join(sorted(_FILE_READERS))
+            raise BindError(f"{what}: unknown file type {path.suffix!r} of {path}; use {known}")
         literal = "'" + str(path).replace("'", "''") + "'"
         try:
-            self._con.execute(
-                f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM {reader}({literal})"
-            )
+            self._con.execute(f"CREATE {target} AS SELECT * FROM {reader}({literal})")
         except duckdb.Error as err:
-            raise ExecutionError(f"load: cannot read {path}: {err}") from None
-        return name
+            raise ExecutionError(f"{what}: cannot read {path}: {err}") from None
 
     def tables(self) -> list[str]:
         rows = self._con.execute("SHOW TABLES").fetchall()

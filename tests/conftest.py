@@ -35,3 +35,33 @@ def sample_con():
     semql.load_sample(con)
     yield con
     con.close()
+
+
+@pytest.fixture()
+def make_con():
+    """Factory of connections on FakeLM (planner/rewrite unit tests only) with table ``r``."""
+    import polars as pl
+
+    from fake_lm import ROWS, WORDS, FakeLM
+
+    made = []
+
+    def factory(**options):
+        lm = FakeLM()
+        con = semql.connect(runtime=lm, cache=False, **options)
+        con.register(
+            "r",
+            pl.DataFrame(
+                {
+                    "id": list(range(ROWS)),
+                    "movie": [f"m{i % 5}" for i in range(ROWS)],
+                    "txt": [f"a {WORDS[i % len(WORDS)]} movie" for i in range(ROWS)],
+                }
+            ),
+        )
+        made.append(con)
+        return con, lm
+
+    yield factory
+    for c in made:
+        c.close()

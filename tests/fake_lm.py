@@ -12,6 +12,10 @@ import re
 from semql.executors.llama_runtime import Generation
 from semql.grammar.types import BoolType, IntType, OptionsType, OutputType
 
+# The table ``r`` of the make_con fixture (conftest.py): row i reads "a WORDS[i % 8] movie".
+WORDS = ["good", "bad", "great", "dull", "fun", "meh", "love", "slow"]
+ROWS = 200
+
 
 class FakeLM:
     style = "completion"

@@ -11,36 +11,7 @@ import pytest
 
 import semql
 
-from fake_lm import FakeLM
-
-WORDS = ["good", "bad", "great", "dull", "fun", "meh", "love", "slow"]
-
-
-@pytest.fixture()
-def make_con():
-    made = []
-
-    def factory(**options):
-        lm = FakeLM()
-        con = semql.connect(runtime=lm, cache=False, **options)
-        n = 200
-        con.register(
-            "r",
-            pl.DataFrame(
-                {
-                    "id": list(range(n)),
-                    "movie": [f"m{i % 5}" for i in range(n)],
-                    "txt": [f"a {WORDS[i % len(WORDS)]} movie" for i in range(n)],
-                }
-            ),
-        )
-        made.append(con)
-        return con, lm
-
-    yield factory
-    for c in made:
-        c.close()
-
+from fake_lm import WORDS, FakeLM
 
 QUERIES = [
     "SELECT id FROM r WHERE movie = 'm1' AND LLMMap('Is it positive?', txt) ORDER BY id",

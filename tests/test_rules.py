@@ -4,42 +4,14 @@ the answer (FakeLM: unit tests of planner logic; the real model is in test_model
 
 from __future__ import annotations
 
-import polars as pl
 import pytest
 
-import semql
 from semql.planner import logical as L
 
-from fake_lm import FakeLM
+from fake_lm import ROWS, WORDS
 
-WORDS = ["good", "bad", "great", "dull", "fun", "meh", "love", "slow"]
 POSITIVE = ("good", "great", "fun", "love")
-N = 200
-
-
-@pytest.fixture()
-def make_con():
-    made = []
-
-    def factory(**options):
-        lm = FakeLM()
-        con = semql.connect(runtime=lm, cache=False, **options)
-        con.register(
-            "r",
-            pl.DataFrame(
-                {
-                    "id": list(range(N)),
-                    "movie": [f"m{i % 5}" for i in range(N)],
-                    "txt": [f"a {WORDS[i % len(WORDS)]} movie" for i in range(N)],
-                }
-            ),
-        )
-        made.append(con)
-        return con, lm
-
-    yield factory
-    for c in made:
-        c.close()
+N = ROWS
 
 
 def same_as_naive(make_con, sql: str, **options) -> tuple[int, int]:
