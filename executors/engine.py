@@ -29,7 +29,6 @@ from semql.errors import BindError, ExecutionError, SemQLError
 from semql.grammar.types import ListType, OptionsType, OutputType
 from semql.planner import logical as L
 from semql.planner.calls import LMCall
-from semql.planner.options import PlanOptions
 from semql.planner.rules.pipeline import unlink
 from semql.planner.rules.short_circuit import needed_condition
 from semql.planner.scope_sql import predicates_below, row_columns, scope_query
@@ -79,13 +78,10 @@ class _Temp:
 class Engine:
     """Runs plans on one DuckDB connection with one LM executor."""
 
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, lm: Callable[[], LMExecutor], options: PlanOptions
-    ):
+    def __init__(self, con: duckdb.DuckDBPyConnection, lm: Callable[[], LMExecutor]):
         self.con = con
         self._make_lm = lm
         self._executor: LMExecutor | None = None
-        self.options = options
 
     def _lm(self) -> LMExecutor:
         """One LM executor per query, so answers sampled for planning are reused."""

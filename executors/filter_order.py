@@ -18,18 +18,10 @@ from semql.planner.calls import split_arguments
 from semql.planner.cost import DEFAULT_PROFILE, call_seconds, output_tokens, prompt_tokens
 from semql.planner.rules.pipeline import Steps, link, lm_calls_in
 from semql.planner.rules.predicate_order import SAMPLE_ROWS
+from semql.planner.rules.predicate_order import units as predicate_units
 from semql.planner.scope_sql import predicates_below, row_columns, scope_query
 
 from .stats import OperatorStats, QueryStats, attach_stats
-
-
-def _units(ops: list[L.LMOperator]) -> list[list[L.LMOperator]]:
-    units: list[list[L.LMOperator]] = [[]]
-    for op in ops:
-        units[-1].append(op)
-        if isinstance(op, L.LMFilter):
-            units.append([])
-    return [u for u in units if u]
 
 
 class _Sample:
@@ -136,7 +128,7 @@ def order_filters(
         if steps[j].reorder_group != group:
             break
         j += 1
-    units = _units(steps[i:j])
+    units = [u for u in predicate_units(steps[i:j]) if u]
     link(steps)
     sample = _Sample(engine, select, predicates_below(steps[i]), [u[-1].predicate for u in units])
     try:

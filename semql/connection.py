@@ -240,7 +240,7 @@ class Connection:
     def _run(self, plan: L.QueryPlan, params) -> pl.DataFrame:
         self.last_plan = plan
         self.stats = QueryStats()
-        engine = Engine(self._con, self._lm_executor, plan.options)
+        engine = Engine(self._con, self._lm_executor)
         try:
             return engine.run(plan, params, self.stats)
         except KeyboardInterrupt:
