@@ -83,13 +83,16 @@ class LMExecutor:
                 if text is None and key in cached:
                     text = cached[key]
                     stats.cache_hits += 1
-                if text is None:
+                generated = text is None
+                if generated:
                     gen = self.runtime.generate(prompt, out_type)
                     text = gen.text
                     stats.lm_calls += 1
                     stats.prompt_tokens += gen.prompt_tokens
                     stats.cached_prompt_tokens += gen.cached_tokens
                     stats.generated_tokens += gen.generated_tokens
+                out.append(_parse(out_type, text, self.runtime))
+                if generated:  # only answers that parse are cached
                     fresh.append((key, text))
                     if len(fresh) >= CACHE_FLUSH_ROWS:  # a crash later keeps these answers
                         self.cache.put_many(fresh)
@@ -97,7 +100,6 @@ class LMExecutor:
                 texts[key] = text
                 if remember:
                     self.remembered[key] = text
-                out.append(_parse(out_type, text, self.runtime))
                 if self.progress is not None:
                     self.progress(stats, stats.rows_in + i + 1, total or len(rows))
         finally:  # answers already paid for are kept, also when the query is cancelled

@@ -186,3 +186,23 @@ def test_a_scope_reading_an_lm_cte_plans_and_runs(make_con):
 def test_rule_does_not_fire_where_it_must_not(make_con, sql, rule):
     con, _ = make_con()
     assert rule not in con.plan(sql).fired
+
+
+def test_an_answer_that_does_not_parse_is_not_cached(tmp_path):
+    """A model output outside its type fails the query and is never stored for reuse."""
+    import semql
+    from semql.executors.llama_runtime import Generation
+
+    from fake_lm import FakeLM
+
+    class GarbledLM(FakeLM):
+        def generate(self, prompt, out_type):
+            return Generation(" not a number", 4, 0, 3)
+
+    with semql.connect(str(tmp_path / "db.duckdb"), runtime=GarbledLM()) as con:
+        con.duckdb.execute("CREATE TABLE t AS SELECT 'five' AS w")
+        with pytest.raises(semql.ExecutionError, match="not a valid float"):
+            con.query("SELECT LLMMap('How many?', w) + 1 AS n FROM t")
+        stored = con.duckdb.execute("SELECT count(*) FROM semql_cache.lm_results").fetchone()
+        assert stored == (0,)
+        assert not [t for t in con.tables() if t.startswith("__semql")]
