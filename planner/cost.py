@@ -212,7 +212,6 @@ def _estimate_lm(
 
 def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -> None:
     """Attach an Estimate to every operator of every scope with LM work."""
-    plan.profile = profile
     for scope in plan.scopes:
         select = scope.select
         sources = [select.args.get("from_"), *(select.args.get("joins") or [])]

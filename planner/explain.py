@@ -33,7 +33,8 @@ def render_plan(plan: L.QueryPlan, annotate: Annotate | None = None) -> str:
     enabled = plan.options.enabled() if plan.options else []
     header = "optimisations: " + (", ".join(enabled) if enabled else "none (naive)")
     header += "\nrules fired: " + (", ".join(plan.fired) if plan.fired else "none")
-    if plan.profile is not None:
+    estimated = any(n.estimate is not None for s in plan.scopes for n in s.root.walk())
+    if estimated:
         total = plan_totals(plan)
         header += (
             f"\nestimate: {total.lm_calls:.0f} LM calls, {total.seconds:.1f}s "

@@ -68,6 +68,7 @@ class Connection:
         self._model_arg = model
         self._runtime = runtime
         self._runtime_args = {"n_ctx": n_ctx, "n_threads": n_threads, "seed": seed}
+        self._runtime_profile: ModelProfile | None = None
         self.progress = progress
         self.stats = QueryStats()
         self.last_plan: L.QueryPlan | None = None
@@ -115,7 +116,9 @@ class Connection:
         from semql.executors.model_profile import profile_for, stored_profile
 
         if self._runtime is not None:
-            return profile_for(self._runtime)
+            if self._runtime_profile is None:  # read (or measured) once per loaded model
+                self._runtime_profile = profile_for(self._runtime)
+            return self._runtime_profile
         choice = self._model_arg or os.environ.get("SEMQL_MODEL")
         if choice and str(choice).startswith(("http://", "https://")):
             return DEFAULT_PROFILE
@@ -135,6 +138,7 @@ class Connection:
     def set_model(self, model: str | None) -> None:
         """Use another GGUF from the next query on (None: the bundled default)."""
         old, self._runtime = self._runtime, None
+        self._runtime_profile = None
         self._model_arg = model
         if old is not None:
             old.close()
@@ -211,7 +215,11 @@ class Connection:
             raise BindError(str(err)) from None
 
     def plan(self, sql: str, params=None, **options) -> L.QueryPlan:
-        """The logical plan of ``sql`` (without running it)."""
+        """The logical plan of ``sql`` with the cost model's estimates (without running it)."""
+        return self._plan(sql, params, options, estimate=True)
+
+    def _plan(self, sql: str, params, options: dict, estimate: bool) -> L.QueryPlan:
+        """Plan; the estimates (DuckDB counts per LM operator) only when they will be shown."""
         opts = self._options(options)
         text = strip_braces(sql)
         if not has_lm_call(text):
@@ -222,8 +230,10 @@ class Connection:
         catalog = DuckDBCatalog(self._con)
         plan = build_plan(ast, sql, catalog, opts)
         if plan.scopes:
+            plan.profile = self.profile()  # predicate_order ranks filters with it
+        if plan.scopes and estimate:
             try:
-                estimate_plan(plan, catalog, self.profile())
+                estimate_plan(plan, catalog, plan.profile)
             except SemQLError as err:  # estimates inform; they must never block a query
                 plan.fired.append(f"(no estimates: {err})")
         return plan
@@ -234,7 +244,7 @@ class Connection:
         if match and has_lm_call(strip_braces(sql)):
             text = self.explain(sql[match.end() :], analyze=bool(match.group(1)), **options)
             return pl.DataFrame({"plan": [text]})
-        plan = self.plan(sql, params, **options)
+        plan = self._plan(sql, params, options, estimate=False)
         return self._run(plan, None if plan.has_lm else params)
 
     def _run(self, plan: L.QueryPlan, params) -> pl.DataFrame:
