@@ -34,7 +34,7 @@ from semql.planner.rules.short_circuit import needed_condition
 from semql.planner.scope_sql import predicates_below, row_columns, scope_query
 
 from .filter_order import order_filters
-from .lm_executor import LMExecutor
+from .lm_executor import LMExecutor, laid_out
 from .prompts import render_context
 from .stats import OperatorStats, QueryStats, attach_stats
 
@@ -233,15 +233,17 @@ class Engine:
         batch = node.batch_rows if early else len(rows)
         for start in range(0, len(rows), max(batch, 1)):
             chunk = rows[start : start + batch]
+            values = [r[1:] for r in chunk]
             answers = lm.answer(
                 call.question,
                 call.output,
                 names,
-                [r[1:] for r in chunk],
+                values,
                 op,
                 call.examples,
                 dedup=node.dedup,
                 total=len(rows),
+                **laid_out(node, values),
             )
             self._insert(results, [r[0] for r in chunk], answers, call.output)
             if done is not None and start + batch < len(rows):

@@ -21,6 +21,7 @@ from semql.planner.rules.predicate_order import SAMPLE_ROWS
 from semql.planner.rules.predicate_order import units as predicate_units
 from semql.planner.scope_sql import predicates_below, row_columns, scope_query
 
+from .lm_executor import laid_out
 from .stats import OperatorStats, QueryStats, attach_stats
 
 
@@ -54,10 +55,13 @@ class _Sample:
                 col.replace(exp.column(name, table=self.view))
         return node
 
-    def answer(self, call, op: OperatorStats, args: list[exp.Expression]) -> tuple[str, float]:
+    def answer(
+        self, node: L.LMOperator, op: OperatorStats, args: list[exp.Expression]
+    ) -> tuple[str, float]:
         """Answer the call for the sample's distinct argument tuples; (answers view, chars)."""
         select = ", ".join(f"{a.sql(dialect='duckdb')} AS __a{i}" for i, a in enumerate(args))
         _, rows = self.engine._fetch(f"SELECT DISTINCT {select} FROM {self.view}")
+        call = node.call
         answers = self.engine._lm().answer(
             call.question,
             call.output,
@@ -66,6 +70,7 @@ class _Sample:
             op,
             call.examples,
             remember=True,
+            **laid_out(node, rows),
         )
         view = f"{self.view}_a{len(self.views)}"
         data = {f"__a{i}": [r[i] for r in rows] for i in range(len(args))}
@@ -96,7 +101,7 @@ def _measure(sample: _Sample, unit: list[L.LMOperator], stats: QueryStats, profi
             attach_stats(op, stats)
         scratch = OperatorStats("sample")
         args = split_arguments(node)[0][1:]
-        view, chars = sample.answer(call, scratch, args)
+        view, chars = sample.answer(op, scratch, args)
         op.stats.absorb(scratch)
         conds = " AND ".join(
             f"__a{i} IS NOT DISTINCT FROM ({a.sql(dialect='duckdb')})" for i, a in enumerate(args)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
 
-from .prompts import PromptBuilder
+from .prompts import PromptBuilder, clean_value
 from .result_cache import ResultCache, cache_key
 from .stats import OperatorStats
 
@@ -24,6 +24,32 @@ def _parse(out_type: OutputType, text: str, runtime):
             f"model {getattr(runtime, 'path', '?')} answered {text[:80]!r}, "
             f"which is not a valid {out_type}: {err}"
         ) from None
+
+
+def laid_out(node, values: list[tuple]) -> dict:
+    """The prompt layout's field order of each row, and (prefix_reorder) the run order.
+
+    Under an early exit the rows are reordered within their batch only, so the rows
+    asked before the exit are the same as without reordering.
+    """
+    layout = node.layout
+    if layout is None:
+        return {}
+    out: dict = {"field_orders": [layout.order_of(v) for v in values]}
+    if node.reorder_rows:
+        out["run_order"] = layout.run_order(values)
+    return out
+
+
+def prefix_hits(previous: list | None, fields: list) -> int:
+    """Seed 003's hit count of one prompt: squared lengths of its leading (name, value)
+    fields equal to the previous prompt's."""
+    hits = 0
+    for a, b in zip(previous or (), fields, strict=False):
+        if a != b:
+            break
+        hits += (len(b[0]) + len(clean_value(b[1])) + 3) ** 2
+    return hits
 
 
 class LMExecutor:
@@ -49,19 +75,29 @@ class LMExecutor:
         dedup: bool = True,
         total: int | None = None,
         remember: bool = False,
+        field_orders: Sequence[Sequence[int]] | None = None,
+        run_order: Sequence[int] | None = None,
     ) -> list:
         """One parsed answer per row; a row whose fields are all NULL answers NULL.
 
         ``remember``: keep the answers for later calls of this executor (see remembered).
+        ``field_orders[i]``: the order of row i's fields in its prompt (the prompt layout);
+        ``run_order``: the order to ask the rows in (answers come back in row order).
         """
         started = time.perf_counter()
         spec = out_type.spec()
         grammar_id = f"{spec.kind}:{spec.source}"
+        laid_out = [
+            [(names[j], row[j]) for j in (field_orders[i] if field_orders else range(len(row)))]
+            for i, row in enumerate(rows)
+        ]
         prompts: list[str | None] = [
             None
             if row and all(v is None for v in row)
-            else self.prompts.build(question, out_type, names, row, examples)
-            for row in rows
+            else self.prompts.build(
+                question, out_type, [n for n, _ in cells], [v for _, v in cells], examples
+            )
+            for row, cells in zip(rows, laid_out, strict=True)
         ]
         keys = [
             cache_key(self.runtime.model_id, grammar_id, p) if p is not None else None
@@ -70,11 +106,12 @@ class LMExecutor:
         cached = self.cache.get_many([k for k in keys if k is not None])
         texts: dict[str, str] = {}
         fresh: list[tuple[str, str]] = []
-        out: list = []
+        out: list = [None] * len(rows)
+        previous: list | None = None  # fields of the last prompt sent to the model
         try:
-            for i, (prompt, key) in enumerate(zip(prompts, keys, strict=True)):
+            for done, i in enumerate(run_order if run_order is not None else range(len(rows))):
+                prompt, key = prompts[i], keys[i]
                 if prompt is None:
-                    out.append(None)
                     continue
                 text = texts.get(key) if dedup else None
                 if text is None and key in self.remembered:
@@ -91,7 +128,9 @@ class LMExecutor:
                     stats.prompt_tokens += gen.prompt_tokens
                     stats.cached_prompt_tokens += gen.cached_tokens
                     stats.generated_tokens += gen.generated_tokens
-                out.append(_parse(out_type, text, self.runtime))
+                    stats.prefix_hit_count += prefix_hits(previous, laid_out[i])
+                    previous = laid_out[i]
+                out[i] = _parse(out_type, text, self.runtime)
                 if generated:  # only answers that parse are cached
                     fresh.append((key, text))
                     if len(fresh) >= CACHE_FLUSH_ROWS:  # a crash later keeps these answers
@@ -101,7 +140,7 @@ class LMExecutor:
                 if remember:
                     self.remembered[key] = text
                 if self.progress is not None:
-                    self.progress(stats, stats.rows_in + i + 1, total or len(rows))
+                    self.progress(stats, stats.rows_in + done + 1, total or len(rows))
         finally:  # answers already paid for are kept, also when the query is cancelled
             self.cache.put_many(fresh)
             stats.seconds += time.perf_counter() - started

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 
+def token_hit_rate(cached: int, total: int) -> float:
+    """Prompt tokens served from the KV cache / all prompt tokens."""
+    return cached / total if total else 0.0
+
+
 @dataclass
 class OperatorStats:
     """Figures of one plan operator (EXPLAIN ANALYZE shows them beside the node)."""
@@ -19,10 +24,17 @@ class OperatorStats:
     cache_hits: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
+    prefix_hit_count: int = 0  # seed 003's PHC of the prompts in the order they ran
 
     def absorb(self, other: OperatorStats) -> None:
         """Add another run's LM work (e.g. the sample a plan decision was made on)."""
-        for name in ("lm_calls", "prompt_tokens", "cached_prompt_tokens", "generated_tokens"):
+        for name in (
+            "lm_calls",
+            "prompt_tokens",
+            "cached_prompt_tokens",
+            "generated_tokens",
+            "prefix_hit_count",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.cache_hits += other.cache_hits
         self.seconds += other.seconds
@@ -33,11 +45,14 @@ class OperatorStats:
             parts.append(f"out {self.rows_out}")
         parts += [
             f"LM calls {self.lm_calls}",
-            f"prompt tok {self.prompt_tokens} (KV-cached {self.cached_prompt_tokens})",
+            f"prompt tok {self.prompt_tokens} (KV-cached {self.cached_prompt_tokens}, "
+            f"{token_hit_rate(self.cached_prompt_tokens, self.prompt_tokens):.0%})",
             f"gen tok {self.generated_tokens}",
             f"cache hits {self.cache_hits}",
             f"{self.seconds:.2f}s",
         ]
+        if self.prefix_hit_count:
+            parts.append(f"PHC {self.prefix_hit_count}")
         if self.stopped_early:
             parts.append("stopped early")
         return ", ".join(parts)
@@ -52,6 +67,7 @@ class QueryStats:
     cached_prompt_tokens: int = 0
     generated_tokens: int = 0
     cache_hits: int = 0
+    prefix_hit_count: int = 0
     seconds: float = 0.0
     operators: list[OperatorStats] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -67,11 +83,17 @@ class QueryStats:
             "cached_prompt_tokens",
             "generated_tokens",
             "cache_hits",
+            "prefix_hit_count",
         ):
             setattr(self, name, sum(getattr(op, name) for op in self.operators))
 
+    @property
+    def token_hit_rate(self) -> float:
+        return token_hit_rate(self.cached_prompt_tokens, self.prompt_tokens)
+
     def as_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "operators"}
+        out["token_hit_rate"] = self.token_hit_rate
         out["operators"] = [vars(op).copy() for op in self.operators]
         return out
 

@@ -132,10 +132,21 @@ def prompt_tokens(
     return shared / cpt, (row + len("Answer:")) / cpt
 
 
-def call_seconds(shared: float, row: float, generated: float, profile: ModelProfile) -> float:
-    """Seconds of one call after the first, whose shared prefix the KV cache serves."""
+def reused_tokens(shared: float, profile: ModelProfile) -> float:
+    """Tokens of a ``shared``-token prefix the KV cache serves (whole chunks only)."""
     chunk = profile.reuse_chunk
-    fresh = row + (shared % chunk if chunk else shared)
+    return shared // chunk * chunk if chunk else 0.0
+
+
+def call_seconds(
+    shared: float, row: float, generated: float, profile: ModelProfile, row_shared: float = 0.0
+) -> float:
+    """Seconds of one call after the first, whose shared prefix the KV cache serves.
+
+    ``row_shared``: tokens of the row's own fields that the previous prompt also began
+    with (the prompt layout's expected sharing, seed 003).
+    """
+    fresh = shared + row - reused_tokens(shared + row_shared, profile)
     return (
         profile.seconds_per_call
         + fresh / profile.prefill_tokens_per_s
@@ -199,9 +210,10 @@ def _estimate_lm(
         call.question, call.output, call.examples, field_chars, profile.chars_per_token
     )
     gen = output_tokens(call.output)
-    per_call = call_seconds(shared, row, gen, profile)
-    chunk = profile.reuse_chunk
-    reused = (shared // chunk * chunk) if chunk else 0
+    layout = op.layout if op.reorder_rows else None
+    row_shared = layout.shared_chars / profile.chars_per_token if layout is not None else 0.0
+    per_call = call_seconds(shared, row, gen, profile, row_shared)
+    reused = reused_tokens(shared + row_shared, profile)
     est = Estimate(rows_in=rows, lm_calls=calls, seconds_per_call=per_call)
     est.prompt_tokens = calls * (shared + row)
     est.cached_tokens = max(calls - 1, 0) * reused

@@ -10,10 +10,14 @@ rows that the operators *below* them produce. Moving a Filter below an LMFilter
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from .calls import LMCall
+
+if TYPE_CHECKING:
+    from .prefix.layout import PromptLayout
 
 
 @dataclass(eq=False)
@@ -96,6 +100,8 @@ class LMOperator(PlanNode):
     short_circuit: bool = False  # skip rows whose predicate the cheap side decides
     reorder_group: int | None = None  # filters of one group are ordered at run time
     guard: exp.Expression | None = None  # set at run time: rows that need an answer
+    layout: PromptLayout | None = None  # field order per row (planner/prefix/layout.py)
+    reorder_rows: bool = False  # ask rows in the layout's order (prefix_reorder)
 
 
 @dataclass(eq=False)

@@ -18,6 +18,9 @@ REWRITES = (
 )
 
 
+PREFIX_ORDERS = ("ggr", "column", "table")
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     """Which optimisations may fire. ``PlanOptions.naive()`` turns every one off.
@@ -36,6 +39,15 @@ class PlanOptions:
     projection_pruning: bool = True
     prefix_reorder: bool = True
     accuracy_target: float | None = None
+    # How prompts lay out a call's fields (planner/prefix/layout.py): part of what the
+    # model reads, so not a rewrite: naive plans use the same layout.
+    prefix_order: str = "ggr"
+
+    def __post_init__(self):
+        if self.prefix_order not in PREFIX_ORDERS:
+            raise TypeError(
+                f"prefix_order must be one of {', '.join(PREFIX_ORDERS)}, got {self.prefix_order!r}"
+            )
 
     @classmethod
     def naive(cls) -> PlanOptions:
@@ -47,9 +59,13 @@ class PlanOptions:
         opts = base or cls()
         optimize = kwargs.pop("optimize", None)
         if optimize is False:
-            opts = replace(cls.naive(), accuracy_target=opts.accuracy_target)
+            opts = replace(
+                cls.naive(), accuracy_target=opts.accuracy_target, prefix_order=opts.prefix_order
+            )
         elif optimize is True:
-            opts = replace(cls(), accuracy_target=opts.accuracy_target)
+            opts = replace(
+                cls(), accuracy_target=opts.accuracy_target, prefix_order=opts.prefix_order
+            )
         known = {f.name for f in fields(cls)}
         unknown = set(kwargs) - known
         if unknown:

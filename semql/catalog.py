@@ -41,6 +41,9 @@ class DuckDBCatalog:
     def fetch_row(self, sql: str) -> tuple:
         return self._run(sql)[0]
 
+    def fetch_rows(self, sql: str) -> list[tuple]:
+        return self._run(sql)
+
     def query_column(self, sql: str) -> list:
         return [r[0] for r in self._run(sql)]
 

@@ -19,6 +19,7 @@ from semql.planner.builder import build_plan
 from semql.planner.cost import DEFAULT_PROFILE, ModelProfile, estimate_plan
 from semql.planner.explain import render_plan
 from semql.planner.options import PlanOptions
+from semql.planner.prefix.layout import attach_layouts
 
 from .catalog import DuckDBCatalog, quote_ident
 from .dialect import has_lm_call, parse, strip_braces
@@ -229,6 +230,7 @@ class Connection:
             ast = _bind_params(ast, params)
         catalog = DuckDBCatalog(self._con)
         plan = build_plan(ast, sql, catalog, opts)
+        attach_layouts(plan, catalog, opts.prefix_order)
         if plan.scopes:
             plan.profile = self.profile()  # predicate_order ranks filters with it
         if plan.scopes and estimate:

@@ -10,6 +10,7 @@ from . import (
     early_exit,
     late_select,
     predicate_order,
+    prefix_reorder,
     projection_pruning,
     pushdown,
     short_circuit,
@@ -24,4 +25,5 @@ RULES = (
     early_exit,
     dedup,
     projection_pruning,
+    prefix_reorder,
 )
