@@ -107,12 +107,29 @@ class LlamaRuntime:
         self._compiler = xgr.GrammarCompiler(tokenizer_info(self._pieces, self._stops))
         self._compiled: dict[GrammarSpec, xgr.CompiledGrammar] = {}
         self._bitmask = xgr.allocate_token_bitmask(1, self.n_vocab)
+        self._chunk_starts: list[int] = []  # chunk starts of the prompt in the KV cache
         self._lock = threading.Lock()
 
     # -- text and tokens -------------------------------------------------------------
 
     def tokenize(self, text: str) -> list[int]:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+    def tokenize_segments(self, prompt: str) -> tuple[list[int], list[int]]:
+        """Tokens of a prompt and the start of each of its segments (prompts.Prompt).
+
+        Each segment is tokenised on its own, so a field's tokens are the same whatever
+        precedes it, and a shared field is a shared token prefix.
+        """
+        segments = getattr(prompt, "segments", None) or (prompt,)
+        tokens: list[int] = []
+        starts: list[int] = []
+        for i, text in enumerate(segments):
+            if not text:
+                continue
+            starts.append(len(tokens))
+            tokens += self._llm.tokenize(text.encode("utf-8"), add_bos=i == 0, special=True)
+        return tokens, starts
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -139,33 +156,44 @@ class LlamaRuntime:
 
     # -- decoding --------------------------------------------------------------------
 
-    def _prefill(self, tokens: list[int]) -> int:
+    def _prefill(self, tokens: list[int], segments: list[int] | None = None) -> int:
         """Evaluate ``tokens`` reusing the longest common prefix in the KV cache.
 
-        Tokens are evaluated in fixed chunks aligned to multiples of PREFILL_CHUNK, and
-        only whole chunks are reused. llama.cpp's numerics depend on how tokens are
-        batched, so reusing an arbitrary prefix made answers depend on the previous
-        prompt (2 of 20 bool answers flipped in a test); with aligned chunks every prompt
-        is computed the same way whatever the cache holds, so row order, dedup and early
-        exit cannot change an answer.
+        Tokens are evaluated in chunks of at most PREFILL_CHUNK that start at every
+        segment start (``segments``; the head, each field, the answer cue) and every
+        PREFILL_CHUNK tokens within a segment, and only whole chunks are reused.
+        llama.cpp's numerics depend on how tokens are batched, so reusing an arbitrary
+        prefix made answers depend on the previous prompt (2 of 20 bool answers flipped
+        in a test); with chunks fixed by the prompt's own segments every prompt is
+        computed the same way whatever the cache holds, so row order, dedup and early
+        exit cannot change an answer — and a row that repeats the previous row's leading
+        fields reuses all of them.
         """
         llm = self._llm
+        starts = _chunk_starts(segments or [0], len(tokens))
         prev = llm.input_ids[: llm.n_tokens]
         new = np.asarray(tokens, dtype=prev.dtype)
         m = min(len(prev), len(new))
         diff = np.nonzero(prev[:m] != new[:m])[0]
         common = int(diff[0]) if len(diff) else m
         common = min(common, len(tokens) - 1)  # the last token must run to give logits
-        common = common // PREFILL_CHUNK * PREFILL_CHUNK if self.prefix_reuse else 0
-        if common < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, common, -1):
+        reuse = 0
+        if self.prefix_reuse:
+            for a, b in zip(starts, self._chunk_starts, strict=False):
+                if a != b or a > common:
+                    break
+                reuse = a  # the chunks before ``a`` were batched identically
+        if reuse < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
             llm.reset()
             llm._ctx.kv_cache_clear()
-            common = 0
-        llm.n_tokens = common
-        for start in range(common, len(tokens), PREFILL_CHUNK):
-            chunk = tokens[start : start + PREFILL_CHUNK]
-            self._decode(chunk, logits=start + PREFILL_CHUNK >= len(tokens))
-        return common
+            reuse = 0
+        llm.n_tokens = reuse
+        bounds = [*starts, len(tokens)]
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+            if start >= reuse:
+                self._decode(tokens[start:end], logits=end == len(tokens))
+        self._chunk_starts = starts
+        return reuse
 
     def _decode(self, tokens: list[int], logits: bool) -> None:
         """Append ``tokens`` to the KV cache; compute output logits only when asked.
@@ -196,13 +224,13 @@ class LlamaRuntime:
             return self._generate(prompt, out_type, out_type.token_budget())
 
     def _generate(self, prompt: str, out_type: OutputType, max_tokens: int) -> Generation:
-        tokens = self.tokenize(prompt)
+        tokens, segments = self.tokenize_segments(prompt)
         if len(tokens) + max_tokens > self.n_ctx:
             raise ExecutionError(
                 f"prompt of {len(tokens)} tokens plus {max_tokens} output tokens exceeds the "
                 f"model context of {self.n_ctx} tokens (model {self.path})"
             )
-        cached = self._prefill(tokens)
+        cached = self._prefill(tokens, segments)
         matcher = xgr.GrammarMatcher(self.compiled(out_type.spec()))
         labels = out_type.labels() if self.closed_set_fast_path else None
         out = bytearray()
@@ -277,6 +305,15 @@ class LlamaRuntime:
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:
             llm.close()
+
+
+def _chunk_starts(segments: list[int], n: int) -> list[int]:
+    """Where prefill chunks start: each segment start, then every PREFILL_CHUNK tokens."""
+    starts: list[int] = []
+    bounds = [*segments, n]
+    for seg, end in zip(bounds[:-1], bounds[1:], strict=True):
+        starts += range(seg, end, PREFILL_CHUNK)
+    return starts
 
 
 def _determined(out: bytearray, labels: list[str]) -> str | None:

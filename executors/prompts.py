@@ -33,9 +33,28 @@ def _block(names: Sequence[str], values: Sequence) -> str:
     return "\n".join(f"{name}: {clean_value(v)}" for name, v in zip(names, values, strict=True))
 
 
+def _field_segments(row: str) -> list[str]:
+    """The row block split after each field's line (the newline stays with the field)."""
+    lines = row.split("\n")
+    return [line + "\n" for line in lines[:-1]] + [lines[-1]]
+
+
 def instruction(question: str, out_type: OutputType) -> str:
     hint = out_type.hint()
     return f"Task: {question.strip()}" + (f"\n{hint}" if hint else "")
+
+
+class Prompt(str):
+    """A prompt and its segments: the shared head, then one segment per field, then the
+    answer cue. The runtime evaluates (and reuses from the KV cache) whole segments, so a
+    row that begins with the previous row's fields reuses exactly those fields."""
+
+    segments: tuple[str, ...]
+
+    def __new__(cls, segments: Sequence[str]) -> Prompt:
+        text = super().__new__(cls, "".join(segments))
+        text.segments = tuple(segments)
+        return text
 
 
 class PromptBuilder:
@@ -62,11 +81,17 @@ class PromptBuilder:
                 messages.append({"role": "user", "content": text})
                 messages.append({"role": "assistant", "content": f"Answer: {answer}"})
             messages.append({"role": "user", "content": row or head})
-            return self.format_chat(messages) + "Answer:"
+            text = self.format_chat(messages) + "Answer:"
+            at = text.rfind(row) if row else -1
+            if at < 0:
+                return Prompt([text])
+            return Prompt([text[:at], *_field_segments(row), text[at + len(row) :]])
         parts = [head]
         parts += [f"{text}\nAnswer: {answer}" for text, answer in shots]
-        parts.append(f"{row}\nAnswer:" if row else "Answer:")
-        return "\n\n".join(parts)
+        if not row:
+            return Prompt(["\n\n".join([*parts, "Answer:"])])
+        head_text = "\n\n".join(parts) + "\n\n"
+        return Prompt([head_text, *_field_segments(row), "\nAnswer:"])
 
 
 def render_context(
