@@ -33,9 +33,11 @@ from semql.planner.rules.pipeline import unlink
 from semql.planner.rules.short_circuit import needed_condition
 from semql.planner.scope_sql import predicates_below, row_columns, scope_query
 
+from .embedding_views import text_hash
 from .filter_order import order_filters
 from .lm_executor import LMExecutor, laid_out
 from .prompts import render_context
+from .proxy_executor import ProxyRunner, render
 from .stats import OperatorStats, QueryStats, attach_stats
 
 QA_CONTEXT_CHARS = 3000
@@ -78,10 +80,16 @@ class _Temp:
 class Engine:
     """Runs plans on one DuckDB connection with one LM executor."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, lm: Callable[[], LMExecutor]):
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        lm: Callable[[], LMExecutor],
+        proxy: Callable[[], tuple] | None = None,
+    ):
         self.con = con
         self._make_lm = lm
         self._executor: LMExecutor | None = None
+        self._proxy = proxy  # () -> (EmbeddingStore, embedders, seed), made on first use
 
     def _lm(self) -> LMExecutor:
         """One LM executor per query, so answers sampled for planning are reused."""
@@ -230,6 +238,11 @@ class Engine:
             node.done = done
         lm = self._lm()
         names = [f.name for f in call.fields]
+        if node.proxy_target is not None and self._proxy is not None and not early:
+            answers = self._run_proxy(node, names, [r[1:] for r in rows], op)
+            if answers is not None:
+                self._insert(results, [r[0] for r in rows], answers, call.output)
+                rows = []  # all answered
         batch = node.batch_rows if early else len(rows)
         for start in range(0, len(rows), max(batch, 1)):
             chunk = rows[start : start + batch]
@@ -259,6 +272,19 @@ class Engine:
             op.rows_out = cnt[0][0]
         else:
             op.rows_out = op.rows_in
+
+    def _run_proxy(self, node: L.LMOperator, names, values, op) -> list | None:
+        store, embedders, seed = self._proxy()
+
+        def source_hashes(node: L.LMOperator, names: list[str]) -> set[str]:
+            _, rows = self._fetch(f"SELECT DISTINCT * FROM ({node.proxy_source})")
+            return {text_hash(render(names, r)) for r in rows}
+
+        runner = ProxyRunner(self._lm(), store, embedders, source_hashes, seed)
+        answers = runner.run(node, names, values, op)
+        if node.proxy_report is not None:  # EXPLAIN ANALYZE shows the decision
+            node.notes.append(node.proxy_report.summary())
+        return answers
 
     def _fix_limited_rows(self, node: L.Limit, select: exp.Select, temp: _Temp) -> None:
         """Materialise the rows that survive ORDER BY/LIMIT, then point the scope at them.

@@ -16,7 +16,7 @@ from semql.errors import BindError
 from semql.grammar.types import OutputType
 
 ALLOWED_KWARGS = {
-    "LLMMAP": ("options", "return_type", "regex", "quantifier", "examples"),
+    "LLMMAP": ("options", "return_type", "regex", "quantifier", "examples", "accuracy"),
     "LLMQA": ("options", "return_type", "regex", "quantifier", "examples", "context"),
     "LLMJOIN": ("join_criteria", "examples"),
 }

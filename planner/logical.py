@@ -102,6 +102,9 @@ class LMOperator(PlanNode):
     guard: exp.Expression | None = None  # set at run time: rows that need an answer
     layout: PromptLayout | None = None  # field order per row (planner/prefix/layout.py)
     reorder_rows: bool = False  # ask rows in the layout's order (prefix_reorder)
+    proxy_target: float | None = None  # agreement with the LM a proxy model must keep
+    proxy_source: str | None = None  # SQL of the rows its embedding view covers
+    proxy_report: object | None = None  # set at run time (executors/proxy_executor.py)
 
 
 @dataclass(eq=False)

@@ -15,10 +15,18 @@ REWRITES = (
     "dedup",
     "projection_pruning",
     "prefix_reorder",
+    "proxy",
 )
 
 
 PREFIX_ORDERS = ("ggr", "column", "table")
+
+
+def accuracy_value(value, what: str) -> float:
+    """An agreement target with the LM: a number in [0.5, 1) (1 means: the LM, always)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 <= value < 1:
+        raise TypeError(f"{what} must be a number from 0.5 to below 1, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -38,12 +46,15 @@ class PlanOptions:
     dedup: bool = True
     projection_pruning: bool = True
     prefix_reorder: bool = True
+    proxy: bool = True  # a proxy model may answer for the LM where a target allows it
     accuracy_target: float | None = None
     # How prompts lay out a call's fields (planner/prefix/layout.py): part of what the
     # model reads, so not a rewrite: naive plans use the same layout.
     prefix_order: str = "ggr"
 
     def __post_init__(self):
+        if self.accuracy_target is not None:
+            accuracy_value(self.accuracy_target, "accuracy_target")
         if self.prefix_order not in PREFIX_ORDERS:
             raise TypeError(
                 f"prefix_order must be one of {', '.join(PREFIX_ORDERS)}, got {self.prefix_order!r}"

@@ -10,6 +10,8 @@ import duckdb
 import polars as pl
 from sqlglot import exp
 
+from semql.executors.embedding_views import EmbeddingStore
+from semql.executors.embeddings import make_embedder, minilm_available
 from semql.executors.engine import Engine, duckdb_error
 from semql.executors.lm_executor import LMExecutor, Progress
 from semql.executors.result_cache import ResultCache
@@ -20,6 +22,7 @@ from semql.planner.cost import DEFAULT_PROFILE, ModelProfile, estimate_plan
 from semql.planner.explain import render_plan
 from semql.planner.options import PlanOptions
 from semql.planner.prefix.layout import attach_layouts
+from semql.planner.proxy_choice import attach_proxies
 
 from .catalog import DuckDBCatalog, quote_ident
 from .dialect import has_lm_call, parse, strip_braces
@@ -58,9 +61,14 @@ class Connection:
         seed: int = 0,
         runtime=None,
         progress: Progress | None = None,
+        embedder: str = "auto",
         **options,
     ):
         self.options = PlanOptions.from_kwargs(**options)
+        self._embedder_spec = embedder
+        self._embedders: list | None = None
+        self._embed_store: EmbeddingStore | None = None
+        self._read_only = read_only
         self.database = str(database)
         try:
             self._con = duckdb.connect(self.database, read_only=read_only)
@@ -231,6 +239,7 @@ class Connection:
         catalog = DuckDBCatalog(self._con)
         plan = build_plan(ast, sql, catalog, opts)
         attach_layouts(plan, catalog, opts.prefix_order)
+        attach_proxies(plan, opts)
         if plan.scopes:
             plan.profile = self.profile()  # predicate_order ranks filters with it
         if plan.scopes and estimate:
@@ -252,7 +261,7 @@ class Connection:
     def _run(self, plan: L.QueryPlan, params) -> pl.DataFrame:
         self.last_plan = plan
         self.stats = QueryStats()
-        engine = Engine(self._con, self._lm_executor)
+        engine = Engine(self._con, self._lm_executor, self._proxy_parts)
         try:
             return engine.run(plan, params, self.stats)
         except KeyboardInterrupt:
@@ -261,6 +270,20 @@ class Connection:
             raise
         except duckdb.Error as err:
             raise duckdb_error(err) from None
+
+    def _proxy_parts(self) -> tuple:
+        """The embedding views' store (in the database file when writable, else in
+        memory for this connection) and the embedders proxy models may use."""
+        if self._embed_store is None:
+            writable = self.database != ":memory:" and not self._read_only
+            con = self._con.cursor() if writable else duckdb.connect(":memory:")
+            self._embed_store = EmbeddingStore(con)
+        if self._embedders is None:
+            specs = self._embedder_spec.split(",")
+            if self._embedder_spec == "auto":
+                specs = ["lexical"] + (["minilm"] if minilm_available() else [])
+            self._embedders = [make_embedder(s.strip(), self.model_path) for s in specs]
+        return self._embed_store, self._embedders, self._runtime_args["seed"]
 
     def _lm_executor(self) -> LMExecutor:
         return LMExecutor(self.runtime, self._cache, self.progress)

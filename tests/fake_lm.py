@@ -8,6 +8,7 @@ runs uses it.
 from __future__ import annotations
 
 import re
+import time
 
 from semql.executors.llama_runtime import Generation
 from semql.grammar.types import BoolType, IntType, OptionsType, OutputType
@@ -22,8 +23,9 @@ class FakeLM:
     model_id = "fake-lm-for-planner-tests"
     path = "<fake>"
 
-    def __init__(self):
+    def __init__(self, seconds_per_call: float = 0.0):
         self.prompts: list[str] = []
+        self.seconds_per_call = seconds_per_call  # a model's cost, for cost decisions
 
     @staticmethod
     def last_row(prompt: str) -> str:
@@ -32,6 +34,8 @@ class FakeLM:
 
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
         self.prompts.append(prompt)
+        if self.seconds_per_call:
+            time.sleep(self.seconds_per_call)
         row = self.last_row(prompt).lower()
         if isinstance(out_type, BoolType):
             text = " yes" if re.search(r"\b(good|great|fun|love)", row) else " no"

@@ -1,0 +1,246 @@
+"""Run an LM classification with a proxy model where the statistics allow it (ScaleLLM).
+
+The LM labels a uniform random sample of the operator's rows; every available embedder
+embeds the sample (into its embedding view, reused later) and every candidate classifier
+is cross-validated on it (executors/proxy_model.py). The cheapest (embedder, classifier)
+whose calibrated threshold keeps agreement with the LM at the target is used if the
+whole plan — embedding the rows not yet stored, the labels, the LM on rows below the
+threshold — costs less than the LM on the remaining rows; otherwise, if the learning
+curve says more labels would help, the sample doubles (up to MAX_SAMPLE_SHARE of the
+rows); otherwise the LM answers every row and the report says why. Labels already paid
+for are never asked again (the executor remembers them, and the result cache keeps them).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from semql.planner import logical as L
+
+from .embedding_views import EmbeddingStore, text_hash
+from .embeddings import Embedder
+from .lm_executor import LMExecutor, laid_out
+from .prompts import clean_value
+from .stats import OperatorStats
+
+MIN_ROWS = 300  # below this the LM on every row is cheap enough and the sample too small
+FIRST_SAMPLE = 100
+MAX_SAMPLE_SHARE = 0.3
+COST_MARGIN = 0.9  # the proxy plan must cost at most this share of the LM's
+
+
+@dataclass
+class ProxyReport:
+    """What EXPLAIN ANALYZE shows for one operator."""
+
+    target: float
+    rows: int = 0
+    sample: int = 0
+    embedder: str = ""
+    classifier: str = ""
+    cv_accuracy: float = 0.0
+    threshold: float = 0.0
+    projected_agreement: float = 0.0  # out-of-fold estimate, all rows
+    error_bound: float = 0.0
+    proxy_rows: int = 0
+    lm_rows: int = 0
+    embedded_now: int = 0
+    embed_seconds: float = 0.0
+    reason: str = ""
+    curve: list = field(default_factory=list)  # (labels, mean acc, std) of the chosen one
+    curve_params: tuple | None = None
+    candidates: list = field(default_factory=list)  # (embedder, classifier, acc, coverage)
+
+    def summary(self) -> str:
+        if self.reason:
+            return f"proxy not used: {self.reason}"
+        return (
+            f"proxy: {self.embedder} + {self.classifier}, {self.sample} LM labels "
+            f"(cv acc {self.cv_accuracy:.3f}), threshold {self.threshold:.2f}: "
+            f"proxy answered {self.proxy_rows} rows, LM {self.lm_rows}; projected agreement "
+            f"{self.projected_agreement:.3f} (>= {self.target:g} with prob. 0.95; "
+            f"disagreement bound {self.error_bound:.3f}); embedded {self.embedded_now} new "
+            f"rows in {self.embed_seconds:.1f}s"
+        )
+
+
+def render(names: list[str], values: tuple) -> str:
+    """The text embedded for a row: its fields as a prompt shows them."""
+    return "\n".join(f"{n}: {clean_value(v)}" for n, v in zip(names, values, strict=True))
+
+
+class ProxyRunner:
+    def __init__(
+        self,
+        lm: LMExecutor,
+        store: EmbeddingStore,
+        embedders: list[Embedder],
+        source_texts,
+        seed: int = 0,
+    ):
+        self.lm = lm
+        self.store = store
+        self.embedders = embedders
+        self.source_texts = source_texts  # () -> set of row hashes now in the source
+        self.seed = seed
+
+    def _labels(self, node, names, values, op: OperatorStats) -> list:
+        call = node.call
+        return self.lm.answer(
+            call.question,
+            call.output,
+            names,
+            values,
+            op,
+            call.examples,
+            remember=True,
+            **laid_out(node, values),
+        )
+
+    def run(self, node: L.LMOperator, names: list[str], values: list[tuple], op: OperatorStats):
+        """Answers for every row (proxy or LM), or None when the LM should answer all."""
+        from .proxy_model import evaluate, train
+
+        report = ProxyReport(node.proxy_target, rows=len(values))
+        node.proxy_report = report
+        n_rows = len(values)
+        if n_rows < MIN_ROWS:
+            report.reason = f"{n_rows} rows to answer (< {MIN_ROWS})"
+            return None
+        texts = [render(names, v) for v in values]
+        hashes = [text_hash(t) for t in texts]
+        order = np.random.default_rng(self.seed).permutation(n_rows)
+        size, labelled = min(FIRST_SAMPLE, n_rows), 0
+        labels: list = []
+        lm_seconds = 0.0
+        views = {e.id: self.store.view(node.proxy_source, names, e) for e in self.embedders}
+        rates: dict[str, float] = {}  # seconds per embedded row, measured
+        while True:
+            new = order[labelled:size]
+            started = time.perf_counter()
+            labels += self._labels(node, names, [values[i] for i in new], op)
+            lm_seconds += time.perf_counter() - started
+            labelled = size
+            sample = order[:size]
+            y = np.array([str(v) for v in labels])
+            per_call = lm_seconds / max(size, 1)
+            best, best_cost, evaluations = None, None, []
+            for embedder in self.embedders:
+                got, fresh, secs = self.store.embed(
+                    views[embedder.id], {hashes[i]: texts[i] for i in sample}, embedder
+                )
+                if fresh:
+                    rates[embedder.id] = secs / fresh
+                X = np.stack([got[hashes[i]] for i in sample])
+                stored = self.store.count_stored(views[embedder.id], hashes)
+                rate = rates.get(embedder.id, 0.0)
+                share = (n_rows - size) / n_rows
+                for ev in evaluate(X, y, node.proxy_target, embedder.id, self.seed, share):
+                    rest = n_rows - size
+                    cost = (n_rows - stored) * rate + (1 - ev.threshold.coverage) * rest * per_call
+                    evaluations.append((ev, cost))
+                    if ev.threshold.coverage > 0 and (best_cost is None or cost < best_cost):
+                        best, best_cost = ev, cost
+            report.candidates = [
+                (ev.embedder, ev.classifier, round(ev.accuracy, 3), round(ev.threshold.coverage, 3))
+                for ev, _ in evaluations
+            ]
+            report.sample = size
+            lm_rest = (n_rows - size) * per_call
+            if best is not None and best_cost <= COST_MARGIN * lm_rest:
+                break
+            top = max((ev for ev, _ in evaluations), key=lambda ev: ev.accuracy)
+            projected = top.curve.project(2 * size)
+            grow = projected is not None and projected > top.accuracy + 0.005
+            if 2 * size <= MAX_SAMPLE_SHARE * n_rows and grow:
+                size *= 2
+                continue
+            if best is None:
+                report.reason = (
+                    f"after {size} LM labels the best proxy ({top.embedder} + "
+                    f"{top.classifier}, cv accuracy {top.accuracy:.3f}) cannot keep "
+                    f"{node.proxy_target:g} agreement with the LM on any rows"
+                )
+            else:
+                report.reason = (
+                    f"after {size} LM labels the best proxy ({best.embedder} + "
+                    f"{best.classifier}, answering {best.threshold.coverage:.0%} of rows) "
+                    f"would cost ~{best_cost:.1f}s against ~{lm_rest:.1f}s for the LM"
+                )
+            return None
+        embedder = next(e for e in self.embedders if e.id == best.embedder)
+        view = views[embedder.id]
+        self.store.refresh(view, self.source_texts(node, names))
+        return self._apply(
+            node,
+            names,
+            values,
+            op,
+            best,
+            embedder,
+            view,
+            texts,
+            hashes,
+            order[:size],
+            labels,
+            report,
+            train,
+        )
+
+    def _apply(
+        self,
+        node,
+        names,
+        values,
+        op,
+        best,
+        embedder,
+        view,
+        texts,
+        hashes,
+        sample,
+        labels,
+        report,
+        train,
+    ):
+        vectors, report.embedded_now, report.embed_seconds = self.store.embed(
+            view, dict(zip(hashes, texts, strict=True)), embedder
+        )
+        X = np.stack([vectors[h] for h in hashes])
+        y = np.array([str(v) for v in labels])
+        model = train(X[sample], y, best.classifier, self.seed)
+        proba = model.predict_proba(X)
+        confidence = proba.max(axis=1)
+        predicted = model.classes_[proba.argmax(axis=1)]
+        answers: list = [None] * len(values)
+        by_text = {str(v): v for v in labels}
+        for i, v in zip(sample, labels, strict=True):
+            answers[i] = v
+        known = set(int(i) for i in sample)
+        ask = [
+            i for i in range(len(values)) if i not in known and confidence[i] < best.threshold.value
+        ]
+        for i in range(len(values)):
+            if i not in known and confidence[i] >= best.threshold.value:
+                answers[i] = by_text.get(predicted[i], _parse_label(predicted[i], node))
+        if ask:
+            got = self._labels(node, names, [values[i] for i in ask], op)
+            for i, v in zip(ask, got, strict=True):
+                answers[i] = v
+        report.embedder, report.classifier = best.embedder, best.classifier
+        report.cv_accuracy = best.accuracy
+        report.threshold = best.threshold.value
+        report.projected_agreement = best.threshold.agreement
+        report.error_bound = best.threshold.error_bound
+        report.lm_rows = len(sample) + len(ask)
+        report.proxy_rows = len(values) - report.lm_rows
+        report.curve = best.curve.points
+        report.curve_params = best.curve.params
+        return answers
+
+
+def _parse_label(text: str, node):
+    return node.call.output.parse(" " + text)

@@ -1,0 +1,195 @@
+"""Proxy classifiers trained on LM labels (ScaleLLM, seed 000), and the statistics that
+decide where they may answer for the LM.
+
+* Candidates: logistic regression (ridge-penalised), linear SVM, RBF SVM, random forest,
+  and the majority class — compared by stratified k-fold cross-validation against the LM's
+  labels at growing training sizes.
+* Learning curve: accuracy(n) = a - b * n^(-c), fitted by maximum likelihood under
+  Gaussian noise with each point's fold standard deviation (weighted least squares), to
+  project accuracy against the number of LM labels.
+* Threshold: the proxy answers a row only when its confidence clears a threshold chosen
+  on out-of-fold predictions so that, with probability >= 1 - delta over the random
+  sample, the share of all rows where the proxy answers *and* disagrees with the LM is at
+  most 1 - target (one-sided Clopper-Pearson bound, Bonferroni over the threshold grid).
+  Rows below it go to the LM, which agrees with itself: overall agreement >= target.
+  Assumes the labelled sample is a uniform random sample of the rows (it is).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import curve_fit
+from scipy.stats import beta
+
+FOLDS = 5
+CURVE_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)
+THRESHOLDS = np.linspace(0.5, 0.99, 20)
+DELTA = 0.05
+
+
+def candidates(seed: int) -> dict:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.dummy import DummyClassifier
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC, LinearSVC
+
+    return {
+        "logistic": LogisticRegression(C=4.0, max_iter=2000),
+        "linear_svm": CalibratedClassifierCV(LinearSVC(C=0.5), cv=3),
+        "rbf_svm": CalibratedClassifierCV(SVC(C=4.0, kernel="rbf"), cv=3, ensemble=False),
+        "random_forest": RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1),
+        "majority": DummyClassifier(strategy="prior"),
+    }
+
+
+def power_law(n, a, b, c):
+    return a - b * np.power(n, -c)
+
+
+@dataclass
+class Curve:
+    """Projected accuracy against LM labels; points are (labels, mean acc, fold std)."""
+
+    points: list[tuple[int, float, float]]
+    params: tuple[float, float, float] | None = None
+
+    def project(self, n: float) -> float | None:
+        return None if self.params is None else float(power_law(n, *self.params))
+
+
+def fit_curve(points: list[tuple[int, float, float]]) -> Curve:
+    """MLE of the saturation curve (needs 3+ distinct sizes; None params otherwise)."""
+    curve = Curve(points)
+    if len({p[0] for p in points}) < 3:
+        return curve
+    n = np.array([p[0] for p in points], dtype=float)
+    acc = np.array([p[1] for p in points])
+    std = np.maximum(np.array([p[2] for p in points]), 0.01)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params, _ = curve_fit(
+                power_law,
+                n,
+                acc,
+                p0=(min(acc.max() + 0.02, 1.0), 0.5, 0.5),
+                sigma=std,
+                bounds=([0.0, 0.0, 0.01], [1.0, 50.0, 3.0]),
+                maxfev=20000,
+            )
+        curve.params = tuple(float(x) for x in params)
+    except (RuntimeError, ValueError):
+        pass
+    return curve
+
+
+@dataclass
+class Threshold:
+    value: float  # the proxy answers rows with confidence >= value
+    coverage: float  # share of rows the proxy answers (out-of-fold estimate)
+    error_bound: float  # upper bound on the share of rows answered wrongly by the proxy
+    agreement: float  # out-of-fold agreement with the LM, all rows (LM below threshold)
+
+
+def choose_threshold(
+    confidence: np.ndarray, correct: np.ndarray, target: float, rest_share: float = 1.0
+) -> Threshold:
+    """Largest coverage whose error bound keeps overall agreement >= target (or none).
+
+    ``rest_share``: the share of all rows the proxy may answer at all (the labelled
+    sample is the LM's own answers); the bound on the proxy's wrong answers among those
+    rows is scaled by it.
+    """
+    n = len(confidence)
+    alpha = DELTA / len(THRESHOLDS)
+    best = Threshold(1.01, 0.0, 0.0, 1.0)
+    for tau in THRESHOLDS:
+        answered = confidence >= tau
+        errors = int((answered & ~correct).sum())
+        bound = float(beta.ppf(1 - alpha, errors + 1, n - errors)) if errors < n else 1.0
+        if bound * rest_share <= 1 - target and answered.mean() > best.coverage:
+            agreement = 1 - rest_share * errors / n
+            best = Threshold(float(tau), float(answered.mean()), bound * rest_share, agreement)
+    return best
+
+
+@dataclass
+class Evaluation:
+    """One (embedder, classifier) on the labelled sample."""
+
+    embedder: str
+    classifier: str
+    accuracy: float  # k-fold, all labels
+    curve: Curve
+    threshold: Threshold
+    confidence: np.ndarray = field(repr=False)
+
+
+def evaluate(
+    X: np.ndarray, y: np.ndarray, target: float, embedder: str, seed: int, rest_share: float = 1.0
+) -> list:
+    """k-fold CV of every candidate on (X, y): learning curve and out-of-fold threshold."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+
+    classes, counts = np.unique(y, return_counts=True)
+    folds = min(FOLDS, int(counts.min())) if len(classes) > 1 else 0
+    out = []
+    for name, model in candidates(seed).items():
+        if folds < 2:  # one class only (or too few of one): the constant answer
+            if name != "majority":
+                continue
+            conf = np.ones(len(y))
+            correct = y == classes[counts.argmax()]
+            out.append(
+                Evaluation(
+                    embedder,
+                    name,
+                    float(correct.mean()),
+                    Curve([]),
+                    choose_threshold(conf, correct, target, rest_share),
+                    conf,
+                )
+            )
+            continue
+        split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        conf = np.zeros(len(y))
+        correct = np.zeros(len(y), dtype=bool)
+        per_size: dict[int, list[float]] = {}
+        for train, test in split.split(X, y):
+            rng = np.random.default_rng(seed)
+            order = rng.permutation(train)
+            for frac in CURVE_FRACTIONS:
+                part = order[: max(int(len(order) * frac), 2)]
+                if len(np.unique(y[part])) < 2 and name != "majority":
+                    continue
+                fitted = clone(model).fit(X[part], y[part])
+                pred = fitted.predict(X[test])
+                per_size.setdefault(len(part), []).append(float((pred == y[test]).mean()))
+                if frac == 1.0:
+                    proba = fitted.predict_proba(X[test])
+                    conf[test] = proba.max(axis=1)
+                    correct[test] = fitted.classes_[proba.argmax(axis=1)] == y[test]
+        points = [(n, float(np.mean(a)), float(np.std(a))) for n, a in sorted(per_size.items())]
+        out.append(
+            Evaluation(
+                embedder,
+                name,
+                float(correct.mean()),
+                fit_curve(points),
+                choose_threshold(conf, correct, target, rest_share),
+                conf,
+            )
+        )
+    return out
+
+
+def train(X: np.ndarray, y: np.ndarray, classifier: str, seed: int):
+    """The chosen classifier fitted on every label."""
+    from sklearn.base import clone
+
+    return clone(candidates(seed)[classifier]).fit(X, y)

@@ -1,0 +1,178 @@
+"""Proxy models (#7): embedding views, the learning-curve fit, the calibrated threshold,
+and the planner's and executor's decisions (FakeLM: planner/rewrite logic only)."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from semql.errors import BindError
+from semql.executors.embedding_views import EmbeddingStore
+from semql.executors.embeddings import LexicalEmbedder
+from semql.executors.proxy_model import choose_threshold, fit_curve, power_law
+
+
+class CountingEmbedder(LexicalEmbedder):
+    """The lexical embedder, remembering which texts it was asked to embed."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[str] = []
+
+    def embed(self, texts):
+        self.seen += list(texts)
+        return super().embed(texts)
+
+
+def test_embedding_view_embeds_only_new_and_changed_rows(tmp_path):
+    con = duckdb.connect(str(tmp_path / "db.duckdb"))
+    store, emb = EmbeddingStore(con), CountingEmbedder()
+    view = store.view("SELECT txt FROM t", ["txt"], emb)
+    rows = {f"h{i}": f"review number {i}" for i in range(100)}
+    _, fresh, _ = store.embed(view, rows, emb)
+    assert fresh == 100 and store.count(view) == 100
+    emb.seen.clear()
+    rows["h3"] = "changed text"  # a changed row has a new hash
+    rows["hnew3"] = rows.pop("h3")
+    rows["h100"] = "a new review"
+    got, fresh, _ = store.embed(view, rows, emb)
+    assert fresh == 2 and sorted(emb.seen) == ["a new review", "changed text"]
+    assert len(got) == 101
+    assert store.refresh(view, set(rows)) == 1  # the old h3 is gone from the source
+    assert store.count(view) == 101
+    # reopened: the vectors are still there, nothing is embedded again
+    con.close()
+    store = EmbeddingStore(duckdb.connect(str(tmp_path / "db.duckdb")))
+    emb.seen.clear()
+    _, fresh, _ = store.embed(store.view("SELECT txt FROM t", ["txt"], emb), rows, emb)
+    assert fresh == 0 and emb.seen == []
+
+
+def test_curve_fit_recovers_known_parameters():
+    rng = np.random.default_rng(0)
+    sizes = [20, 40, 80, 160, 320, 640]
+    a, b, c = 0.9, 0.8, 0.6
+    points = [(n, float(power_law(n, a, b, c) + rng.normal(0, 0.002)), 0.005) for n in sizes]
+    fitted = fit_curve(points).params
+    assert fitted is not None
+    assert abs(fitted[0] - a) < 0.02 and abs(fitted[2] - c) < 0.15
+    assert abs(fit_curve(points).project(5000) - power_law(5000, a, b, c)) < 0.02
+
+
+def test_threshold_meets_the_target_or_answers_nothing():
+    rng = np.random.default_rng(1)
+    n = 400
+    confidence = rng.uniform(0.5, 1.0, n)
+    correct = rng.uniform(0, 1, n) < confidence  # calibrated: right with prob = confidence
+    chosen = choose_threshold(confidence, correct, 0.95)
+    assert 0 < chosen.coverage < 1 and chosen.error_bound <= 0.05
+    answered = confidence >= chosen.value
+    assert ((answered & ~correct).mean()) <= 0.05
+    coin = choose_threshold(np.full(n, 0.9), rng.uniform(0, 1, n) < 0.5, 0.95)
+    assert coin.coverage == 0  # a coin flip can never keep 95% agreement
+
+
+# -- planner and executor decisions (FakeLM) --------------------------------------------
+
+
+def report_of(con):
+    nodes = con.last_plan.scopes[0].root.walk()
+    return next(n.proxy_report for n in nodes if getattr(n, "proxy_report", None))
+
+
+BIG = 600  # rows of table ``reviews``: above the proxy's minimum
+
+
+@pytest.fixture()
+def proxy_con(make_con):
+    from fake_lm import WORDS
+
+    con, lm = make_con(embedder="lexical")
+    lm.seconds_per_call = 0.01  # the LM must cost something for a proxy to pay off
+    con.register(
+        "reviews",
+        pl.DataFrame(
+            {
+                "id": list(range(BIG)),
+                "txt": [
+                    f"review {i}: a {WORDS[i % 8]} movie, take {i * 7 % 13}" for i in range(BIG)
+                ],
+            }
+        ),
+    )
+    return con, lm
+
+
+GOOD = (
+    "SELECT id, {{LLMMap('Is it good?', txt, return_type='bool', accuracy=0.95)}} AS ok "
+    "FROM reviews ORDER BY id"
+)
+
+
+def test_proxy_answers_most_rows_and_agrees_with_the_lm(proxy_con, make_con):
+    con, lm = proxy_con
+    got = con.query(GOOD)
+    report = report_of(con)
+    assert not report.reason, report.reason
+    assert report.proxy_rows > 0 and report.lm_rows + report.proxy_rows == BIG
+    assert con.stats.lm_calls == report.lm_rows < BIG
+    naive = con.query(GOOD, proxy=False)
+    agree = np.mean([a == b for a, b in zip(got["ok"], naive["ok"], strict=True)])
+    assert agree >= 0.95
+    assert "proxy" in con.explain(GOOD, analyze=True)
+
+
+def test_too_few_rows_fall_back_to_the_lm_with_a_reason(make_con):
+    con, _ = make_con(embedder="lexical")
+    sql = "SELECT id, {{LLMMap('Is it good?', txt, return_type='bool', accuracy=0.9)}} AS ok FROM r"
+    con.query(sql)
+    report = report_of(con)
+    assert "rows to answer" in report.reason
+    assert con.stats.lm_calls == 8  # every distinct row asked
+    assert "proxy not used" in con.explain(sql, analyze=True)
+
+
+def test_unreachable_target_falls_back_with_a_reason(proxy_con):
+    con, lm = proxy_con
+    # FakeLM answers int questions from the row's length: no text pattern a proxy can learn
+    # to 0.99 agreement... so ask for a classification it cannot learn: options by length
+    sql = (
+        "SELECT id, {{LLMMap('Which?', txt, options=('x', 'y', 'z'), accuracy=0.99)}} AS o "
+        "FROM reviews"
+    )
+    con.query(sql)
+    report = report_of(con)
+    assert "cannot keep 0.99 agreement" in report.reason
+    assert con.stats.lm_calls == BIG
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        (
+            "SELECT {{LLMMap('How many?', txt, accuracy=0.9)}}::INT AS n FROM r",
+            "not a classification",
+        ),
+        ("SELECT id FROM r WHERE {{LLMMap('Good?', txt, accuracy=0.9)}} LIMIT 2", "early exit"),
+    ],
+)
+def test_planner_refuses_the_proxy_and_says_why(make_con, sql, reason):
+    con, _ = make_con()
+    text = con.explain(sql)
+    assert "proxy: not used" in text and reason in text
+
+
+def test_naive_plans_never_use_a_proxy(make_con):
+    con, _ = make_con(accuracy_target=0.9)
+    text = con.explain("SELECT {{LLMMap('Good?', txt)}} AS g FROM r", optimize=False)
+    assert "proxy switch is off" in text
+
+
+def test_bad_accuracy_values_are_clear_errors(make_con):
+    con, _ = make_con()
+    with pytest.raises(BindError, match="accuracy= must be a number"):
+        con.query("SELECT {{LLMMap('Good?', txt, accuracy=2)}} FROM r")
+    with pytest.raises(BindError, match="accuracy_target must be a number"):
+        con.query("SELECT {{LLMMap('Good?', txt)}} FROM r", accuracy_target=0.2)
