@@ -27,8 +27,8 @@ from .prompts import clean_value
 from .stats import OperatorStats
 
 MIN_ROWS = 300  # below this the LM on every row is cheap enough and the sample too small
-FIRST_SAMPLE = 100
-MAX_SAMPLE_SHARE = 0.3
+FIRST_SAMPLE = 100  # LM labels of the first round, at least; 10% of the rows if more
+MAX_SAMPLE_SHARE = 0.3  # the sample doubles while it pays, up to this share of the rows
 COST_MARGIN = 0.9  # the proxy plan must cost at most this share of the LM's
 
 
@@ -113,7 +113,8 @@ class ProxyRunner:
         texts = [render(names, v) for v in values]
         hashes = [text_hash(t) for t in texts]
         order = np.random.default_rng(self.seed).permutation(n_rows)
-        size, labelled = min(FIRST_SAMPLE, n_rows), 0
+        size, labelled = max(FIRST_SAMPLE, n_rows // 10), 0
+        previous: float | None = None  # coverage of the previous round
         labels: list = []
         lm_seconds = 0.0
         views = {e.id: self.store.view(node.proxy_source, names, e) for e in self.embedders}
@@ -150,14 +151,26 @@ class ProxyRunner:
             ]
             report.sample = size
             lm_rest = (n_rows - size) * per_call
-            if best is not None and best_cost <= COST_MARGIN * lm_rest:
-                break
+            accepted = best is not None and best_cost <= COST_MARGIN * lm_rest
             top = max((ev for ev, _ in evaluations), key=lambda ev: ev.accuracy)
+            coverage = best.threshold.coverage if best is not None else 0.0
+            can_grow = 2 * size <= MAX_SAMPLE_SHARE * n_rows
             projected = top.curve.project(2 * size)
-            grow = projected is not None and projected > top.accuracy + 0.005
-            if 2 * size <= MAX_SAMPLE_SHARE * n_rows and grow:
-                size *= 2
-                continue
+            rising = projected is not None and projected > top.accuracy + 0.005
+            if accepted:
+                # more labels only while they pay: after the first round, while the last
+                # doubling's new proxy answers outnumber the labels the next one costs
+                if previous is None:
+                    paid = rising
+                else:
+                    paid = (coverage - previous) * (n_rows - 2 * size) > size
+                if not (can_grow and paid):
+                    break
+            elif not (can_grow and (rising or coverage > (previous or 0.0))):
+                break
+            previous = coverage
+            size *= 2
+        if not accepted:
             if best is None:
                 report.reason = (
                     f"after {size} LM labels the best proxy ({top.embedder} + "
