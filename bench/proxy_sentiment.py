@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 
 import semql
+from semql.proxy_curve import save_report_curve
 from semql.sample import sample_dir
 
 QUERY = """
@@ -36,45 +37,14 @@ FROM Reviews ORDER BY reviewId
 
 
 def report_of(con) -> object | None:
-    for scope in con.last_plan.scopes:
-        for node in scope.root.walk():
-            if getattr(node, "proxy_report", None) is not None:
-                return node.proxy_report
-    return None
+    reports = con.proxy_reports()
+    return reports[0] if reports else None
 
 
 def run(con, extra: str) -> tuple[pl.DataFrame, float]:
     started = time.perf_counter()
     frame = con.query(QUERY.format(extra=extra))
     return frame, time.perf_counter() - started
-
-
-def save_curve(report, path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import numpy as np
-    except ImportError:
-        return False
-    from semql.executors.proxy_model import power_law
-
-    n = [p[0] for p in report.curve]
-    acc = [p[1] for p in report.curve]
-    std = [p[2] for p in report.curve]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.errorbar(n, acc, yerr=std, fmt="o", label="k-fold accuracy vs LM labels")
-    if report.curve_params:
-        grid = np.linspace(max(min(n), 1), 2000, 200)
-        ax.plot(grid, power_law(grid, *report.curve_params), label="power-law fit")
-    ax.set_xlabel("LM labels (training rows)")
-    ax.set_ylabel("agreement with the LM")
-    ax.set_title(f"{report.embedder} + {report.classifier}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    return True
 
 
 def main() -> None:
@@ -139,7 +109,7 @@ def main() -> None:
     (folder / f"proxy-{stamp}.md").write_text("\n".join(lines) + "\n")
     last = results["proxy_first"][3]
     if last is not None and not last.reason:
-        save_curve(last, folder / f"proxy-{stamp}-curve.png")
+        save_report_curve(last, folder / f"proxy-{stamp}-curve.png")
     print("\n".join(lines))
 
 

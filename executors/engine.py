@@ -25,7 +25,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from semql.errors import BindError, ExecutionError, SemQLError
+from semql.errors import BindError, ExecutionError, SafetyError, SemQLError
 from semql.grammar.types import ListType, OptionsType, OutputType
 from semql.planner import logical as L
 from semql.planner.calls import LMCall
@@ -52,6 +52,8 @@ def duckdb_error(err: duckdb.Error, sql: str = "") -> SemQLError:
         return ParseError(text.split("\n")[0], sql)
     if isinstance(err, (duckdb.BinderException, duckdb.CatalogException)):
         return BindError(text)
+    if isinstance(err, duckdb.PermissionException):
+        return SafetyError(f"refused in safe mode: {text}")
     return ExecutionError(text)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
 
+from .budget import Budget
 from .prompts import PromptBuilder, clean_value
 from .result_cache import ResultCache, cache_key
 from .stats import OperatorStats
@@ -55,8 +56,15 @@ def prefix_hits(previous: list | None, fields: list) -> int:
 class LMExecutor:
     """Turns rows into prompts, answers them (cache or model) and parses the answers."""
 
-    def __init__(self, runtime, cache: ResultCache, progress: Progress | None = None):
+    def __init__(
+        self,
+        runtime,
+        cache: ResultCache,
+        progress: Progress | None = None,
+        budget: Budget | None = None,
+    ):
         self.runtime = runtime
+        self.budget = budget
         self.cache = cache
         self.progress = progress
         self.prompts = PromptBuilder(runtime.style, getattr(runtime, "format_chat", None))
@@ -122,7 +130,11 @@ class LMExecutor:
                     stats.cache_hits += 1
                 generated = text is None
                 if generated:
+                    if self.budget is not None:
+                        self.budget.check()
                     gen = self.runtime.generate(prompt, out_type)
+                    if self.budget is not None:
+                        self.budget.spend(gen.prompt_tokens)
                     text = gen.text
                     stats.lm_calls += 1
                     stats.prompt_tokens += gen.prompt_tokens

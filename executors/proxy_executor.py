@@ -67,6 +67,16 @@ class ProxyReport:
         )
 
 
+@dataclass
+class _Rows:
+    """The operator's distinct argument tuples, their embedded texts and row hashes."""
+
+    names: list[str]
+    values: list[tuple]
+    texts: list[str]
+    hashes: list[str]
+
+
 def render(names: list[str], values: tuple) -> str:
     """The text embedded for a row: its fields as a prompt shows them."""
     return "\n".join(f"{n}: {clean_value(v)}" for n, v in zip(names, values, strict=True))
@@ -102,7 +112,7 @@ class ProxyRunner:
 
     def run(self, node: L.LMOperator, names: list[str], values: list[tuple], op: OperatorStats):
         """Answers for every row (proxy or LM), or None when the LM should answer all."""
-        from .proxy_model import evaluate, train
+        from .proxy_model import evaluate  # scikit-learn and scipy load only when used
 
         report = ProxyReport(node.proxy_target, rows=len(values))
         node.proxy_report = report
@@ -187,38 +197,15 @@ class ProxyRunner:
         embedder = next(e for e in self.embedders if e.id == best.embedder)
         view = views[embedder.id]
         self.store.refresh(view, self.source_texts(node, names))
-        return self._apply(
-            node,
-            names,
-            values,
-            op,
-            best,
-            embedder,
-            view,
-            texts,
-            hashes,
-            order[:size],
-            labels,
-            report,
-            train,
-        )
+        rows = _Rows(names, values, texts, hashes)
+        return self._apply(node, rows, op, best, embedder, view, order[:size], labels, report)
 
-    def _apply(
-        self,
-        node,
-        names,
-        values,
-        op,
-        best,
-        embedder,
-        view,
-        texts,
-        hashes,
-        sample,
-        labels,
-        report,
-        train,
-    ):
+    def _apply(self, node, rows: _Rows, op, best, embedder, view, sample, labels, report):
+        """Embed every row, train on the sample, answer above the threshold, ask the LM
+        below it."""
+        from .proxy_model import train
+
+        names, values, texts, hashes = rows.names, rows.values, rows.texts, rows.hashes
         vectors, report.embedded_now, report.embed_seconds = self.store.embed(
             view, dict(zip(hashes, texts, strict=True)), embedder
         )

@@ -51,8 +51,19 @@ class PlanOptions:
     # How prompts lay out a call's fields (planner/prefix/layout.py): part of what the
     # model reads, so not a rewrite: naive plans use the same layout.
     prefix_order: str = "ggr"
+    # Per-query caps; hitting one stops the query with LimitExceeded (not plan choices:
+    # naive plans keep them too).
+    max_lm_calls: int | None = None
+    max_prompt_tokens: int | None = None
+    max_seconds: float | None = None
 
     def __post_init__(self):
+        for name in ("max_lm_calls", "max_prompt_tokens", "max_seconds"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+            ):
+                raise TypeError(f"{name} must be a positive number, got {value!r}")
         if self.accuracy_target is not None:
             accuracy_value(self.accuracy_target, "accuracy_target")
         if self.prefix_order not in PREFIX_ORDERS:
@@ -70,13 +81,9 @@ class PlanOptions:
         opts = base or cls()
         optimize = kwargs.pop("optimize", None)
         if optimize is False:
-            opts = replace(
-                cls.naive(), accuracy_target=opts.accuracy_target, prefix_order=opts.prefix_order
-            )
+            opts = replace(cls.naive(), **opts.kept())
         elif optimize is True:
-            opts = replace(
-                cls(), accuracy_target=opts.accuracy_target, prefix_order=opts.prefix_order
-            )
+            opts = replace(cls(), **opts.kept())
         known = {f.name for f in fields(cls)}
         unknown = set(kwargs) - known
         if unknown:
@@ -85,6 +92,10 @@ class PlanOptions:
                 f"known: optimize, {', '.join(sorted(known))}"
             )
         return replace(opts, **kwargs)
+
+    def kept(self) -> dict:
+        """The settings that are not rewrite switches (``optimize=`` leaves them alone)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in REWRITES}
 
     def enabled(self) -> list[str]:
         return [name for name in REWRITES if getattr(self, name)]

@@ -21,12 +21,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import semql
+from semql.proxy_curve import save_curve
 
 from . import scenario as scenarios
 
 CONFIGS = {
     "naive": {"optimize": False, "cache": False},
     "optimized": {"cache": True},
+    # optimised, and a proxy model may answer classifications at 0.95 agreement with the LM
+    "proxy": {"cache": True, "accuracy_target": 0.95},
 }
 REWRITES = ("pushdown", "predicate_order", "dedup", "early_exit", "prefix_reorder")
 
@@ -52,6 +55,7 @@ class QueryResult:
     cache_hits: int
     rows_out: int | None
     options: dict = field(default_factory=dict)
+    proxy: list = field(default_factory=list)  # proxy decisions: summary and curve
 
 
 class _Progress:
@@ -149,6 +153,10 @@ def _run_one(scen, q, con, truth, config, rep, options, bar) -> QueryResult:
         cache_hits=s.cache_hits,
         rows_out=frame.height if frame is not None else None,
         options={k: v for k, v in options.items() if k != "progress"},
+        proxy=[
+            {"summary": p.summary(), "curve": p.curve, "params": p.curve_params, "rows": p.rows}
+            for p in con.proxy_reports()
+        ],
     )
     quality = "-" if result.quality is None else f"{result.quality:.3f}"
     bar.finish(
@@ -250,6 +258,11 @@ def write_reports(results: list[QueryResult], out: Path, meta: dict) -> dict:
     table = markdown(summary)
     (out / f"{meta['scenario']}-{stamp}.md").write_text(table)
     drawn = chart(summary, out / f"{meta['scenario']}-{stamp}.png")
+    for r in results:  # the learning curve of every proxy model trained
+        for i, proxy in enumerate(r.proxy):
+            if proxy["curve"]:
+                name = f"{meta['scenario']}-{stamp}-{r.config}-{r.query}-proxy{i}.png"
+                save_curve(proxy["curve"], proxy["params"], out / name, rows=proxy["rows"])
     return {"summary": summary, "markdown": table, "chart": drawn, "stamp": stamp}
 
 

@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 from sqlglot import exp
 
+from semql.executors.budget import Budget
 from semql.executors.embedding_views import EmbeddingStore
 from semql.executors.embeddings import make_embedder, minilm_available
 from semql.executors.engine import Engine, duckdb_error
@@ -26,7 +27,7 @@ from semql.planner.proxy_choice import attach_proxies
 
 from .catalog import DuckDBCatalog, quote_ident
 from .dialect import has_lm_call, parse, strip_braces
-from .errors import BindError, ExecutionError, SemQLError
+from .errors import BindError, ExecutionError, SafetyError, SemQLError
 
 _EXPLAIN_RE = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.IGNORECASE)
 _FILE_READERS = {
@@ -62,6 +63,7 @@ class Connection:
         runtime=None,
         progress: Progress | None = None,
         embedder: str = "auto",
+        safe: bool = False,
         **options,
     ):
         self.options = PlanOptions.from_kwargs(**options)
@@ -74,6 +76,10 @@ class Connection:
             self._con = duckdb.connect(self.database, read_only=read_only)
         except duckdb.Error as err:
             raise ExecutionError(f"cannot open database {self.database}: {err}") from None
+        self.safe = safe
+        if safe:
+            for setting in SAFE_MODE:  # the last one locks the others in place
+                self._con.execute(f"SET {setting}")
         self._model_arg = model
         self._runtime = runtime
         self._runtime_args = {"n_ctx": n_ctx, "n_threads": n_threads, "seed": seed}
@@ -208,6 +214,8 @@ class Connection:
         literal = "'" + str(path).replace("'", "''") + "'"
         try:
             self._con.execute(f"CREATE {target} AS SELECT * FROM {reader}({literal})")
+        except duckdb.PermissionException:
+            raise SafetyError(f"{what}: refused in safe mode: cannot read files ({path})") from None
         except duckdb.Error as err:
             raise ExecutionError(f"{what}: cannot read {path}: {err}") from None
 
@@ -261,7 +269,11 @@ class Connection:
     def _run(self, plan: L.QueryPlan, params) -> pl.DataFrame:
         self.last_plan = plan
         self.stats = QueryStats()
-        engine = Engine(self._con, self._lm_executor, self._proxy_parts)
+        opts = plan.options or self.options
+        budget = Budget(
+            opts.max_lm_calls, opts.max_prompt_tokens, opts.max_seconds, self._cache.enabled
+        )
+        engine = Engine(self._con, lambda: self._lm_executor(budget), self._proxy_parts)
         try:
             return engine.run(plan, params, self.stats)
         except KeyboardInterrupt:
@@ -270,6 +282,19 @@ class Connection:
             raise
         except duckdb.Error as err:
             raise duckdb_error(err) from None
+
+    def proxy_reports(self) -> list:
+        """The proxy decisions of the last query (``ProxyReport``: sample, embedder,
+        classifier, threshold, rows answered by proxy and LM, learning curve, or the
+        reason the LM answered every row)."""
+        if self.last_plan is None:
+            return []
+        return [
+            node.proxy_report
+            for scope in self.last_plan.scopes
+            for node in scope.root.walk()
+            if getattr(node, "proxy_report", None) is not None
+        ]
 
     def _proxy_parts(self) -> tuple:
         """The embedding views' store (in the database file when writable, else in
@@ -285,8 +310,8 @@ class Connection:
             self._embedders = [make_embedder(s.strip(), self.model_path) for s in specs]
         return self._embed_store, self._embedders, self._runtime_args["seed"]
 
-    def _lm_executor(self) -> LMExecutor:
-        return LMExecutor(self.runtime, self._cache, self.progress)
+    def _lm_executor(self, budget: Budget | None = None) -> LMExecutor:
+        return LMExecutor(self.runtime, self._cache, self.progress, budget)
 
     def explain(self, sql: str, analyze: bool = False, **options) -> str:
         """The plan as a tree; with ``analyze=True`` the query runs and figures are shown."""
@@ -322,6 +347,16 @@ class Connection:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# Safe mode: no file system access (read_csv, COPY ... TO, ATTACH, extension files), no
+# extension loading, and the configuration locked so SQL cannot turn them back on.
+SAFE_MODE = (
+    "enable_external_access = false",
+    "autoinstall_known_extensions = false",
+    "autoload_known_extensions = false",
+    "lock_configuration = true",
+)
 
 
 def _estimate_of(node: L.PlanNode) -> str:

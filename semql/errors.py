@@ -50,3 +50,17 @@ class ModelError(SemQLError):
 
 class ExecutionError(SemQLError):
     """The query was valid but failed while running (in DuckDB or the LM runtime)."""
+
+
+class SafetyError(ExecutionError):
+    """Refused by safe mode: the statement would read or write files, attach databases or
+    load extensions (``semql.connect(..., safe=True)``)."""
+
+
+class LimitExceeded(ExecutionError):
+    """A per-query cap (``max_lm_calls``, ``max_prompt_tokens``, ``max_seconds``) was hit.
+
+    The query stopped before its final statement ran, so no table changed; answers the
+    LM gave so far are kept in the result cache, so a re-run with a higher cap pays only
+    for the rest.
+    """

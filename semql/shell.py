@@ -29,6 +29,7 @@ Statements end with ';' and may span lines. Dot-commands:
   .model [PATH]            show the model, or switch to another GGUF
   .timer on|off            time, LM calls and cache hits after each statement
   .stats                   figures of the last statement, per operator
+  .curve FILE.png          the last statement's proxy-model learning curve (accuracy=...)
   .explain on|off          show each LM statement's plan (with estimates) before it runs
   .mode table|csv|json|markdown
   .output [FILE]           write results to FILE (no FILE: back to the terminal)
@@ -239,8 +240,23 @@ class Shell:
             f"{s.cache_hits} result-cache hits, {s.seconds:.2f}s"
         ]
         lines += [f"  {op.operator}: {op.summary()}" for op in s.operators]
+        lines += [f"  {p.summary()}" for p in self.con.proxy_reports()]
         lines += [f"  warning: {w}" for w in s.warnings]
         self.out.write("\n".join(lines) + "\n")
+
+    def _cmd_curve(self, args) -> None:
+        from semql.proxy_curve import save_report_curve
+
+        if len(args) != 1:
+            raise SemQLError("usage: .curve FILE.png")
+        trained = [p for p in self.con.proxy_reports() if p.curve]
+        if not trained:
+            raise SemQLError(".curve: the last statement trained no proxy model")
+        try:
+            path = save_report_curve(trained[0], args[0])
+        except OSError as err:
+            raise SemQLError(f".curve: cannot write {args[0]}: {err.strerror}") from None
+        self.err.write(f"learning curve written to {path}\n")
 
     def _cmd_mode(self, args) -> None:
         if len(args) != 1 or args[0].lower() not in MODES:

@@ -48,7 +48,8 @@ def make_con():
 
     def factory(**options):
         lm = FakeLM()
-        con = semql.connect(runtime=lm, cache=False, **options)
+        options.setdefault("cache", False)
+        con = semql.connect(runtime=lm, **options)
         con.register(
             "r",
             pl.DataFrame(

@@ -124,6 +124,21 @@ def test_proxy_answers_most_rows_and_agrees_with_the_lm(proxy_con, make_con):
     assert "proxy" in con.explain(GOOD, analyze=True)
 
 
+def test_repl_saves_the_learning_curve(proxy_con, tmp_path):
+    import io
+
+    from semql.shell import Shell
+
+    con, _ = proxy_con
+    out, err = io.StringIO(), io.StringIO()
+    shell = Shell(con, out=out, err=err)
+    png = tmp_path / "curve.png"
+    assert shell.run_text(f"{GOOD};\n.stats\n.curve {png}\n", stop_on_error=True)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "proxy:" in out.getvalue() and "learning curve written" in err.getvalue()
+    assert con.proxy_reports()[0].curve
+
+
 def test_too_few_rows_fall_back_to_the_lm_with_a_reason(make_con):
     con, _ = make_con(embedder="lexical")
     sql = "SELECT id, {{LLMMap('Is it good?', txt, return_type='bool', accuracy=0.9)}} AS ok FROM r"
@@ -176,3 +191,14 @@ def test_bad_accuracy_values_are_clear_errors(make_con):
         con.query("SELECT {{LLMMap('Good?', txt, accuracy=2)}} FROM r")
     with pytest.raises(BindError, match="accuracy_target must be a number"):
         con.query("SELECT {{LLMMap('Good?', txt)}} FROM r", accuracy_target=0.2)
+
+
+def test_minilm_embeddings_place_similar_texts_closer():
+    from semql.executors.embeddings import MiniLMEmbedder, minilm_available
+
+    if not minilm_available():
+        pytest.skip("the minilm extra is not installed")
+    emb = MiniLMEmbedder()
+    v = emb.embed(["a wonderful, moving film", "a beautiful and touching movie", "tax forms"])
+    assert v.shape == (3, emb.dim) and v.dtype == np.float32
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2])

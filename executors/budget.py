@@ -1,0 +1,56 @@
+"""Per-query caps on LM work: LM calls, prompt tokens and seconds.
+
+Checked before every generation, so a query stops within one LM call of its cap. The
+error reports the work done; the answers already given stay in the result cache (the LM
+executor flushes them on the way out) and the query's final statement never runs, so no
+table changes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from semql.errors import LimitExceeded
+
+
+class Budget:
+    def __init__(
+        self,
+        max_lm_calls: int | None = None,
+        max_prompt_tokens: int | None = None,
+        max_seconds: float | None = None,
+        cached: bool = True,
+    ):
+        self.max_lm_calls = max_lm_calls
+        self.max_prompt_tokens = max_prompt_tokens
+        self.max_seconds = max_seconds
+        self.cached = cached
+        self.started = time.perf_counter()
+        self.lm_calls = 0
+        self.prompt_tokens = 0
+
+    def spend(self, prompt_tokens: int) -> None:
+        self.lm_calls += 1
+        self.prompt_tokens += prompt_tokens
+
+    def check(self) -> None:
+        """Raise LimitExceeded if the next LM call would pass a cap."""
+        elapsed = time.perf_counter() - self.started
+        hit = None
+        if self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls:
+            hit = f"max_lm_calls={self.max_lm_calls}"
+        elif self.max_prompt_tokens is not None and self.prompt_tokens >= self.max_prompt_tokens:
+            hit = f"max_prompt_tokens={self.max_prompt_tokens}"
+        elif self.max_seconds is not None and elapsed >= self.max_seconds:
+            hit = f"max_seconds={self.max_seconds:g}"
+        if hit is None:
+            return
+        kept = (
+            "the answers so far are in the result cache (a re-run pays only for the rest)"
+            if self.cached
+            else "the result cache is off, so they are not kept"
+        )
+        raise LimitExceeded(
+            f"{hit} reached: stopped after {self.lm_calls} LM calls, {self.prompt_tokens} "
+            f"prompt tokens, {elapsed:.1f}s; no table was changed; {kept}"
+        )
