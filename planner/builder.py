@@ -123,6 +123,11 @@ class _Binder:
                 out[key] = self._options(node, fn)
             elif key == "examples":
                 value = literal_value(node, fn, "examples")
+                if not isinstance(value, tuple):
+                    raise BindError(
+                        f"{fn}: examples= must be tuples (field values..., answer), "
+                        f"got {node.sql()}"
+                    )
                 rows = value if value and isinstance(value[0], tuple) else (value,)
                 if not all(isinstance(r, tuple) and len(r) >= 2 for r in rows):
                     raise BindError(
