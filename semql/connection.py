@@ -340,6 +340,8 @@ class Connection:
         if runtime is not None and hasattr(runtime, "close"):
             runtime.close()
         self._cache.close()
+        if self._embed_store is not None:
+            self._embed_store.con.close()
         self._con.close()
 
     def __enter__(self) -> Connection:

@@ -1,0 +1,134 @@
+"""Crash safety with real processes: SIGKILL in the middle of an LM query that writes the
+result cache, and in the middle of building an embedding view. On restart the database
+opens, the user's table is unchanged, the cache and the view hold only whole batches,
+and a re-run finishes, paying only for what was lost."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+import semql
+from semql.executors.embedding_views import EmbeddingStore
+from semql.executors.embeddings import LEXICAL_DIM, LexicalEmbedder
+from semql.executors.lm_executor import CACHE_FLUSH_ROWS
+
+TESTS = Path(__file__).parent
+ROWS = 400
+
+
+def make_db(path: Path) -> str:
+    con = duckdb.connect(str(path))
+    frame = pl.DataFrame(
+        {"id": list(range(ROWS)), "txt": [f"review {i}: a good movie" for i in range(ROWS)]}
+    )
+    con.register("frame", frame)
+    con.execute("CREATE TABLE r AS SELECT * FROM frame")
+    digest = digest_of(con)
+    con.close()
+    return digest
+
+
+def digest_of(con) -> str:
+    rows = con.execute("SELECT * FROM r ORDER BY id").fetchall()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def kill_after(mode: str, db: Path, rows: int) -> None:
+    """Start the worker, SIGKILL it once it reports ``rows`` rows done."""
+    proc = subprocess.Popen(
+        [sys.executable, str(TESTS / "crash_worker.py"), mode, str(db)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=TESTS,
+    )
+    try:
+        for line in proc.stdout:
+            if line.startswith("row ") and int(line.split()[1]) >= rows:
+                break
+            assert line.strip() != "done", "the worker finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_sigkill_during_an_lm_query_keeps_whole_cache_batches(tmp_path):
+    from fake_lm import FakeLM
+
+    db = tmp_path / "db.duckdb"
+    before = make_db(db)
+    kill_after("cache", db, 100)
+    lm = FakeLM()
+    con = semql.connect(str(db), runtime=lm, cache=True)  # opens: the WAL is replayed
+    assert digest_of(con.duckdb) == before
+    cached = con.duckdb.execute("SELECT output FROM semql_cache.lm_results").fetchall()
+    assert len(cached) >= 96 and len(cached) % CACHE_FLUSH_ROWS == 0
+    assert {o for (o,) in cached} <= {" yes", " no"}
+    got = con.query("SELECT id, {{LLMMap('Is it good?', txt, return_type='bool')}} AS ok FROM r")
+    assert got.height == ROWS and got["ok"].null_count() == 0
+    assert len(lm.prompts) == ROWS - len(cached)  # only what the crash lost
+    con.close()
+
+
+def test_sigkill_while_building_an_embedding_view_keeps_whole_batches(tmp_path):
+    db = tmp_path / "db.duckdb"
+    before = make_db(db)
+    kill_after("embed", db, 300)
+    con = duckdb.connect(str(db))
+    assert digest_of(con) == before
+    store, emb = EmbeddingStore(con), LexicalEmbedder()
+    view = store.view("SELECT txt FROM r", ["txt"], emb)
+    stored = store.count(view)
+    assert stored >= 256 and stored % 64 == 0
+    (dims,) = con.execute(f"SELECT DISTINCT len(v) FROM {view}").fetchall()
+    assert dims == (LEXICAL_DIM,)
+    texts = {f"h{i}": f"review text number {i}" for i in range(1000)}
+    _, fresh, _ = store.embed(view, texts, emb)
+    assert fresh == 1000 - stored and store.count(view) == 1000
+    con.close()
+
+
+def test_a_second_process_gets_a_clear_error_while_the_file_is_in_use(tmp_path):
+    db = tmp_path / "db.duckdb"
+    make_db(db)
+    holder = semql.connect(str(db), cache=True)  # this process writes
+    code = (
+        "import semql, sys\n"
+        "try:\n"
+        f"    semql.connect({str(db)!r})\n"
+        "except semql.SemQLError as err:\n"
+        "    print(err); sys.exit(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert f"cannot open database {db}" in done.stdout and "lock" in done.stdout.lower()
+    holder.close()
+    # once the writer is gone, two readers can share the file
+    readers = [semql.connect(str(db), read_only=True, cache=False) for _ in range(2)]
+    assert all(r.query("SELECT count(*) AS n FROM r").item() == ROWS for r in readers)
+    for r in readers:
+        r.close()
+
+
+@pytest.mark.parametrize("mode", ["cache"])
+def test_worker_finishes_when_not_killed(tmp_path, mode):
+    """The worker really does the work the kill interrupts (guards the tests above)."""
+    db = tmp_path / "db.duckdb"
+    make_db(db)
+    done = subprocess.run(
+        [sys.executable, str(TESTS / "crash_worker.py"), mode, str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=TESTS,
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("done"), done.stderr
