@@ -29,6 +29,7 @@ from .stats import OperatorStats
 MIN_ROWS = 300  # below this the LM on every row is cheap enough and the sample too small
 FIRST_SAMPLE = 100  # LM labels of the first round, at least; 10% of the rows if more
 MAX_SAMPLE_SHARE = 0.3  # the sample doubles while it pays, up to this share of the rows
+PROBE_ROWS = 16  # rows embedded to time an embedder whose sample was already stored
 COST_MARGIN = 0.9  # the proxy plan must cost at most this share of the LM's
 
 
@@ -145,6 +146,11 @@ class ProxyRunner:
                 )
                 if fresh:
                     rates[embedder.id] = secs / fresh
+                elif embedder.id not in rates:  # the sample was stored: time a few rows
+                    probe = [texts[i] for i in order[:PROBE_ROWS]]
+                    started = time.perf_counter()
+                    embedder.embed(probe)
+                    rates[embedder.id] = (time.perf_counter() - started) / len(probe)
                 X = np.stack([got[hashes[i]] for i in sample])
                 stored = self.store.count_stored(views[embedder.id], hashes)
                 rate = rates.get(embedder.id, 0.0)
