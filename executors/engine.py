@@ -35,7 +35,7 @@ from semql.planner.scope_sql import predicates_below, row_columns, scope_query
 
 from .embedding_views import text_hash
 from .filter_order import order_filters
-from .lm_executor import LMExecutor, laid_out
+from .lm_executor import LMExecutor
 from .prompts import render_context
 from .proxy_executor import ProxyRunner, render
 from .stats import OperatorStats, QueryStats, attach_stats
@@ -249,17 +249,7 @@ class Engine:
         for start in range(0, len(rows), max(batch, 1)):
             chunk = rows[start : start + batch]
             values = [r[1:] for r in chunk]
-            answers = lm.answer(
-                call.question,
-                call.output,
-                names,
-                values,
-                op,
-                call.examples,
-                dedup=node.dedup,
-                total=len(rows),
-                **laid_out(node, values),
-            )
+            answers = lm.answer_rows(node, values, op, dedup=node.dedup, total=len(rows))
             self._insert(results, [r[0] for r in chunk], answers, call.output)
             if done is not None and start + batch < len(rows):
                 passing = self._count_passing(select, node, done)

@@ -21,7 +21,6 @@ from semql.planner.rules.predicate_order import SAMPLE_ROWS
 from semql.planner.rules.predicate_order import units as predicate_units
 from semql.planner.scope_sql import predicates_below, row_columns, scope_query
 
-from .lm_executor import laid_out
 from .stats import OperatorStats, QueryStats, attach_stats
 
 
@@ -61,17 +60,7 @@ class _Sample:
         """Answer the call for the sample's distinct argument tuples; (answers view, chars)."""
         select = ", ".join(f"{a.sql(dialect='duckdb')} AS __a{i}" for i, a in enumerate(args))
         _, rows = self.engine._fetch(f"SELECT DISTINCT {select} FROM {self.view}")
-        call = node.call
-        answers = self.engine._lm().answer(
-            call.question,
-            call.output,
-            [f.name for f in call.fields],
-            rows,
-            op,
-            call.examples,
-            remember=True,
-            **laid_out(node, rows),
-        )
+        answers = self.engine._lm().answer_rows(node, rows, op, remember=True)
         view = f"{self.view}_a{len(self.views)}"
         data = {f"__a{i}": [r[i] for r in rows] for i in range(len(args))}
         data["__out"] = answers

@@ -27,21 +27,6 @@ def _parse(out_type: OutputType, text: str, runtime):
         ) from None
 
 
-def laid_out(node, values: list[tuple]) -> dict:
-    """The prompt layout's field order of each row, and (prefix_reorder) the run order.
-
-    Under an early exit the rows are reordered within their batch only, so the rows
-    asked before the exit are the same as without reordering.
-    """
-    layout = node.layout
-    if layout is None:
-        return {}
-    out: dict = {"field_orders": [layout.order_of(v) for v in values]}
-    if node.reorder_rows:
-        out["run_order"] = layout.run_order(values)
-    return out
-
-
 def prefix_hits(previous: list | None, fields: list) -> int:
     """Seed 003's hit count of one prompt: squared lengths of its leading (name, value)
     fields equal to the previous prompt's."""
@@ -95,7 +80,7 @@ class LMExecutor:
         started = time.perf_counter()
         spec = out_type.spec()
         grammar_id = f"{spec.kind}:{spec.source}"
-        laid_out = [
+        cells_of = [
             [(names[j], row[j]) for j in (field_orders[i] if field_orders else range(len(row)))]
             for i, row in enumerate(rows)
         ]
@@ -105,7 +90,7 @@ class LMExecutor:
             else self.prompts.build(
                 question, out_type, [n for n, _ in cells], [v for _, v in cells], examples
             )
-            for row, cells in zip(rows, laid_out, strict=True)
+            for row, cells in zip(rows, cells_of, strict=True)
         ]
         keys = [
             cache_key(self.runtime.model_id, grammar_id, p) if p is not None else None
@@ -140,8 +125,8 @@ class LMExecutor:
                     stats.prompt_tokens += gen.prompt_tokens
                     stats.cached_prompt_tokens += gen.cached_tokens
                     stats.generated_tokens += gen.generated_tokens
-                    stats.prefix_hit_count += prefix_hits(previous, laid_out[i])
-                    previous = laid_out[i]
+                    stats.prefix_hit_count += prefix_hits(previous, cells_of[i])
+                    previous = cells_of[i]
                 out[i] = _parse(out_type, text, self.runtime)
                 if generated:  # only answers that parse are cached
                     fresh.append((key, text))
@@ -158,3 +143,19 @@ class LMExecutor:
             stats.seconds += time.perf_counter() - started
         stats.rows_in += len(rows)
         return out
+
+    def answer_rows(self, node, values: list[tuple], stats: OperatorStats, **options) -> list:
+        """``answer`` for the rows of a plan's LMMap/LMFilter: its call's question, type,
+        field names and examples, each row laid out as the operator's prompt layout says
+        (field order per row; with prefix_reorder, the run order — under an early exit,
+        within its batch only, so the rows asked before the exit stay the same)."""
+        call = node.call
+        names = [f.name for f in call.fields]
+        layout = node.layout
+        if layout is not None:
+            options["field_orders"] = [layout.order_of(v) for v in values]
+            if node.reorder_rows:
+                options["run_order"] = layout.run_order(values)
+        return self.answer(
+            call.question, call.output, names, values, stats, call.examples, **options
+        )

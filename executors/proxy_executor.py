@@ -22,7 +22,7 @@ from semql.planner import logical as L
 
 from .embedding_views import EmbeddingStore, text_hash
 from .embeddings import Embedder
-from .lm_executor import LMExecutor, laid_out
+from .lm_executor import LMExecutor
 from .prompts import clean_value
 from .stats import OperatorStats
 
@@ -31,6 +31,8 @@ FIRST_SAMPLE = 100  # LM labels of the first round, at least; 10% of the rows if
 MAX_SAMPLE_SHARE = 0.3  # the sample doubles while it pays, up to this share of the rows
 PROBE_ROWS = 16  # rows embedded to time an embedder whose sample was already stored
 COST_MARGIN = 0.9  # the proxy plan must cost at most this share of the LM's
+CANDIDATES = 5  # classifiers per embedder (proxy_model.candidates)
+MAX_ROUNDS = 3  # sample rounds at most (the 30% cap allows two; one spare)
 
 
 @dataclass
@@ -72,7 +74,6 @@ class ProxyReport:
 class _Rows:
     """The operator's distinct argument tuples, their embedded texts and row hashes."""
 
-    names: list[str]
     values: list[tuple]
     texts: list[str]
     hashes: list[str]
@@ -98,22 +99,12 @@ class ProxyRunner:
         self.source_texts = source_texts  # () -> set of row hashes now in the source
         self.seed = seed
 
-    def _labels(self, node, names, values, op: OperatorStats) -> list:
-        call = node.call
-        return self.lm.answer(
-            call.question,
-            call.output,
-            names,
-            values,
-            op,
-            call.examples,
-            remember=True,
-            **laid_out(node, values),
-        )
+    def _labels(self, node, values, op: OperatorStats) -> list:
+        return self.lm.answer_rows(node, values, op, remember=True)
 
     def run(self, node: L.LMOperator, names: list[str], values: list[tuple], op: OperatorStats):
         """Answers for every row (proxy or LM), or None when the LM should answer all."""
-        from .proxy_model import evaluate  # scikit-learn and scipy load only when used
+        from .proxy_model import DELTA, evaluate  # scikit-learn, scipy: loaded when used
 
         report = ProxyReport(node.proxy_target, rows=len(values))
         node.proxy_report = report
@@ -133,7 +124,7 @@ class ProxyRunner:
         while True:
             new = order[labelled:size]
             started = time.perf_counter()
-            labels += self._labels(node, names, [values[i] for i in new], op)
+            labels += self._labels(node, [values[i] for i in new], op)
             lm_seconds += time.perf_counter() - started
             labelled = size
             sample = order[:size]
@@ -155,7 +146,11 @@ class ProxyRunner:
                 stored = self.store.count_stored(views[embedder.id], hashes)
                 rate = rates.get(embedder.id, 0.0)
                 share = (n_rows - size) / n_rows
-                for ev in evaluate(X, y, node.proxy_target, embedder.id, self.seed, share):
+                # every (embedder, classifier) of every round is a look at the same
+                # labels: the bound's failure probability is split among them
+                delta = DELTA / (len(self.embedders) * CANDIDATES * MAX_ROUNDS)
+                evs = evaluate(X, y, node.proxy_target, embedder.id, self.seed, share, delta)
+                for ev in evs:
                     rest = n_rows - size
                     cost = (n_rows - stored) * rate + (1 - ev.threshold.coverage) * rest * per_call
                     evaluations.append((ev, cost))
@@ -203,24 +198,18 @@ class ProxyRunner:
         embedder = next(e for e in self.embedders if e.id == best.embedder)
         view = views[embedder.id]
         self.store.refresh(view, self.source_texts(node, names))
-        rows = _Rows(names, values, texts, hashes)
+        rows = _Rows(values, texts, hashes)
         return self._apply(node, rows, op, best, embedder, view, order[:size], labels, report)
 
     def _apply(self, node, rows: _Rows, op, best, embedder, view, sample, labels, report):
-        """Embed every row, train on the sample, answer above the threshold, ask the LM
-        below it."""
-        from .proxy_model import train
-
-        names, values, texts, hashes = rows.names, rows.values, rows.texts, rows.hashes
+        """Embed every row, score it with the sample's fold models, answer above the
+        threshold, ask the LM below it."""
+        values, texts, hashes = rows.values, rows.texts, rows.hashes
         vectors, report.embedded_now, report.embed_seconds = self.store.embed(
             view, dict(zip(hashes, texts, strict=True)), embedder
         )
         X = np.stack([vectors[h] for h in hashes])
-        y = np.array([str(v) for v in labels])
-        model = train(X[sample], y, best.classifier, self.seed)
-        proba = model.predict_proba(X)
-        confidence = proba.max(axis=1)
-        predicted = model.classes_[proba.argmax(axis=1)]
+        predicted, confidence = best.predict(X, self.seed)
         answers: list = [None] * len(values)
         by_text = {str(v): v for v in labels}
         for i, v in zip(sample, labels, strict=True):
@@ -233,7 +222,7 @@ class ProxyRunner:
             if i not in known and confidence[i] >= best.threshold.value:
                 answers[i] = by_text.get(predicted[i], _parse_label(predicted[i], node))
         if ask:
-            got = self._labels(node, names, [values[i] for i in ask], op)
+            got = self._labels(node, [values[i] for i in ask], op)
             for i, v in zip(ask, got, strict=True):
                 answers[i] = v
         report.embedder, report.classifier = best.embedder, best.classifier
