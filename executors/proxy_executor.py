@@ -96,7 +96,7 @@ class ProxyRunner:
         self.lm = lm
         self.store = store
         self.embedders = embedders
-        self.source_texts = source_texts  # () -> set of row hashes now in the source
+        self.source_texts = source_texts  # (node, names) -> row hashes now in the source
         self.seed = seed
 
     def _labels(self, node, values, op: OperatorStats) -> list:
@@ -130,6 +130,10 @@ class ProxyRunner:
             sample = order[:size]
             y = np.array([str(v) for v in labels])
             per_call = lm_seconds / max(size, 1)
+            rest = n_rows - size
+            # every (embedder, classifier) of every round is a look at the same labels:
+            # the bound's failure probability is split among them
+            delta = DELTA / (len(self.embedders) * CANDIDATES * MAX_ROUNDS)
             best, best_cost, evaluations = None, None, []
             for embedder in self.embedders:
                 got, fresh, secs = self.store.embed(
@@ -145,13 +149,9 @@ class ProxyRunner:
                 X = np.stack([got[hashes[i]] for i in sample])
                 stored = self.store.count_stored(views[embedder.id], hashes)
                 rate = rates.get(embedder.id, 0.0)
-                share = (n_rows - size) / n_rows
-                # every (embedder, classifier) of every round is a look at the same
-                # labels: the bound's failure probability is split among them
-                delta = DELTA / (len(self.embedders) * CANDIDATES * MAX_ROUNDS)
+                share = rest / n_rows
                 evs = evaluate(X, y, node.proxy_target, embedder.id, self.seed, share, delta)
                 for ev in evs:
-                    rest = n_rows - size
                     cost = (n_rows - stored) * rate + (1 - ev.threshold.coverage) * rest * per_call
                     evaluations.append((ev, cost))
                     if ev.threshold.coverage > 0 and (best_cost is None or cost < best_cost):
@@ -161,7 +161,7 @@ class ProxyRunner:
                 for ev, _ in evaluations
             ]
             report.sample = size
-            lm_rest = (n_rows - size) * per_call
+            lm_rest = rest * per_call
             accepted = best is not None and best_cost <= COST_MARGIN * lm_rest
             top = max((ev for ev, _ in evaluations), key=lambda ev: ev.accuracy)
             coverage = best.threshold.coverage if best is not None else 0.0
@@ -215,12 +215,14 @@ class ProxyRunner:
         for i, v in zip(sample, labels, strict=True):
             answers[i] = v
         known = set(int(i) for i in sample)
-        ask = [
-            i for i in range(len(values)) if i not in known and confidence[i] < best.threshold.value
-        ]
+        ask = []
         for i in range(len(values)):
-            if i not in known and confidence[i] >= best.threshold.value:
+            if i in known:
+                continue
+            if confidence[i] >= best.threshold.value:
                 answers[i] = by_text.get(predicted[i], _parse_label(predicted[i], node))
+            else:
+                ask.append(i)
         if ask:
             got = self._labels(node, [values[i] for i in ask], op)
             for i, v in zip(ask, got, strict=True):
