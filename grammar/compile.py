@@ -21,6 +21,14 @@ _UNBOUNDED = [
 ]
 
 
+# xgrammar writes the characters of a string with maxLength as [^"\\\r\n], which admits
+# tabs and other control characters that JSON forbids unescaped (json.loads and DuckDB
+# reject them); found by the random-logits stress test. Its unbounded strings already
+# exclude them.
+_BOUNDED_STRING_CHAR = r"[^\"\\\r\n]"
+_JSON_STRING_CHAR = r"[^\0-\x1f\"\\]"
+
+
 def _bound_repetitions(ebnf: str) -> str:
     """Cap the open repetitions of xgrammar's JSON grammar (digits, array items).
 
@@ -30,7 +38,7 @@ def _bound_repetitions(ebnf: str) -> str:
     """
     for pattern, repl in _UNBOUNDED:
         ebnf = pattern.sub(repl, ebnf)
-    return ebnf
+    return ebnf.replace(_BOUNDED_STRING_CHAR, _JSON_STRING_CHAR)
 
 
 def to_xgrammar(spec: GrammarSpec) -> xgr.Grammar:

@@ -273,7 +273,9 @@ def parse_quantifier(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-_JSON_STR_ITEM = r'"\"" [^"\\\n]+ "\""'
+# A JSON string without escapes: no quote, backslash or control character (JSON forbids
+# raw control characters; the random-logits stress test wrote tabs before this).
+_JSON_STR_ITEM = r'"\"" [^\0-\x1f"\\]+ "\""'
 
 
 @dataclass(frozen=True)
