@@ -9,7 +9,7 @@ from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
 
 from .budget import Budget
-from .prompts import PromptBuilder, clean_value
+from .prompts import PromptBuilder, quote_value
 from .result_cache import ResultCache, cache_key
 from .stats import OperatorStats
 
@@ -34,7 +34,7 @@ def prefix_hits(previous: list | None, fields: list) -> int:
     for a, b in zip(previous or (), fields, strict=False):
         if a != b:
             break
-        hits += (len(b[0]) + len(clean_value(b[1])) + 3) ** 2
+        hits += (len(b[0]) + len(quote_value(b[1])) + 3) ** 2  # ": " and the newline
     return hits
 
 

@@ -7,12 +7,19 @@ completion-style prompt, which measured far better for them; instruct models get
 chat template with the same blocks, and the assistant turn opens with ``Answer:`` so
 that every grammar can start with one space.
 
-Field values are put on one line (newlines become spaces) and cut to a bound, so a
-value cannot start a line that looks like a new field or a new ``Answer:``.
+Field values are data, not instructions: each is written as a JSON string literal on
+its field's line (newlines become spaces, quotes and backslashes are escaped, cut to a
+bound), so a value can neither close its quotes nor start a line that looks like a new
+field or a new ``Answer:``. NULL stays a bare ``NULL``, unlike the string ``"NULL"``.
+Quoting also measured better on the bundled Gemma 270M: sentiment accuracy against
+SemBench's labels 0.792 -> 0.821 (4 examples, 300 reviews), 0.594 -> 0.750 (2 examples,
+96 reviews), and a fake few-shot block in a review flipped 14% of answers instead of 48%
+(bench/injection.py).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 from semql.grammar.types import OutputType
@@ -29,8 +36,16 @@ def clean_value(value) -> str:
     return text
 
 
-def _block(names: Sequence[str], values: Sequence) -> str:
-    return "\n".join(f"{name}: {clean_value(v)}" for name, v in zip(names, values, strict=True))
+def quote_value(value) -> str:
+    """A field value as the prompt shows it: a one-line JSON string, or NULL."""
+    if value is None:
+        return "NULL"
+    return json.dumps(clean_value(value), ensure_ascii=False)
+
+
+def field_block(names: Sequence[str], values: Sequence) -> str:
+    """The ``name: "value"`` lines of one row (also the text a proxy model embeds)."""
+    return "\n".join(f"{name}: {quote_value(v)}" for name, v in zip(names, values, strict=True))
 
 
 def _field_segments(row: str) -> list[str]:
@@ -73,8 +88,8 @@ class PromptBuilder:
         examples: Sequence[tuple] = (),
     ) -> str:
         head = instruction(question, out_type)
-        shots = [(_block(names, ex[:-1]), out_type.render(ex[-1])) for ex in examples]
-        row = _block(names, values)
+        shots = [(field_block(names, ex[:-1]), out_type.render(ex[-1])) for ex in examples]
+        row = field_block(names, values)
         if self.style == "chat" and self.format_chat is not None:
             messages = [{"role": "system", "content": head}]
             for text, answer in shots:

@@ -23,7 +23,7 @@ from semql.planner import logical as L
 from .embedding_views import EmbeddingStore, text_hash
 from .embeddings import Embedder
 from .lm_executor import LMExecutor
-from .prompts import clean_value
+from .prompts import field_block
 from .stats import OperatorStats
 
 MIN_ROWS = 300  # below this the LM on every row is cheap enough and the sample too small
@@ -81,7 +81,7 @@ class _Rows:
 
 def render(names: list[str], values: tuple) -> str:
     """The text embedded for a row: its fields as a prompt shows them."""
-    return "\n".join(f"{n}: {clean_value(v)}" for n, v in zip(names, values, strict=True))
+    return field_block(names, values)
 
 
 class ProxyRunner:

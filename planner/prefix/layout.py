@@ -28,7 +28,7 @@ from .table import CodedTable, Ordering
 
 METHODS = ("ggr", "column", "table")
 MAX_LAYOUT_ROWS = 200_000  # distinct tuples laid out; beyond, the fixed column order
-FIELD_OVERHEAD_CHARS = 3  # ": " and the newline around a rendered field
+FIELD_OVERHEAD_CHARS = 5  # ": ", the quotes and the newline around a rendered field
 
 
 @dataclass
