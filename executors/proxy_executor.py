@@ -3,12 +3,15 @@
 The LM labels a uniform random sample of the operator's rows; every available embedder
 embeds the sample (into its embedding view, reused later) and every candidate classifier
 is cross-validated on it (executors/proxy_model.py). The cheapest (embedder, classifier)
-whose calibrated threshold keeps agreement with the LM at the target is used if the
-whole plan — embedding the rows not yet stored, the labels, the LM on rows below the
-threshold — costs less than the LM on the remaining rows; otherwise, if the learning
-curve says more labels would help, the sample doubles (up to MAX_SAMPLE_SHARE of the
-rows); otherwise the LM answers every row and the report says why. Labels already paid
-for are never asked again (the executor remembers them, and the result cache keeps them).
+by its out-of-fold plan is used if the whole plan — embedding the rows not yet stored,
+the labels, the verification labels, the LM on rows the proxy leaves — costs less than
+the LM on the remaining rows; otherwise, if the learning curve says more labels would
+help, the sample doubles (up to MAX_SAMPLE_SHARE of the rows); otherwise the LM answers
+every row and the report says why. The chosen model is then fitted on the sample,
+scores every other row, and a fresh LM-labelled sample of the rows it would answer
+verifies the threshold (the guarantee; proxy_model.verify_threshold). Labels already
+paid for are never asked again (the executor remembers them, and the result cache keeps
+them).
 """
 
 from __future__ import annotations
@@ -31,8 +34,6 @@ FIRST_SAMPLE = 100  # LM labels of the first round, at least; 10% of the rows if
 MAX_SAMPLE_SHARE = 0.3  # the sample doubles while it pays, up to this share of the rows
 PROBE_ROWS = 16  # rows embedded to time an embedder whose sample was already stored
 COST_MARGIN = 0.9  # the proxy plan must cost at most this share of the LM's
-CANDIDATES = 5  # classifiers per embedder (proxy_model.candidates)
-MAX_ROUNDS = 3  # sample rounds at most (the 30% cap allows two; one spare)
 
 
 @dataclass
@@ -47,7 +48,9 @@ class ProxyReport:
     cv_accuracy: float = 0.0
     threshold: float = 0.0
     projected_agreement: float = 0.0  # out-of-fold estimate, all rows
-    error_bound: float = 0.0
+    error_bound: float = 0.0  # verified bound on the proxy's disagreements, share of rows
+    verified: int = 0  # LM labels drawn to verify the threshold
+    verified_disagreed: int = 0  # of which the proxy disagreed with (above the threshold)
     proxy_rows: int = 0
     lm_rows: int = 0
     embedded_now: int = 0
@@ -64,9 +67,10 @@ class ProxyReport:
             f"proxy: {self.embedder} + {self.classifier}, {self.sample} LM labels "
             f"(cv acc {self.cv_accuracy:.3f}), threshold {self.threshold:.2f}: "
             f"proxy answered {self.proxy_rows} rows, LM {self.lm_rows}; projected agreement "
-            f"{self.projected_agreement:.3f} (>= {self.target:g} with prob. 0.95; "
-            f"disagreement bound {self.error_bound:.3f}); embedded {self.embedded_now} new "
-            f"rows in {self.embed_seconds:.1f}s"
+            f"{self.projected_agreement:.3f}; verified on {self.verified} LM labels "
+            f"({self.verified_disagreed} disagreed above the threshold): agreement >= "
+            f"{1 - self.error_bound:.3f} >= {self.target:g} with prob. 0.95; embedded "
+            f"{self.embedded_now} new rows in {self.embed_seconds:.1f}s"
         )
 
 
@@ -104,7 +108,7 @@ class ProxyRunner:
 
     def run(self, node: L.LMOperator, names: list[str], values: list[tuple], op: OperatorStats):
         """Answers for every row (proxy or LM), or None when the LM should answer all."""
-        from .proxy_model import DELTA, evaluate  # scikit-learn, scipy: loaded when used
+        from .proxy_model import evaluate, verify_size  # scikit-learn, scipy: when used
 
         report = ProxyReport(node.proxy_target, rows=len(values))
         node.proxy_report = report
@@ -131,9 +135,6 @@ class ProxyRunner:
             y = np.array([str(v) for v in labels])
             per_call = lm_seconds / max(size, 1)
             rest = n_rows - size
-            # every (embedder, classifier) of every round is a look at the same labels:
-            # the bound's failure probability is split among them
-            delta = DELTA / (len(self.embedders) * CANDIDATES * MAX_ROUNDS)
             best, best_cost, evaluations = None, None, []
             for embedder in self.embedders:
                 got, fresh, secs = self.store.embed(
@@ -150,21 +151,23 @@ class ProxyRunner:
                 stored = self.store.count_stored(views[embedder.id], hashes)
                 rate = rates.get(embedder.id, 0.0)
                 share = rest / n_rows
-                evs = evaluate(X, y, node.proxy_target, embedder.id, self.seed, share, delta)
+                evs = evaluate(X, y, node.proxy_target, embedder.id, self.seed, share)
                 for ev in evs:
-                    cost = (n_rows - stored) * rate + (1 - ev.threshold.coverage) * rest * per_call
+                    covered = ev.plan.coverage * rest
+                    asked = verify_size(int(covered)) + rest - covered
+                    cost = (n_rows - stored) * rate + asked * per_call
                     evaluations.append((ev, cost))
-                    if ev.threshold.coverage > 0 and (best_cost is None or cost < best_cost):
+                    if ev.plan.coverage > 0 and (best_cost is None or cost < best_cost):
                         best, best_cost = ev, cost
             report.candidates = [
-                (ev.embedder, ev.classifier, round(ev.accuracy, 3), round(ev.threshold.coverage, 3))
+                (ev.embedder, ev.classifier, round(ev.accuracy, 3), round(ev.plan.coverage, 3))
                 for ev, _ in evaluations
             ]
             report.sample = size
             lm_rest = rest * per_call
             accepted = best is not None and best_cost <= COST_MARGIN * lm_rest
             top = max((ev for ev, _ in evaluations), key=lambda ev: ev.accuracy)
-            coverage = best.threshold.coverage if best is not None else 0.0
+            coverage = best.plan.coverage if best is not None else 0.0
             can_grow = 2 * size <= MAX_SAMPLE_SHARE * n_rows
             projected = top.curve.project(2 * size)
             rising = projected is not None and projected > top.accuracy + 0.005
@@ -191,7 +194,7 @@ class ProxyRunner:
             else:
                 report.reason = (
                     f"after {size} LM labels the best proxy ({best.embedder} + "
-                    f"{best.classifier}, answering {best.threshold.coverage:.0%} of rows) "
+                    f"{best.classifier}, answering {best.plan.coverage:.0%} of rows) "
                     f"would cost ~{best_cost:.1f}s against ~{lm_rest:.1f}s for the LM"
                 )
             return None
@@ -202,25 +205,44 @@ class ProxyRunner:
         return self._apply(node, rows, op, best, embedder, view, order[:size], labels, report)
 
     def _apply(self, node, rows: _Rows, op, best, embedder, view, sample, labels, report):
-        """Embed every row, score it with the sample's fold models, answer above the
-        threshold, ask the LM below it."""
+        """Embed every row, fit the chosen model on the sample, verify its threshold on a
+        fresh LM sample of the rows it would answer, answer above the threshold that
+        passed, ask the LM for the rest."""
+        from .proxy_model import verify_size, verify_threshold
+
         values, texts, hashes = rows.values, rows.texts, rows.hashes
         vectors, report.embedded_now, report.embed_seconds = self.store.embed(
             view, dict(zip(hashes, texts, strict=True)), embedder
         )
         X = np.stack([vectors[h] for h in hashes])
-        predicted, confidence = best.predict(X, self.seed)
+        y = np.array([str(v) for v in labels])
+        best.fit(X[sample], y)
         answers: list = [None] * len(values)
-        by_text = {str(v): v for v in labels}
         for i, v in zip(sample, labels, strict=True):
             answers[i] = v
-        known = set(int(i) for i in sample)
+        rest = np.setdiff1d(np.arange(len(values)), sample)  # the rows the proxy may answer
+        predicted, confidence = best.predict(X[rest])
+        # the verification sample: uniform over the rows above the loosest threshold
+        covered = np.flatnonzero(confidence >= best.plan.loosest)
+        rng = np.random.default_rng(self.seed + 1)
+        drawn = rng.choice(covered, verify_size(len(covered)), replace=False)
+        checked = self._labels(node, [values[rest[j]] for j in drawn], op)
+        verified = np.zeros(len(rest), dtype=bool)
+        disagree = np.zeros(len(rest), dtype=bool)
+        for j, v in zip(drawn, checked, strict=True):
+            answers[rest[j]] = v
+            verified[j] = True
+            disagree[j] = predicted[j] != str(v)
+        result = verify_threshold(
+            confidence, verified, disagree, best.plan.loosest, node.proxy_target, len(values)
+        )
+        by_text = {str(v): v for v in list(labels) + list(checked)}
         ask = []
-        for i in range(len(values)):
-            if i in known:
+        for j, i in enumerate(rest):
+            if verified[j]:
                 continue
-            if confidence[i] >= best.threshold.value:
-                answers[i] = by_text.get(predicted[i], _parse_label(predicted[i], node))
+            if result.threshold is not None and confidence[j] >= result.threshold:
+                answers[i] = by_text.get(predicted[j], _parse_label(predicted[j], node))
             else:
                 ask.append(i)
         if ask:
@@ -229,13 +251,21 @@ class ProxyRunner:
                 answers[i] = v
         report.embedder, report.classifier = best.embedder, best.classifier
         report.cv_accuracy = best.accuracy
-        report.threshold = best.threshold.value
-        report.projected_agreement = best.threshold.agreement
-        report.error_bound = best.threshold.error_bound
-        report.lm_rows = len(sample) + len(ask)
+        report.projected_agreement = best.plan.agreement
+        report.verified, report.verified_disagreed = len(drawn), result.disagreed
+        report.lm_rows = len(sample) + len(drawn) + len(ask)
         report.proxy_rows = len(values) - report.lm_rows
         report.curve = best.curve.points
         report.curve_params = best.curve.params
+        if result.threshold is None:
+            report.reason = (
+                f"verification failed: {len(drawn)} fresh LM labels of the rows "
+                f"{best.embedder} + {best.classifier} would answer could not bound its "
+                f"disagreement within {1 - node.proxy_target:.0%} of rows; the LM answered them"
+            )
+        else:
+            report.threshold = result.threshold
+            report.error_bound = result.bound
         return answers
 
 

@@ -11,7 +11,13 @@ import pytest
 from semql.errors import BindError
 from semql.executors.embedding_views import EmbeddingStore
 from semql.executors.embeddings import LexicalEmbedder
-from semql.executors.proxy_model import choose_threshold, fit_curve, power_law
+from semql.executors.proxy_model import (
+    fit_curve,
+    plan_threshold,
+    power_law,
+    verify_size,
+    verify_threshold,
+)
 
 
 class CountingEmbedder(LexicalEmbedder):
@@ -61,17 +67,53 @@ def test_curve_fit_recovers_known_parameters():
     assert abs(fit_curve(points).project(5000) - power_law(5000, a, b, c)) < 0.02
 
 
-def test_threshold_meets_the_target_or_answers_nothing():
+def test_plan_expects_coverage_only_where_agreement_is_possible():
     rng = np.random.default_rng(1)
     n = 400
     confidence = rng.uniform(0.5, 1.0, n)
     correct = rng.uniform(0, 1, n) < confidence  # calibrated: right with prob = confidence
-    chosen = choose_threshold(confidence, correct, 0.95)
-    assert 0 < chosen.coverage < 1 and chosen.error_bound <= 0.05
-    answered = confidence >= chosen.value
-    assert ((answered & ~correct).mean()) <= 0.05
-    coin = choose_threshold(np.full(n, 0.9), rng.uniform(0, 1, n) < 0.5, 0.95)
+    plan = plan_threshold(confidence, correct, 0.95)
+    assert 0 < plan.coverage < 1 and plan.agreement >= 0.95
+    assert plan.loosest <= np.quantile(confidence, 1 - plan.coverage) + 1e-9
+    coin = plan_threshold(np.full(n, 0.9), rng.uniform(0, 1, n) < 0.5, 0.95)
     assert coin.coverage == 0  # a coin flip can never keep 95% agreement
+
+
+def verify_once(rng, n_rows, target, loosest=0.6):
+    """One run on a synthetic population: returns (verification, true disagreement share)."""
+    confidence = rng.uniform(0.5, 1.0, n_rows)
+    disagree_all = rng.uniform(0, 1, n_rows) >= confidence  # calibrated proxy
+    covered = np.flatnonzero(confidence >= loosest)
+    drawn = rng.choice(covered, verify_size(len(covered)), replace=False)
+    verified = np.zeros(n_rows, dtype=bool)
+    verified[drawn] = True
+    result = verify_threshold(
+        confidence, verified, disagree_all & verified, loosest, target, n_rows
+    )
+    if result.threshold is None:
+        return result, 0.0
+    answered = (confidence >= result.threshold) & ~verified
+    return result, float((answered & disagree_all).sum()) / n_rows
+
+
+def test_verified_threshold_keeps_the_target_with_the_stated_probability():
+    rng = np.random.default_rng(7)
+    runs = [verify_once(rng, 2000, 0.95) for _ in range(300)]
+    failures = sum(share > 0.05 for _, share in runs)
+    assert failures <= 0.05 * len(runs)  # delta = 0.05
+    used = [r for r, _ in runs if r.threshold is not None]
+    assert len(used) > 250 and np.mean([r.proxy_rows for r in used]) > 300
+
+
+def test_verification_refuses_a_coin_flip():
+    rng = np.random.default_rng(3)
+    n = 2000
+    confidence = np.full(n, 0.9)
+    verified = np.zeros(n, dtype=bool)
+    verified[rng.choice(n, 200, replace=False)] = True
+    disagree = (rng.uniform(0, 1, n) < 0.5) & verified
+    result = verify_threshold(confidence, verified, disagree, 0.5, 0.95, n)
+    assert result.threshold is None and result.proxy_rows == 0
 
 
 # -- planner and executor decisions (FakeLM) --------------------------------------------
@@ -151,16 +193,19 @@ def test_too_few_rows_fall_back_to_the_lm_with_a_reason(make_con):
 
 def test_unreachable_target_falls_back_with_a_reason(proxy_con):
     con, lm = proxy_con
-    # FakeLM answers int questions from the row's length: no text pattern a proxy can learn
-    # to 0.99 agreement... so ask for a classification it cannot learn: options by length
+    # every FakeLM answer here is 'x' (the field name txt holds one): the sample's plan
+    # expects the constant answer to do, but 100 verification labels cannot prove fewer
+    # than 6 disagreements (1% of 600 rows) among the 400 rows it would answer
     sql = (
         "SELECT id, {{LLMMap('Which?', txt, options=('x', 'y', 'z'), accuracy=0.99)}} AS o "
         "FROM reviews"
     )
-    con.query(sql)
+    got = con.query(sql)
     report = report_of(con)
-    assert "cannot keep 0.99 agreement" in report.reason
-    assert con.stats.lm_calls == BIG
+    assert report.reason.startswith("verification failed") and "within 1% of rows" in report.reason
+    assert report.proxy_rows == 0 and con.stats.lm_calls == report.lm_rows == BIG
+    assert got["o"].to_list() == con.query(sql, proxy=False)["o"].to_list()
+    assert "proxy not used: verification failed" in con.explain(sql, analyze=True)
 
 
 @pytest.mark.parametrize(
