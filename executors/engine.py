@@ -51,7 +51,9 @@ def duckdb_error(err: duckdb.Error, sql: str = "") -> SemQLError:
     if isinstance(err, duckdb.ParserException):
         return ParseError(text.split("\n")[0], sql)
     if isinstance(err, (duckdb.BinderException, duckdb.CatalogException)):
-        return BindError(text)
+        # DuckDB's "LINE 1: ..." excerpt quotes the SQL SemQL ran, not what the user
+        # wrote; the front end points at the name in the user's query instead.
+        return BindError(text.split("\n\nLINE ")[0].strip())
     if isinstance(err, duckdb.PermissionException):
         return SafetyError(f"refused in safe mode: {text}")
     return ExecutionError(text)

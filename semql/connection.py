@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -26,8 +28,18 @@ from semql.planner.prefix.layout import attach_layouts
 from semql.planner.proxy_choice import attach_proxies
 
 from .catalog import DuckDBCatalog, quote_ident
-from .dialect import has_lm_call, parse, strip_braces
-from .errors import BindError, ExecutionError, SafetyError, SemQLError
+from .dialect import has_lm_call, is_blank, locate_unbound_name, parse, strip_braces
+from .errors import BindError, ExecutionError, ParseError, SafetyError, SemQLError
+
+
+@contextmanager
+def _names_located_in(sql: str) -> Iterator[None]:
+    """Re-raise a :class:`BindError` pointing at its name in ``sql``, the user's query."""
+    try:
+        yield
+    except BindError as err:
+        raise locate_unbound_name(err, sql) from None
+
 
 _EXPLAIN_RE = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.IGNORECASE)
 _FILE_READERS = {
@@ -233,12 +245,15 @@ class Connection:
 
     def plan(self, sql: str, params=None, **options) -> L.QueryPlan:
         """The logical plan of ``sql`` with the cost model's estimates (without running it)."""
-        return self._plan(sql, params, options, estimate=True)
+        with _names_located_in(sql):
+            return self._plan(sql, params, options, estimate=True)
 
     def _plan(self, sql: str, params, options: dict, estimate: bool) -> L.QueryPlan:
         """Plan; the estimates (DuckDB counts per LM operator) only when they will be shown."""
         opts = self._options(options)
         text = strip_braces(sql)
+        if is_blank(text):
+            raise ParseError("empty query: nothing but whitespace and comments", sql)
         if not has_lm_call(text):
             return L.QueryPlan(statement=None, sql=text, options=opts)
         ast = parse(sql)
@@ -263,8 +278,9 @@ class Connection:
         if match and has_lm_call(strip_braces(sql)):
             text = self.explain(sql[match.end() :], analyze=bool(match.group(1)), **options)
             return pl.DataFrame({"plan": [text]})
-        plan = self._plan(sql, params, options, estimate=False)
-        return self._run(plan, None if plan.has_lm else params)
+        with _names_located_in(sql):
+            plan = self._plan(sql, params, options, estimate=False)
+            return self._run(plan, None if plan.has_lm else params)
 
     def _run(self, plan: L.QueryPlan, params) -> pl.DataFrame:
         self.last_plan = plan
@@ -318,7 +334,8 @@ class Connection:
         plan = self.plan(sql, **options)
         if not analyze:
             return render_plan(plan, _estimate_of)
-        self._run(plan, None)
+        with _names_located_in(sql):
+            self._run(plan, None)
         text = render_plan(plan, _estimate_and_actual)
         s = self.stats
         total = (

@@ -15,10 +15,18 @@ from sqlglot import exp
 from sqlglot.errors import ParseError as SqlglotParseError
 from sqlglot.errors import TokenError
 
-from .errors import ParseError
+from .errors import BindError, ParseError
 
 LM_FUNCTIONS = ("LLMMAP", "LLMQA", "LLMJOIN")
 _LM_CALL_RE = re.compile(r"\b(LLMMap|LLMQA|LLMJoin)\s*\(", re.IGNORECASE)
+# What may follow '{{': an LM call, or another '{{' that the nesting check then reports.
+_BLOCK_START_RE = re.compile(r"\s*(?:(LLMMap|LLMQA|LLMJoin)\s*\(|\{\{)", re.IGNORECASE)
+# The name a DuckDB binder/catalog error is about, in the messages DuckDB writes.
+_UNBOUND_NAME_RES = (
+    re.compile(r'Referenced (?:column|table) "([^"]+)" not found'),
+    re.compile(r'does not have a column named "([^"]+)"'),
+    re.compile(r"with name (\S+?) does not exist"),
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,12 @@ def strip_braces(sql: str) -> str:
             if pair == "{{":
                 if open_at is not None:
                     raise _error_at("nested '{{' inside an LM function block", sql, i)
+                if not _BLOCK_START_RE.match(sql, i + 2):
+                    raise _error_at(
+                        "'{{ }}' must hold an LM function call: LLMMap, LLMQA or LLMJoin",
+                        sql,
+                        i,
+                    )
                 open_at = i
             elif pair == "}}":
                 if open_at is None:
@@ -106,6 +120,32 @@ def strip_braces(sql: str) -> str:
     if open_at is not None:
         raise _error_at("'{{' is never closed with '}}'", sql, open_at)
     return "".join(chars)
+
+
+def is_blank(sql: str) -> bool:
+    """True when ``sql`` holds nothing but whitespace and comments."""
+    return all(not sql[s.start : s.end].strip() for s in _code_spans(sql))
+
+
+def locate_unbound_name(err: BindError, sql: str) -> BindError:
+    """``err`` pointing at the name it is about in ``sql``, the query the user wrote.
+
+    DuckDB reports unknown columns, tables and functions against the SQL SemQL generated
+    (LM arguments moved into subqueries), whose positions mean nothing to the user; the
+    first use of the name in the user's code (outside strings and comments) is the place.
+    """
+    if err.line:
+        return err
+    name = next((m.group(1) for r in _UNBOUND_NAME_RES if (m := r.search(err.description))), None)
+    if name is None:
+        return err
+    word = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE)
+    for span in _code_spans(sql):
+        match = word.search(sql, span.start, span.end)
+        if match:
+            line, col = _line_col(sql, match.start())
+            return BindError(err.description, sql, line, col)
+    return err
 
 
 def has_lm_call(sql: str) -> bool:

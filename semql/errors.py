@@ -13,6 +13,18 @@ class SemQLError(Exception):
     """Base class of every error SemQL raises on purpose."""
 
 
+def _with_place(message: str, sql: str, line: int, column: int) -> str:
+    """``message`` followed by the query line at ``line`` and a caret under ``column``."""
+    if not line:
+        return message
+    lines = sql.splitlines() or [""]
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    caret = " " * max(column - 1, 0) + "^"
+    head, _, details = message.partition("\n")
+    details = f"\n{details.strip()}" if details.strip() else ""
+    return f"{head} (line {line}, column {column})\n  {text}\n  {caret}{details}"
+
+
 class ParseError(SemQLError):
     """The query text is not valid SQL in the SemQL dialect.
 
@@ -25,19 +37,22 @@ class ParseError(SemQLError):
         self.sql = sql
         self.line = line
         self.column = column
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        if not self.line:
-            return self.description
-        lines = self.sql.splitlines() or [""]
-        text = lines[self.line - 1] if 0 < self.line <= len(lines) else ""
-        caret = " " * max(self.column - 1, 0) + "^"
-        return f"{self.description} (line {self.line}, column {self.column})\n  {text}\n  {caret}"
+        super().__init__(_with_place(message, sql, line, column))
 
 
 class BindError(SemQLError):
-    """A name in the query does not resolve: table, column, function or argument."""
+    """A name in the query does not resolve: table, column, function or argument.
+
+    ``line``/``column`` (1-based, 0 when unknown) point at the name in the query the user
+    wrote, not in the SQL SemQL generated from it.
+    """
+
+    def __init__(self, message: str, sql: str = "", line: int = 0, column: int = 0):
+        self.description = message
+        self.sql = sql
+        self.line = line
+        self.column = column
+        super().__init__(_with_place(message, sql, line, column))
 
 
 class TypeInferenceError(SemQLError):

@@ -76,6 +76,40 @@ def test_bind_errors_name_the_problem(con, sql, words):
     assert words in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "sql, line, column",
+    [
+        ("SELECT {{LLMMap('q', missing_col)}} FROM t", 1, 22),
+        ("SELECT id\nFROM t AS r\nWHERE {{LLMMap('q', r.txtt)}} = TRUE", 3, 23),
+        ("SELECT id FROM t\nWHERE LLMMap('q', txt) AND nope_col > 1", 2, 28),
+        ("SELECT * FROM t, missing_table", 1, 18),
+        ("SELECT 'missing_col', missing_col FROM t", 1, 23),
+        ("SELECT LLMMapp('q', txt) FROM t", 1, 8),
+    ],
+)
+def test_unknown_names_point_into_the_query_the_user_wrote(con, sql, line, column):
+    """DuckDB reports these against the SQL SemQL generated; the error must instead
+    show the user's line with a caret under the name, and never the generated SQL."""
+    with pytest.raises(semql.BindError) as info:
+        con.query(sql)
+    err = info.value
+    assert (err.line, err.column) == (line, column)
+    assert sql.splitlines()[line - 1] in str(err)
+    assert "__" not in str(err)  # no generated names (__a0, __ord, __semql_...)
+
+
+def test_braces_must_hold_an_lm_call(con):
+    with pytest.raises(semql.ParseError, match="must hold an LM function call") as info:
+        con.query("SELECT {{Foo('q', txt)}} FROM t")
+    assert (info.value.line, info.value.column) == (1, 8)
+
+
+@pytest.mark.parametrize("sql", ["", "   \n ", "-- only a comment", "/* block */ -- and line"])
+def test_an_empty_query_is_an_error(con, sql):
+    with pytest.raises(semql.ParseError, match="empty query"):
+        con.query(sql)
+
+
 def test_type_inference_conflict_names_call_and_both_types(con):
     with pytest.raises(semql.TypeInferenceError) as info:
         con.query("SELECT * FROM t WHERE LLMMap('q', txt, return_type='int') = TRUE")
