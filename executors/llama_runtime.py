@@ -28,6 +28,7 @@ from semql.errors import ExecutionError, ModelError
 from semql.grammar.compile import to_xgrammar
 from semql.grammar.types import GrammarSpec, OutputType
 
+from .closing import ClosingTokens
 from .model_files import check_gguf, default_threads, model_sha256
 from .vocab import stop_tokens, token_pieces, tokenizer_info
 
@@ -101,9 +102,7 @@ class LlamaRuntime:
         self._stops = stop_tokens(self._llm.model)
         self._stop_mask = np.zeros(self.n_vocab, dtype=bool)
         self._stop_mask[self._stops] = True
-        self._closer_mask = self._stop_mask | np.array(
-            [any(c in piece for c in (b'"', b"]", b"}")) for piece in self._pieces]
-        )
+        self._closing = ClosingTokens.of(self._pieces, self._stop_mask)
         self._compiler = xgr.GrammarCompiler(tokenizer_info(self._pieces, self._stops))
         self._compiled: dict[GrammarSpec, xgr.CompiledGrammar] = {}
         self._bitmask = xgr.allocate_token_bitmask(1, self.n_vocab)
@@ -239,11 +238,13 @@ class LlamaRuntime:
             allowed = self._allowed(matcher)
             if not (allowed & ~self._stop_mask).any():
                 break  # only end-of-text is allowed: the answer is complete
-            if generated >= max_tokens // 2 and (allowed & self._closer_mask).any():
-                # Past half the budget, prefer tokens that close the answer (a string,
+            if generated >= max_tokens // 2:
+                # Past half the budget, prefer tokens that close what is open (a string,
                 # a list, an object, or end-of-text): tiny models otherwise repeat
                 # until the budget runs out and leave the grammar unfinished.
-                allowed = allowed & self._closer_mask
+                closing = allowed & self._closing.after(bytes(out))
+                if closing.any():
+                    allowed = closing
             logits = self._logits()
             token = int(np.where(allowed, logits, -np.inf).argmax())
             if self._stop_mask[token]:

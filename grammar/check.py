@@ -47,9 +47,14 @@ def violation(out_type: OutputType, text: str) -> str | None:
     if isinstance(out_type, DateType):
         return _date_violation(body)
     if isinstance(out_type, StrType):
-        line = body[:-1] if body.endswith("\n") else body
-        if not line or "\n" in line:
-            return "not one non-empty line"
+        if not (len(body) >= 3 and body[0] == body[-1] == '"'):
+            return "not a non-empty double-quoted string"
+        try:
+            value = json.loads(body)  # strict: raw control characters are errors
+        except json.JSONDecodeError as err:
+            return f"not a JSON string: {err}"
+        if not isinstance(value, str) or "\n" in value:
+            return "not one line of text"
         return None
     if isinstance(out_type, RegexType):
         return None if re.fullmatch(out_type.pattern, body) else "does not match the pattern"

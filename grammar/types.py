@@ -149,24 +149,42 @@ class FloatType(OutputType):
         return 24
 
 
+# A JSON string of one or more characters, none a control character, quote or
+# backslash: without escapes every quote token the runtime prefers to end a long answer
+# really ends it (an escaped \" would not). Free-text answers and list[str] items.
+_JSON_STR = r'"\"" [^\0-\x1f"\\]+ "\""'
+
+
 @dataclass(frozen=True)
 class StrType(OutputType):
-    max_chars: int = 200
+    """Free text, answered as one JSON string.
+
+    Prompt fields are JSON strings, so a model reading them opens its answer with a
+    quote too; making that the grammar gives it a way to end (the closing quote, which
+    past half the token budget the runtime prefers) instead of running on to the end of
+    the line, and the answer decodes without stray quotes.
+    """
+
+    max_chars: int = 240
     name = "str"
     duckdb_type = "VARCHAR"
 
     def spec(self) -> GrammarSpec:
-        # One line of text; a newline ends it (base models rarely emit end-of-text).
         # The length bound is the token budget, not the grammar: a bounded repetition
-        # of a character class compiles 100x slower in xgrammar on a 262k vocabulary,
-        # and every prefix of at least one character is a complete answer anyway.
-        return GrammarSpec("ebnf", 'root ::= " " [^\\n]+ "\\n"?')
+        # of a character class compiles 100x slower in xgrammar on a 262k vocabulary.
+        return GrammarSpec("ebnf", f'root ::= " " {_JSON_STR}')
 
     def parse(self, text: str) -> str:
-        return _strip(text).rstrip("\n").strip()
+        value = json.loads(_strip(text))
+        if not isinstance(value, str):
+            raise ValueError("not a JSON string")
+        return value.strip()
+
+    def render(self, value) -> str:
+        return json.dumps(str(value), ensure_ascii=False)
 
     def hint(self) -> str:
-        return "Answer briefly on one line."
+        return "Answer briefly, in double quotes."
 
     def token_budget(self) -> int:
         return max(self.max_chars // 3, 8)
@@ -275,9 +293,6 @@ def parse_quantifier(text: str) -> tuple[int, int]:
 
 # A JSON string without escapes: no quote, backslash or control character (JSON forbids
 # raw control characters; the random-logits stress test wrote tabs before this).
-_JSON_STR_ITEM = r'"\"" [^\0-\x1f"\\]+ "\""'
-
-
 @dataclass(frozen=True)
 class ListType(OutputType):
     """A JSON array of ``item`` values, with between ``min_items`` and ``max_items``."""
@@ -303,7 +318,7 @@ class ListType(OutputType):
             return '"-"? ("0" | [1-9] [0-9]{0,14}) ("." [0-9]{1,6})?'
         if isinstance(self.item, BoolType):
             return '"true" | "false"'
-        return _JSON_STR_ITEM
+        return _JSON_STR
 
     def spec(self) -> GrammarSpec:
         lo, hi = self.min_items, self.max_items

@@ -70,7 +70,7 @@ class RandomLogitsRuntime(LlamaRuntime):
         self._rng = np.random.default_rng(seed)
         self._pool = self._rng.standard_normal((4, self.n_vocab)).astype(np.float32)
         ends_line = np.array([b"\n" in piece for piece in self._pieces])
-        self._boost = np.where(self._closer_mask | ends_line, 100.0, 0.0).astype(np.float32)
+        self._boost = np.where(self._closing.any | ends_line, 100.0, 0.0).astype(np.float32)
         self._close_rate = 0.0
 
     def _prefill(self, tokens: list[int], segments: list[int] | None = None) -> int:

@@ -16,6 +16,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from semql.grammar import types as T
@@ -72,7 +73,7 @@ def test_the_oracle_rejects_what_each_type_forbids():
         (T.ListType(T.IntType(), 2, 2), " [1, 2]", " [1]"),
         (T.ListType(T.StrType(), 1, 3), ' ["a"]', ' ["a\tb"]'),
         (T.RegexType("[A-F][+-]?"), " B+", " G"),
-        (T.StrType(), " a line\n", " two\nlines"),
+        (T.StrType(), ' "a line"', ' "two\\nlines"'),
         (T.JsonType(json.dumps(SUMMARY_SCHEMA)), ' {"positive":true,"topic":"x","score":1}', ""),
     ]
     for out_type, good, bad in cases:
@@ -101,7 +102,29 @@ def test_json_and_list_strings_admit_no_raw_control_characters():
         (obj, ' {"a":"x y"}', ' {"a":"x\ty"}'),
         (obj, ' {"a":"x y"}', ' {"a":"x\x13y"}'),
         (items, ' ["x y"]', ' ["x\ty"]'),
+        (T.StrType(), ' "x y"', ' "x\ty"'),
+        (T.StrType(), ' "say hi"', ' "say \\"hi\\""'),
+        (T.StrType(), ' "x"', ' "x" and more'),
     ):
         grammar = to_xgrammar(out_type.spec())
         assert _is_grammar_accept_string(grammar, good)
         assert not _is_grammar_accept_string(grammar, bad)
+
+
+def test_closing_tokens_close_what_is_open():
+    """Regression: past half the budget the runtime preferred any token holding a quote,
+    bracket or brace; inside a string a token like 'x]' closes nothing, and random walks
+    ran out of budget with the string still open."""
+    from semql.executors.closing import ClosingTokens, inside_string
+
+    pieces = [b"abc", b'x"', b"x]", b"}", b'\\"', b', "', b"]", b""]
+    stop = np.array([False] * 7 + [True])
+    closing = ClosingTokens.of(pieces, stop)
+    assert closing.string_end.tolist() == [False, True, False, False, False, True, False, True]
+    assert closing.bracket_end.tolist() == [False, False, True, True, False, False, True, True]
+    assert inside_string(b' ["a", "b')
+    assert not inside_string(b' ["a", "b"')
+    assert inside_string(b' {"k": "say \\"hi')
+    assert not inside_string(b' {"k": "x\\\\"')
+    assert closing.after(b' "open').tolist() == closing.string_end.tolist()
+    assert closing.after(b' ["done"').tolist() == closing.bracket_end.tolist()

@@ -113,7 +113,8 @@ def test_explicit_compatible_with_context():
         (T.OptionsType(("a b", "c")), " a b", "a b"),
         (T.ListType(T.StrType(), 1, 3), ' ["x", "y"]', ["x", "y"]),
         (T.ListType(T.IntType(), 0, 3), " []", []),
-        (T.StrType(), " hello there\n", "hello there"),
+        (T.StrType(), ' "hello there"', "hello there"),
+        (T.StrType(), ' " say \\"hi\\" "', 'say "hi"'),
         (T.JsonType('{"type":"object"}'), ' {"a": 1}', '{"a":1}'),
     ],
 )
