@@ -7,6 +7,7 @@ runs uses it.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -46,7 +47,8 @@ class FakeLM:
         elif isinstance(out_type, IntType):
             text = f" {len(row) % 10}"
         else:
-            text = " " + row.split(":", 1)[-1].strip()[:20]
+            first_value = row.split("\n", 1)[0].split(":", 1)[-1].strip()
+            text = " " + json.dumps(first_value.strip('"')[:20])
         return Generation(text, len(prompt) // 4, 0, 1)
 
     def close(self) -> None:
