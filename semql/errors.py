@@ -25,12 +25,9 @@ def _with_place(message: str, sql: str, line: int, column: int) -> str:
     return f"{head} (line {line}, column {column})\n  {text}\n  {caret}{details}"
 
 
-class ParseError(SemQLError):
-    """The query text is not valid SQL in the SemQL dialect.
-
-    Carries the 1-based ``line`` and ``column`` of the problem and renders the
-    offending line with a caret under the column.
-    """
+class _LocatedError(SemQLError):
+    """An error at a place in the query: keeps the 1-based ``line`` and ``column`` (0 when
+    unknown) and renders the offending line with a caret under the column."""
 
     def __init__(self, message: str, sql: str = "", line: int = 0, column: int = 0):
         self.description = message
@@ -40,19 +37,16 @@ class ParseError(SemQLError):
         super().__init__(_with_place(message, sql, line, column))
 
 
-class BindError(SemQLError):
+class ParseError(_LocatedError):
+    """The query text is not valid SQL in the SemQL dialect."""
+
+
+class BindError(_LocatedError):
     """A name in the query does not resolve: table, column, function or argument.
 
-    ``line``/``column`` (1-based, 0 when unknown) point at the name in the query the user
-    wrote, not in the SQL SemQL generated from it.
+    ``line``/``column`` point at the name in the query the user wrote, not in the SQL
+    SemQL generated from it.
     """
-
-    def __init__(self, message: str, sql: str = "", line: int = 0, column: int = 0):
-        self.description = message
-        self.sql = sql
-        self.line = line
-        self.column = column
-        super().__init__(_with_place(message, sql, line, column))
 
 
 class TypeInferenceError(SemQLError):
