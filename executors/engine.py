@@ -56,6 +56,9 @@ def duckdb_error(err: duckdb.Error, sql: str = "") -> SemQLError:
         return BindError(text.split("\n\nLINE ")[0].strip())
     if isinstance(err, duckdb.PermissionException):
         return SafetyError(f"refused in safe mode: {text}")
+    head, _, excerpt = text.partition("\n\nLINE ")
+    if "__" in sql + excerpt:  # an excerpt of SQL SemQL generated (its names start "__")
+        text = head.strip()
     return ExecutionError(text)
 
 

@@ -33,6 +33,10 @@ from .model_files import check_gguf, default_threads, model_sha256
 from .vocab import stop_tokens, token_pieces, tokenizer_info
 
 PREFILL_CHUNK = 16
+# Bumped whenever a change in decoding can change answers: it is part of the result-cache
+# key, so a cache filled by an older SemQL never serves answers decoded the old way.
+# 2: where the grammar may end, a next token of the model's outside it ends the answer.
+DECODING = 2
 _GGML_LOG_ERROR = 4  # ggml's levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
 
 
@@ -94,6 +98,7 @@ class LlamaRuntime:
         except (ValueError, RuntimeError, OSError) as err:
             raise ModelError(f"cannot load model {path}: {err}") from None
         self.model_id = model_sha256(path)
+        self.decoding = DECODING
         self.n_vocab = self._llm.n_vocab()
         self.chat_template = self._llm.metadata.get("tokenizer.chat_template")
         self.style = "chat" if self.chat_template else "completion"
@@ -246,6 +251,11 @@ class LlamaRuntime:
                 if closing.any():
                     allowed = closing
             logits = self._logits()
+            if allowed[self._stops].any() and not allowed[int(logits.argmax())]:
+                # The answer may end here and the model's own next token leaves the
+                # grammar (" stars" after "100", a newline): the value is done. Forcing
+                # the best allowed token instead wrote "100" on as "1000000".
+                break
             token = int(np.where(allowed, logits, -np.inf).argmax())
             if self._stop_mask[token]:
                 break

@@ -92,10 +92,8 @@ class LMExecutor:
             )
             for row, cells in zip(rows, cells_of, strict=True)
         ]
-        keys = [
-            cache_key(self.runtime.model_id, grammar_id, p) if p is not None else None
-            for p in prompts
-        ]
+        model = f"{self.runtime.model_id}|decoding {getattr(self.runtime, 'decoding', 0)}"
+        keys = [cache_key(model, grammar_id, p) if p is not None else None for p in prompts]
         cached = self.cache.get_many([k for k in keys if k is not None])
         texts: dict[str, str] = {}
         fresh: list[tuple[str, str]] = []

@@ -1,4 +1,4 @@
-"""Result cache: (model sha256, prompt, grammar) -> output text, stored in DuckDB.
+"""Result cache: (model sha256, decoding version, prompt, grammar) -> output text, in DuckDB.
 
 It lives in the connection's own database file when there is one (schema
 ``semql_cache``), so it travels with the data; in a separate DuckDB file given by

@@ -3,7 +3,8 @@
 Explicit ``return_type`` / ``options`` / ``regex`` win. Otherwise the first matching
 rule, looking at the expression the call sits in:
 
-1. compared with a column of a known non-text SQL type -> that type;
+1. cast to a SQL type (``::INT``, ``CAST(... AS DATE)``, ``TRY_CAST``), or compared with a
+   column of a known non-text SQL type -> that type (an array type -> a list of its items);
 2. compared with a literal: TRUE/FALSE -> bool, 5 -> int, 3.5 -> float, 'x' -> str;
 3. numeric context without a literal (ORDER BY, SUM/AVG, arithmetic, BETWEEN) -> float;
 4. ``col IN f(...)`` -> a list (quantifier '+' unless given);
@@ -111,11 +112,29 @@ def _column_type(col: exp.Expression, lookup: ColumnLookup) -> tuple[OutputType,
     return OptionsType(values), f"one of the distinct values of {col.sql()}"
 
 
+def _cast_type(to: exp.DataType) -> OutputType | None:
+    """The output type a cast target asks for (None for text and types with no grammar):
+    the model then writes a value the cast accepts, instead of words it rejects."""
+    if to.is_type(exp.DataType.Type.ARRAY) and to.expressions:
+        inner = to.expressions[0]
+        text = inner.is_type(*exp.DataType.TEXT_TYPES)
+        item = StrType(80) if text else _cast_type(inner)
+        return None if item is None else ListType(item, 1)
+    if to.is_type(*exp.DataType.INTEGER_TYPES):
+        return IntType()
+    if to.is_type(*exp.DataType.REAL_TYPES):
+        return FloatType()
+    return type_from_sql_type(to.this.value)
+
+
 def context_type(node: exp.Expression, lookup: ColumnLookup, _depth: int = 0) -> Inferred | None:
     """The type the SQL around ``node`` expects, or None when it says nothing."""
     parent = _parent(node)
     if parent is None:
         return None
+    if isinstance(parent, exp.Cast):  # TryCast too
+        typed = _cast_type(parent.to)
+        return None if typed is None else Inferred(typed, f"cast to {parent.to.sql('duckdb')}")
     if isinstance(parent, _COMPARISONS):
         mine = _self_in(node, parent)
         other = parent.expression if mine is parent.this else parent.this

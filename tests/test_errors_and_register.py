@@ -137,9 +137,14 @@ def test_model_errors_name_the_path(tmp_path):
 
 
 def test_execution_error_and_no_leftovers(con):
-    with pytest.raises(semql.ExecutionError):
-        con.query("SELECT 1 / 0 + CAST('x' AS INT) FROM t WHERE LLMMap('q', txt)")
+    with pytest.raises(semql.ExecutionError) as err:
+        con.query("SELECT 1 / 0 + CAST(txt AS INT) FROM t WHERE LLMMap('q', txt)")
+    assert "Could not convert string" in str(err.value)
+    assert "LINE" not in str(err.value) and "__" not in str(err.value)  # no generated SQL
     assert temp_tables(con) == []
+    with pytest.raises(semql.ExecutionError) as err:  # plain SQL keeps DuckDB's excerpt
+        con.query("SELECT CAST(txt AS INT) FROM t")
+    assert "LINE 1: SELECT CAST(txt AS INT)" in str(err.value)
 
 
 def test_no_temp_objects_after_success(con):

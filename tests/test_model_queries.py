@@ -128,7 +128,26 @@ def test_rerun_is_served_from_cache(gemma_runtime, tmp_path):
         second = con.query(sql)
         assert con.stats.lm_calls == 0 and con.stats.cache_hits > 0
         assert first.rows() == second.rows()
+        gemma_runtime.decoding += 1  # a SemQL whose decoding changed must not reuse them
+        try:
+            con.query(sql)
+            assert con.stats.lm_calls > 0 and con.stats.cache_hits == 0
+        finally:
+            gemma_runtime.decoding -= 1
         con._runtime = None
+
+
+def test_answer_ends_where_the_model_leaves_the_grammar(model_con):
+    """Unconstrained, the model writes ' 100 stars.'; the int grammar cannot hold ' stars',
+    so where the grammar may end, the answer ends: 100. Forcing the best allowed token
+    instead wrote most answers on to seven digits ('1000000', 15 of these 20 rows)."""
+    sql = (
+        "SELECT {{LLMMap('How many stars out of 5 would the critic give?', reviewText)}}::INT "
+        "AS r FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 20"
+    )
+    got = model_con.query(sql)["r"]
+    assert got.dtype == pl.Int32 and got.len() == 20 and got.null_count() == 0
+    assert sum(abs(v) < 1000 for v in got.to_list()) >= 15
 
 
 def test_optimised_equals_naive_with_real_model(gemma_runtime):

@@ -33,7 +33,14 @@ def infer(sql: str, **kwargs):
 @pytest.mark.parametrize(
     "sql, expected",
     [
-        ("SELECT * FROM t WHERE stars = LLMMap('q', x)", "int"),  # 1. typed column
+        ("SELECT * FROM t WHERE stars = LLMMap('q', x)", "int"),  # 1. typed column or cast
+        ("SELECT LLMMap('q', x)::INT FROM t", "int"),
+        ("SELECT CAST(LLMMap('q', x) AS DECIMAL(5, 2)) + 1 FROM t", "float"),
+        ("SELECT TRY_CAST(LLMMap('q', x) AS DATE) FROM t", "date"),
+        ("SELECT LLMMap('q', x)::BOOLEAN FROM t", "bool"),
+        ("SELECT LLMMap('q', x)::INT[] FROM t", "list[int]{1,20}"),
+        ("SELECT LLMMap('q', x)::VARCHAR[] FROM t", "list[str]{1,20}"),
+        ("SELECT LLMMap('q', x)::VARCHAR FROM t", "str"),
         ("SELECT * FROM t WHERE LLMMap('q', x) > price", "float"),
         ("SELECT * FROM t WHERE LLMMap('q', x) = day", "date"),
         ("SELECT * FROM t WHERE LLMMap('q', x) = flag", "bool"),
@@ -85,6 +92,7 @@ def test_explicit_types_win(kwargs, expected):
         ("SELECT * FROM t WHERE LLMMap('q', x) = TRUE", {"return_type": "int"}),
         ("SELECT * FROM t WHERE LLMMap('q', x) > 3", {"options": ("a", "b")}),
         ("SELECT * FROM t WHERE LLMMap('q', x) = day", {"return_type": "str"}),
+        ("SELECT LLMMap('q', x)::INT FROM t", {"options": ("a", "b")}),
     ],
 )
 def test_conflicts(sql, kwargs):
