@@ -12,13 +12,16 @@ rule, looking at the expression the call sits in:
    ``f(...) IN ('a', 'b')`` -> one of those literals;
 6. a SELECT-list call whose alias is used in WHERE/HAVING/QUALIFY -> that predicate's type;
 7. a boolean position (WHERE, AND/OR/NOT, JOIN ON, CASE WHEN) -> bool;
-8. otherwise free text.
+8. in a position that says nothing, a yes/no question ("Is ...?", "Does ...?", one question,
+   no "or") -> bool;
+9. otherwise free text.
 
 An explicit type that contradicts a strong context is a TypeInferenceError naming both.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,6 +69,11 @@ _NUMERIC_PARENTS = (
     exp.Sum, exp.Avg, exp.Stddev, exp.Variance, exp.Add, exp.Sub, exp.Mul, exp.Div,
     exp.Between, exp.Ordered, exp.Round, exp.Abs,
 )  # fmt: skip
+_YES_NO = re.compile(
+    r"\s*(is|are|am|was|were|does|do|did|has|have|had|can|could|will|would|should|shall"
+    r"|may|might|must)\b[^?]*\?\s*",
+    re.IGNORECASE,
+)
 _BOOLEAN_PARENTS = (exp.Where, exp.Having, exp.Qualify, exp.And, exp.Or, exp.Not, exp.Xor)
 
 
@@ -253,13 +261,21 @@ def _compatible(explicit: OutputType, ctx: OutputType) -> bool:
     return True if check is None else check(explicit)
 
 
+def is_yes_no(question: str) -> bool:
+    """A single question a yes or no answers ("Is it X or Y?" is not one): untyped, a
+    model answers it with a sentence, which no one can filter or count on."""
+    return bool(_YES_NO.fullmatch(question)) and not re.search(r"\bor\b", question, re.I)
+
+
 def infer_type(
-    call: exp.Expression, kwargs: dict, lookup: ColumnLookup, call_name: str
+    call: exp.Expression, kwargs: dict, lookup: ColumnLookup, call_name: str, question: str = ""
 ) -> Inferred:
     """The output type of one LM call. ``kwargs`` holds evaluated keyword arguments."""
     explicit, how = _explicit_type(kwargs)
     ctx = context_type(call, lookup)
     if explicit is None:
+        if ctx is None and is_yes_no(question):
+            return Inferred(BoolType(), "a yes/no question")
         if ctx is None:
             return Inferred(StrType(), "free text (no typed context)")
         return ctx

@@ -207,7 +207,7 @@ class _Binder:
 
     def _type(self, call: LMCall, node: exp.Expression) -> None:
         try:
-            inferred = infer_type(node, call.kwargs, self.column_facts, call.label)
+            inferred = infer_type(node, call.kwargs, self.column_facts, call.label, call.question)
         except InferenceConflict as err:
             raise TypeInferenceError(str(err)) from None
         except ValueError as err:

@@ -72,6 +72,25 @@ def test_context_rules(sql, expected):
 
 
 @pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("Is the review clearly positive?", "bool"),
+        ("does the critic recommend it ?", "bool"),
+        ("Is it positive or negative?", "str"),  # either-or, not yes/no
+        ("Is it good? Explain why.", "str"),  # more than one question
+        ("What is the sentiment?", "str"),
+        ("Island?", "str"),
+    ],
+)
+def test_yes_no_questions_are_bool_where_the_sql_says_nothing(question, expected):
+    call = next(n for n in parse("SELECT LLMMap('q', x) FROM t").walk() if is_lm_call(n))
+    assert str(infer_type(call, {}, lookup, "f", question).type) == expected
+    typed = next(n for n in parse("SELECT LLMMap('q', x) + 1 FROM t").walk() if is_lm_call(n))
+    assert str(infer_type(typed, {}, lookup, "f", question).type) == "float"  # context wins
+    assert str(infer_type(call, {"return_type": "str"}, lookup, "f", question).type) == "str"
+
+
+@pytest.mark.parametrize(
     "kwargs, expected",
     [
         ({"return_type": "int"}, "int"),
