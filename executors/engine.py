@@ -48,15 +48,15 @@ def duckdb_error(err: duckdb.Error, sql: str = "") -> SemQLError:
     from semql.errors import ParseError
 
     text = str(err)
+    head, _, excerpt = text.partition("\n\nLINE ")  # DuckDB's excerpt of the SQL it ran
     if isinstance(err, duckdb.ParserException):
         return ParseError(text.split("\n")[0], sql)
     if isinstance(err, (duckdb.BinderException, duckdb.CatalogException)):
         # DuckDB's "LINE 1: ..." excerpt quotes the SQL SemQL ran, not what the user
         # wrote; the front end points at the name in the user's query instead.
-        return BindError(text.split("\n\nLINE ")[0].strip())
+        return BindError(head.strip())
     if isinstance(err, duckdb.PermissionException):
         return SafetyError(f"refused in safe mode: {text}")
-    head, _, excerpt = text.partition("\n\nLINE ")
     if "__" in sql + excerpt:  # an excerpt of SQL SemQL generated (its names start "__")
         text = head.strip()
     return ExecutionError(text)
