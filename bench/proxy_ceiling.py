@@ -55,9 +55,10 @@ def replay(X: np.ndarray, lm: np.ndarray, seed: int, delta: float) -> tuple[floa
     choose, fit, verify, answer above the threshold."""
     n = len(lm)
     order = np.random.default_rng(seed).permutation(n)
-    sample, rest = order[: max(100, n // 10)], order[max(100, n // 10) :]
+    size = max(100, n // 10)
+    sample, rest = order[:size], order[size:]
     chosen = max(
-        (ev for ev in evaluate(X[sample], lm[sample], TARGET, "minilm", seed, len(rest) / n)),
+        evaluate(X[sample], lm[sample], TARGET, "minilm", seed, len(rest) / n),
         key=lambda ev: ev.plan.coverage,
     )
     chosen.fit(X[sample], lm[sample])
@@ -71,7 +72,7 @@ def replay(X: np.ndarray, lm: np.ndarray, seed: int, delta: float) -> tuple[floa
     )
     verified = np.zeros(len(rest), dtype=bool)
     verified[drawn] = True
-    disagree = verified & (predicted != lm[rest])
+    disagree = verified & wrong
     result = verify_threshold(
         confidence, verified, disagree, chosen.plan.loosest, TARGET, n, delta=delta
     )
