@@ -5,6 +5,7 @@
     semql -c "SQL" [--sample] [DB]      one statement (--format table|csv|json|markdown)
     semql run FILE.sql [DB]             every statement of a file
     semql demo                          example semantic queries on the sample data
+    semql info                          version, model, threads, CPU kernels in use and why
     semql bench movie [options]         the SemBench runner (see semql bench --help)
 
 Errors print as one message (parse errors with a caret) and the exit status is 1; --debug
@@ -57,6 +58,28 @@ def _demo(con: Connection) -> None:
         )
 
 
+def _info(con: Connection) -> None:
+    """What the runtime uses on this machine: model, threads, the CPU kernel path."""
+    import llama_cpp
+
+    from semql import __version__
+    from semql.executors.cpu_backend import cpu_flags
+
+    runtime = con.runtime
+    simd = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512f", "avx2")))
+    backend = getattr(runtime, "backend", None)
+    lines = [
+        f"semql {__version__}, llama-cpp-python {llama_cpp.__version__}",
+        f"model: {getattr(runtime, 'path', '?')} ({getattr(runtime, 'name', '?')})",
+        f"threads: {getattr(runtime, 'n_threads', '?')} ({getattr(runtime, 'threads_reason', '')})",
+        f"CPU flags: {' '.join(simd) or 'none of avx2/avx512f/amx'}",
+    ]
+    if backend is not None:
+        state = "on" if backend.extra_bufts else "off"
+        lines.append(f"extra buffer types (AMX / repacked weights): {state}: {backend.reason}")
+    print("\n".join(lines))
+
+
 def _banner(con: Connection, database: str) -> str:
     where = "an in-memory database" if database == ":memory:" else database
     model = con.model_path or "the bundled Gemma 3 270M"
@@ -68,7 +91,8 @@ def _banner(con: Connection, database: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="semql", description="Semantic SQL on DuckDB with local LMs")
-    p.add_argument("args", nargs="*", help="[demo | run FILE.sql] [DATABASE]")
+    p.add_argument("args", nargs="*", help="[demo | info | run FILE.sql] [DATABASE]")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
     p.add_argument("-c", "--command", help="run one SQL statement and exit")
     p.add_argument("--model", help="path to a GGUF model (default: bundled Gemma 3 270M)")
     p.add_argument("--sample", action="store_true", help="load the sample Reviews/Movies tables")
@@ -87,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(argv[1:])
     opts = build_parser().parse_args(argv)
     words = list(opts.args)
-    mode = words.pop(0) if words and words[0] in ("demo", "run") else None
+    if opts.version:
+        from semql import __version__
+
+        print(f"semql {__version__}")
+        return 0
+    mode = words.pop(0) if words and words[0] in ("demo", "info", "run") else None
     file = words.pop(0) if mode == "run" and words else None
     database = words[0] if words else ":memory:"
     try:
@@ -102,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             shell = Shell(con, mode=opts.format, debug=opts.debug)
             if mode == "demo":
                 _demo(con)
+                return 0
+            if mode == "info":
+                _info(con)
                 return 0
             if mode == "run":
                 if file is None:
