@@ -467,7 +467,15 @@ class Engine:
                 blocks.append(str(ctx.this if isinstance(ctx, exp.Literal) else ctx.sql()))
         names = ["context"] if blocks else []
         row = ("\n".join(blocks),) if blocks else ()
-        answer = self._lm().answer(call.question, call.output, names, [row], op, call.examples)[0]
+        answer = self._lm().answer(
+            call.question,
+            call.output,
+            names,
+            [row],
+            op,
+            call.examples,
+            calibration=call.kwargs.get("calibration"),
+        )[0]
         op.rows_out = 1
         for n in call.nodes:
             parent = n.parent

@@ -28,8 +28,10 @@ from semql.errors import ExecutionError, ModelError
 from semql.grammar.compile import to_xgrammar
 from semql.grammar.types import GrammarSpec, OutputType
 
+from . import cpu_backend
 from .closing import ClosingTokens
-from .model_files import check_gguf, default_threads, model_sha256
+from .model_files import check_gguf, model_sha256
+from .thread_policy import ThreadPolicy
 from .vocab import stop_tokens, token_pieces, tokenizer_info
 
 PREFILL_CHUNK = 16
@@ -50,6 +52,16 @@ def _llama_log(level: int, text: bytes, user_data) -> None:
 
 
 llama_cpp.llama_log_set(_llama_log, ctypes.c_void_p(0))
+
+
+@dataclass
+class Scored:
+    """Log-probabilities of a closed set's labels after one prompt, and their cost."""
+
+    logprobs: list[float]
+    prompt_tokens: int
+    cached_tokens: int
+    extra_steps: int  # single-token decodes for labels longer than one token
 
 
 @dataclass
@@ -75,26 +87,33 @@ class LlamaRuntime:
         n_batch: int = 512,
         closed_set_fast_path: bool = True,
         prefix_reuse: bool = True,
+        extra_bufts: bool | None = None,
     ):
         check_gguf(path)
         self.path = path
         self.n_ctx = n_ctx
         self.closed_set_fast_path = closed_set_fast_path
         self.prefix_reuse = prefix_reuse
-        threads = n_threads or default_threads()
-        self.n_threads = threads
+        self.threads = ThreadPolicy(n_threads)
+        threads = self.threads.max_threads
+        self.n_threads = threads  # the most it uses (idle); the speed profile's key
+        self._applied_threads = threads
         self.reuse_chunk = PREFILL_CHUNK if prefix_reuse else 0
+        # Extra buffer types (AMX, repacked weights) only where a probe ran them: on some
+        # AMX CPUs their worker threads die with SIGILL (executors/cpu_backend.py).
+        self.backend = cpu_backend.decide(path, extra_bufts)
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=path,
-                n_ctx=n_ctx,
-                n_batch=n_batch,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=seed,
-                logits_all=False,
-                verbose=False,
-            )
+            with cpu_backend.model_params(self.backend.extra_bufts):
+                self._llm = llama_cpp.Llama(
+                    model_path=path,
+                    n_ctx=n_ctx,
+                    n_batch=n_batch,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    seed=seed,
+                    logits_all=False,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as err:
             raise ModelError(f"cannot load model {path}: {err}") from None
         self.model_id = model_sha256(path)
@@ -159,6 +178,17 @@ class LlamaRuntime:
         return grammar
 
     # -- decoding --------------------------------------------------------------------
+
+    @property
+    def threads_reason(self) -> str:
+        return self.threads.reason
+
+    def _fit_threads(self) -> None:
+        """Run on the cores other processes leave free (executors/thread_policy.py)."""
+        n = self.threads.threads_now()
+        if n != self._applied_threads:
+            llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, n, n)
+            self._applied_threads = n
 
     def _prefill(self, tokens: list[int], segments: list[int] | None = None) -> int:
         """Evaluate ``tokens`` reusing the longest common prefix in the KV cache.
@@ -225,6 +255,7 @@ class LlamaRuntime:
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
         """Greedy decoding of ``prompt`` under the grammar of ``out_type``."""
         with self._lock:
+            self._fit_threads()
             return self._generate(prompt, out_type, out_type.token_budget())
 
     def _generate(self, prompt: str, out_type: OutputType, max_tokens: int) -> Generation:
@@ -276,6 +307,61 @@ class LlamaRuntime:
         text = out.decode("utf-8", errors="replace")
         return Generation(text, len(tokens), cached, generated)
 
+    def score(self, prompt: str, out_type: OutputType) -> Scored:
+        """Log-probability of every label of a closed set (bool, options) after ``prompt``.
+
+        Each label is scored whole: its tokens (" " + label, as the grammar writes it)
+        one after another, each given the prompt and the label's earlier tokens, summed.
+        Labels sharing leading tokens share those steps; most label sets here are one
+        token each, so the prompt's own forward pass answers all of them.
+        """
+        labels = out_type.labels()
+        with self._lock:
+            self._fit_threads()
+            tokens, segments = self.tokenize_segments(prompt)
+            seqs = [self._label_tokens(label) for label in labels]
+            longest = max(len(q) for q in seqs)
+            if len(tokens) + longest > self.n_ctx:
+                raise ExecutionError(
+                    f"prompt of {len(tokens)} tokens plus {longest} label tokens exceeds the "
+                    f"model context of {self.n_ctx} tokens (model {self.path})"
+                )
+            cached = self._prefill(tokens, segments)
+            base = len(tokens)
+            first = _log_softmax(self._logits())
+            steps: dict[tuple[int, ...], np.ndarray] = {(): first}
+            extra = 0
+            scores = []
+            for seq in seqs:
+                total = 0.0
+                for k, token in enumerate(seq):
+                    prefix = tuple(seq[:k])
+                    if prefix not in steps:
+                        self._extend(base, list(prefix))
+                        extra += 1
+                        steps[prefix] = _log_softmax(self._logits())
+                    total += float(steps[prefix][token])
+                scores.append(total)
+            return Scored(scores, len(tokens), cached, extra)
+
+    def _label_tokens(self, label: str) -> list[int]:
+        text = (" " + label).encode("utf-8")
+        return self._llm.tokenize(text, add_bos=False, special=False)
+
+    def _extend(self, base: int, tokens: list[int]) -> None:
+        """Put ``tokens`` right after the prompt's ``base`` tokens in the KV cache,
+        keeping what already matches, one token per step (as generation decodes)."""
+        llm = self._llm
+        have = llm.input_ids[base : llm.n_tokens].tolist()
+        keep = 0
+        while keep < min(len(have), len(tokens) - 1) and have[keep] == tokens[keep]:
+            keep += 1
+        if llm.n_tokens > base + keep:
+            llm._ctx.kv_cache_seq_rm(-1, base + keep, -1)
+            llm.n_tokens = base + keep
+        for token in tokens[keep:]:
+            self._decode([token], logits=True)
+
     def measure_speeds(self, text: str) -> dict[str, float]:
         """Prefill and decode speed, and the fixed cost of one constrained call.
 
@@ -316,6 +402,12 @@ class LlamaRuntime:
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:
             llm.close()
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z = z - z.max()
+    return z - np.log(np.exp(z).sum())
 
 
 def _chunk_starts(segments: list[int], n: int) -> list[int]:

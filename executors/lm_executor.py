@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
 
+from . import closed_set
 from .budget import Budget
 from .prompts import PromptBuilder, quote_value
 from .result_cache import ResultCache, cache_key
@@ -47,9 +48,12 @@ class LMExecutor:
         cache: ResultCache,
         progress: Progress | None = None,
         budget: Budget | None = None,
+        calibration: str = closed_set.DEFAULT_METHOD,
     ):
         self.runtime = runtime
         self.budget = budget
+        self.calibration = closed_set.check_method(calibration)
+        self._priors: dict[tuple, closed_set.Prior] = {}
         self.cache = cache
         self.progress = progress
         self.prompts = PromptBuilder(runtime.style, getattr(runtime, "format_chat", None))
@@ -70,16 +74,26 @@ class LMExecutor:
         remember: bool = False,
         field_orders: Sequence[Sequence[int]] | None = None,
         run_order: Sequence[int] | None = None,
+        calibration: str | None = None,
     ) -> list:
         """One parsed answer per row; a row whose fields are all NULL answers NULL.
 
         ``remember``: keep the answers for later calls of this executor (see remembered).
         ``field_orders[i]``: the order of row i's fields in its prompt (the prompt layout);
         ``run_order``: the order to ask the rows in (answers come back in row order).
+        ``calibration``: this call's method for closed sets (else the executor's).
+        Closed sets on a runtime that can score labels are decided from every label's
+        probability (executors/closed_set.py); the result cache keeps those scores.
         """
         started = time.perf_counter()
         spec = out_type.spec()
-        grammar_id = f"{spec.kind}:{spec.source}"
+        scored = self._scores(out_type)
+        grammar_id = f"{'scores' if scored else spec.kind}:{spec.source}"
+        prior = None
+        if scored:
+            method = calibration or self.calibration
+            prior = self._prior(question, out_type, names, examples, method, stats)
+            stats.calibration = prior.describe(out_type.labels())
         cells_of = [
             [(names[j], row[j]) for j in (field_orders[i] if field_orders else range(len(row)))]
             for i, row in enumerate(rows)
@@ -115,17 +129,16 @@ class LMExecutor:
                 if generated:
                     if self.budget is not None:
                         self.budget.check()
-                    gen = self.runtime.generate(prompt, out_type)
-                    if self.budget is not None:
-                        self.budget.spend(gen.prompt_tokens)
-                    text = gen.text
-                    stats.lm_calls += 1
-                    stats.prompt_tokens += gen.prompt_tokens
-                    stats.cached_prompt_tokens += gen.cached_tokens
-                    stats.generated_tokens += gen.generated_tokens
+                    text = self._ask(prompt, out_type, scored, stats)
                     stats.prefix_hit_count += prefix_hits(previous, cells_of[i])
                     previous = cells_of[i]
-                out[i] = _parse(out_type, text, self.runtime)
+                if scored:
+                    probs = closed_set.probabilities(closed_set.decode(text))
+                    out[i] = closed_set.answer_value(out_type, probs, prior)
+                else:
+                    out[i] = _parse(out_type, text, self.runtime)
+                if key not in texts:
+                    stats.answer_counts[_shown(out[i])] += 1
                 if generated:  # only answers that parse are cached
                     fresh.append((key, text))
                     if len(fresh) >= CACHE_FLUSH_ROWS:  # a crash later keeps these answers
@@ -142,6 +155,78 @@ class LMExecutor:
         stats.rows_in += len(rows)
         return out
 
+    def _scores(self, out_type: OutputType) -> bool:
+        labels = out_type.labels()
+        return (
+            labels is not None
+            and len(labels) <= closed_set.MAX_SCORED_LABELS
+            and hasattr(self.runtime, "score")
+        )
+
+    def _ask(
+        self,
+        prompt: str,
+        out_type: OutputType,
+        scored: bool,
+        stats: OperatorStats,
+        calibration: bool = False,
+    ) -> str:
+        """One model call: the labels' log-probabilities (JSON) or a generated text.
+
+        ``calibration``: a content-free prompt for the operator's prior, counted apart
+        from the rows' calls (``lm_calls`` stays one per distinct input) but within the
+        query's caps and token figures."""
+        if self.budget is not None:
+            self.budget.check()
+        if scored:
+            result = self.runtime.score(prompt, out_type)
+            text = closed_set.encode(result.logprobs)
+            generated = 1 + result.extra_steps
+        else:
+            result = self.runtime.generate(prompt, out_type)
+            text, generated = result.text, result.generated_tokens
+        if self.budget is not None:
+            self.budget.spend(result.prompt_tokens)
+        if calibration:
+            stats.calibration_calls += 1
+        else:
+            stats.lm_calls += 1
+        stats.prompt_tokens += result.prompt_tokens
+        stats.cached_prompt_tokens += result.cached_tokens
+        stats.generated_tokens += generated
+        return text
+
+    def _prior(
+        self,
+        question: str,
+        out_type: OutputType,
+        names: Sequence[str],
+        examples: Sequence[tuple],
+        method: str,
+        stats: OperatorStats,
+    ) -> closed_set.Prior:
+        """The operator's label prior, once per executor (and via the result cache,
+        once per prompt template): the mean label distribution of content-free rows."""
+        if method == "off":
+            return closed_set.Prior("off", None)
+        key = (question, out_type.spec(), tuple(names), repr(list(examples)), method)
+        if key not in self._priors:
+            spec = out_type.spec()
+            model = f"{self.runtime.model_id}|decoding {getattr(self.runtime, 'decoding', 0)}"
+            rows = []
+            for value in closed_set.CONTENT_FREE:
+                prompt = self.prompts.build(
+                    question, out_type, names, [value] * len(names), examples
+                )
+                ckey = cache_key(model, f"scores:{spec.source}", prompt)
+                text = self.cache.get_many([ckey]).get(ckey)
+                if text is None:
+                    text = self._ask(prompt, out_type, True, stats, calibration=True)
+                    self.cache.put_many([(ckey, text)])
+                rows.append(closed_set.probabilities(closed_set.decode(text)))
+            self._priors[key] = closed_set.Prior(method, closed_set.average(rows))
+        return self._priors[key]
+
     def answer_rows(self, node, values: list[tuple], stats: OperatorStats, **options) -> list:
         """``answer`` for the rows of a plan's LMMap/LMFilter: its call's question, type,
         field names and examples, each row laid out as the operator's prompt layout says
@@ -154,6 +239,13 @@ class LMExecutor:
             options["field_orders"] = [layout.order_of(v) for v in values]
             if node.reorder_rows:
                 options["run_order"] = layout.run_order(values)
+        options.setdefault("calibration", call.kwargs.get("calibration"))
         return self.answer(
             call.question, call.output, names, values, stats, call.examples, **options
         )
+
+
+def _shown(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, fields
+
+# An operator whose answers are (nearly) all the same over this many distinct inputs is
+# reported: a constant answer looks like a result but carries no information.
+UNIFORM_MIN_INPUTS = 20
+UNIFORM_SHARE = 0.95
 
 
 def token_hit_rate(cached: int, total: int) -> float:
@@ -25,11 +31,29 @@ class OperatorStats:
     seconds: float = 0.0
     stopped_early: bool = False
     prefix_hit_count: int = 0  # seed 003's PHC of the prompts in the order they ran
+    calibration: str = ""  # how closed-set answers were decided (prior and method)
+    calibration_calls: int = 0  # content-free prompts scored for the prior
+    answer_counts: Counter = field(default_factory=Counter)  # per distinct input
+
+    def uninformative(self) -> str | None:
+        """A warning when one answer covers nearly every distinct input."""
+        n = sum(self.answer_counts.values())
+        if n < UNIFORM_MIN_INPUTS:
+            return None
+        value, top = self.answer_counts.most_common(1)[0]
+        if top / n < UNIFORM_SHARE:
+            return None
+        return (
+            f"{self.operator}: the same answer {value} for {top} of {n} distinct inputs "
+            f"({top / n:.0%}); such answers carry little information about the rows "
+            f"(add examples, reword the question, or try another model)"
+        )
 
     def absorb(self, other: OperatorStats) -> None:
         """Add another run's LM work (e.g. the sample a plan decision was made on)."""
         for name in (
             "lm_calls",
+            "calibration_calls",
             "prompt_tokens",
             "cached_prompt_tokens",
             "generated_tokens",
@@ -44,7 +68,8 @@ class OperatorStats:
         if self.rows_out is not None:
             parts.append(f"out {self.rows_out}")
         parts += [
-            f"LM calls {self.lm_calls}",
+            f"LM calls {self.lm_calls}"
+            + (f" (+{self.calibration_calls} calibration)" if self.calibration_calls else ""),
             f"prompt tok {self.prompt_tokens} (KV-cached {self.cached_prompt_tokens}, "
             f"{token_hit_rate(self.cached_prompt_tokens, self.prompt_tokens):.0%})",
             f"gen tok {self.generated_tokens}",
@@ -55,6 +80,8 @@ class OperatorStats:
             parts.append(f"PHC {self.prefix_hit_count}")
         if self.stopped_early:
             parts.append("stopped early")
+        if self.calibration:
+            parts.append(self.calibration)
         return ", ".join(parts)
 
 
@@ -63,6 +90,7 @@ class QueryStats:
     """Totals of the last query (``Connection.stats``) and per-operator figures."""
 
     lm_calls: int = 0
+    calibration_calls: int = 0
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0
     generated_tokens: int = 0
@@ -79,6 +107,7 @@ class QueryStats:
         """Sum the operators' LM figures into the totals."""
         for name in (
             "lm_calls",
+            "calibration_calls",
             "prompt_tokens",
             "cached_prompt_tokens",
             "generated_tokens",
@@ -86,6 +115,10 @@ class QueryStats:
             "prefix_hit_count",
         ):
             setattr(self, name, sum(getattr(op, name) for op in self.operators))
+        for op in self.operators:
+            warning = op.uninformative()
+            if warning and warning not in self.warnings:
+                self.warnings.append(warning)
 
     @property
     def token_hit_rate(self) -> float:

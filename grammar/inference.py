@@ -284,6 +284,16 @@ def infer_type(
             f"{call_name}: explicit type {explicit} ({how}) conflicts with {ctx.type} "
             f"expected by the query ({ctx.reason})"
         )
+    if (
+        isinstance(explicit, OptionsType)
+        and explicit.numeric
+        and ctx is not None
+        and isinstance(ctx.type, FloatType)
+    ):
+        return Inferred(
+            OptionsType(explicit.values, expected=True),
+            f"{how} in {ctx.reason}: expected value of the scale",
+        )
     if ctx is not None and isinstance(ctx.type, ListType) and not isinstance(explicit, ListType):
         return Inferred(
             ListType(explicit, ctx.type.min_items, ctx.type.max_items), f"{how} inside {ctx.reason}"

@@ -215,9 +215,15 @@ class DateType(OutputType):
 
 @dataclass(frozen=True)
 class OptionsType(OutputType):
-    """Exactly one of a closed set of values (strings, numbers or booleans)."""
+    """Exactly one of a closed set of values (strings, numbers or booleans).
+
+    ``expected``: a numeric scale where the SQL wants a number (AVG, ORDER BY,
+    arithmetic): the answer is the expected value under the model's calibrated label
+    distribution (executors/closed_set.py), a DOUBLE, not one label.
+    """
 
     values: tuple = ()
+    expected: bool = False
     name = "options"
 
     def __post_init__(self):
@@ -229,7 +235,11 @@ class OptionsType(OutputType):
 
     @property
     def duckdb_type(self) -> str:  # type: ignore[override]
-        return _sql_type_of_values(self.values)
+        return "DOUBLE" if self.expected else _sql_type_of_values(self.values)
+
+    @property
+    def numeric(self) -> bool:
+        return _sql_type_of_values(self.values) in ("BIGINT", "DOUBLE")
 
     def render(self, value) -> str:
         if isinstance(value, float) and value.is_integer():
@@ -247,7 +257,7 @@ class OptionsType(OutputType):
         label = _strip(text)
         for value in self.values:
             if self.render(value) == label:
-                return value
+                return float(value) if self.expected else value
         raise ValueError(f"{label!r} is not one of the options")
 
     def hint(self) -> str:
@@ -257,6 +267,8 @@ class OptionsType(OutputType):
 
     def __str__(self) -> str:
         shown = ", ".join(self.labels()[:5]) + (", ..." if len(self.values) > 5 else "")
+        if self.expected:
+            return f"expected value of ({shown}) [DOUBLE]"
         return f"one of ({shown}) [{self.duckdb_type}]"
 
 

@@ -19,7 +19,7 @@ from semql.grammar.types import MAX_OPTIONS, StrType
 
 from . import logical as L
 from .calls import CANONICAL_NAMES, Field, LMCall, field_name, literal_value, split_arguments
-from .options import PlanOptions, accuracy_value
+from .options import PlanOptions, accuracy_value, calibration_value
 from .rules import RULES
 from .rules.pipeline import ScopeFacts, link
 
@@ -137,6 +137,13 @@ class _Binder:
                 out[key] = list(rows)
             elif key == "context":
                 out[key] = node
+            elif key == "calibration":
+                try:
+                    out[key] = calibration_value(
+                        literal_value(node, fn, key), f"{fn}: calibration="
+                    )
+                except TypeError as err:
+                    raise BindError(str(err)) from None
             elif key == "accuracy":
                 try:
                     out[key] = accuracy_value(literal_value(node, fn, key), f"{fn}: accuracy=")

@@ -16,8 +16,12 @@ from semql.errors import BindError
 from semql.grammar.types import OutputType
 
 ALLOWED_KWARGS = {
-    "LLMMAP": ("options", "return_type", "regex", "quantifier", "examples", "accuracy"),
-    "LLMQA": ("options", "return_type", "regex", "quantifier", "examples", "context"),
+    "LLMMAP": (
+        "options", "return_type", "regex", "quantifier", "examples", "accuracy", "calibration",
+    ),
+    "LLMQA": (
+        "options", "return_type", "regex", "quantifier", "examples", "context", "calibration",
+    ),
     "LLMJOIN": ("join_criteria", "examples"),
 }
 CANONICAL_NAMES = {"LLMMAP": "LLMMap", "LLMQA": "LLMQA", "LLMJOIN": "LLMJoin"}

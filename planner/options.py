@@ -20,6 +20,15 @@ REWRITES = (
 
 
 PREFIX_ORDERS = ("ggr", "column", "table")
+# How closed-set answers are calibrated (executors/closed_set.py); "off": the label with
+# the highest probability as the model gives it.
+CALIBRATIONS = ("content_free", "off")
+
+
+def calibration_value(value, what: str) -> str:
+    if value not in CALIBRATIONS:
+        raise TypeError(f"{what} must be one of {', '.join(CALIBRATIONS)}, got {value!r}")
+    return value
 
 
 def accuracy_value(value, what: str) -> float:
@@ -51,6 +60,9 @@ class PlanOptions:
     # How prompts lay out a call's fields (planner/prefix/layout.py): part of what the
     # model reads, so not a rewrite: naive plans use the same layout.
     prefix_order: str = "ggr"
+    # Label-free calibration of closed-set answers: what the model reads and how its
+    # answer is read, not a rewrite, so naive plans use it too.
+    calibration: str = "content_free"
     # Per-query caps; hitting one stops the query with LimitExceeded (not plan choices:
     # naive plans keep them too).
     max_lm_calls: int | None = None
@@ -66,6 +78,7 @@ class PlanOptions:
                 raise TypeError(f"{name} must be a positive number, got {value!r}")
         if self.accuracy_target is not None:
             accuracy_value(self.accuracy_target, "accuracy_target")
+        calibration_value(self.calibration, "calibration")
         if self.prefix_order not in PREFIX_ORDERS:
             raise TypeError(
                 f"prefix_order must be one of {', '.join(PREFIX_ORDERS)}, got {self.prefix_order!r}"

@@ -31,7 +31,18 @@ CONFIGS = {
     # optimised, and a proxy model may answer classifications at 0.95 agreement with the LM
     "proxy": {"cache": True, "accuracy_target": 0.95},
 }
-REWRITES = ("pushdown", "predicate_order", "dedup", "early_exit", "prefix_reorder")
+REWRITES = (
+    "pushdown",
+    "cascade",
+    "late_select",
+    "short_circuit",
+    "predicate_order",
+    "early_exit",
+    "dedup",
+    "projection_pruning",
+    "prefix_reorder",
+    "proxy",
+)
 
 
 class QueryTimeout(Exception):
@@ -282,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="sembench-results")
     p.add_argument("--disable", default="", help=f"rewrites to turn off: {', '.join(REWRITES)}")
     p.add_argument("--no-cache", action="store_true", help="no result cache in any config")
+    p.add_argument(
+        "--calibration",
+        choices=("content_free", "off"),
+        help="how closed-set answers are decided (default: SemQL's, content_free)",
+    )
     return p
 
 
@@ -297,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides[name] = False
     if args.no_cache:
         overrides["cache"] = False
+    if args.calibration:
+        overrides["calibration"] = args.calibration
     configs = [c.strip() for c in args.config.split(",") if c.strip()]
     queries = [q.strip() for q in args.queries.split(",")] if args.queries else None
     try:
@@ -319,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": args.rows,
         "model": args.model or "bundled gemma3-270m-q4_k_m",
         "repeat": args.repeat,
+        "calibration": args.calibration or "content_free",
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

@@ -29,7 +29,7 @@ from semql.planner.proxy_choice import attach_proxies
 
 from .catalog import DuckDBCatalog, quote_ident
 from .dialect import has_lm_call, is_blank, locate_unbound_name, parse, strip_braces
-from .errors import BindError, ExecutionError, ParseError, SafetyError, SemQLError
+from .errors import BindError, ExecutionError, ModelError, ParseError, SafetyError, SemQLError
 
 
 @contextmanager
@@ -72,6 +72,7 @@ class Connection:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         seed: int = 0,
+        extra_bufts: bool | None = None,
         runtime=None,
         progress: Progress | None = None,
         embedder: str = "auto",
@@ -94,7 +95,12 @@ class Connection:
                 self._con.execute(f"SET {setting}")
         self._model_arg = model
         self._runtime = runtime
-        self._runtime_args = {"n_ctx": n_ctx, "n_threads": n_threads, "seed": seed}
+        self._runtime_args = {
+            "n_ctx": n_ctx,
+            "n_threads": n_threads,
+            "seed": seed,
+            "extra_bufts": extra_bufts,
+        }
         self._runtime_profile: ModelProfile | None = None
         self.progress = progress
         self.stats = QueryStats()
@@ -129,8 +135,16 @@ class Connection:
 
                 self._runtime = HTTPRuntime(str(choice), seed=self._runtime_args["seed"])
             else:
-                from semql.executors.llama_runtime import LlamaRuntime
                 from semql.executors.model_files import resolve_model_path
+
+                try:
+                    from semql.executors.llama_runtime import LlamaRuntime
+                except ImportError as err:
+                    raise ModelError(
+                        f"the in-process LM runtime cannot load: {err}. SemQL needs "
+                        "llama-cpp-python and xgrammar (pip install --no-deps xgrammar==0.2.9; "
+                        "see the README's quick start)"
+                    ) from None
 
                 self._runtime = LlamaRuntime(resolve_model_path(choice), **self._runtime_args)
         return self._runtime
@@ -289,7 +303,9 @@ class Connection:
         budget = Budget(
             opts.max_lm_calls, opts.max_prompt_tokens, opts.max_seconds, self._cache.enabled
         )
-        engine = Engine(self._con, lambda: self._lm_executor(budget), self._proxy_parts)
+        engine = Engine(
+            self._con, lambda: self._lm_executor(budget, opts.calibration), self._proxy_parts
+        )
         try:
             return engine.run(plan, params, self.stats)
         except KeyboardInterrupt:
@@ -326,8 +342,10 @@ class Connection:
             self._embedders = [make_embedder(s.strip(), self.model_path) for s in specs]
         return self._embed_store, self._embedders, self._runtime_args["seed"]
 
-    def _lm_executor(self, budget: Budget | None = None) -> LMExecutor:
-        return LMExecutor(self.runtime, self._cache, self.progress, budget)
+    def _lm_executor(
+        self, budget: Budget | None = None, calibration: str = "content_free"
+    ) -> LMExecutor:
+        return LMExecutor(self.runtime, self._cache, self.progress, budget, calibration)
 
     def explain(self, sql: str, analyze: bool = False, **options) -> str:
         """The plan as a tree; with ``analyze=True`` the query runs and figures are shown."""

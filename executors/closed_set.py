@@ -1,0 +1,92 @@
+"""Closed-set answers (bool, options) decided from the probability of each whole label.
+
+Greedy decoding keeps only the top token of each step and throws the rest of the
+model's belief away; a tiny model's top label is often the same for every row (a label
+it prefers whatever the input). Here the runtime scores every label whole
+(LlamaRuntime.score), and the answer is the label with the highest *calibrated*
+probability:
+
+    p_cal(label | row) ∝ p(label | row) / prior(label)
+
+where ``prior`` is the model's label distribution for inputs that carry no content
+(contextual calibration, Zhao et al. 2021): the same prompt, examples and question with
+each field set to "N/A", "" and "[MASK]", averaged. The prior depends only on the
+operator's prompt template, never on other rows, so a row's answer is the same under
+naive and optimized execution, dedup, early exit and the result cache.
+
+Where the SQL wants a number from a numeric scale (``AVG(LLMMap(..., options=(1,2,3,4,5)))``,
+ORDER BY, arithmetic) the answer is the expected value under the calibrated distribution
+instead of one label (OptionsType.expected).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from semql.grammar.types import OptionsType, OutputType
+from semql.planner.options import CALIBRATIONS, PlanOptions
+
+CONTENT_FREE = ("N/A", "", "[MASK]")
+DEFAULT_METHOD = PlanOptions().calibration
+# Larger sets (an LLMJoin over a column's values) are decoded greedily under the grammar:
+# scoring every label whole would cost a forward pass per label token.
+MAX_SCORED_LABELS = 32
+
+
+def check_method(method: str) -> str:
+    if method not in CALIBRATIONS:
+        raise ValueError(f"calibration={method!r}; expected one of {', '.join(CALIBRATIONS)}")
+    return method
+
+
+def probabilities(logprobs: Sequence[float]) -> np.ndarray:
+    """The labels' probabilities renormalised over the closed set."""
+    z = np.asarray(logprobs, dtype=np.float64)
+    z = np.exp(z - z.max())
+    return z / z.sum()
+
+
+def encode(logprobs: Sequence[float]) -> str:
+    """How a scored answer is kept in the result cache (the raw log-probabilities)."""
+    return json.dumps([round(float(x), 6) for x in logprobs])
+
+
+def decode(text: str) -> list[float]:
+    return [float(x) for x in json.loads(text)]
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The label distribution of content-free inputs for one LM operator."""
+
+    method: str
+    probs: tuple[float, ...] | None  # None: no calibration
+
+    def calibrate(self, probs: np.ndarray) -> np.ndarray:
+        if self.probs is None:
+            return probs
+        q = probs / np.maximum(np.asarray(self.probs), 1e-9)
+        return q / q.sum()
+
+    def describe(self, labels: Sequence[str]) -> str:
+        if self.probs is None:
+            return "calibration off (highest whole-label probability)"
+        shown = ", ".join(f"{lab} {p:.2f}" for lab, p in zip(labels, self.probs, strict=True))
+        return f"calibration {self.method}: prior {shown}"
+
+
+def answer_value(out_type: OutputType, probs: np.ndarray, prior: Prior):
+    """The row's answer: the calibrated argmax label, or the expected value of a scale."""
+    q = prior.calibrate(probs)
+    if isinstance(out_type, OptionsType) and out_type.expected:
+        return float(np.dot(q, np.asarray(out_type.values, dtype=np.float64)))
+    label = out_type.labels()[int(np.argmax(q))]
+    return out_type.parse(" " + label)
+
+
+def average(prob_rows: Sequence[np.ndarray]) -> tuple[float, ...]:
+    return tuple(float(x) for x in np.mean(np.vstack(prob_rows), axis=0))

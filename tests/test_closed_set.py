@@ -1,0 +1,113 @@
+"""Closed-set answers from whole-label probabilities, calibration, expected values, and
+the warning for answers that are (nearly) constant."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import semql
+from semql.dialect import is_lm_call, parse
+from semql.executors import closed_set
+from semql.executors.stats import OperatorStats
+from semql.grammar import types as T
+from semql.grammar.inference import infer_type
+
+
+def test_calibration_divides_by_the_content_free_prior():
+    bool_type = T.BoolType()
+    probs = np.array([0.7, 0.3])  # yes, no
+    off = closed_set.Prior("off", None)
+    assert closed_set.answer_value(bool_type, probs, off) is True
+    # The model says "yes" with 0.9 to an empty review: 0.7 is less than its habit.
+    prior = closed_set.Prior("content_free", (0.9, 0.1))
+    assert closed_set.answer_value(bool_type, probs, prior) is False
+    assert np.allclose(prior.calibrate(np.array([0.9, 0.1])), [0.5, 0.5])
+
+
+def test_expected_value_of_a_scale():
+    scale = T.OptionsType((1, 2, 3, 4, 5), expected=True)
+    probs = np.array([0.5, 0.0, 0.0, 0.0, 0.5])
+    value = closed_set.answer_value(scale, probs, closed_set.Prior("off", None))
+    assert value == pytest.approx(3.0) and isinstance(value, float)
+    assert scale.duckdb_type == "DOUBLE"
+    plain = T.OptionsType((1, 2, 3, 4, 5))
+    assert closed_set.answer_value(plain, probs, closed_set.Prior("off", None)) in (1, 5)
+    assert plain.duckdb_type == "BIGINT" and plain.spec() == scale.spec()
+
+
+SCALE = {"options": (1, 2, 3)}
+
+
+@pytest.mark.parametrize(
+    "sql, kwargs, expected",
+    [
+        ("SELECT avg(LLMMap('q', x)) FROM t", SCALE, True),
+        ("SELECT x FROM t ORDER BY LLMMap('q', x)", SCALE, True),
+        ("SELECT LLMMap('q', x) + 1 FROM t", SCALE, True),
+        ("SELECT LLMMap('q', x) AS s FROM t", SCALE, False),
+        ("SELECT * FROM t WHERE LLMMap('q', x) = 2", SCALE, False),
+        ("SELECT * FROM t WHERE LLMMap('q', x) = 'a'", {"options": ("a", "b")}, False),
+    ],
+)
+def test_a_numeric_scale_where_sql_wants_a_number_is_its_expected_value(sql, kwargs, expected):
+    call = next(n for n in parse(sql).walk() if is_lm_call(n))
+    typed = infer_type(call, kwargs, lambda c: None, "f").type
+    assert isinstance(typed, T.OptionsType)
+    assert typed.expected is expected
+
+
+def test_constant_answers_are_reported():
+    op = OperatorStats("LMMap LLMMap('q', x)")
+    op.answer_counts.update({"True": 58, "False": 2})
+    assert "58 of 60" in op.uninformative()
+    op.answer_counts.update({"False": 10})
+    assert op.uninformative() is None
+    few = OperatorStats("x")
+    few.answer_counts.update({"True": 10})
+    assert few.uninformative() is None  # too few inputs to say
+
+
+def test_bad_calibration_is_a_clear_error(sample_con):
+    with pytest.raises(semql.BindError, match="calibration"):
+        sample_con.plan(
+            "SELECT LLMMap('Is it good?', reviewText, calibration='magic') FROM Reviews"
+        )
+    with pytest.raises(TypeError, match="calibration"):
+        semql.connect(calibration="magic")
+
+
+@pytest.mark.model
+def test_scores_are_whole_label_log_probabilities(gemma_runtime):
+    from semql.executors.prompts import PromptBuilder
+
+    builder = PromptBuilder(gemma_runtime.style, gemma_runtime.format_chat)
+    for out_type in (
+        T.BoolType(),
+        T.OptionsType(("positive", "negative")),
+        T.OptionsType(("thrilling adventure", "quiet drama", "thrilling comedy")),
+    ):
+        prompt = builder.build("What is it?", out_type, ["reviewText"], ["A fine film."])
+        scored = gemma_runtime.score(prompt, out_type)
+        assert len(scored.logprobs) == len(out_type.labels())
+        assert all(lp < 0 for lp in scored.logprobs)
+        again = gemma_runtime.score(prompt, out_type)  # the KV cache holds the prompt now
+        assert again.logprobs == scored.logprobs  # identical numerics on reuse
+    # multi-token labels took extra single-token steps, shared prefixes scored once
+    assert scored.extra_steps >= 2
+
+
+@pytest.mark.model
+def test_calibrated_answers_are_not_constant_without_examples(model_con):
+    """Greedy, the bundled base model called 108 of taken_3's 120 reviews positive
+    (SemBench's labels: 14). Calibrated, the split must follow the reviews."""
+    sql = (
+        "SELECT {{LLMMap('What is the sentiment of this review?', reviewText,"
+        " options=('positive', 'negative'))}} AS s, count(*) AS n "
+        "FROM Reviews WHERE id = 'taken_3' GROUP BY s"
+    )
+    calibrated = dict(model_con.query(sql).iter_rows())
+    raw = dict(model_con.query(sql, calibration="off").iter_rows())
+    assert sum(calibrated.values()) == sum(raw.values()) == 120
+    assert calibrated.get("positive", 0) < raw.get("positive", 0)
+    assert 5 <= calibrated.get("positive", 0) <= 60
