@@ -157,7 +157,10 @@ def spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def run_model(model: str, rows: list[dict], n: int, seed: int) -> list[dict]:
+def run_model(
+    model: str, rows: list[dict], n: int, seed: int, raw: list[dict]
+) -> list[dict]:
+    """Score every task; per-row label distributions go to ``raw`` (for re-analysis)."""
     runtime = LlamaRuntime(model)
     builder = PromptBuilder(runtime.style, runtime.format_chat)
     rng = random.Random(seed)
@@ -181,6 +184,19 @@ def run_model(model: str, rows: list[dict], n: int, seed: int) -> list[dict]:
             seconds = time.perf_counter() - started
             cf = np.mean([dist(v) for v in CONTENT_FREE], axis=0)
             dom = np.mean([dist(t) for t in domain_texts(rows, 8, rng)], axis=0)
+            raw.append(
+                {
+                    "model": os.path.basename(model),
+                    "task": name,
+                    "shots": shots,
+                    "probs": probs.round(5).tolist(),
+                    "content_free": cf.tolist(),
+                    "domain": dom.tolist(),
+                    "truth": [truth_value(task, kind, r) for r in sample],
+                    "split": [r["split"] for r in sample],
+                    "reviewId": [r["reviewId"] for r in sample],
+                }
+            )
             for split in ("dev", "test", "all"):
                 idx = [i for i, r in enumerate(sample) if split == "all" or r["split"] == split]
                 p = probs[idx]
@@ -284,12 +300,15 @@ def main() -> None:
     ap.add_argument("--out", default="bench/results/quality")
     args = ap.parse_args()
     rows = load_rows()
-    results = []
-    for name in args.models.split(","):
-        results += run_model(resolve_model_path(name), rows, args.rows, args.seed)
+    results: list[dict] = []
+    raw: list[dict] = []
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    for name in args.models.split(","):
+        results += run_model(resolve_model_path(name), rows, args.rows, args.seed, raw)
+        (out / f"quality-{stamp}-rows.json").write_text(json.dumps(raw))
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"quality-{stamp}.json").write_text(json.dumps(results, indent=1))
     title = f"# Closed-set quality by decision method ({args.rows} rows a task, seed {args.seed})"
     lines = [title + "\n"]

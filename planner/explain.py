@@ -25,6 +25,15 @@ def render_tree(node: L.PlanNode, annotate: Annotate | None = None) -> str:
     return "\n".join(_lines(node, annotate, "", True, True))
 
 
+def _decision(call, plan: L.QueryPlan) -> str:
+    """How a closed-set answer is read from the model (executors/closed_set.py)."""
+    labels = call.output.labels() if call.output is not None else None
+    if labels is None or call.function == "LLMJoin":
+        return ""
+    method = call.kwargs.get("calibration") or (plan.options.calibration if plan.options else "")
+    return f"; label probabilities, calibration {method}" if method else ""
+
+
 def render_plan(plan: L.QueryPlan, annotate: Annotate | None = None) -> str:
     """The whole plan: LMQA constants, then every scope with LM work, then the rest."""
     if not plan.has_lm:
@@ -45,6 +54,6 @@ def render_plan(plan: L.QueryPlan, annotate: Annotate | None = None) -> str:
         parts.append("constant:\n" + render_tree(qa, annotate))
     for scope in plan.scopes:
         parts.append(f"{scope.name}:\n" + render_tree(scope.root, annotate))
-    types = [f"  {c.label}: {c.output} ({c.type_reason})" for c in plan.calls]
+    types = [f"  {c.label}: {c.output} ({c.type_reason}{_decision(c, plan)})" for c in plan.calls]
     parts.append("LM output types:\n" + "\n".join(types))
     return "\n\n".join(parts)

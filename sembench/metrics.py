@@ -1,11 +1,13 @@
 """SemBench's quality metrics, computed exactly as SemBench does.
 
-* retrieval: precision / recall / F1; with LIMIT k the output is cut to k rows,
-  precision = valid / returned, recall = min(valid, k) / min(k, |ground truth|);
+* retrieval: precision / recall / F1 over *distinct* keys; with LIMIT k the output is
+  cut to k rows first, precision = valid / distinct returned, recall = min(valid, k) /
+  min(k, |ground truth|) (SemBench's evaluator takes sets: a pair returned twice, as
+  Q5-Q7's self-join over the duplicated reviews of one movie does, counts once);
 * pairs: as retrieval over unordered pairs (id, sorted(reviewId1, reviewId2));
 * aggregates: relative error, quality 1 / (1 + relative error);
-* per-group counts: mean relative error over the ground truth's groups (a missing group
-  counts 0), quality 1 / (1 + that);
+* per-group counts: mean relative error over the groups of either side (a missing group
+  counts 0; a group the ground truth lacks counts an error of 1), quality 1 / (1 + that);
 * scores and rankings: Spearman correlation with the ground truth.
 """
 
@@ -21,8 +23,9 @@ def f1_limit(returned: Sequence, truth: Iterable, limit: int | None = None) -> d
     """Precision, recall and F1 of ``returned`` keys against the ``truth`` set."""
     truth_set = set(truth)
     rows = list(returned)[:limit] if limit is not None else list(returned)
-    valid = sum(1 for r in set(rows) if r in truth_set)
-    precision = valid / len(rows) if rows else (1.0 if not truth_set else 0.0)
+    distinct = set(rows)
+    valid = sum(1 for r in distinct if r in truth_set)
+    precision = valid / len(distinct) if distinct else (1.0 if not truth_set else 0.0)
     if limit is not None:
         denominator = min(limit, len(truth_set))
         recall = min(valid, limit) / denominator if denominator else 1.0
@@ -44,10 +47,13 @@ def relative_error(predicted: float | None, truth: float) -> dict:
 
 
 def group_counts(predicted: dict, truth: dict) -> dict:
-    errors = [
-        abs(predicted.get(g, 0) - n) / n if n else float(predicted.get(g, 0))
-        for g, n in truth.items()
-    ]
+    errors = []
+    for g in {*truth, *predicted}:
+        n, got = truth.get(g, 0), predicted.get(g, 0)
+        if n:
+            errors.append(abs(got - n) / n)
+        elif got:
+            errors.append(1.0)
     err = sum(errors) / len(errors) if errors else 0.0
     return {"relative_error": err, "quality": 1.0 / (1.0 + err)}
 

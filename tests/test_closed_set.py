@@ -111,3 +111,10 @@ def test_calibrated_answers_are_not_constant_without_examples(model_con):
     assert sum(calibrated.values()) == sum(raw.values()) == 120
     assert calibrated.get("positive", 0) < raw.get("positive", 0)
     assert 5 <= calibrated.get("positive", 0) <= 60
+
+
+def test_explain_names_the_calibration(sample_con):
+    sql = "SELECT LLMMap('Is it good?', reviewText{}) AS g FROM Reviews"
+    assert "calibration content_free" in sample_con.explain(sql.format(""))
+    assert "calibration off" in sample_con.explain(sql.format(", calibration='off'"))
+    assert "calibration off" in sample_con.explain(sql.format(""), calibration="off")

@@ -21,9 +21,17 @@ def test_f1_with_limit_is_limit_aware():
     # ground truth smaller than k: recall over |truth|
     m = metrics.f1_limit([1, 2], {1, 2, 3}, limit=5)
     assert m["precision"] == 1.0 and m["recall"] == pytest.approx(2 / 3)
-    # output longer than k is cut to k
+    # output longer than k is cut to k, then taken as a set (as SemBench's evaluator does)
     m = metrics.f1_limit([9, 9, 1, 2, 3, 4, 5], {1, 2, 3, 4, 5}, limit=5)
-    assert m["precision"] == pytest.approx(3 / 5)
+    assert m["precision"] == pytest.approx(3 / 4) and m["recall"] == pytest.approx(3 / 5)
+
+
+def test_a_pair_returned_twice_counts_once():
+    """Q7's self-join over a movie whose reviews are each in the table twice returns
+    every pair 8 times; SemBench compares sets of pairs, so a perfect answer scores 1."""
+    truth = [metrics.unordered_pair("m", a, b) for a, b in [(1, 2), (1, 3)]]
+    returned = [metrics.unordered_pair("m", a, b) for a, b in [(1, 2), (2, 1), (1, 3)] * 4]
+    assert metrics.f1_limit(returned, truth)["f1"] == 1.0
 
 
 def test_f1_without_limit():
@@ -45,6 +53,9 @@ def test_relative_error_and_group_counts():
     assert g["relative_error"] == pytest.approx((10 / 40 + 10 / 80) / 2)
     g = metrics.group_counts({"POSITIVE": 120}, {"POSITIVE": 40, "NEGATIVE": 80})
     assert g["relative_error"] == pytest.approx((80 / 40 + 1.0) / 2)
+    truth = {"POSITIVE": 40, "NEGATIVE": 80}
+    g = metrics.group_counts({**truth, "MIXED": 5}, truth)
+    assert g["relative_error"] == pytest.approx(1.0 / 3)  # a group the truth lacks: error 1
 
 
 def test_spearman():
