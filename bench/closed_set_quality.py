@@ -59,6 +59,17 @@ SHOTS = {
         ("A thrilling, confident film that earns every one of its surprises.", 5),
     ],
 }
+# Examples are invented text (never rows of the data), with the answers each question needs.
+GENRE_SHOTS = {
+    "Horror": [
+        ("Jump scares, a cursed house and a killer in the basement: genuinely creepy.", True),
+        ("A warm romantic comedy about two rival bakers.", False),
+    ],
+    "Comedy": [
+        ("I laughed from start to finish; the jokes land and the cast is hilarious.", True),
+        ("A grim war drama about loss, told with restraint.", False),
+    ],
+}
 POS_WORDS = "great good best brilliant funny delight wonderful enjoy fun superb excellent".split()
 NEG_WORDS = "bad worst boring dull mess fails tedious disappointing waste poor awful".split()
 
@@ -71,15 +82,49 @@ def _genre(name):
     return lambda r: name in r["genre"]
 
 
-# (task, kind, question, truth(row) -> label or score, labels)
+def _negated(shots):
+    return [(text, not answer) for text, answer in shots]
+
+
+# (task, kind, question, truth(row) -> label or score, few-shot examples)
 TASKS = [
-    ("pos_bool", "bool", "Is this movie review positive?", _positive),
-    ("likes_bool", "bool", "Did the critic like the movie?", _positive),
-    ("neg_bool", "bool", "Is this movie review negative?", lambda r: not _positive(r)),
-    ("sentiment", "options", "What is the sentiment of this movie review?", _positive),
-    ("horror_bool", "bool", "Is this a review of a horror movie?", _genre("Horror")),
-    ("comedy_bool", "bool", "Is this a review of a comedy?", _genre("Comedy")),
-    ("score", "scale", "Score from 1 to 5 how much the reviewer liked the movie.", None),
+    ("pos_bool", "bool", "Is this movie review positive?", _positive, SHOTS["bool"]),
+    ("likes_bool", "bool", "Did the critic like the movie?", _positive, SHOTS["bool"]),
+    (
+        "neg_bool",
+        "bool",
+        "Is this movie review negative?",
+        lambda r: not _positive(r),
+        _negated(SHOTS["bool"]),
+    ),
+    (
+        "sentiment",
+        "options",
+        "What is the sentiment of this movie review?",
+        _positive,
+        SHOTS["options"],
+    ),
+    (
+        "horror_bool",
+        "bool",
+        "Is this a review of a horror movie?",
+        _genre("Horror"),
+        GENRE_SHOTS["Horror"],
+    ),
+    (
+        "comedy_bool",
+        "bool",
+        "Is this a review of a comedy?",
+        _genre("Comedy"),
+        GENRE_SHOTS["Comedy"],
+    ),
+    (
+        "score",
+        "scale",
+        "Score from 1 to 5 how much the reviewer liked the movie.",
+        None,
+        SHOTS["scale"],
+    ),
 ]
 
 
@@ -166,14 +211,14 @@ def run_model(
     rng = random.Random(seed)
     results = []
     for task in TASKS:
-        name, kind, question, _ = task
+        name, kind, question, _, shots_of_task = task
         pool = [r for r in rows if truth_value(task, kind, r) is not None]
         sample = random.Random(seed).sample(pool, min(n, len(pool)))
         out_type = out_type_of(kind)
         labels = out_type.labels()
         values = list(out_type.values) if kind != "bool" else [True, False]
         for shots in ("0-shot", "few-shot"):
-            examples = SHOTS[kind] if shots == "few-shot" else []
+            examples = shots_of_task if shots == "few-shot" else []
 
             def dist(text, examples=examples, out_type=out_type, question=question):
                 prompt = builder.build(question, out_type, ["reviewText"], [text], examples)

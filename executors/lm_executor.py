@@ -207,7 +207,7 @@ class LMExecutor:
     ) -> closed_set.Prior:
         """The operator's label prior, once per executor (and via the result cache,
         once per prompt template): the mean label distribution of content-free rows."""
-        if method == "off":
+        if method == "off" or not names:  # no field: the content-free prompt is the prompt
             return closed_set.Prior("off", None)
         key = (question, out_type.spec(), tuple(names), repr(list(examples)), method)
         if key not in self._priors:

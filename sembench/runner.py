@@ -31,18 +31,7 @@ CONFIGS = {
     # optimised, and a proxy model may answer classifications at 0.95 agreement with the LM
     "proxy": {"cache": True, "accuracy_target": 0.95},
 }
-REWRITES = (
-    "pushdown",
-    "cascade",
-    "late_select",
-    "short_circuit",
-    "predicate_order",
-    "early_exit",
-    "dedup",
-    "projection_pruning",
-    "prefix_reorder",
-    "proxy",
-)
+REWRITES = semql.REWRITES
 
 
 class QueryTimeout(Exception):
@@ -295,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="no result cache in any config")
     p.add_argument(
         "--calibration",
-        choices=("content_free", "off"),
+        choices=semql.CALIBRATIONS,
         help="how closed-set answers are decided (default: SemQL's, content_free)",
     )
     return p

@@ -21,7 +21,7 @@ from .errors import (
     TypeInferenceError,
 )
 from .executors.stats import OperatorStats, QueryStats
-from .planner.options import PlanOptions
+from .planner.options import CALIBRATIONS, REWRITES, PlanOptions
 from .sample import load_sample
 
 __version__ = "0.1.0"
@@ -44,6 +44,8 @@ def query(sql: str, params=None, **options):
 
 
 __all__ = [
+    "CALIBRATIONS",
+    "REWRITES",
     "BindError",
     "Connection",
     "ExecutionError",

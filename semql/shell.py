@@ -157,6 +157,8 @@ class Shell:
         if df.width:
             self.out.write(format_frame(df, self.mode))
             self.out.flush()
+        for warning in self.con.stats.warnings:  # e.g. a (nearly) constant LM answer
+            self.err.write(f"warning: {warning}\n")
         if self.timer:
             s = self.con.stats
             self.err.write(

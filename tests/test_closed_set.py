@@ -118,3 +118,22 @@ def test_explain_names_the_calibration(sample_con):
     assert "calibration content_free" in sample_con.explain(sql.format(""))
     assert "calibration off" in sample_con.explain(sql.format(", calibration='off'"))
     assert "calibration off" in sample_con.explain(sql.format(""), calibration="off")
+
+
+@pytest.mark.model
+def test_a_constant_answer_is_reported_to_the_user(model_con):
+    """Uncalibrated and without examples, the bundled base model says yes to nearly
+    every review; the result must say so, in stats and in the REPL."""
+    import io
+
+    from semql.shell import Shell
+
+    out, err = io.StringIO(), io.StringIO()
+    shell = Shell(model_con, mode="csv", out=out, err=err)
+    sql = (
+        "SELECT count(*) AS n FROM Reviews WHERE id = 'taken_3' AND "
+        "{{LLMMap('Is this a review of a horror movie?', reviewText, calibration='off')}};"
+    )
+    assert shell.run_text(sql, stop_on_error=True)
+    assert model_con.stats.warnings and "distinct inputs" in model_con.stats.warnings[0]
+    assert "warning:" in err.getvalue() and "the same answer" in err.getvalue()
