@@ -80,20 +80,23 @@ class GGUFEmbedder:
     def __init__(self, path: str, n_threads: int | None = None):
         import llama_cpp
 
+        from . import cpu_backend
         from .model_files import check_gguf, default_threads
 
         check_gguf(path)
         with open(path, "rb") as f:
             digest = hashlib.sha256(f.read(1 << 20)).hexdigest()[:16]
         self.id = f"gguf-{os.path.basename(path)}-{digest}"
+        verdict = cpu_backend.decide(path)  # never the kernels that die with SIGILL
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=path,
-                embedding=True,
-                n_ctx=512,
-                n_threads=n_threads or default_threads(),
-                verbose=False,
-            )
+            with cpu_backend.model_params(verdict.extra_bufts):
+                self._llm = llama_cpp.Llama(
+                    model_path=path,
+                    embedding=True,
+                    n_ctx=512,
+                    n_threads=n_threads or default_threads(),
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as err:
             raise ModelError(f"cannot load embedding model {path}: {err}") from None
         self.dim = self._llm.n_embd()

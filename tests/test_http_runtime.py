@@ -31,11 +31,19 @@ def server():
     from semql.executors.model_files import default_model_path
 
     port = _free_port()
+    # The server loads the model itself: load it the way SemQL would on this CPU, so a
+    # machine whose AMX kernels die with SIGILL runs the server too (executors/cpu_backend).
+    launch = (
+        "import runpy, sys; from semql.executors import cpu_backend; "
+        "cpu_backend.model_params(cpu_backend.decide(sys.argv[2]).extra_bufts).__enter__(); "
+        "sys.argv[0] = 'llama_cpp.server'; "
+        "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "llama_cpp.server",
+            "-c",
+            launch,
             "--model",
             default_model_path(),
             "--host",

@@ -1,0 +1,82 @@
+"""How well each judge *ranks* rows, apart from where it cuts: ROC AUC per task.
+
+Reads the per-row label distributions that bench/closed_set_quality.py stored (the LM's
+raw and content-free calibrated p(first label)) and adds a zero-shot MiniLM judge: the
+cosine similarity of a review to its task's label words minus the similarity to the
+other label's. AUC needs no threshold, so it separates "the model cannot tell the rows
+apart" from "the model puts the cut in the wrong place".
+
+    python bench/ranking_auc.py bench/results/quality/quality-...-rows.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from semql.executors.embeddings import MiniLMEmbedder
+from semql.sample import sample_dir
+
+# the label words each task's MiniLM judge compares a review with (yes-side first)
+ANCHORS = {
+    "pos_bool": ("positive", "negative"),
+    "likes_bool": ("positive", "negative"),
+    "neg_bool": ("negative", "positive"),
+    "sentiment": ("positive", "negative"),
+    "horror_bool": ("horror", "not horror"),
+    "comedy_bool": ("comedy", "not comedy"),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("rows", help="a quality-*-rows.json file")
+    args = ap.parse_args()
+    dump = json.loads(Path(args.rows).read_text())
+    with open(sample_dir() / "Reviews.csv", newline="") as f:
+        text = {r["reviewId"]: r["reviewText"] for r in csv.DictReader(f)}
+    embedder = MiniLMEmbedder()
+    out = []
+    for entry in dump:
+        if entry["task"] not in ANCHORS:
+            continue
+        gold = np.asarray(entry["truth"], dtype=bool)
+        probs = np.asarray(entry["probs"])
+        calibrated = probs / np.asarray(entry["content_free"])
+        calibrated /= calibrated.sum(axis=1, keepdims=True)
+        vectors = embedder.embed([text[i] for i in entry["reviewId"]])
+        anchors = embedder.embed(list(ANCHORS[entry["task"]]))
+        sims = vectors @ anchors.T
+        out.append(
+            {
+                "model": entry["model"],
+                "task": entry["task"],
+                "shots": entry["shots"],
+                "rows": len(gold),
+                "lm_auc": round(float(roc_auc_score(gold, probs[:, 0])), 3),
+                "lm_calibrated_auc": round(float(roc_auc_score(gold, calibrated[:, 0])), 3),
+                "minilm_zero_shot_auc": round(
+                    float(roc_auc_score(gold, sims[:, 0] - sims[:, 1])), 3
+                ),
+            }
+        )
+    target = Path(args.rows).with_name(Path(args.rows).name.replace("-rows.json", "-auc.md"))
+    lines = [
+        "| model | task | shots | rows | LM AUC | LM calibrated AUC | MiniLM zero-shot AUC |",
+        "|---|---|---|---|---|---|---|",
+    ] + [
+        f"| {e['model'][:14]} | {e['task']} | {e['shots']} | {e['rows']} | {e['lm_auc']} | "
+        f"{e['lm_calibrated_auc']} | {e['minilm_zero_shot_auc']} |"
+        for e in out
+    ]
+    target.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
