@@ -17,7 +17,6 @@ import ctypes
 import os
 import sys
 import threading
-import time
 from dataclasses import dataclass
 
 import llama_cpp
@@ -361,42 +360,6 @@ class LlamaRuntime:
             llm.n_tokens = base + keep
         for token in tokens[keep:]:
             self._decode([token], logits=True)
-
-    def measure_speeds(self, text: str) -> dict[str, float]:
-        """Prefill and decode speed, and the fixed cost of one constrained call.
-
-        For the cost model (executors/model_profile.py): 256 prompt tokens from an empty
-        KV cache, 16 single-token decode steps, then short bool calls whose prompt the
-        cache already holds.
-        """
-        from semql.grammar.types import BoolType
-
-        tokens = self.tokenize(text)
-        with self._lock:
-            self._llm.reset()
-            self._llm._ctx.kv_cache_clear()
-            started = time.perf_counter()
-            self._prefill(tokens[:256])
-            prefill = min(len(tokens), 256) / (time.perf_counter() - started)
-            started = time.perf_counter()
-            for token in tokens[256:272]:
-                self._decode([token], logits=True)
-            decode = len(tokens[256:272]) / (time.perf_counter() - started)
-        prompt = "Task: Is this positive?\nAnswer yes or no.\n\ntext: good\nAnswer:"
-        self.generate(prompt, BoolType())  # grammar compiled, prompt in the KV cache
-        runs = 4
-        started = time.perf_counter()
-        for _ in range(runs):
-            gen = self.generate(prompt, BoolType())
-        per_call = (time.perf_counter() - started) / runs
-        fresh = gen.prompt_tokens - gen.cached_tokens
-        overhead = per_call - fresh / prefill - gen.generated_tokens / decode
-        return {
-            "prefill_tokens_per_s": prefill,
-            "decode_tokens_per_s": decode,
-            "seconds_per_call": max(overhead, 0.001),
-            "chars_per_token": len(text) / max(len(tokens), 1),
-        }
 
     def close(self) -> None:
         llm, self._llm = getattr(self, "_llm", None), None
