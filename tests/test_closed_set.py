@@ -137,3 +137,30 @@ def test_a_constant_answer_is_reported_to_the_user(model_con):
     assert shell.run_text(sql, stop_on_error=True)
     assert model_con.stats.warnings and "distinct inputs" in model_con.stats.warnings[0]
     assert "warning:" in err.getvalue() and "the same answer" in err.getvalue()
+
+
+@pytest.mark.model
+def test_a_multi_token_label_scores_the_sum_of_its_tokens(gemma_runtime):
+    """The label's log-probability is log p(t1 | prompt) + log p(t2 | prompt t1) + ...,
+    each step computed as a fresh evaluation would compute it."""
+    from semql.executors.llama_runtime import _log_softmax
+    from semql.executors.prompts import PromptBuilder
+
+    rt = gemma_runtime
+    out_type = T.OptionsType(("thrilling adventure", "quiet drama"))
+    prompt = PromptBuilder(rt.style, rt.format_chat).build(
+        "What kind of film is it?", out_type, ["reviewText"], ["Chases, explosions, a heist."]
+    )
+    scored = rt.score(prompt, out_type)
+    tokens, segments = rt.tokenize_segments(prompt)
+    for label, got in zip(out_type.labels(), scored.logprobs, strict=True):
+        label_tokens = rt._label_tokens(label)
+        expected = 0.0
+        for k, token in enumerate(label_tokens):
+            with rt._lock:
+                rt._llm.reset()
+                rt._llm._ctx.kv_cache_clear()
+                rt._chunk_starts = []
+                rt._prefill(tokens + label_tokens[:k], segments + [len(tokens)] * (k > 0))
+                expected += float(_log_softmax(rt._logits())[token])
+        assert got == pytest.approx(expected, abs=1e-3)
