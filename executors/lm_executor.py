@@ -106,7 +106,7 @@ class LMExecutor:
             )
             for row, cells in zip(rows, cells_of, strict=True)
         ]
-        model = f"{self.runtime.model_id}|decoding {getattr(self.runtime, 'decoding', 0)}"
+        model = self._model_key()
         keys = [cache_key(model, grammar_id, p) if p is not None else None for p in prompts]
         cached = self.cache.get_many([k for k in keys if k is not None])
         texts: dict[str, str] = {}
@@ -127,8 +127,6 @@ class LMExecutor:
                     stats.cache_hits += 1
                 generated = text is None
                 if generated:
-                    if self.budget is not None:
-                        self.budget.check()
                     text = self._ask(prompt, out_type, scored, stats)
                     stats.prefix_hit_count += prefix_hits(previous, cells_of[i])
                     previous = cells_of[i]
@@ -154,6 +152,10 @@ class LMExecutor:
             stats.seconds += time.perf_counter() - started
         stats.rows_in += len(rows)
         return out
+
+    def _model_key(self) -> str:
+        """The model part of result-cache keys: weights and decoding version."""
+        return f"{self.runtime.model_id}|decoding {getattr(self.runtime, 'decoding', 0)}"
 
     def _scores(self, out_type: OutputType) -> bool:
         labels = out_type.labels()
@@ -212,7 +214,7 @@ class LMExecutor:
         key = (question, out_type.spec(), tuple(names), repr(list(examples)), method)
         if key not in self._priors:
             spec = out_type.spec()
-            model = f"{self.runtime.model_id}|decoding {getattr(self.runtime, 'decoding', 0)}"
+            model = self._model_key()
             rows = []
             for value in closed_set.CONTENT_FREE:
                 prompt = self.prompts.build(
