@@ -85,6 +85,9 @@ def test_model_params_sets_the_flag_for_one_load_only():
 @pytest.mark.model
 def test_lm_query_in_a_child_process_exits_normally(tmp_path):
     """On an AMX CPU whose worker threads crash, this is where SIGILL (-4) would show."""
+    from semql.executors.model_files import default_model_path
+
+    model = default_model_path()  # assembled in the usual cache, not again in tmp_path
     env = {**os.environ, "SEMQL_CACHE_DIR": str(tmp_path)}  # a fresh probe too
     env.pop("SEMQL_EXTRA_BUFTS", None)
     sql = (
@@ -92,7 +95,8 @@ def test_lm_query_in_a_child_process_exits_normally(tmp_path):
         "FROM Reviews WHERE id = 'taken_3' LIMIT 3"
     )
     done = subprocess.run(
-        [sys.executable, "-m", "semql.cli", "--sample", "--no-cache", "--format", "csv", "-c", sql],
+        [sys.executable, "-m", "semql.cli", "--model", model, "--sample", "--no-cache"]
+        + ["--format", "csv", "-c", sql],
         capture_output=True,
         text=True,
         env=env,
@@ -103,7 +107,10 @@ def test_lm_query_in_a_child_process_exits_normally(tmp_path):
     lines = done.stdout.strip().splitlines()
     assert lines[0] == "reviewId,pos" and len(lines) == 4
     info = subprocess.run(
-        [sys.executable, "-m", "semql.cli", "info"], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "semql.cli", "--model", model, "info"],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert info.returncode == 0, info.stderr
     assert "extra buffer types" in info.stdout and "threads:" in info.stdout
@@ -124,6 +131,7 @@ def test_thread_policy_leaves_cores_busy_elsewhere_alone():
     ]
     try:
         time.sleep(0.5)
+        policy._checked = 0.0  # recount now rather than a second after ``before``
         assert policy.threads_now() == 1
         assert "other processes" in policy.reason
     finally:
