@@ -28,19 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from semql.grammar.types import OptionsType, OutputType
-from semql.planner.options import CALIBRATIONS, PlanOptions
+from semql.planner.options import PlanOptions
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
 DEFAULT_METHOD = PlanOptions().calibration
 # Larger sets (an LLMJoin over a column's values) are decoded greedily under the grammar:
 # scoring every label whole would cost a forward pass per label token.
 MAX_SCORED_LABELS = 32
-
-
-def check_method(method: str) -> str:
-    if method not in CALIBRATIONS:
-        raise ValueError(f"calibration={method!r}; expected one of {', '.join(CALIBRATIONS)}")
-    return method
 
 
 def probabilities(logprobs: Sequence[float]) -> np.ndarray:

@@ -46,26 +46,20 @@ class Verdict:
     reason: str
 
 
-def cpu_flags() -> set[str]:
-    """The flags /proc/cpuinfo advertises for the first CPU (empty off Linux)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
-
-
-def _cpu_model() -> str:
+def _cpuinfo(field: str) -> str:
+    """A field of the first CPU in /proc/cpuinfo ("" off Linux or when absent)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.partition(":")[2].strip()
     except OSError:
         pass
-    return "unknown"
+    return ""
+
+
+def cpu_flags() -> set[str]:
+    """The flags /proc/cpuinfo advertises for the first CPU (empty off Linux)."""
+    return set(_cpuinfo("flags").split())
 
 
 def machine_key() -> str:
@@ -79,7 +73,7 @@ def machine_key() -> str:
         if p.is_file()
     )
     text = "|".join(
-        [llama_cpp.__version__, *files, _cpu_model(), " ".join(sorted(cpu_flags()))]
+        [llama_cpp.__version__, *files, _cpuinfo("model name"), " ".join(sorted(cpu_flags()))]
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
+from semql.planner.options import calibration_value
 
 from . import closed_set
 from .budget import Budget
@@ -52,7 +53,7 @@ class LMExecutor:
     ):
         self.runtime = runtime
         self.budget = budget
-        self.calibration = closed_set.check_method(calibration)
+        self.calibration = calibration_value(calibration, "calibration")
         self._priors: dict[tuple, closed_set.Prior] = {}
         self.cache = cache
         self.progress = progress
@@ -88,7 +89,7 @@ class LMExecutor:
         started = time.perf_counter()
         spec = out_type.spec()
         scored = self._scores(out_type)
-        grammar_id = f"{'scores' if scored else spec.kind}:{spec.source}"
+        grammar_id = _grammar_id(spec, scored)
         prior = None
         if scored:
             method = calibration or self.calibration
@@ -213,15 +214,16 @@ class LMExecutor:
             return closed_set.Prior("off", None)
         key = (question, out_type.spec(), tuple(names), repr(list(examples)), method)
         if key not in self._priors:
-            spec = out_type.spec()
-            model = self._model_key()
+            grammar_id = _grammar_id(out_type.spec(), scored=True)
+            prompts = [
+                self.prompts.build(question, out_type, names, [value] * len(names), examples)
+                for value in closed_set.CONTENT_FREE
+            ]
+            keys = [cache_key(self._model_key(), grammar_id, p) for p in prompts]
+            cached = self.cache.get_many(keys)
             rows = []
-            for value in closed_set.CONTENT_FREE:
-                prompt = self.prompts.build(
-                    question, out_type, names, [value] * len(names), examples
-                )
-                ckey = cache_key(model, f"scores:{spec.source}", prompt)
-                text = self.cache.get_many([ckey]).get(ckey)
+            for prompt, ckey in zip(prompts, keys, strict=True):
+                text = cached.get(ckey)
                 if text is None:
                     text = self._ask(prompt, out_type, True, stats, calibration=True)
                     self.cache.put_many([(ckey, text)])
@@ -245,6 +247,12 @@ class LMExecutor:
         return self.answer(
             call.question, call.output, names, values, stats, call.examples, **options
         )
+
+
+def _grammar_id(spec, scored: bool) -> str:
+    """The grammar part of result-cache keys; scored closed sets keep label scores, not
+    texts, so they key apart from generated answers to the same grammar."""
+    return f"{'scores' if scored else spec.kind}:{spec.source}"
 
 
 def _shown(value) -> str:
