@@ -82,5 +82,13 @@ def answer_value(out_type: OutputType, probs: np.ndarray, prior: Prior):
     return out_type.parse(" " + label)
 
 
+def confidence(out_type: OutputType, probs: np.ndarray, prior: Prior) -> float | None:
+    """The calibrated probability of the row's answer (None for an expected value, which
+    is a number, not a label)."""
+    if isinstance(out_type, OptionsType) and out_type.expected:
+        return None
+    return float(np.max(prior.calibrate(probs)))
+
+
 def average(prob_rows: Sequence[np.ndarray]) -> tuple[float, ...]:
     return tuple(float(x) for x in np.mean(np.vstack(prob_rows), axis=0))

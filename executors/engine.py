@@ -97,6 +97,7 @@ class Engine:
         self._make_lm = lm
         self._executor: LMExecutor | None = None
         self._proxy = proxy  # () -> (EmbeddingStore, embedders, seed), made on first use
+        self._ranked: LMCall | None = None  # the scope's precision-first call, if it ranks
 
     def _lm(self) -> LMExecutor:
         """One LM executor per query, so answers sampled for planning are reused."""
@@ -166,6 +167,7 @@ class Engine:
 
     def _run_scope(self, scope: L.ScopePlan, temp: _Temp, stats: QueryStats, profile) -> L.PlanNode:
         """Run the scope's operators bottom-up; returns the root (filters may be reordered)."""
+        self._ranked = self._rank_applies(scope)
         steps = unlink(scope.root)
         self._run_node(steps[0], scope.select, temp, stats)
         for i in range(1, len(steps)):
@@ -174,6 +176,32 @@ class Engine:
                 steps = order_filters(self, steps, i, scope.select, stats, profile)
             self._run_node(steps[i], scope.select, temp, stats)
         return steps[-1]
+
+    def _rank_applies(self, scope: L.ScopePlan) -> LMCall | None:
+        """The call whose confidence orders the LIMITed rows (precision-first), if the
+        scope's candidate rows are few enough; counted with the WHERE's relational
+        conjuncts only, so naive and optimized plans decide alike."""
+        rank = scope.rank_limit
+        if rank is None or not self._lm().scores(rank.call.output):
+            return None  # no rank without label scores (an HTTP server, a fake LM)
+        count = exp.alias_(sqlglot.parse_one("count(*)"), "n")
+        _, rows = self._fetch(scope_query(scope.select, [count], rank.candidates))
+        return rank.call if rows[0][0] <= rank.max_rows else None
+
+    def _rank_by_confidence(
+        self, call: LMCall, select: exp.Select, inputs: str, results: str
+    ) -> None:
+        """ORDER BY the confidence of the row's answer (highest first), then the order
+        the rows came in: LIMIT k then keeps the k rows the model is surest of."""
+        conf = self._answered_rows(call, inputs, results, "any_value(__r.__conf)")
+        idx = self._answered_rows(call, inputs, results, "min(__i.__idx)")
+        keys = [
+            exp.Ordered(
+                this=sqlglot.parse_one(f"({conf})", read="duckdb"), desc=True, nulls_first=False
+            ),
+            exp.Ordered(this=sqlglot.parse_one(f"({idx})", read="duckdb"), nulls_first=False),
+        ]
+        select.set("order", exp.Order(expressions=keys))
 
     def _run_node(
         self, node: L.PlanNode, select: exp.Select, temp: _Temp, stats: QueryStats
@@ -231,11 +259,15 @@ class Engine:
         self._exec(
             f"CREATE TEMP TABLE {inputs} AS SELECT row_number() OVER () AS __idx, * FROM ({body})"
         )
-        self._exec(f"CREATE TEMP TABLE {results} (__idx BIGINT, __out {call.output.duckdb_type})")
+        self._exec(
+            f"CREATE TEMP TABLE {results} "
+            f"(__idx BIGINT, __out {call.output.duckdb_type}, __conf DOUBLE)"
+        )
         _, rows = self._fetch(f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx")
         lookup = self._lookup_expr(call, inputs, results)
         done = None
-        early = isinstance(node, L.LMFilter) and node.early_exit is not None
+        ranked = self._ranked is call
+        early = isinstance(node, L.LMFilter) and node.early_exit is not None and not ranked
         if early:
             done = self._done_expr(call, inputs, results, node.guard)
         for n in call.nodes:
@@ -254,13 +286,19 @@ class Engine:
         for start in range(0, len(rows), max(batch, 1)):
             chunk = rows[start : start + batch]
             values = [r[1:] for r in chunk]
-            answers = lm.answer_rows(node, values, op, dedup=node.dedup, total=len(rows))
-            self._insert(results, [r[0] for r in chunk], answers, call.output)
+            confidences: list[float | None] = []
+            answers = lm.answer_rows(
+                node, values, op, dedup=node.dedup, total=len(rows), confidences=confidences
+            )
+            self._insert(results, [r[0] for r in chunk], answers, call.output, confidences)
             if done is not None and start + batch < len(rows):
                 passing = self._count_passing(select, node, done)
                 if passing >= node.early_exit:
                     op.stopped_early = True
                     break
+        if ranked:
+            self._rank_by_confidence(call, select, inputs, results)
+            node.notes.append(f"precision-first: ranked {len(rows)} candidate rows by confidence")
         if isinstance(node, L.LMFilter):
             preds = predicates_below(node) + [node.predicate] + ([done] if done else [])
             _, cnt = self._fetch(
@@ -366,18 +404,32 @@ class Engine:
             return known
         return exp.or_(exp.Not(this=exp.Paren(this=guard.copy())), known)
 
-    def _insert(self, table: str, idx: list[int], values: list, out_type: OutputType) -> None:
+    def _insert(
+        self,
+        table: str,
+        idx: list[int],
+        values: list,
+        out_type: OutputType,
+        confidences: list[float | None] | None = None,
+    ) -> None:
         if not idx:
             return
         if out_type.duckdb_type == "JSON":
             column = pa.array(values, type=pa.string())
         else:
             column = pa.array(values)
-        data = pa.table({"__idx": pa.array(idx, type=pa.int64()), "__out": column})
+        conf = confidences if confidences else [None] * len(idx)
+        data = pa.table(
+            {
+                "__idx": pa.array(idx, type=pa.int64()),
+                "__out": column,
+                "__conf": pa.array(conf, type=pa.float64()),
+            }
+        )
         view = f"{table}_batch"
         self.con.register(view, data)
         try:
-            self._exec(f"INSERT INTO {table} SELECT __idx, __out FROM {view}")
+            self._exec(f"INSERT INTO {table} SELECT __idx, __out, __conf FROM {view}")
         finally:
             self.con.unregister(view)
 

@@ -76,6 +76,7 @@ class LMExecutor:
         field_orders: Sequence[Sequence[int]] | None = None,
         run_order: Sequence[int] | None = None,
         calibration: str | None = None,
+        confidences: list | None = None,
     ) -> list:
         """One parsed answer per row; a row whose fields are all NULL answers NULL.
 
@@ -83,12 +84,15 @@ class LMExecutor:
         ``field_orders[i]``: the order of row i's fields in its prompt (the prompt layout);
         ``run_order``: the order to ask the rows in (answers come back in row order).
         ``calibration``: this call's method for closed sets (else the executor's).
+        ``confidences``: if given, filled with each row's calibrated probability of its
+        answer (None where the answer was generated, not scored): precision-first LIMIT
+        ranks by it.
         Closed sets on a runtime that can score labels are decided from every label's
         probability (executors/closed_set.py); the result cache keeps those scores.
         """
         started = time.perf_counter()
         spec = out_type.spec()
-        scored = self._scores(out_type)
+        scored = self.scores(out_type)
         grammar_id = _grammar_id(spec, scored)
         prior = None
         if scored:
@@ -113,6 +117,7 @@ class LMExecutor:
         texts: dict[str, str] = {}
         fresh: list[tuple[str, str]] = []
         out: list = [None] * len(rows)
+        conf: list[float | None] = [None] * len(rows)
         previous: list | None = None  # fields of the last prompt sent to the model
         try:
             for done, i in enumerate(run_order if run_order is not None else range(len(rows))):
@@ -134,6 +139,7 @@ class LMExecutor:
                 if scored:
                     probs = closed_set.probabilities(closed_set.decode(text))
                     out[i] = closed_set.answer_value(out_type, probs, prior)
+                    conf[i] = closed_set.confidence(out_type, probs, prior)
                 else:
                     out[i] = _parse(out_type, text, self.runtime)
                 if key not in texts:
@@ -152,13 +158,16 @@ class LMExecutor:
             self.cache.put_many(fresh)
             stats.seconds += time.perf_counter() - started
         stats.rows_in += len(rows)
+        if confidences is not None:
+            confidences[:] = conf
         return out
 
     def _model_key(self) -> str:
         """The model part of result-cache keys: weights and decoding version."""
         return f"{self.runtime.model_id}|decoding {getattr(self.runtime, 'decoding', 0)}"
 
-    def _scores(self, out_type: OutputType) -> bool:
+    def scores(self, out_type: OutputType) -> bool:
+        """Whether answers of this type are decided from label scores (with a confidence)."""
         labels = out_type.labels()
         return (
             labels is not None

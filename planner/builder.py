@@ -407,6 +407,44 @@ def _plan_scope(
     return link(steps)
 
 
+def _rank_limit(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.RankLimit | None:
+    """Precision-first LIMIT, where the query has the shape it is defined for: LIMIT k,
+    no ORDER BY / aggregate / DISTINCT, and exactly one LM call in the WHERE, a closed
+    set (bool or options) whose answer has a probability to rank by."""
+    facts = _scope_facts(select)
+    if not opts.precision_first or facts.limit is None or facts.ordered or facts.blockers:
+        return None
+    where = select.args.get("where")
+    conjuncts = _conjuncts(where.this) if where is not None else []
+    lm_conjuncts = [c for c in conjuncts if _calls_in(c)]
+    if len(lm_conjuncts) != 1:
+        return None
+    calls = _calls_in(lm_conjuncts[0])
+    if len(calls) != 1 or any(_calls_in(j) for j in select.args.get("joins") or []):
+        return None
+    node = calls[0]
+    call = binder.calls.get(
+        (id(_owner_select(node)), node.sql(dialect="duckdb", normalize_functions=False))
+    )
+    out = call.output if call is not None else None
+    if call is None or call.function != "LLMMap" or out is None or out.labels() is None:
+        return None
+    if getattr(out, "expected", False):
+        return None  # a number (expected value), not a label with a probability
+    rest = [c.copy() for c in conjuncts if not _calls_in(c)]
+    return L.RankLimit(call, rest, opts.precision_first)
+
+
+def _note_rank(root: L.PlanNode, rank: L.RankLimit, k: int | None) -> None:
+    for node in root.walk():
+        if getattr(node, "call", None) is rank.call:
+            node.notes.append(
+                f"precision-first: LIMIT {k} takes the {k} rows the model is surest of "
+                f"when at most {rank.max_rows} rows are candidates (models that score labels)"
+            )
+            return
+
+
 def _top_k_applies(select: exp.Select) -> bool:
     """Whether the LIMITed rows can be fixed before the SELECT list's LM calls run.
 
@@ -518,6 +556,9 @@ def build_plan(ast: exp.Expression, sql: str, catalog: Catalog, opts: PlanOption
             str(n.this).upper() != "LLMQA" for n in _calls_in(select) if _owner_select(n) is select
         ):
             root = _plan_scope(select, binder, opts, plan.fired)
-            plan.scopes.append(L.ScopePlan(_scope_name(scope, i), select, root))
+            rank = _rank_limit(select, binder, opts)
+            if rank is not None:
+                _note_rank(root, rank, _scope_facts(select).limit)
+            plan.scopes.append(L.ScopePlan(_scope_name(scope, i), select, root, rank))
     plan.calls = list(binder.calls.values())
     return plan

@@ -178,8 +178,10 @@ def _estimate_lm(
     cap: float | None,
     stats: Statistics,
     profile: ModelProfile,
+    ranked: bool = False,
 ) -> Estimate:
-    """Figures of one LMMap/LMFilter given the rows below it."""
+    """Figures of one LMMap/LMFilter given the rows below it (``ranked``: precision-first
+    LIMIT applies, so every candidate row is answered despite an early exit)."""
     call = op.call
     preds = list(relational)
     guard = needed_condition(op.predicate, call.nodes[0]) if op.short_circuit else None
@@ -201,7 +203,7 @@ def _estimate_lm(
     calls = (distinct if op.dedup else n) * factor
     if cap is not None:
         calls = min(calls, cap)  # runs on the rows a LIMIT below fixed
-    if isinstance(op, L.LMFilter) and op.early_exit is not None and calls:
+    if isinstance(op, L.LMFilter) and op.early_exit is not None and calls and not ranked:
         sel = max(prior_selectivity(op), 1e-3)
         batches = math.ceil(op.early_exit / sel / op.batch_rows)
         calls = min(calls, batches * op.batch_rows)
@@ -236,6 +238,11 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
         relational: list[exp.Expression] = []
         factor = 1.0  # product of the LM filters' selectivities below
         cap: float | None = None  # rows fixed by a materialised LIMIT below
+        ranked = None  # the call precision-first LIMIT ranks by, if it applies
+        if scope.rank_limit is not None:
+            count = [exp.Count(this=exp.Star())]
+            (n,) = stats.fetch_row(scope_query(select, count, scope.rank_limit.candidates))
+            ranked = scope.rank_limit.call if n <= scope.rank_limit.max_rows else None
         steps[0].estimate = Estimate(rows_in=rows, rows_out=rows)
         for step in steps[1:]:
             est = Estimate(rows_in=rows)
@@ -249,7 +256,17 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
                 else:
                     rows *= PRIOR_SELECTIVITY
             elif isinstance(step, L.LMOperator) and rows is not None:
-                est = _estimate_lm(step, select, relational, rows, factor, cap, stats, profile)
+                est = _estimate_lm(
+                    step,
+                    select,
+                    relational,
+                    rows,
+                    factor,
+                    cap,
+                    stats,
+                    profile,
+                    ranked=step.call is ranked,
+                )
                 if isinstance(step, L.LMFilter):
                     sel = prior_selectivity(step)
                     factor *= sel

@@ -196,12 +196,29 @@ class Project(PlanNode):
 
 
 @dataclass(eq=False)
+class RankLimit:
+    """Precision-first LIMIT: ``LIMIT k`` (no ORDER BY) over a WHERE with one LM condition
+    returns the k passing rows the model is surest of, not the first k it finds.
+
+    Applies when the rows that pass the WHERE's relational conjuncts (``candidates``)
+    number at most ``max_rows``; a query over more rows keeps the first k passing rows
+    (and its early exit), so the cost stays bounded. Part of the query's meaning, not a
+    rewrite: naive plans rank the same way.
+    """
+
+    call: LMCall
+    candidates: list[exp.Expression]  # the WHERE's conjuncts without LM calls
+    max_rows: int
+
+
+@dataclass(eq=False)
 class ScopePlan:
     """The plan of one SELECT that contains LM calls (the main query, a CTE, a subquery)."""
 
     name: str
     select: exp.Select
     root: PlanNode
+    rank_limit: RankLimit | None = None
 
 
 @dataclass(eq=False)

@@ -63,6 +63,10 @@ class PlanOptions:
     # Label-free calibration of closed-set answers: what the model reads and how its
     # answer is read, not a rewrite, so naive plans use it too.
     calibration: str = "content_free"
+    # Precision-first LIMIT (planner.logical.RankLimit): LIMIT k over an LM condition
+    # returns the k rows the model is surest of when at most this many rows are
+    # candidates; 0 turns it off. Part of the answer, so naive plans keep it.
+    precision_first: int = 256
     # Per-query caps; hitting one stops the query with LimitExceeded (not plan choices:
     # naive plans keep them too).
     max_lm_calls: int | None = None
@@ -76,6 +80,15 @@ class PlanOptions:
                 isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
             ):
                 raise TypeError(f"{name} must be a positive number, got {value!r}")
+        if (
+            isinstance(self.precision_first, bool)
+            or not isinstance(self.precision_first, int)
+            or self.precision_first < 0
+        ):
+            raise TypeError(
+                "precision_first must be a number of rows (0 turns it off), "
+                f"got {self.precision_first!r}"
+            )
         if self.accuracy_target is not None:
             accuracy_value(self.accuracy_target, "accuracy_target")
         calibration_value(self.calibration, "calibration")

@@ -287,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=semql.CALIBRATIONS,
         help="how closed-set answers are decided (default: SemQL's, content_free)",
     )
+    p.add_argument(
+        "--precision-first",
+        type=int,
+        metavar="ROWS",
+        help="LIMIT over an LM condition takes the rows the model is surest of when at most "
+        "ROWS are candidates (default: SemQL's, 256; 0: the first rows that pass)",
+    )
     return p
 
 
@@ -304,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["cache"] = False
     if args.calibration:
         overrides["calibration"] = args.calibration
+    if args.precision_first is not None:
+        overrides["precision_first"] = args.precision_first
     configs = [c.strip() for c in args.config.split(",") if c.strip()]
     queries = [q.strip() for q in args.queries.split(",")] if args.queries else None
     try:
@@ -327,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model or "bundled gemma3-270m-q4_k_m",
         "repeat": args.repeat,
         "calibration": args.calibration or "content_free",
+        "precision_first": overrides.get("precision_first", semql.PlanOptions().precision_first),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
