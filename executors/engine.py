@@ -15,6 +15,7 @@ DuckDB's exact semantics. Temp tables are dropped afterwards, on success or fail
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -43,21 +44,50 @@ from .stats import OperatorStats, QueryStats, attach_stats
 QA_CONTEXT_CHARS = 3000
 
 
-def duckdb_error(err: duckdb.Error, sql: str = "") -> SemQLError:
-    """Map a DuckDB exception to the SemQL hierarchy, keeping DuckDB's message."""
+_EXCERPT_RE = re.compile(r"LINE (\d+): (.*)\n( *)\^")
+
+
+def duckdb_position(text: str, sql: str) -> tuple[int, int]:
+    """DuckDB's ``LINE n: ...`` excerpt and caret as a 1-based (line, column) in ``sql``,
+    or (0, 0). The excerpt may start with "..." (a long line cut); it is found in the line
+    to place the caret."""
+    match = _EXCERPT_RE.search(text)
+    if match is None:
+        return 0, 0
+    line, excerpt = int(match.group(1)), match.group(2)
+    caret = len(match.group(3)) - len(f"LINE {line}: ")
+    lines = sql.splitlines()
+    if not 0 < line <= len(lines):
+        return 0, 0
+    start = 0
+    if excerpt.startswith("..."):
+        found = lines[line - 1].find(excerpt[3:].rstrip(".").rstrip())
+        if found < 0:
+            return line, 0
+        start = found - 3
+    return line, max(start + caret + 1, 1)
+
+
+def duckdb_error(err: duckdb.Error, sql: str = "", own: bool = False) -> SemQLError:
+    """Map a DuckDB exception to the SemQL hierarchy, keeping DuckDB's message.
+
+    ``own``: DuckDB ran the user's own text (plain SQL; LM markers are blanked to spaces,
+    so positions hold): its line and caret are kept. Positions in SQL that SemQL
+    generated mean nothing to the user; the front end locates names instead.
+    """
     from semql.errors import ParseError
 
     text = str(err)
     head, _, excerpt = text.partition("\n\nLINE ")  # DuckDB's excerpt of the SQL it ran
+    line, col = duckdb_position(text, sql) if own else (0, 0)
     if isinstance(err, duckdb.ParserException):
-        return ParseError(text.split("\n")[0], sql)
+        return ParseError(head.strip(), sql, line, col)
     if isinstance(err, (duckdb.BinderException, duckdb.CatalogException)):
-        # DuckDB's "LINE 1: ..." excerpt quotes the SQL SemQL ran, not what the user
-        # wrote; the front end points at the name in the user's query instead.
-        return BindError(head.strip())
+        # In generated SQL the front end points at the name in the user's query instead.
+        return BindError(head.strip(), sql, line, col)
     if isinstance(err, duckdb.PermissionException):
         return SafetyError(f"refused in safe mode: {text}")
-    if "__" in sql + excerpt:  # an excerpt of SQL SemQL generated (its names start "__")
+    if "__" in sql + excerpt:  # an excerpt of SQL SemQL generated
         text = head.strip()
     return ExecutionError(text)
 
@@ -112,7 +142,7 @@ class Engine:
         started = time.perf_counter()
         try:
             if not plan.has_lm:
-                return self._run_sql(plan.sql, params)
+                return self._run_sql(plan.sql, params, own=True)
             temp = _Temp(self.con)
             try:
                 for qa in plan.constants:
@@ -133,7 +163,9 @@ class Engine:
             stats.total()
             stats.seconds = time.perf_counter() - started
 
-    def _run_sql(self, sql: str, params=None, transactional: bool = False) -> pl.DataFrame:
+    def _run_sql(
+        self, sql: str, params=None, transactional: bool = False, own: bool = False
+    ) -> pl.DataFrame:
         con = self.con
         try:
             if transactional:
@@ -148,7 +180,7 @@ class Engine:
                 rel = con.sql(sql, params=params)
             return rel.pl() if rel is not None else pl.DataFrame()
         except duckdb.Error as err:
-            raise duckdb_error(err, sql) from None
+            raise duckdb_error(err, sql, own) from None
 
     def _fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
         try:

@@ -27,7 +27,7 @@ from .shell import Shell
 
 DEMO_QUERIES = [
     (
-        "Five positive reviews of 'taken_3' (relational filter first; the 5 the model is surest of)",
+        "Five positive reviews of 'taken_3' (relational filter first, the 5 it is surest of)",
         "SELECT reviewId, reviewText FROM Reviews\n"
         "WHERE id = 'taken_3'\n"
         "  AND {{LLMMap('Is this movie review positive?', reviewText,\n"

@@ -282,6 +282,8 @@ class Connection:
         if plan.scopes and estimate:
             try:
                 estimate_plan(plan, catalog, plan.profile)
+            except BindError:
+                raise  # the query itself is wrong: running it would fail the same way
             except SemQLError as err:  # estimates inform; they must never block a query
                 plan.fired.append(f"(no estimates: {err})")
         return plan

@@ -26,7 +26,10 @@ _UNBOUND_NAME_RES = (
     re.compile(r'Referenced (?:column|table) "([^"]+)" not found'),
     re.compile(r'does not have a column named "([^"]+)"'),
     re.compile(r"with name (\S+?) does not exist"),
+    re.compile(r"No function matches the given name and argument types '([^'(]+)\("),
 )
+# DuckDB names the pattern operators by their internal function names.
+_OPERATOR_WORDS = {"~~": "LIKE", "!~~": "LIKE", "~~*": "ILIKE", "!~~*": "ILIKE", "~~~": "GLOB"}
 
 
 @dataclass(frozen=True)
@@ -35,31 +38,56 @@ class _Span:
     end: int
 
 
+_DOLLAR_TAG_RE = re.compile(r"\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$")
+
+
+def _string_end(sql: str, i: int) -> int:
+    """Index just past the string or quoted identifier opening at ``sql[i]``.
+
+    DuckDB's forms: '...' and "..." with doubled-quote escapes, E'...' with backslash
+    escapes, and dollar-quoted $$...$$ / $tag$...$tag$ (no escapes at all).
+    """
+    n, ch = len(sql), sql[i]
+    if ch == "$":
+        tag = _DOLLAR_TAG_RE.match(sql, i).group(0)
+        j = sql.find(tag, i + len(tag))
+        if j < 0:
+            raise _error_at("unterminated dollar-quoted string", sql, i)
+        return j + len(tag)
+    backslash = ch == "'" and i > 0 and sql[i - 1] in "eE" and not _word_before(sql, i - 1)
+    j = i + 1
+    while j < n:
+        if backslash and sql[j] == "\\":
+            j += 2
+            continue
+        if sql[j] == ch:
+            if j + 1 < n and sql[j + 1] == ch:
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    kind = "string" if ch == "'" else "quoted identifier"
+    raise _error_at(f"unterminated {kind}", sql, i)
+
+
+def _word_before(sql: str, i: int) -> bool:
+    return i > 0 and (sql[i - 1].isalnum() or sql[i - 1] in "_$")
+
+
 def _code_spans(sql: str) -> list[_Span]:
     """Return the spans of ``sql`` that are code: not inside quotes or comments.
 
-    Quoted strings ('...' with '' escapes), quoted identifiers ("..."), ``--`` line
-    comments and ``/* */`` block comments are skipped, so that braces or function
-    names inside them are never touched.
+    Strings (see :func:`_string_end`), quoted identifiers, ``--`` line comments and
+    ``/* */`` block comments are skipped, so that braces or function names inside them
+    are never touched. ``$1`` (a parameter) is code; ``$$``/``$tag$`` opens a string.
     """
     spans: list[_Span] = []
     i, start, n = 0, 0, len(sql)
     while i < n:
         ch = sql[i]
-        if ch in "'\"":
+        if ch in "'\"" or (ch == "$" and not _word_before(sql, i) and _DOLLAR_TAG_RE.match(sql, i)):
             spans.append(_Span(start, i))
-            j = i + 1
-            while j < n:
-                if sql[j] == ch:
-                    if j + 1 < n and sql[j + 1] == ch:
-                        j += 2
-                        continue
-                    break
-                j += 1
-            if j >= n:
-                kind = "string" if ch == "'" else "quoted identifier"
-                raise _error_at(f"unterminated {kind}", sql, i)
-            i = start = j + 1
+            i = start = _string_end(sql, i)
         elif sql.startswith("--", i):
             spans.append(_Span(start, i))
             j = sql.find("\n", i)
@@ -90,29 +118,36 @@ def _error_at(message: str, sql: str, offset: int) -> ParseError:
 def strip_braces(sql: str) -> str:
     """Blank out BlendSQL's ``{{`` and ``}}`` markers outside strings and comments.
 
+    Single braces are DuckDB's struct literals (``{'a': {'b': 1}}``): they are counted,
+    so the ``}}`` that closes two of them is not taken for a block's end; a block closes
+    at ``}}`` only where every struct brace opened inside it is closed.
     Raises :class:`ParseError` at the first unbalanced or nested marker.
     """
     chars = list(sql)
     open_at: int | None = None
+    depth = 0  # struct braces open
+    block_depth = 0  # struct braces open where the block began
     for span in _code_spans(sql):
         i = span.start
-        while i < span.end - 1:
-            pair = sql[i : i + 2]
-            if pair == "{{":
+        while i < span.end:
+            two = sql[i : i + 2] if i + 1 < span.end else ""
+            if two == "{{":
                 if open_at is not None:
                     raise _error_at("nested '{{' inside an LM function block", sql, i)
                 if not _BLOCK_START_RE.match(sql, i + 2):
                     raise _error_at(
-                        "'{{ }}' must hold an LM function call: LLMMap, LLMQA or LLMJoin",
-                        sql,
-                        i,
+                        "'{{ }}' must hold an LM function call: LLMMap, LLMQA or LLMJoin", sql, i
                     )
-                open_at = i
-            elif pair == "}}":
-                if open_at is None:
-                    raise _error_at("'}}' without a matching '{{'", sql, i)
+                open_at, block_depth = i, depth
+            elif two == "}}" and open_at is not None and depth == block_depth:
                 open_at = None
+            elif two == "}}" and depth == 0:
+                raise _error_at("'}}' without a matching '{{'", sql, i)
             else:
+                if sql[i] == "{":
+                    depth += 1
+                elif sql[i] == "}" and depth > (block_depth if open_at is not None else 0):
+                    depth -= 1
                 i += 1
                 continue
             chars[i] = chars[i + 1] = " "
@@ -139,6 +174,7 @@ def locate_unbound_name(err: BindError, sql: str) -> BindError:
     name = next((m.group(1) for r in _UNBOUND_NAME_RES if (m := r.search(err.description))), None)
     if name is None:
         return err
+    name = _OPERATOR_WORDS.get(name, name)
     word = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE)
     for span in _code_spans(sql):
         match = word.search(sql, span.start, span.end)

@@ -25,8 +25,38 @@ def test_braces_inside_strings_and_comments_are_kept():
 
 
 @pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT {'a': {'b': 1}} AS s",  # a DuckDB struct literal closes two braces at once
+        "SELECT [{'a': 1}, {'a': {'b': {'c': 2}}}] AS l",
+        "SELECT $$it's {{ }}$$ AS d",  # dollar-quoted: no escapes, no braces
+        "SELECT $tag$ a $$ }} $tag$ AS d",
+        "SELECT E'it\\'s }}' AS e",  # E-string: backslash escapes
+        "SELECT e'\\\\' AS e, $1 AS p",  # an escaped backslash; a parameter
+    ],
+)
+def test_duckdb_literals_pass_through_unchanged(sql):
+    assert strip_braces(sql) == sql
+    assert not has_lm_call(sql)
+
+
+def test_duckdb_literals_run(sample_con):
+    row = sample_con.query(
+        "SELECT {'a': {'b': 1}} AS s, $$it's$$ AS d, E'it\\'s' AS e"
+    ).row(0)
+    assert row == ({"a": {"b": 1}}, "it's", "it's")
+
+
+def test_struct_literals_inside_and_around_lm_blocks():
+    sql = "SELECT {'x': {{LLMMap('q', {'a': {'b': y}})}}} FROM t"
+    assert strip_braces(sql) == "SELECT {'x':   LLMMap('q', {'a': {'b': y}})  } FROM t"
+
+
+@pytest.mark.parametrize(
     "sql, line, col, words",
     [
+        ("SELECT $$it's FROM t", 1, 8, "unterminated dollar-quoted string"),
+        ("SELECT E'it\\' FROM t", 1, 9, "unterminated string"),
         ("SELECT {{LLMMap('q', x) FROM t", 1, 8, "never closed"),
         ("SELECT LLMMap('q', x)}} FROM t", 1, 22, "without a matching"),
         ("SELECT 1\nFROM t WHERE {{ {{LLMMap('q', x)}} }}", 2, 17, "nested"),

@@ -98,6 +98,36 @@ def test_unknown_names_point_into_the_query_the_user_wrote(con, sql, line, colum
     assert "__" not in str(err)  # no generated names (__a0, __ord, __semql_...)
 
 
+@pytest.mark.parametrize(
+    "sql, line, column",
+    [
+        ("SELEC 1", 1, 1),
+        ("SELECT 1,\n  2 FORM t WHERE", 2, 10),
+        ("SELECT {{LLMMap('q', txt)}} AS a\nFROM t WHERE id IN (1,", 2, 0),
+    ],
+)
+def test_plain_sql_syntax_errors_keep_duckdbs_place(con, sql, line, column):
+    with pytest.raises(semql.ParseError) as info:
+        con.query(sql)
+    assert info.value.line == line
+    if column:
+        assert info.value.column == column
+        assert "^" in str(info.value) and sql.splitlines()[line - 1] in str(info.value)
+
+
+@pytest.mark.parametrize("prefix", ["", "EXPLAIN "])
+def test_a_type_error_in_the_users_query_points_at_it_also_in_explain(con, prefix):
+    """A LIKE on a DATE column: DuckDB gives no position; the error names LIKE's place,
+    and EXPLAIN raises it instead of printing "(no estimates: ...)"."""
+    con.query("CREATE TABLE d AS SELECT DATE '2023-01-02' AS created, 'x' AS txt")
+    sql = f"{prefix}SELECT * FROM d\nWHERE created LIKE '2023%' AND {{{{LLMMap('q', txt)}}}}"
+    with pytest.raises(semql.BindError) as info:
+        con.query(sql)
+    assert (info.value.line, info.value.column) == (2, 15)
+    with pytest.raises(semql.BindError):
+        con.explain(sql.removeprefix(prefix))
+
+
 def test_braces_must_hold_an_lm_call(con):
     with pytest.raises(semql.ParseError, match="must hold an LM function call") as info:
         con.query("SELECT {{Foo('q', txt)}} FROM t")
