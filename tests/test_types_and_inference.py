@@ -194,3 +194,17 @@ def test_type_error_surfaces_through_the_api():
         con.duckdb.execute("CREATE TABLE t AS SELECT 1 AS x")
         with pytest.raises(semql.TypeInferenceError, match="quantifier"):
             con.plan("SELECT LLMMap('q', x, quantifier='{9,2}') FROM t")
+
+
+def test_json_strings_are_bounded_visibly_and_a_schema_can_lift_the_bound():
+    import json
+
+    from semql.grammar.types import DEFAULT_MAX_STRING, JsonType
+
+    free = JsonType(json.dumps({"type": "object", "properties": {"name": {"type": "string"}}}))
+    assert f"at most {DEFAULT_MAX_STRING} characters" in str(free)
+    assert json.loads(free.spec().source)["properties"]["name"]["maxLength"] == DEFAULT_MAX_STRING
+    long = JsonType(json.dumps({"type": "string", "maxLength": 3000}))
+    assert "at most" not in str(long)  # the schema's own bound, nothing hidden
+    assert json.loads(long.spec().source)["maxLength"] == 3000
+    assert long.token_budget() >= 1500  # room for 3,000 characters
