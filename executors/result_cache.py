@@ -4,7 +4,8 @@ It lives in the connection's own database file when there is one (schema
 ``semql_cache``), so it travels with the data; in a separate DuckDB file given by
 ``cache=PATH``; or in a private in-memory database. Entries are written in one
 transaction per batch, so a process killed halfway leaves every finished batch usable
-and no half-written entry.
+and no half-written entry. A read-only database's own cache is still read (``read_from``):
+its answers are not paid for again, and new ones go to the private cache only.
 """
 
 from __future__ import annotations
@@ -27,13 +28,18 @@ def cache_key(model_id: str, grammar: str, prompt: str) -> str:
 class ResultCache:
     """A key -> text table; ``ResultCache(None)`` is a disabled cache."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection | None):
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection | None,
+        read_from: duckdb.DuckDBPyConnection | None = None,
+    ):
         self._con = con
         if con is not None:
             con.execute("CREATE SCHEMA IF NOT EXISTS semql_cache")
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {TABLE} (key VARCHAR PRIMARY KEY, output VARCHAR)"
             )
+        self._read_from = read_from if read_from is not None and _has_table(read_from) else None
 
     @property
     def enabled(self) -> bool:
@@ -42,10 +48,15 @@ class ResultCache:
     def get_many(self, keys: list[str]) -> dict[str, str]:
         if self._con is None or not keys:
             return {}
-        rows = self._con.execute(
-            f"SELECT key, output FROM {TABLE} WHERE key IN (SELECT unnest(?))", [keys]
-        ).fetchall()
-        return dict(rows)
+        found: dict[str, str] = {}
+        for con in (self._read_from, self._con):
+            if con is not None:
+                found.update(
+                    con.execute(
+                        f"SELECT key, output FROM {TABLE} WHERE key IN (SELECT unnest(?))", [keys]
+                    ).fetchall()
+                )
+        return found
 
     def put_many(self, items: list[tuple[str, str]]) -> None:
         if self._con is None or not items:
@@ -67,3 +78,14 @@ class ResultCache:
         con, self._con = self._con, None
         if con is not None:
             con.close()
+        self._read_from = None  # the database's own cursor: closed with the database
+
+
+def _has_table(con: duckdb.DuckDBPyConnection) -> bool:
+    schema, name = TABLE.split(".")
+    return bool(
+        con.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchall()
+    )

@@ -115,6 +115,8 @@ class Connection:
                 return ResultCache(duckdb.connect(str(cache)))
             if self.database != ":memory:" and not read_only:
                 return ResultCache(self._con.cursor())
+            if self.database != ":memory:":  # read-only: read the file's cache, write none
+                return ResultCache(duckdb.connect(":memory:"), read_from=self._con.cursor())
             return ResultCache(duckdb.connect(":memory:"))
         except duckdb.Error as err:
             raise ExecutionError(f"cannot open the result cache {cache}: {err}") from None

@@ -41,9 +41,7 @@ def test_duckdb_literals_pass_through_unchanged(sql):
 
 
 def test_duckdb_literals_run(sample_con):
-    row = sample_con.query(
-        "SELECT {'a': {'b': 1}} AS s, $$it's$$ AS d, E'it\\'s' AS e"
-    ).row(0)
+    row = sample_con.query("SELECT {'a': {'b': 1}} AS s, $$it's$$ AS d, E'it\\'s' AS e").row(0)
     assert row == ({"a": {"b": 1}}, "it's", "it's")
 
 

@@ -215,3 +215,26 @@ def test_smollm2_also_works():
         )
         assert df.schema["p"] == pl.Boolean and df["p"].null_count() == 0
         assert con.runtime.style == "chat"
+
+
+@pytest.mark.model
+def test_a_read_only_connection_reads_the_files_result_cache(tmp_path, gemma_runtime):
+    """Answers stored in the database file are not paid for again by a read-only
+    connection, and it writes nothing to the file."""
+    path = str(tmp_path / "db.duckdb")
+    sql = "SELECT t, {{LLMMap('Is this review positive?', t)}} AS p FROM r ORDER BY t"
+    with semql.connect(path, runtime=gemma_runtime) as con:
+        con.query("CREATE TABLE r AS SELECT * FROM (VALUES ('Great fun.'), ('A dull mess.')) v(t)")
+        first = con.query(sql)
+        assert con.stats.lm_calls == 2
+        con._runtime = None  # shared by the session
+    with semql.connect(path, runtime=gemma_runtime, read_only=True) as con:
+        assert con.query(sql).equals(first)
+        assert con.stats.lm_calls == 0 and con.stats.cache_hits == 2
+        again = con.query(sql.replace("positive", "negative"))  # new answers: memory only
+        assert len(again) == 2 and con.stats.lm_calls == 2
+        con._runtime = None
+    with semql.connect(path, runtime=gemma_runtime, read_only=True) as con:
+        con.query(sql.replace("positive", "negative"))
+        assert con.stats.lm_calls == 2  # nothing was written to the file
+        con._runtime = None
