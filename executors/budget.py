@@ -1,9 +1,10 @@
 """Per-query caps on LM work: LM calls, prompt tokens and seconds.
 
-Checked before every generation, so a query stops within one LM call of its cap. The
-error reports the work done; the answers already given stay in the result cache (the LM
-executor flushes them on the way out) and the query's final statement never runs, so no
-table changes.
+Checked before every generation, so a query stops within one LM call of its cap; the
+seconds also cap DuckDB's part (the connection interrupts a statement still running at
+the deadline and raises the same error). The error reports the work done; the answers
+already given stay in the result cache (the LM executor flushes them on the way out) and
+the query's final statement never runs, so no table changes.
 """
 
 from __future__ import annotations
@@ -43,14 +44,18 @@ class Budget:
             hit = f"max_prompt_tokens={self.max_prompt_tokens}"
         elif self.max_seconds is not None and elapsed >= self.max_seconds:
             hit = f"max_seconds={self.max_seconds:g}"
-        if hit is None:
-            return
+        if hit is not None:
+            raise self.exceeded(hit)
+
+    def exceeded(self, hit: str) -> LimitExceeded:
+        """The error for cap ``hit`` (e.g. "max_seconds=5"), with the work done so far."""
+        elapsed = time.perf_counter() - self.started
         kept = (
             "the answers so far are in the result cache (a re-run pays only for the rest)"
             if self.cached
             else "the result cache is off, so they are not kept"
         )
-        raise LimitExceeded(
+        return LimitExceeded(
             f"{hit} reached: stopped after {self.lm_calls} LM calls, {self.prompt_tokens} "
             f"prompt tokens, {elapsed:.1f}s; no table was changed; {kept}"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,15 @@ from semql.planner.proxy_choice import attach_proxies
 
 from .catalog import DuckDBCatalog, quote_ident
 from .dialect import has_lm_call, is_blank, locate_unbound_name, parse, strip_braces
-from .errors import BindError, ExecutionError, ModelError, ParseError, SafetyError, SemQLError
+from .errors import (
+    BindError,
+    ExecutionError,
+    LimitExceeded,
+    ModelError,
+    ParseError,
+    SafetyError,
+    SemQLError,
+)
 
 
 @contextmanager
@@ -310,14 +319,28 @@ class Connection:
         engine = Engine(
             self._con, lambda: self._lm_executor(budget, opts.calibration), self._proxy_parts
         )
+        deadline = None
+        if opts.max_seconds is not None:  # DuckDB's part too: interrupt it at the deadline
+            deadline = threading.Timer(opts.max_seconds, self._con.interrupt)
+            deadline.daemon = True
+            deadline.start()
         try:
             return engine.run(plan, params, self.stats)
         except KeyboardInterrupt:
             raise
-        except SemQLError:
-            raise
-        except duckdb.Error as err:
+        except (SemQLError, duckdb.Error) as err:
+            if (
+                deadline is not None
+                and deadline.finished.is_set()
+                and not isinstance(err, LimitExceeded)
+            ):
+                raise budget.exceeded(f"max_seconds={opts.max_seconds:g}") from None
+            if isinstance(err, SemQLError):
+                raise
             raise duckdb_error(err) from None
+        finally:
+            if deadline is not None:
+                deadline.cancel()
 
     def proxy_reports(self) -> list:
         """The proxy decisions of the last query (``ProxyReport``: sample, embedder,

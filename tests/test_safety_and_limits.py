@@ -86,3 +86,16 @@ def test_bad_caps_are_clear_errors(make_con):
     con, _ = make_con()
     with pytest.raises(semql.BindError, match="max_lm_calls must be a positive number"):
         con.query(MAP, max_lm_calls=0)
+
+
+def test_max_seconds_caps_duckdbs_part_too():
+    """A statement still running in DuckDB at the deadline is interrupted: the same
+    LimitExceeded, no table created, and the connection keeps working."""
+    con = semql.connect(cache=False)
+    heavy = "CREATE TABLE big AS SELECT sum(hash(i)) AS s FROM range(5000000000) t(i)"
+    with pytest.raises(LimitExceeded, match="max_seconds=0.5 reached"):
+        con.query(heavy, max_seconds=0.5)
+    assert (
+        con.query("SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'big'").item() == 0
+    )
+    assert con.query("SELECT 1 AS x").item() == 1
