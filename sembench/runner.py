@@ -34,10 +34,6 @@ CONFIGS = {
 REWRITES = semql.REWRITES
 
 
-class QueryTimeout(Exception):
-    """Raised from the progress callback when a query passes its time budget."""
-
-
 @dataclass
 class QueryResult:
     scenario: str
@@ -59,10 +55,9 @@ class QueryResult:
 
 
 class _Progress:
-    """A one-line progress display on a terminal; silent otherwise. Enforces the budget."""
+    """A one-line progress display on a terminal; silent otherwise."""
 
-    def __init__(self, timeout: float | None, enabled: bool):
-        self.timeout = timeout
+    def __init__(self, enabled: bool):
         self.enabled = enabled
         self.label = ""
         self.started = time.perf_counter()
@@ -73,8 +68,6 @@ class _Progress:
 
     def __call__(self, op, done: int, total: int) -> None:
         elapsed = time.perf_counter() - self.started
-        if self.timeout is not None and elapsed > self.timeout:
-            raise QueryTimeout(f"{self.label}: over the {self.timeout:.0f}s budget")
         if self.enabled:
             eta = elapsed / max(done, 1) * (total - done)
             sys.stderr.write(
@@ -114,23 +107,26 @@ def run(
             raise ValueError(f"unknown config {config!r}; expected one of {', '.join(CONFIGS)}")
         options = {**CONFIGS[config], **(overrides or {})}
         for rep in range(repeat):
-            bar = _Progress(timeout, show)
+            bar = _Progress(show)
             with semql.connect(model=model, progress=bar, **options) as con:
                 scen.register(con, rows)
                 for q in chosen:
                     bar.start(f"{name} {q.name} [{config}]")
-                    results.append(_run_one(scen, q, con, truth, config, rep, options, bar))
+                    results.append(
+                        _run_one(scen, q, con, truth, config, rep, options, bar, timeout)
+                    )
     truth.close()
     return results
 
 
-def _run_one(scen, q, con, truth, config, rep, options, bar) -> QueryResult:
+def _run_one(scen, q, con, truth, config, rep, options, bar, timeout) -> QueryResult:
+    """One query; ``timeout`` is the query's max_seconds (LM calls and DuckDB alike)."""
     started = time.perf_counter()
     status, metrics, frame = "ok", {}, None
     try:
-        frame = con.query(q.sql)
-    except QueryTimeout:
-        status = "timeout"
+        frame = con.query(q.sql, **({"max_seconds": timeout} if timeout else {}))
+    except semql.LimitExceeded as err:
+        status = "timeout" if "max_seconds" in str(err) else f"error: {str(err).splitlines()[0]}"
     except semql.SemQLError as err:
         status = f"error: {str(err).splitlines()[0]}"
     seconds = time.perf_counter() - started

@@ -142,6 +142,17 @@ def test_runner_end_to_end_on_a_small_sample(tmp_path, capsys):
     assert "mean quality" in capsys.readouterr().out
 
 
+@pytest.mark.model
+def test_timeout_is_a_real_limit(tmp_path):
+    """--timeout is the query's max_seconds: the query stops at it and is reported."""
+    args = ["movie", "--config", "naive", "--queries", "Q10", "--rows", "60"]
+    assert bench_main([*args, "--timeout", "1", "--out", str(tmp_path)]) == 0
+    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    (row,) = doc["results"]
+    assert row["status"] == "timeout" and row["quality"] is None
+    assert row["lm_calls"] < 60  # stopped, not finished and then marked
+
+
 def test_unknown_query_is_an_error(tmp_path, capsys):
     assert bench_main(["movie", "--queries", "Q99", "--out", str(tmp_path)]) == 2
     assert "Q99" in capsys.readouterr().err
