@@ -26,13 +26,14 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from semql.dialect import is_lm_call
 from semql.errors import BindError, ExecutionError, SafetyError, SemQLError
 from semql.grammar.types import ListType, OptionsType, OutputType
 from semql.planner import logical as L
 from semql.planner.calls import LMCall
 from semql.planner.rules.pipeline import unlink
 from semql.planner.rules.short_circuit import needed_condition
-from semql.planner.scope_sql import predicates_below, row_columns, scope_query
+from semql.planner.scope_sql import conjuncts, predicates_below, row_columns, scope_query
 
 from .embedding_views import text_hash
 from .filter_order import order_filters
@@ -533,6 +534,37 @@ class Engine:
 
     # -- LMQA --------------------------------------------------------------------------
 
+    def _context_values(self, expr: exp.Expression, call: LMCall) -> tuple[str, bool]:
+        """An LLMQA context expression's values, not its SQL text: a constant
+        (``'Today: ' || current_date``) is one value; an expression over columns
+        (``'Title: ' || m.title``) has one value per row of the query's FROM under the
+        WHERE's conditions that need no LM, one line each."""
+        select = call.nodes[0].find_ancestor(exp.Select) if call.nodes else None
+        value = exp.alias_(expr.copy(), "value")
+        if select is None or expr.find(exp.Column) is None:
+            _, rows = self._fetch(exp.select(value).sql(dialect="duckdb"))
+            return ("" if rows[0][0] is None else str(rows[0][0])), False
+        if any(is_lm_call(n) for j in select.args.get("joins") or [] for n in j.walk()):
+            raise BindError(
+                f"{call.label}: a context expression over columns cannot read a JOIN with "
+                "an LM call; give it as a subquery: (SELECT ... FROM ...)"
+            )
+        where = select.args.get("where")
+        preds = [
+            c
+            for c in (conjuncts(where.this) if where is not None else [])
+            if not any(is_lm_call(n) for n in c.walk())
+        ]
+        _, rows = self._fetch(scope_query(select, [value], preds))
+        lines, used = [], 0
+        for (v,) in rows:
+            line = "NULL" if v is None else " ".join(str(v).split())
+            if used + len(line) + 1 > QA_CONTEXT_CHARS:
+                return "\n".join(lines), True
+            lines.append(line)
+            used += len(line) + 1
+        return "\n".join(lines), False
+
     def _run_qa(self, qa: L.LMQA, stats: QueryStats) -> None:
         call = qa.call
         op = attach_stats(qa, stats)
@@ -547,8 +579,15 @@ class Engine:
                         f"{call.label}: context truncated to fit the model window"
                     )
                 blocks.append(text)
+            elif isinstance(ctx, exp.Literal):
+                blocks.append(str(ctx.this))
             else:
-                blocks.append(str(ctx.this if isinstance(ctx, exp.Literal) else ctx.sql()))
+                text, cut = self._context_values(ctx, call)
+                if cut:
+                    stats.warnings.append(
+                        f"{call.label}: context truncated to fit the model window"
+                    )
+                blocks.append(text)
         names = ["context"] if blocks else []
         row = ("\n".join(blocks),) if blocks else ()
         answer = self._lm().answer(

@@ -22,6 +22,7 @@ from .calls import CANONICAL_NAMES, Field, LMCall, field_name, literal_value, sp
 from .options import PlanOptions, accuracy_value, calibration_value
 from .rules import RULES
 from .rules.pipeline import ScopeFacts, link
+from .scope_sql import conjuncts
 
 
 class Catalog(Protocol):
@@ -35,16 +36,6 @@ class Catalog(Protocol):
 
     def query_column(self, sql: str) -> list:
         """The first column of an LM-free query."""
-
-
-def _conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
-    if node is None:
-        return []
-    if isinstance(node, exp.And):
-        return _conjuncts(node.this) + _conjuncts(node.expression)
-    if isinstance(node, exp.Paren) and isinstance(node.this, exp.And):
-        return _conjuncts(node.this)
-    return [node]
 
 
 def _calls_in(node: exp.Expression) -> list[exp.Anonymous]:
@@ -201,7 +192,7 @@ class _Binder:
         if len(positional) != 2:
             raise BindError("LLMJoin: needs exactly two columns, LLMJoin(left.col, right.col)")
         join = node.find_ancestor(exp.Join)
-        if join is None or not any(n is node for n in _conjuncts(join.args.get("on"))):
+        if join is None or not any(n is node for n in conjuncts(join.args.get("on"))):
             raise BindError("LLMJoin: must be a condition of JOIN ... ON")
         criteria = (
             kwargs.get("join_criteria") or "Match each left value to the right value it refers to."
@@ -264,7 +255,7 @@ def _explicit_true(select: exp.Select) -> None:
     where = select.args.get("where")
     if where is None:
         return
-    for conj in _conjuncts(where.this):
+    for conj in conjuncts(where.this):
         if is_lm_call(conj):
             conj.replace(exp.EQ(this=conj.copy(), expression=exp.true()))
 
@@ -278,7 +269,7 @@ def _source_nodes(select: exp.Select, binder: _Binder) -> L.PlanNode:
         right = _relation_node(join.this)
         on = join.args.get("on")
         lm_join = (
-            [c for c in _conjuncts(on) if is_lm_call(c) and str(c.this).upper() == "LLMJOIN"]
+            [c for c in conjuncts(on) if is_lm_call(c) and str(c.this).upper() == "LLMJOIN"]
             if on is not None
             else []
         )
@@ -347,9 +338,9 @@ def _naive_steps(select: exp.Select, binder: _Binder) -> list[L.PlanNode]:
     """
     steps: list[L.PlanNode] = [_source_nodes(select, binder)]
     where = select.args.get("where")
-    conjuncts = _conjuncts(where.this) if where is not None else []
+    where_parts = conjuncts(where.this) if where is not None else []
     planned: list[LMCall] = []
-    for pred in conjuncts:
+    for pred in where_parts:
         for n in _calls_in(pred):
             call = binder.bind(n)
             if call.function == "LLMMap" and call not in planned:
@@ -362,8 +353,8 @@ def _naive_steps(select: exp.Select, binder: _Binder) -> list[L.PlanNode]:
         if call.function == "LLMMap" and call not in planned:
             planned.append(call)
             steps.append(L.LMMap(call=call))
-    if conjuncts:
-        steps.append(L.Filter(predicates=conjuncts, role="where"))
+    if where_parts:
+        steps.append(L.Filter(predicates=where_parts, role="where"))
     if bool(select.args.get("group")) or _has_aggregate(select):
         group = select.args.get("group") or exp.Group()
         steps.append(L.Aggregate(group_by=[g.sql(dialect="duckdb") for g in group.expressions]))
@@ -415,8 +406,8 @@ def _rank_limit(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Ran
     if not opts.precision_first or facts.limit is None or facts.ordered or facts.blockers:
         return None
     where = select.args.get("where")
-    conjuncts = _conjuncts(where.this) if where is not None else []
-    lm_conjuncts = [c for c in conjuncts if _calls_in(c)]
+    parts = conjuncts(where.this) if where is not None else []
+    lm_conjuncts = [c for c in parts if _calls_in(c)]
     if len(lm_conjuncts) != 1:
         return None
     calls = _calls_in(lm_conjuncts[0])
@@ -431,7 +422,7 @@ def _rank_limit(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Ran
         return None
     if getattr(out, "expected", False):
         return None  # a number (expected value), not a label with a probability
-    rest = [c.copy() for c in conjuncts if not _calls_in(c)]
+    rest = [c.copy() for c in parts if not _calls_in(c)]
     return L.RankLimit(call, rest, opts.precision_first)
 
 

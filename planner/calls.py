@@ -17,10 +17,22 @@ from semql.grammar.types import OutputType
 
 ALLOWED_KWARGS = {
     "LLMMAP": (
-        "options", "return_type", "regex", "quantifier", "examples", "accuracy", "calibration",
+        "options",
+        "return_type",
+        "regex",
+        "quantifier",
+        "examples",
+        "accuracy",
+        "calibration",
     ),
     "LLMQA": (
-        "options", "return_type", "regex", "quantifier", "examples", "context", "calibration",
+        "options",
+        "return_type",
+        "regex",
+        "quantifier",
+        "examples",
+        "context",
+        "calibration",
     ),
     "LLMJOIN": ("join_criteria", "examples"),
 }

@@ -13,6 +13,16 @@ from semql.dialect import is_lm_call
 from . import logical as L
 
 
+def conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
+    if node is None:
+        return []
+    if isinstance(node, exp.And):
+        return conjuncts(node.this) + conjuncts(node.expression)
+    if isinstance(node, exp.Paren) and isinstance(node.this, exp.And):
+        return conjuncts(node.this)
+    return [node]
+
+
 def ctes_before(select: exp.Expression) -> list[exp.CTE]:
     """CTEs visible to ``select``: every enclosing WITH's CTEs defined before its own."""
     found: list[exp.CTE] = []

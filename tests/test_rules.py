@@ -206,3 +206,15 @@ def test_an_answer_that_does_not_parse_is_not_cached(tmp_path):
         stored = con.duckdb.execute("SELECT count(*) FROM semql_cache.lm_results").fetchone()
         assert stored == (0,)
         assert not [t for t in con.tables() if t.startswith("__semql")]
+
+
+def test_llmqa_context_expressions_are_evaluated_not_quoted(make_con):
+    """An expression given as LLMQA context reaches the prompt as its values: one per
+    row of the query's FROM under its LM-free WHERE conditions, or one for a constant."""
+    con, lm = make_con()
+    con.query("SELECT {{LLMQA('Which?', 'Movie: ' || movie)}} AS a FROM r WHERE id < 3")
+    prompt = lm.prompts[-1]
+    assert "Movie: m0" in prompt and "Movie: m2" in prompt
+    assert "||" not in prompt and "Movie: m3" not in prompt
+    con.query("SELECT {{LLMQA('Which?', 'Day ' || (1 + 1))}} AS a")
+    assert "Day 2" in lm.prompts[-1]
