@@ -1,4 +1,6 @@
-"""Prefix reuse: table order vs column order (seed 002) vs GGR (seed 003).
+"""Prefix reuse: the table layout (default: fields as written, rows sorted by them) vs
+column order (seed 002) vs GGR (seed 003), and the table layout with the shared field
+written first.
 
 1. An LM map with two fields over SemBench movie (reviews joined with their movie's
    title), run on the bundled model with each prompt layout, cache off, same runtime:
@@ -32,24 +34,33 @@ from semql.planner.prefix.table import CodedTable
 
 SQL = """
 SELECT r.reviewId,
-       {{{{LLMMap('Does the review praise the movie?', r.reviewText, m.title,
+       {{{{LLMMap('Does the review praise the movie?', {fields},
                   return_type='bool')}}}} AS praise
 FROM (SELECT * FROM Reviews ORDER BY reviewId LIMIT {rows}) r
 JOIN (SELECT DISTINCT id, title FROM Movies) m ON r.id = m.id
 ORDER BY r.reviewId
 """
-LAYOUTS = ("table", "column", "ggr")
+# (name, prefix_order, fields as written): "table" is the default (fields as written,
+# rows sorted by them); "table, title first" is what a user gets by writing the shared
+# field first.
+REVIEW_FIRST, TITLE_FIRST = "r.reviewText, m.title", "m.title, r.reviewText"
+LAYOUTS = (
+    ("table", "table", REVIEW_FIRST),
+    ("column", "column", REVIEW_FIRST),
+    ("ggr", "ggr", REVIEW_FIRST),
+    ("table, title first", "table", TITLE_FIRST),
+)
 
 
 def lm_map(rows: int) -> list[dict]:
     runtime = LlamaRuntime(default_model_path(), seed=0)
     out, answers = [], {}
-    for layout in LAYOUTS:
-        con = semql.connect(runtime=runtime, cache=False, prefix_order=layout)
+    for layout, order, fields in LAYOUTS:
+        con = semql.connect(runtime=runtime, cache=False, prefix_order=order)
         semql.load_sample(con)
-        con.query(SQL.format(rows=4))  # grammar compiled, model warm
+        con.query(SQL.format(rows=4, fields=fields))  # grammar compiled, model warm
         started = time.perf_counter()
-        frame = con.query(SQL.format(rows=rows))
+        frame = con.query(SQL.format(rows=rows, fields=fields))
         wall = time.perf_counter() - started
         s = con.stats
         answers[layout] = frame["praise"].to_list()

@@ -3,19 +3,27 @@
 The measurement takes about a second (a 256-token prefill, 16 decode steps, a few short
 constrained calls) and is stored in the user's cache directory by the model's sha256, so
 every later connection, and EXPLAIN without loading the model, reuses it.
+
+A second of timing taken while the machine was busy can be far off (16 tok/s measured
+where 300 was true), and every later estimate would inherit it; so real queries correct
+it: after a query of at least MIN_CALLS model calls whose time differs from what the
+profile predicts for the same tokens by more than CORRECT_ABOVE in either direction, the
+stored speeds move halfway (in log scale) towards the observed ones.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from semql.planner.cost import DEFAULT_PROFILE, ModelProfile
 
 from .model_files import atomic_write_text, cache_dir, model_sha256
 
 PROFILE_FILE = "profiles.json"
+MIN_CALLS = 16
+CORRECT_ABOVE = 1.5
 _CALIBRATION = (
     "The film follows a retired detective who returns to the small coastal town where he "
     "grew up, after a series of strange disappearances. The performances are strong, the "
@@ -107,3 +115,56 @@ def profile_for(runtime) -> ModelProfile:
     known[key] = asdict(profile)
     atomic_write_text(cache_dir() / PROFILE_FILE, json.dumps(known, indent=1))
     return profile
+
+
+def predicted_seconds(
+    profile: ModelProfile, fresh_tokens: int, generated: int, calls: int
+) -> float:
+    """What ``profile`` says these tokens and calls cost."""
+    return (
+        fresh_tokens / profile.prefill_tokens_per_s
+        + generated / profile.decode_tokens_per_s
+        + calls * profile.seconds_per_call
+    )
+
+
+def corrected(
+    profile: ModelProfile, seconds: float, fresh_tokens: int, generated: int, calls: int
+) -> ModelProfile | None:
+    """The profile moved towards an observed run, or None if the run agrees with it (or
+    is too small to tell)."""
+    if calls < MIN_CALLS or seconds <= 0:
+        return None
+    ratio = seconds / max(predicted_seconds(profile, fresh_tokens, generated, calls), 1e-9)
+    if 1 / CORRECT_ABOVE <= ratio <= CORRECT_ABOVE:
+        return None
+    step = ratio**0.5  # halfway in log scale: one odd run cannot swing it all the way
+    return replace(
+        profile,
+        prefill_tokens_per_s=round(profile.prefill_tokens_per_s / step, 1),
+        decode_tokens_per_s=round(profile.decode_tokens_per_s / step, 1),
+        seconds_per_call=round(profile.seconds_per_call * step, 4),
+        source=f"corrected {time.strftime('%Y-%m-%d')} from a run of {calls} calls",
+    )
+
+
+def learn_from_run(runtime, profile: ModelProfile, stats) -> ModelProfile:
+    """Correct and store the runtime's profile from a finished query's LM figures."""
+    if not hasattr(runtime, "_prefill"):
+        return profile
+    ops = [op for op in stats.operators if op.lm_calls]
+    calls = sum(op.lm_calls for op in ops)
+    fresh = sum(op.prompt_tokens - op.cached_prompt_tokens for op in ops)
+    better = corrected(
+        profile,
+        sum(op.seconds for op in ops),
+        fresh,
+        sum(op.generated_tokens for op in ops),
+        calls,
+    )
+    if better is None:
+        return profile
+    known = _load_all()
+    known[_key(runtime.model_id, runtime.n_threads)] = asdict(better)
+    atomic_write_text(cache_dir() / PROFILE_FILE, json.dumps(known, indent=1))
+    return better

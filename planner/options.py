@@ -58,8 +58,10 @@ class PlanOptions:
     proxy: bool = True  # a proxy model may answer for the LM where a target allows it
     accuracy_target: float | None = None
     # How prompts lay out a call's fields (planner/prefix/layout.py): part of what the
-    # model reads, so not a rewrite: naive plans use the same layout.
-    prefix_order: str = "ggr"
+    # model reads, so not a rewrite: naive plans use the same layout. "table" (fields as
+    # written) keeps a row's prompt independent of every other row; "ggr" and "column"
+    # reorder fields from the data, so a row's prompt can change when other rows do.
+    prefix_order: str = "table"
     # Label-free calibration of closed-set answers: what the model reads and how its
     # answer is read, not a rewrite, so naive plans use it too.
     calibration: str = "content_free"

@@ -325,7 +325,14 @@ class Connection:
             deadline.daemon = True
             deadline.start()
         try:
-            return engine.run(plan, params, self.stats)
+            frame = engine.run(plan, params, self.stats)
+            if plan.has_lm and self._runtime is not None and self._runtime_profile is not None:
+                from semql.executors.model_profile import learn_from_run
+
+                self._runtime_profile = learn_from_run(
+                    self._runtime, self._runtime_profile, self.stats
+                )
+            return frame
         except KeyboardInterrupt:
             raise
         except (SemQLError, duckdb.Error) as err:

@@ -132,13 +132,37 @@ TWO_FIELDS = "SELECT id, {{LLMMap('Is it good?', txt, movie)}} AS ok FROM r ORDE
 
 
 def test_layout_is_the_same_in_naive_and_optimised_plans(make_con):
-    con, _ = make_con()
+    con, _ = make_con(prefix_order="ggr")
     layouts = []
     for opts in ({}, {"optimize": False}):
         plan = con.plan(TWO_FIELDS, **opts)
         node = next(n for n in plan.scopes[0].root.walk() if getattr(n, "layout", None))
         layouts.append(node.layout.orders)
     assert layouts[0] == layouts[1] and layouts[0]
+
+
+def test_by_default_a_rows_prompt_depends_on_that_row_alone(make_con):
+    """The default layout keeps the fields as written: adding unrelated rows (here ones
+    that make "m1" a value GGR would put first) changes no row's prompt."""
+    import polars as pl
+
+    con, lm = make_con()
+    sql = "SELECT {{LLMMap('Is it good?', txt, movie)}} AS ok FROM t"
+    base = {"txt": ["a good movie", "a bad movie"], "movie": ["m1", "m2"]}
+    con.register("t", pl.DataFrame(base))
+    con.query(sql)
+    before = sorted(lm.prompts)
+    lm.prompts.clear()
+    more = {
+        "txt": base["txt"] + [f"t{i}" for i in range(50)],
+        "movie": base["movie"] + ["m1"] * 50,
+    }
+    con.register("t", pl.DataFrame(more))
+    con.query(sql)
+    assert set(before) <= set(lm.prompts)
+    rows = [("b", "x"), ("a", "y"), ("b", "w"), ("a", "x")]
+    table = layout_rows("table", ["txt", "movie"], [])
+    assert [rows[i] for i in table.run_order(rows)] == sorted(rows)  # equal leading fields together
 
 
 @pytest.mark.parametrize("prefix_order", ["ggr", "column", "table"])

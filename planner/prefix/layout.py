@@ -6,8 +6,11 @@ FROM, before any filter), the same for naive and optimised plans, every batch an
 sample. Only the *row* order depends on the plan (``prefix_reorder``), and with the
 runtime's chunk-aligned KV reuse the row order never changes an answer.
 
-Methods: ``ggr`` (per-row field order, seed 003), ``column`` (one field order by seed
-002's column score), ``table`` (fields as written).
+Methods: ``table`` (the default: fields as written, rows asked sorted by their values in
+that order, so rows that share leading fields run together; a row's prompt depends on
+that row alone), ``ggr`` (per-row field order, seed 003) and ``column`` (one field order by
+seed 002's column score). The last two read the data to choose field orders, so the same
+row's prompt (hence its answer and cache key) can change when unrelated rows change.
 """
 
 from __future__ import annotations
@@ -50,7 +53,12 @@ class PromptLayout:
         return self.orders.get(values, self.fixed)
 
     def run_order(self, tuples: Sequence[tuple]) -> list[int]:
-        """Positions of ``tuples`` in the order to ask them (stable for unknown ones)."""
+        """Positions of ``tuples`` in the order to ask them (stable for unknown ones).
+
+        The table layout has no plan-time rank: its rows are sorted by their values in
+        the written field order, which puts rows with equal leading fields together."""
+        if self.method == "table":
+            return sorted(range(len(tuples)), key=lambda i: _sort_key(tuples[i]))
         last = len(self.rank)
         return sorted(range(len(tuples)), key=lambda i: self.rank.get(tuples[i], last))
 
@@ -64,6 +72,11 @@ class PromptLayout:
         if self.truncated:
             text += f" (first {MAX_LAYOUT_ROWS} laid out, the rest in column order)"
         return text
+
+
+def _sort_key(values: tuple) -> tuple:
+    """Values in field order, comparable whatever their types (NULLs first)."""
+    return tuple((v is not None, str(v)) for v in values)
 
 
 def _cell_lengths(names: Sequence[str], rows: Sequence[tuple]) -> list[list[float]]:
