@@ -10,11 +10,8 @@ that every grammar can start with one space.
 Field values are data, not instructions: each is written as a JSON string literal on
 its field's line (newlines become spaces, quotes and backslashes are escaped, cut to a
 bound), so a value can neither close its quotes nor start a line that looks like a new
-field or a new ``Answer:``. NULL stays a bare ``NULL``, unlike the string ``"NULL"``.
-Quoting also measured better on the bundled Gemma 270M: sentiment accuracy against
-SemBench's labels 0.792 -> 0.821 (4 examples, 300 reviews), 0.594 -> 0.750 (2 examples,
-96 reviews), and a fake few-shot block in a review flipped 14% of answers instead of 48%
-(bench/injection.py).
+field or a new ``Answer:``. NULL stays a bare ``NULL``, unlike the string ``"NULL"``
+(bench/injection.py measures what injected text still does).
 """
 
 from __future__ import annotations
