@@ -1,7 +1,7 @@
 """A process for the crash tests (test_crash_safety.py): it writes the result cache or an
 embedding view of a database file slowly, printing its progress, until it is killed.
 
-    python tests/crash_worker.py cache|embed DB
+    python tests/crash_worker.py cache|ctas|insert|embed DB
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from semql.executors.embeddings import LexicalEmbedder
 from fake_lm import FakeLM
 
 QUERY = "SELECT id, {{LLMMap('Is it good?', txt, return_type='bool')}} AS ok FROM r"
+WRITES = {
+    "cache": QUERY,
+    "ctas": f"CREATE TABLE answers AS {QUERY}",
+    "insert": f"INSERT INTO kept {QUERY}",
+}
 TEXTS = 1000
 
 
@@ -31,10 +36,10 @@ def say(line: str) -> None:
 
 
 def main(mode: str, db: str) -> None:
-    if mode == "cache":
+    if mode in WRITES:
         con = semql.connect(db, runtime=FakeLM(seconds_per_call=0.01), cache=True)
         con.progress = lambda op, done, total: say(f"row {done}")
-        con.query(QUERY)
+        con.query(WRITES[mode])
     else:
         import duckdb
 

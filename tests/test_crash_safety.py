@@ -61,6 +61,31 @@ def kill_after(mode: str, db: Path, rows: int) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.parametrize("mode", ["ctas", "insert"])
+def test_sigkill_during_a_write_with_lm_calls_leaves_the_users_tables_whole(tmp_path, mode):
+    """CREATE TABLE ... AS and INSERT ... SELECT with LM calls, killed halfway: the new
+    table does not exist, the table inserted into holds exactly its old rows, and a
+    re-run completes the write from the cached answers."""
+    from fake_lm import FakeLM
+
+    db = tmp_path / "db.duckdb"
+    before = make_db(db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE kept AS SELECT -1 AS id, TRUE AS ok")
+    kill_after(mode, db, 100)
+    lm = FakeLM()
+    con = semql.connect(str(db), runtime=lm, cache=True)
+    assert digest_of(con.duckdb) == before
+    assert "answers" not in con.tables()
+    assert con.query("SELECT id FROM kept").rows() == [(-1,)]
+    query = "SELECT id, {{LLMMap('Is it good?', txt, return_type='bool')}} AS ok FROM r"
+    con.query(f"CREATE TABLE answers AS {query}" if mode == "ctas" else f"INSERT INTO kept {query}")
+    table = "answers" if mode == "ctas" else "kept"
+    assert con.query(f"SELECT count(*) FROM {table} WHERE id >= 0").item() == ROWS
+    assert len(lm.prompts) < ROWS  # the answers given before the kill were kept
+    con.close()
+
+
 def test_sigkill_during_an_lm_query_keeps_whole_cache_batches(tmp_path):
     from fake_lm import FakeLM
 
