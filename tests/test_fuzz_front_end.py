@@ -128,3 +128,53 @@ def test_fuzzed_queries_end_in_a_semql_error_or_a_result(fuzz_con, sql):
     run_one(fuzz_con, sql)
     assert table_digest(fuzz_con) == before
     assert not [t for t in fuzz_con.tables() if t.startswith("__semql")]
+
+
+VALID_CALL = st.sampled_from(
+    [
+        "{{LLMMap('Is it good?', txt)}}",
+        "{{LLMMap('q', txt, options=('a', 'b'))}}",
+        "{{LLMMap('q', movie, return_type='int')}}",
+    ]
+)
+WRITE = st.builds(
+    lambda kind, call, tail: (kind, f"SELECT id, CAST({call} AS VARCHAR) AS v FROM r {tail}"),
+    st.sampled_from(["ctas", "insert"]),
+    st.one_of(LM_CALL, VALID_CALL),
+    st.sampled_from(["", "LIMIT 3", "WHERE id < 5", "ORDER BY v LIMIT 2"]),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=5000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,
+)
+@given(WRITE)
+def test_fuzzed_writes_with_lm_calls_are_all_or_nothing(fuzz_con, case):
+    """CREATE TABLE ... AS / INSERT ... SELECT with (often malformed) LM calls: an error
+    leaves no new table and the target unchanged; success writes exactly the rows the
+    SELECT alone returns."""
+    kind, select = case
+    con = fuzz_con
+    con.duckdb.execute("DROP TABLE IF EXISTS out_t")
+    con.duckdb.execute("CREATE OR REPLACE TABLE sink (id BIGINT, v VARCHAR)")
+    con.duckdb.execute("INSERT INTO sink VALUES (-1, 'old')")
+    sql = f"CREATE TABLE out_t AS {select}" if kind == "ctas" else f"INSERT INTO sink {select}"
+    try:
+        con.query(sql, max_lm_calls=40)
+    except semql.SemQLError as err:
+        assert str(err).strip()
+        assert "out_t" not in con.tables()
+        assert con.duckdb.execute("SELECT * FROM sink").fetchall() == [(-1, "old")]
+        return
+    expected = sorted(con.query(select, max_lm_calls=40).rows(), key=repr)
+    if kind == "ctas":
+        written = con.duckdb.execute("SELECT * FROM out_t").fetchall()
+    else:
+        written = con.duckdb.execute("SELECT * FROM sink WHERE id <> -1 OR v <> 'old'").fetchall()
+    if "LIMIT" in select:
+        assert len(written) == len(expected)  # which rows LIMIT keeps (ties) is DuckDB's
+    else:
+        assert sorted(written, key=repr) == expected
