@@ -479,7 +479,9 @@ class Engine:
         joins = select.args.get("joins") or []
         position = next(i for i, j in enumerate(joins) if j is join)
         left_sql = sqlglot.parse_one(
-            scope_query(select, [exp.alias_(left.copy(), "v")], [], joins_upto=position),
+            scope_query(
+                select, [exp.alias_(left.copy(), "v")], node.left_predicates, joins_upto=position
+            ),
             read="duckdb",
         )
         left_sql.set("distinct", exp.Distinct())

@@ -141,6 +141,9 @@ class LMJoin(PlanNode):
 
     call: LMCall | None = None
     join: exp.Join | None = None
+    # WHERE conjuncts over the left side's tables only (pushdown): the LM maps only the
+    # left values of rows that can reach the output.
+    left_predicates: list[exp.Expression] = field(default_factory=list)
 
     def title(self) -> str:
         return f"LMJoin {self.call.label}  -> {self.call.output}"

@@ -218,3 +218,26 @@ def test_llmqa_context_expressions_are_evaluated_not_quoted(make_con):
     assert "||" not in prompt and "Movie: m3" not in prompt
     con.query("SELECT {{LLMQA('Which?', 'Day ' || (1 + 1))}} AS a")
     assert "Day 2" in lm.prompts[-1]
+
+
+def test_where_conjuncts_over_the_left_side_reach_an_llmjoin(make_con):
+    """The LM maps only the left values of rows the WHERE keeps; the answers are those of
+    the naive plan."""
+    import polars as pl
+
+    con, lm = make_con()
+    naive_con, naive_lm = make_con(optimize=False)
+    for c in (con, naive_con):
+        c.register(
+            "a", pl.DataFrame({"id": list(range(30)), "name": [f"Film {i}" for i in range(30)]})
+        )
+        c.register("m", pl.DataFrame({"title": ["film 3", "film 7", "other"], "year": [1, 2, 3]}))
+    sql = (
+        "SELECT a.id, m.title FROM a JOIN m ON {{LLMJoin(a.name, m.title)}} "
+        "WHERE a.id IN (3, 7, 11) AND m.year < 3 ORDER BY a.id"
+    )
+    got = con.query(sql)
+    assert got.rows() == naive_con.query(sql).rows()
+    assert len(lm.prompts) == 1  # "Film 11" (3 and 7 match case-insensitively); naive: 28
+    assert len(naive_lm.prompts) == 28
+    assert "pushdown: the LM maps only left values" in con.explain(sql)
