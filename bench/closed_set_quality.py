@@ -202,9 +202,7 @@ def spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def run_model(
-    model: str, rows: list[dict], n: int, seed: int, raw: list[dict]
-) -> list[dict]:
+def run_model(model: str, rows: list[dict], n: int, seed: int, raw: list[dict]) -> list[dict]:
     """Score every task; per-row label distributions go to ``raw`` (for re-analysis)."""
     runtime = LlamaRuntime(model)
     builder = PromptBuilder(runtime.style, runtime.format_chat)

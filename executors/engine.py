@@ -43,6 +43,9 @@ from .proxy_executor import ProxyRunner, render
 from .stats import OperatorStats, QueryStats, attach_stats
 
 QA_CONTEXT_CHARS = 3000
+# The label an LLMJoin answers for a left value that matches no right value (the first
+# one that is not itself a right value).
+NO_MATCH_LABELS = ("none of these", "(no match)", "__no_match__")
 
 
 _EXCERPT_RE = re.compile(r"LINE (\d+): (.*)\n( *)\^")
@@ -501,9 +504,12 @@ class Engine:
                 mapping.append((value, lowered[str(value).lower()]))
             else:
                 unresolved.append(value)
-        op.rows_out = len(mapping)
         if unresolved and right_values:
-            out_type = OptionsType(right_values)
+            # One more label, so that a left value that refers to none of the right values
+            # can stay unmatched instead of being forced onto the likeliest one.
+            texts = {str(v) for v in right_values}
+            none = next(label for label in NO_MATCH_LABELS if label not in texts)
+            out_type = OptionsType((*right_values, none))
             answers = self._lm().answer(
                 call.question,
                 out_type,
@@ -513,7 +519,8 @@ class Engine:
                 call.examples,
                 dedup=True,
             )
-            mapping += list(zip(unresolved, answers, strict=True))
+            mapping += [(v, a) for v, a in zip(unresolved, answers, strict=True) if a != none]
+        op.rows_out = len(mapping)  # left values matched (the rest stay unmatched)
         call.output = OptionsType(right_values) if right_values else call.output
         table = temp.new("join")
         data = pa.table(

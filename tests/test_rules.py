@@ -241,3 +241,17 @@ def test_where_conjuncts_over_the_left_side_reach_an_llmjoin(make_con):
     assert len(lm.prompts) == 1  # "Film 11" (3 and 7 match case-insensitively); naive: 28
     assert len(naive_lm.prompts) == 28
     assert "pushdown: the LM maps only left values" in con.explain(sql)
+
+
+def test_an_llmjoin_left_value_can_stay_unmatched(make_con):
+    """The LM is offered one more label, "none of these": a left value it gives that
+    label joins nothing."""
+    import polars as pl
+
+    con, lm = make_con()
+    con.register("a", pl.DataFrame({"name": ["the other one", "none of these, really"]}))
+    con.register("m", pl.DataFrame({"title": ["other", "film"]}))
+    on = "ON {{LLMJoin(a.name, m.title)}}"
+    inner = con.query(f"SELECT a.name, m.title FROM a JOIN m {on} ORDER BY a.name")
+    assert inner.rows() == [("the other one", "other")]
+    assert all("none of these" in p for p in lm.prompts)  # the label was offered
