@@ -16,6 +16,7 @@ DuckDB's exact semantics. Temp tables are dropped afterwards, on success or fail
 from __future__ import annotations
 
 import re
+import textwrap
 import time
 import uuid
 from collections.abc import Callable
@@ -38,11 +39,12 @@ from semql.planner.scope_sql import conjuncts, predicates_below, row_columns, sc
 from .embedding_views import text_hash
 from .filter_order import order_filters
 from .lm_executor import LMExecutor
-from .prompts import render_context
+from .prompts import context_lines
 from .proxy_executor import ProxyRunner, render
 from .stats import OperatorStats, QueryStats, attach_stats
 
-QA_CONTEXT_CHARS = 3000
+# Rows of one LLMQA context read at most (the window fits far fewer; this bounds memory).
+QA_CONTEXT_ROWS = 10_000
 # The label an LLMJoin answers for a left value that matches no right value (the first
 # one that is not itself a right value).
 NO_MATCH_LABELS = ("none of these", "(no match)", "__no_match__")
@@ -543,7 +545,7 @@ class Engine:
 
     # -- LMQA --------------------------------------------------------------------------
 
-    def _context_values(self, expr: exp.Expression, call: LMCall) -> tuple[str, bool]:
+    def _context_values(self, expr: exp.Expression, call: LMCall) -> list[str]:
         """An LLMQA context expression's values, not its SQL text: a constant
         (``'Today: ' || current_date``) is one value; an expression over columns
         (``'Title: ' || m.title``) has one value per row of the query's FROM under the
@@ -552,7 +554,7 @@ class Engine:
         value = exp.alias_(expr.copy(), "value")
         if select is None or expr.find(exp.Column) is None:
             _, rows = self._fetch(exp.select(value).sql(dialect="duckdb"))
-            return ("" if rows[0][0] is None else str(rows[0][0])), False
+            return ["" if rows[0][0] is None else str(rows[0][0])]
         if any(is_lm_call(n) for j in select.args.get("joins") or [] for n in j.walk()):
             raise BindError(
                 f"{call.label}: a context expression over columns cannot read a JOIN with "
@@ -564,42 +566,35 @@ class Engine:
             for c in (conjuncts(where.this) if where is not None else [])
             if not any(is_lm_call(n) for n in c.walk())
         ]
-        _, rows = self._fetch(scope_query(select, [value], preds))
-        lines, used = [], 0
-        for (v,) in rows:
-            line = "NULL" if v is None else " ".join(str(v).split())
-            if used + len(line) + 1 > QA_CONTEXT_CHARS:
-                return "\n".join(lines), True
-            lines.append(line)
-            used += len(line) + 1
-        return "\n".join(lines), False
+        sql = scope_query(select, [value], preds)
+        _, rows = self._fetch(f"SELECT * FROM ({sql}) LIMIT {QA_CONTEXT_ROWS}")
+        return ["NULL" if v is None else " ".join(str(v).split()) for (v,) in rows]
 
     def _run_qa(self, qa: L.LMQA, stats: QueryStats) -> None:
         call = qa.call
         op = attach_stats(qa, stats)
-        blocks = []
+        lines: list[str] = []
         for ctx in call.context:
             if isinstance(ctx, (exp.Subquery, exp.Select)):
                 sub = ctx.this if isinstance(ctx, exp.Subquery) else ctx
-                names, rows = self._fetch(sub.sql(dialect="duckdb"))
-                text, cut = render_context(names, rows, QA_CONTEXT_CHARS)
-                if cut:
-                    stats.warnings.append(
-                        f"{call.label}: context truncated to fit the model window"
-                    )
-                blocks.append(text)
+                names, rows = self._fetch(
+                    f"SELECT * FROM ({sub.sql(dialect='duckdb')}) LIMIT {QA_CONTEXT_ROWS}"
+                )
+                lines += context_lines(names, rows)
             elif isinstance(ctx, exp.Literal):
-                blocks.append(str(ctx.this))
+                lines += textwrap.wrap(str(ctx.this), 200) or [""]
             else:
-                text, cut = self._context_values(ctx, call)
-                if cut:
-                    stats.warnings.append(
-                        f"{call.label}: context truncated to fit the model window"
-                    )
-                blocks.append(text)
-        names = ["context"] if blocks else []
-        row = ("\n".join(blocks),) if blocks else ()
-        answer = self._lm().answer(
+                lines += self._context_values(ctx, call)
+        lm = self._lm()
+        kept = lm.fit_context(call.question, call.output, lines, call.examples)
+        if kept < len(lines):
+            stats.warnings.append(
+                f"{call.label}: context cut to {kept} of {len(lines)} lines to fit the "
+                f"model's window of {lm.runtime.n_ctx} tokens"
+            )
+        names = ["context"] if lines else []
+        row = ("\n".join(lines[:kept]),) if lines else ()
+        answer = lm.answer(
             call.question,
             call.output,
             names,
@@ -607,6 +602,7 @@ class Engine:
             op,
             call.examples,
             calibration=call.kwargs.get("calibration"),
+            max_chars=None,
         )[0]
         op.rows_out = 1
         for n in call.nodes:

@@ -11,7 +11,7 @@ from semql.planner.options import calibration_value
 
 from . import closed_set
 from .budget import Budget
-from .prompts import PromptBuilder, quote_value
+from .prompts import MAX_FIELD_CHARS, PromptBuilder, quote_value
 from .result_cache import ResultCache, cache_key
 from .stats import OperatorStats
 
@@ -77,6 +77,7 @@ class LMExecutor:
         run_order: Sequence[int] | None = None,
         calibration: str | None = None,
         confidences: list | None = None,
+        max_chars: int | None = MAX_FIELD_CHARS,
     ) -> list:
         """One parsed answer per row; a row whose fields are all NULL answers NULL.
 
@@ -84,6 +85,8 @@ class LMExecutor:
         ``field_orders[i]``: the order of row i's fields in its prompt (the prompt layout);
         ``run_order``: the order to ask the rows in (answers come back in row order).
         ``calibration``: this call's method for closed sets (else the executor's).
+        ``max_chars``: the cut of each field value (None: an LLMQA context, already
+        fitted to the window by :meth:`fit_context`).
         ``confidences``: if given, filled with each row's calibrated probability of its
         answer (None where the answer was generated, not scored): precision-first LIMIT
         ranks by it.
@@ -107,7 +110,12 @@ class LMExecutor:
             None
             if row and all(v is None for v in row)
             else self.prompts.build(
-                question, out_type, [n for n, _ in cells], [v for _, v in cells], examples
+                question,
+                out_type,
+                [n for n, _ in cells],
+                [v for _, v in cells],
+                examples,
+                max_chars,
             )
             for row, cells in zip(rows, cells_of, strict=True)
         ]
@@ -165,6 +173,35 @@ class LMExecutor:
     def _model_key(self) -> str:
         """The model part of result-cache keys: weights and decoding version."""
         return f"{self.runtime.model_id}|decoding {getattr(self.runtime, 'decoding', 0)}"
+
+    def fit_context(
+        self,
+        question: str,
+        out_type: OutputType,
+        lines: list[str],
+        examples: Sequence[tuple] = (),
+    ) -> int:
+        """How many of the context ``lines`` fit the model's window with the question,
+        examples and the longest answer: all of them, or the most that fit (measured in
+        the model's own tokens; 4 characters a token where the runtime cannot count)."""
+        window = getattr(self.runtime, "n_ctx", None)
+        if window is None or not lines:
+            return len(lines)
+        room = window - out_type.token_budget() - 8  # the label scoring's extra steps
+
+        def tokens(k: int) -> int:
+            text = "\n".join(lines[:k])
+            prompt = self.prompts.build(question, out_type, ["context"], [text], examples, None)
+            counter = getattr(self.runtime, "tokenize", None)
+            return len(counter(prompt)) if counter is not None else len(prompt) // 4
+
+        if tokens(len(lines)) <= room:
+            return len(lines)
+        lo, hi = 0, len(lines)  # lo fits (or is 0), hi does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if tokens(mid) <= room else (lo, mid)
+        return lo
 
     def scores(self, out_type: OutputType) -> bool:
         """Whether answers of this type are decided from label scores (with a confidence)."""

@@ -24,25 +24,30 @@ from semql.grammar.types import OutputType
 MAX_FIELD_CHARS = 1200
 
 
-def clean_value(value) -> str:
+def clean_value(value, max_chars: int | None = MAX_FIELD_CHARS) -> str:
+    """One line of text; cut to ``max_chars`` (None: LLMQA contexts, fitted by tokens)."""
     if value is None:
         return "NULL"
     text = " ".join(str(value).split())
-    if len(text) > MAX_FIELD_CHARS:
-        text = text[: MAX_FIELD_CHARS - 3] + "..."
+    if max_chars is not None and len(text) > max_chars:
+        text = text[: max_chars - 3] + "..."
     return text
 
 
-def quote_value(value) -> str:
+def quote_value(value, max_chars: int | None = MAX_FIELD_CHARS) -> str:
     """A field value as the prompt shows it: a one-line JSON string, or NULL."""
     if value is None:
         return "NULL"
-    return json.dumps(clean_value(value), ensure_ascii=False)
+    return json.dumps(clean_value(value, max_chars), ensure_ascii=False)
 
 
-def field_block(names: Sequence[str], values: Sequence) -> str:
+def field_block(
+    names: Sequence[str], values: Sequence, max_chars: int | None = MAX_FIELD_CHARS
+) -> str:
     """The ``name: "value"`` lines of one row (also the text a proxy model embeds)."""
-    return "\n".join(f"{name}: {quote_value(v)}" for name, v in zip(names, values, strict=True))
+    return "\n".join(
+        f"{name}: {quote_value(v, max_chars)}" for name, v in zip(names, values, strict=True)
+    )
 
 
 def _field_segments(row: str) -> list[str]:
@@ -83,10 +88,13 @@ class PromptBuilder:
         names: Sequence[str],
         values: Sequence,
         examples: Sequence[tuple] = (),
+        max_chars: int | None = MAX_FIELD_CHARS,
     ) -> str:
+        """``max_chars``: the cut of each field value (None for an LLMQA context, which is
+        fitted to the model's window in tokens instead)."""
         head = instruction(question, out_type)
         shots = [(field_block(names, ex[:-1]), out_type.render(ex[-1])) for ex in examples]
-        row = field_block(names, values)
+        row = field_block(names, values, max_chars)
         if self.style == "chat" and self.format_chat is not None:
             messages = [{"role": "system", "content": head}]
             for text, answer in shots:
@@ -106,19 +114,6 @@ class PromptBuilder:
         return Prompt([head_text, *_field_segments(row), "\nAnswer:"])
 
 
-def render_context(
-    columns: Sequence[str], rows: Sequence[tuple], max_chars: int
-) -> tuple[str, bool]:
-    """A compact table (header, then one ' | '-joined line per row) cut to ``max_chars``.
-
-    Returns the text and whether rows were left out.
-    """
-    lines = [" | ".join(columns)]
-    used = len(lines[0])
-    for row in rows:
-        line = " | ".join(clean_value(v) for v in row)
-        if used + len(line) + 1 > max_chars:
-            return "\n".join(lines), True
-        lines.append(line)
-        used += len(line) + 1
-    return "\n".join(lines), False
+def context_lines(columns: Sequence[str], rows: Sequence[tuple]) -> list[str]:
+    """A compact table: the header, then one ' | '-joined line per row."""
+    return [" | ".join(columns)] + [" | ".join(clean_value(v) for v in row) for row in rows]

@@ -238,3 +238,22 @@ def test_a_read_only_connection_reads_the_files_result_cache(tmp_path, gemma_run
         con.query(sql.replace("positive", "negative"))
         assert con.stats.lm_calls == 2  # nothing was written to the file
         con._runtime = None
+
+
+def test_llmqa_context_is_fitted_to_the_window_in_tokens_with_a_warning(model_con):
+    """A context far larger than the model's window is cut to the lines that fit (the
+    model's own tokens), the query answers, and the result says what was left out; a
+    context that fits is passed whole, past the per-field cut of row prompts."""
+    big = model_con.query(
+        "SELECT {{LLMQA('Is any review about a sequel?', "
+        "(SELECT reviewText FROM Reviews), options=('yes', 'no'))}} AS a"
+    )
+    assert big["a"][0] in ("yes", "no")
+    (warning,) = [w for w in model_con.stats.warnings if "context cut" in w]
+    assert "of 2001 lines" in warning and "window of 2048 tokens" in warning
+    small = (
+        "SELECT {{LLMQA('Is Taken 3 among these titles?', (SELECT title FROM Movies "
+        "ORDER BY title LIMIT 60), options=('yes', 'no'))}} AS a"
+    )
+    model_con.query(small)
+    assert not [w for w in model_con.stats.warnings if "context cut" in w]  # ~1,300 chars: whole
