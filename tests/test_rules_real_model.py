@@ -68,9 +68,14 @@ def test_early_exit_rows_are_rows_naive_accepts(cons):
     assert len(got) == min(3, len(accepted)) and got <= accepted
 
 
-def test_prefix_reorder_serves_more_prompt_tokens_from_the_kv_cache(cons):
-    """Rows of two movies interleaved: asked grouped by title, more of each prompt is reused;
-    the answers are the same either way."""
+@pytest.mark.parametrize(
+    "fields, layout",
+    [("title, reviewText", "table"), ("reviewText, title", "ggr")],
+)
+def test_prefix_reorder_serves_more_prompt_tokens_from_the_kv_cache(cons, fields, layout):
+    """Rows of two movies interleaved: asked grouped by title (the default layout sorts
+    rows by the fields as written; GGR puts the title first itself), more of each prompt
+    is reused; the answers are the same either way."""
     con = cons["opt"]
     con.duckdb.execute(
         "CREATE OR REPLACE TEMP TABLE RT AS SELECT R.reviewId, R.reviewText, M.title FROM R "
@@ -79,14 +84,14 @@ def test_prefix_reorder_serves_more_prompt_tokens_from_the_kv_cache(cons):
     titles = [r[0] for r in con.duckdb.execute("SELECT title FROM RT").fetchall()]
     assert sum(a != b for a, b in zip(titles[:-1], titles[1:], strict=True)) > 4  # interleaved
     sql = (
-        "SELECT reviewId, {{LLMMap('Does the review praise the movie?', reviewText, title, "
+        f"SELECT reviewId, {{{{LLMMap('Does the review praise the movie?', {fields}, "
         "return_type='bool')}} AS p FROM RT ORDER BY 1"
     )
     # as stored first: the KV cache then holds its last prompt, which the grouped run's
     # first prompt cannot repeat in full (the other way round it could)
-    as_stored = con.query(sql, prefix_reorder=False).rows()
+    as_stored = con.query(sql, prefix_reorder=False, prefix_order=layout).rows()
     stored_stats = con.stats
-    grouped = con.query(sql).rows()
+    grouped = con.query(sql, prefix_order=layout).rows()
     assert "prefix_reorder" in con.last_plan.fired
     assert grouped == as_stored
     assert stored_stats.lm_calls == con.stats.lm_calls
