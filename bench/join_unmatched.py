@@ -1,13 +1,18 @@
-"""LLMJoin with and without a "none of these" label, on left values built by hand.
+"""LLMJoin's choices, on left values built by hand: all right values (the old way) vs
+the few closest in spelling plus "none of these" (executors/join_candidates.py).
 
 The right side is the shipped Movies table's 105 titles. The left side: 20 of those
-titles written another way (lower case, a dropped article or subtitle, a year added:
-each has one right answer) and 10 titles of films the table does not have (each should
-stay unmatched). Every left value is asked once, as SemQL's LLMJoin asks it (the join
-criteria, the value, all titles as options; bundled model, greedy under the grammar),
-with the right titles only (the old behaviour: every value is forced onto a title) and
-with one more label, "none of these" (SemQL's default). No value is scored by any
-method that sees its answer.
+titles written another way (lower case, a dropped article or subtitle, a year added, a
+sequel number: each has one right answer) and 10 titles of films the table does not
+have (each should stay unmatched). Every left value is asked once with the join's
+default criteria, bundled model:
+
+- ``all titles, forced``: the 105 titles as options (greedy under the grammar; past 50
+  options the prompt does not list them), every value forced onto one;
+- ``8 candidates``: the 8 titles closest in character trigrams, listed, scored whole;
+- ``8 candidates + none``: the same plus "none of these" (SemQL's LLMJoin).
+
+Also how often the right title is among the 8 candidates at all (the ceiling).
 
     python bench/join_unmatched.py --out bench/results/join
 """
@@ -20,6 +25,7 @@ import json
 import time
 from pathlib import Path
 
+from semql.executors.join_candidates import Candidates
 from semql.executors.llama_runtime import LlamaRuntime
 from semql.executors.lm_executor import LMExecutor
 from semql.executors.model_files import default_model_path
@@ -63,7 +69,6 @@ ABSENT = [
     "Frozen",
     "Gladiator",
 ]
-NONE = "none of these"
 
 
 def main() -> None:
@@ -75,24 +80,31 @@ def main() -> None:
     runtime = LlamaRuntime(default_model_path(), seed=0)
     lm = LMExecutor(runtime, ResultCache(None))
     left = [*PRESENT, *ABSENT]
-    results = {}
-    for name, options in (("forced", titles), ("none label", (*titles, NONE))):
+    pick = Candidates(titles)
+    results = {
+        "ceiling": {"present_in_candidates": sum(t in pick.of(v) for v, t in PRESENT.items())}
+    }
+    for name in ("all titles, forced", "8 candidates", "8 candidates + none"):
         started = time.perf_counter()
-        answers = lm.answer(
-            QUESTION,
-            OptionsType(options),
-            ["value"],
-            [(v,) for v in left],
-            OperatorStats(name),
-            dedup=True,
-        )
-        seconds = time.perf_counter() - started
-        got = dict(zip(left, answers, strict=True))
+        got = {}
+        for value in left:
+            if name == "all titles, forced":
+                options = titles
+            else:
+                options = pick.of(value) + ((pick.none,) if name.endswith("none") else ())
+            (got[value],) = lm.answer(
+                QUESTION,
+                OptionsType(options),
+                ["value"],
+                [(value,)],
+                OperatorStats(name),
+                calibration="off",
+            )
         results[name] = {
             "present_right": sum(got[v] == t for v, t in PRESENT.items()),
-            "present_unmatched": sum(got[v] == NONE for v in PRESENT),
-            "absent_unmatched": sum(got[v] == NONE for v in ABSENT),
-            "seconds": round(seconds, 1),
+            "present_unmatched": sum(got[v] == pick.none for v in PRESENT),
+            "absent_unmatched": sum(got[v] == pick.none for v in ABSENT),
+            "seconds": round(time.perf_counter() - started, 1),
             "answers": got,
         }
         print(name, {k: v for k, v in results[name].items() if k != "answers"}, flush=True)
@@ -106,7 +118,14 @@ def main() -> None:
         "| labels | present: right title | present: left unmatched | absent: left unmatched |",
         "|---|---|---|---|",
     ]
+    lines.insert(
+        1,
+        f"The right title is among the 8 candidates for "
+        f"{results['ceiling']['present_in_candidates']}/20 present values.\n",
+    )
     for name, r in results.items():
+        if name == "ceiling":
+            continue
         lines.append(
             f"| {name} | {r['present_right']}/20 | {r['present_unmatched']}/20 "
             f"| {r['absent_unmatched']}/10 |"

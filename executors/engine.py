@@ -38,6 +38,7 @@ from semql.planner.scope_sql import conjuncts, predicates_below, row_columns, sc
 
 from .embedding_views import text_hash
 from .filter_order import order_filters
+from .join_candidates import Candidates
 from .lm_executor import LMExecutor
 from .prompts import context_lines
 from .proxy_executor import ProxyRunner, render
@@ -45,9 +46,6 @@ from .stats import OperatorStats, QueryStats, attach_stats
 
 # Rows of one LLMQA context read at most (the window fits far fewer; this bounds memory).
 QA_CONTEXT_ROWS = 10_000
-# The label an LLMJoin answers for a left value that matches no right value (the first
-# one that is not itself a right value).
-NO_MATCH_LABELS = ("none of these", "(no match)", "__no_match__")
 
 
 _EXCERPT_RE = re.compile(r"LINE (\d+): (.*)\n( *)\^")
@@ -507,21 +505,21 @@ class Engine:
             else:
                 unresolved.append(value)
         if unresolved and right_values:
-            # One more label, so that a left value that refers to none of the right values
-            # can stay unmatched instead of being forced onto the likeliest one.
-            texts = {str(v) for v in right_values}
-            none = next(label for label in NO_MATCH_LABELS if label not in texts)
-            out_type = OptionsType((*right_values, none))
-            answers = self._lm().answer(
-                call.question,
-                out_type,
-                ["value"],
-                [(v,) for v in unresolved],
-                op,
-                call.examples,
-                dedup=True,
-            )
-            mapping += [(v, a) for v, a in zip(unresolved, answers, strict=True) if a != none]
+            pick = Candidates(right_values)
+            lm = self._lm()
+            for value in unresolved:  # each value its own few candidates, or none of them
+                out_type = OptionsType((*pick.of(value), pick.none))
+                (answer,) = lm.answer(
+                    call.question,
+                    out_type,
+                    ["value"],
+                    [(value,)],
+                    op,
+                    call.examples,
+                    calibration="off",  # a content-free prior of names means nothing
+                )
+                if answer != pick.none:
+                    mapping.append((value, answer))
         op.rows_out = len(mapping)  # left values matched (the rest stay unmatched)
         call.output = OptionsType(right_values) if right_values else call.output
         table = temp.new("join")
