@@ -22,25 +22,12 @@ No label is used by any judge or weight; labels only score the result.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-from pathlib import Path
-
 import numpy as np
 from sklearn.metrics import roc_auc_score
+from stored_scores import ANCHORS, load, review_field, sibling
 
 from semql.executors.embeddings import MiniLMEmbedder
-from semql.sample import sample_dir
 
-ANCHORS = {
-    "pos_bool": ("positive", "negative"),
-    "likes_bool": ("positive", "negative"),
-    "neg_bool": ("negative", "positive"),
-    "sentiment": ("positive", "negative"),
-    "horror_bool": ("horror", "not horror"),
-    "comedy_bool": ("comedy", "not comedy"),
-}
 JUDGES = ("gemma", "smollm2", "minilm")
 
 
@@ -68,12 +55,8 @@ def spectral_weights(z: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("rows", help="a quality-*-rows.json file")
-    args = ap.parse_args()
-    dump = json.loads(Path(args.rows).read_text())
-    with open(sample_dir() / "Reviews.csv", newline="") as f:
-        text = {r["reviewId"]: r["reviewText"] for r in csv.DictReader(f)}
+    path, dump = load(__doc__)
+    text = review_field("reviewText")
     embedder = MiniLMEmbedder()
     by_setting: dict[tuple, dict] = {}
     for entry in dump:
@@ -121,7 +104,7 @@ def main() -> None:
         + " | ".join(f"{means[k]:.3f}" for k in (*JUDGES, "best single", "mean", "spectral"))
         + " | |"
     )
-    target = Path(args.rows).with_name(Path(args.rows).name.replace("-rows.json", "-judges.md"))
+    target = sibling(path, "judges")
     target.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

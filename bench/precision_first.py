@@ -20,16 +20,9 @@ are used by either method; they only score the picks.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-from pathlib import Path
-
 import numpy as np
+from stored_scores import QUERY_MOVIES, load, review_field, sibling
 
-from semql.sample import sample_dir
-
-QUERY_MOVIES = {"taken_3", "ant_man_and_the_wasp_quantumania"}
 TASKS = ("pos_bool", "likes_bool", "sentiment")  # the label asked for is label 0
 K = 3
 SHUFFLES = 200
@@ -64,12 +57,8 @@ def replay(q: np.ndarray, gold: np.ndarray, rng: np.random.Generator, skew: floa
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("rows", help="a quality-*-rows.json file")
-    args = ap.parse_args()
-    dump = json.loads(Path(args.rows).read_text())
-    with open(sample_dir() / "Reviews.csv", newline="") as f:
-        movie = {r["reviewId"]: r["id"] for r in csv.DictReader(f)}
+    path, dump = load(__doc__)
+    movie = review_field("id")
     lines = [
         f"# Precision of LIMIT {K} over an LM condition: first rows that pass vs surest rows\n",
         f"Mean precision@{K} over {SHUFFLES} seeded row orders; rows of SemBench's query movies "
@@ -98,9 +87,7 @@ def main() -> None:
     for name, pairs in totals.items():
         a, b = np.mean(pairs, axis=0)
         lines.append(f"- positives {name}: first-k {a:.3f}, surest-k {b:.3f} (mean of settings)")
-    target = Path(args.rows).with_name(
-        Path(args.rows).name.replace("-rows.json", "-precision-first.md")
-    )
+    target = sibling(path, "precision-first")
     target.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

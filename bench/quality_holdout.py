@@ -11,17 +11,10 @@ so the choice can be checked on rows SemBench never scores. No model is run.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-from pathlib import Path
-
 import numpy as np
 from scipy.stats import spearmanr
+from stored_scores import QUERY_MOVIES, load, review_field, sibling
 
-from semql.sample import sample_dir
-
-QUERY_MOVIES = {"taken_3", "ant_man_and_the_wasp_quantumania"}
 METHODS = ("off", "content_free", "domain", "batch")
 
 
@@ -51,12 +44,8 @@ def score(entry: dict, idx: list[int], method: str) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("rows", help="a quality-*-rows.json file")
-    args = ap.parse_args()
-    dump = json.loads(Path(args.rows).read_text())
-    with open(sample_dir() / "Reviews.csv", newline="") as f:
-        movie = {r["reviewId"]: r["id"] for r in csv.DictReader(f)}
+    path, dump = load(__doc__)
+    movie = review_field("id")
     lines = [
         "# Mean over every model and task setting, SemBench's query movies left out\n",
         "| split | rows a task (mean) | " + " | ".join(METHODS) + " |",
@@ -75,7 +64,7 @@ def main() -> None:
                 means[m].append(score(entry, idx, m))
         cells = " | ".join(f"{np.mean(means[m]):.3f}" for m in METHODS)
         lines.append(f"| {split} | {np.mean(sizes):.0f} | {cells} |")
-    target = Path(args.rows).with_name(Path(args.rows).name.replace("-rows.json", "-holdout.md"))
+    target = sibling(path, "holdout")
     target.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

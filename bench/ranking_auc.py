@@ -11,35 +11,16 @@ apart" from "the model puts the cut in the wrong place".
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-from pathlib import Path
-
 import numpy as np
 from sklearn.metrics import roc_auc_score
+from stored_scores import ANCHORS, load, review_field, sibling
 
 from semql.executors.embeddings import MiniLMEmbedder
-from semql.sample import sample_dir
-
-# the label words each task's MiniLM judge compares a review with (yes-side first)
-ANCHORS = {
-    "pos_bool": ("positive", "negative"),
-    "likes_bool": ("positive", "negative"),
-    "neg_bool": ("negative", "positive"),
-    "sentiment": ("positive", "negative"),
-    "horror_bool": ("horror", "not horror"),
-    "comedy_bool": ("comedy", "not comedy"),
-}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("rows", help="a quality-*-rows.json file")
-    args = ap.parse_args()
-    dump = json.loads(Path(args.rows).read_text())
-    with open(sample_dir() / "Reviews.csv", newline="") as f:
-        text = {r["reviewId"]: r["reviewText"] for r in csv.DictReader(f)}
+    path, dump = load(__doc__)
+    text = review_field("reviewText")
     embedder = MiniLMEmbedder()
     out = []
     for entry in dump:
@@ -65,7 +46,7 @@ def main() -> None:
                 ),
             }
         )
-    target = Path(args.rows).with_name(Path(args.rows).name.replace("-rows.json", "-auc.md"))
+    target = sibling(path, "auc")
     lines = [
         "| model | task | shots | rows | LM AUC | LM calibrated AUC | MiniLM zero-shot AUC |",
         "|---|---|---|---|---|---|---|",
