@@ -31,8 +31,12 @@ DEMO_QUERIES = [
         "SELECT reviewId, reviewText FROM Reviews\n"
         "WHERE id = 'taken_3'\n"
         "  AND {{LLMMap('Is this movie review positive?', reviewText,\n"
-        "        examples=(('A joyless, plodding mess.', FALSE),\n"
-        "                  ('Funny, warm and beautifully made.', TRUE)))}}\n"
+        "        examples=(('A joyless, plodding mess that wastes its talented cast.', FALSE),\n"
+        "                  ('Funny, warm and beautifully made: a delight from start to finish.',"
+        " TRUE),\n"
+        "                  ('It has a few good moments, but mostly it drags.', FALSE),\n"
+        "                  ('A thrilling, confident film that earns every one of its surprises.',"
+        " TRUE)))}}\n"
         "LIMIT 5",
     ),
     (
