@@ -119,6 +119,10 @@ class LMExecutor:
             )
             for row, cells in zip(rows, cells_of, strict=True)
         ]
+        for i, prompt in enumerate(prompts):
+            if prompt is not None and not self._fits(prompt, out_type):
+                prompts[i] = self._fitted(question, out_type, cells_of[i], examples, max_chars)
+                stats.fields_cut += 1
         model = self._model_key()
         keys = [cache_key(model, grammar_id, p) if p is not None else None for p in prompts]
         cached = self.cache.get_many([k for k in keys if k is not None])
@@ -173,6 +177,26 @@ class LMExecutor:
     def _model_key(self) -> str:
         """The model part of result-cache keys: weights and decoding version."""
         return f"{self.runtime.model_id}|decoding {getattr(self.runtime, 'decoding', 0)}"
+
+    def _fits(self, prompt: str, out_type: OutputType) -> bool:
+        """Whether the prompt and the longest answer fit the model's window (a prompt of
+        fewer characters than the room always does: a token is at least one character)."""
+        window = getattr(self.runtime, "n_ctx", None)
+        if window is None:
+            return True
+        room = window - out_type.token_budget() - 8
+        return len(prompt) <= room or len(self.runtime.tokenize(prompt)) <= room
+
+    def _fitted(self, question, out_type, cells, examples, max_chars) -> str:
+        """The row's prompt with its field values cut shorter until it fits (the question
+        and examples stay whole; if they alone overflow, the runtime says so)."""
+        limit = max_chars or MAX_FIELD_CHARS
+        names, values = [n for n, _ in cells], [v for _, v in cells]
+        prompt = self.prompts.build(question, out_type, names, values, examples, limit)
+        while not self._fits(prompt, out_type) and limit > 40:
+            limit //= 2
+            prompt = self.prompts.build(question, out_type, names, values, examples, limit)
+        return prompt
 
     def fit_context(
         self,

@@ -34,6 +34,7 @@ class OperatorStats:
     calibration: str = ""  # how closed-set answers were decided (prior and method)
     calibration_calls: int = 0  # content-free prompts scored for the prior
     answer_counts: Counter = field(default_factory=Counter)  # per distinct input
+    fields_cut: int = 0  # prompts whose field values were cut further to fit the window
 
     def uninformative(self) -> str | None:
         """A warning when one answer covers nearly every distinct input."""
@@ -47,6 +48,14 @@ class OperatorStats:
             f"{self.operator}: the same answer {value} for {top} of {n} distinct inputs "
             f"({top / n:.0%}); such answers carry little information about the rows "
             f"(add examples, reword the question, or try another model)"
+        )
+
+    def cut_warning(self) -> str | None:
+        if not self.fields_cut:
+            return None
+        return (
+            f"{self.operator}: the field values of {self.fields_cut} prompt(s) were cut "
+            "further to fit the model's window; their answers read less of the row"
         )
 
     def absorb(self, other: OperatorStats) -> None:
@@ -116,9 +125,9 @@ class QueryStats:
         ):
             setattr(self, name, sum(getattr(op, name) for op in self.operators))
         for op in self.operators:
-            warning = op.uninformative()
-            if warning and warning not in self.warnings:
-                self.warnings.append(warning)
+            for warning in (op.uninformative(), op.cut_warning()):
+                if warning and warning not in self.warnings:
+                    self.warnings.append(warning)
 
     @property
     def token_hit_rate(self) -> float:

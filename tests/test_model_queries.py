@@ -257,3 +257,15 @@ def test_llmqa_context_is_fitted_to_the_window_in_tokens_with_a_warning(model_co
     )
     model_con.query(small)
     assert not [w for w in model_con.stats.warnings if "context cut" in w]  # ~1,300 chars: whole
+
+
+def test_a_row_too_long_for_the_window_is_cut_to_fit_with_a_warning(model_con):
+    """Twelve long fields overflow a 2,048-token window: the row's field values are cut
+    further until the prompt fits, the query answers, and the result says so."""
+    text = " ".join(["The pacing drags, but the lead performance is superb."] * 25)[:1150]
+    cols = ", ".join(f"'{text}' AS c{i}" for i in range(12))
+    model_con.query(f"CREATE TABLE wide AS SELECT {cols}")
+    fields = ", ".join(f"c{i}" for i in range(12))
+    got = model_con.query(f"SELECT {{{{LLMMap('Is this positive?', {fields})}}}} AS p FROM wide")
+    assert got["p"][0] in (True, False)
+    assert any("cut further to fit the model's window" in w for w in model_con.stats.warnings)
