@@ -79,7 +79,8 @@ def test_every_output_type_through_sql(model_con):
 def test_bool_filter_and_where_types(model_con):
     df = model_con.query(
         "SELECT reviewId FROM Reviews WHERE id = 'taken_3' AND "
-        f"{{{{LLMMap('Is the review positive?', reviewText, {EXAMPLES})}}}} LIMIT 4"
+        f"{{{{LLMMap('Is the review positive?', reviewText, {EXAMPLES})}}}} LIMIT 4",
+        precision_first=0,  # types are the point here; tests/test_precision_first.py ranks
     )
     assert df.height <= 4 and df.schema["reviewId"] == pl.Int64
     assert model_con.stats.lm_calls >= df.height
@@ -178,8 +179,8 @@ def test_limit_answer_is_valid_under_naive_and_optimised(gemma_runtime):
         "SELECT LLMMap('Is the review positive?', reviewText, "
         f"{EXAMPLES}) = TRUE AS ok FROM Reviews WHERE reviewText = ?"
     )
-    with semql.connect(runtime=gemma_runtime, cache=False) as con:
-        semql.load_sample(con)
+    with semql.connect(runtime=gemma_runtime, cache=False, precision_first=0) as con:
+        semql.load_sample(con)  # the first rows that pass (ranking: test_precision_first.py)
         got = con.query(sql)
         for text in got["reviewText"]:
             assert con.query(check, [text])["ok"][0] is True
