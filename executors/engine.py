@@ -15,8 +15,6 @@ DuckDB's exact semantics. Temp tables are dropped afterwards, on success or fail
 
 from __future__ import annotations
 
-import re
-import textwrap
 import time
 import uuid
 from collections.abc import Callable
@@ -27,73 +25,24 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from semql.dialect import is_lm_call
-from semql.errors import BindError, ExecutionError, SafetyError, SemQLError
-from semql.grammar.types import ListType, OptionsType, OutputType
+from semql.grammar.types import OptionsType, OutputType
 from semql.planner import logical as L
 from semql.planner.calls import LMCall
 from semql.planner.rules.pipeline import unlink
 from semql.planner.rules.short_circuit import needed_condition
-from semql.planner.scope_sql import conjuncts, predicates_below, row_columns, scope_query
+from semql.planner.scope_sql import predicates_below, row_columns, scope_query
 
+from .duckdb_errors import duckdb_error
 from .embedding_views import text_hash
 from .filter_order import order_filters
 from .join_candidates import Candidates
 from .lm_executor import LMExecutor
-from .prompts import context_lines
 from .proxy_executor import ProxyRunner, render
+from .qa_runner import run_qa
 from .stats import OperatorStats, QueryStats, attach_stats
 
 # Rows of one LLMQA context read at most (the window fits far fewer; this bounds memory).
 QA_CONTEXT_ROWS = 10_000
-
-
-_EXCERPT_RE = re.compile(r"LINE (\d+): (.*)\n( *)\^")
-
-
-def duckdb_position(text: str, sql: str) -> tuple[int, int]:
-    """DuckDB's ``LINE n: ...`` excerpt and caret as a 1-based (line, column) in ``sql``,
-    or (0, 0). The excerpt may start with "..." (a long line cut); it is found in the line
-    to place the caret."""
-    match = _EXCERPT_RE.search(text)
-    if match is None:
-        return 0, 0
-    line, excerpt = int(match.group(1)), match.group(2)
-    caret = len(match.group(3)) - len(f"LINE {line}: ")
-    lines = sql.splitlines()
-    if not 0 < line <= len(lines):
-        return 0, 0
-    start = 0
-    if excerpt.startswith("..."):
-        found = lines[line - 1].find(excerpt[3:].rstrip(".").rstrip())
-        if found < 0:
-            return line, 0
-        start = found - 3
-    return line, max(start + caret + 1, 1)
-
-
-def duckdb_error(err: duckdb.Error, sql: str = "", own: bool = False) -> SemQLError:
-    """Map a DuckDB exception to the SemQL hierarchy, keeping DuckDB's message.
-
-    ``own``: DuckDB ran the user's own text (plain SQL; LM markers are blanked to spaces,
-    so positions hold): its line and caret are kept. Positions in SQL that SemQL
-    generated mean nothing to the user; the front end locates names instead.
-    """
-    from semql.errors import ParseError
-
-    text = str(err)
-    head, _, excerpt = text.partition("\n\nLINE ")  # DuckDB's excerpt of the SQL it ran
-    line, col = duckdb_position(text, sql) if own else (0, 0)
-    if isinstance(err, duckdb.ParserException):
-        return ParseError(head.strip(), sql, line, col)
-    if isinstance(err, (duckdb.BinderException, duckdb.CatalogException)):
-        # In generated SQL the front end points at the name in the user's query instead.
-        return BindError(head.strip(), sql, line, col)
-    if isinstance(err, duckdb.PermissionException):
-        return SafetyError(f"refused in safe mode: {text}")
-    if "__" in sql + excerpt:  # an excerpt of SQL SemQL generated
-        text = head.strip()
-    return ExecutionError(text)
 
 
 class _Temp:
@@ -238,6 +187,9 @@ class Engine:
             exp.Ordered(this=sqlglot.parse_one(f"({idx})", read="duckdb"), nulls_first=False),
         ]
         select.set("order", exp.Order(expressions=keys))
+
+    def _run_qa(self, qa: L.LMQA, stats: QueryStats) -> None:
+        run_qa(qa, attach_stats(qa, stats), stats, self._fetch, self._lm())
 
     def _run_node(
         self, node: L.PlanNode, select: exp.Select, temp: _Temp, stats: QueryStats
@@ -540,74 +492,3 @@ class Engine:
             n.replace(cond.copy())
         call.nodes = []
         op.rows_in = len(left_values)
-
-    # -- LMQA --------------------------------------------------------------------------
-
-    def _context_values(self, expr: exp.Expression, call: LMCall) -> list[str]:
-        """An LLMQA context expression's values, not its SQL text: a constant
-        (``'Today: ' || current_date``) is one value; an expression over columns
-        (``'Title: ' || m.title``) has one value per row of the query's FROM under the
-        WHERE's conditions that need no LM, one line each."""
-        select = call.nodes[0].find_ancestor(exp.Select) if call.nodes else None
-        value = exp.alias_(expr.copy(), "value")
-        if select is None or expr.find(exp.Column) is None:
-            _, rows = self._fetch(exp.select(value).sql(dialect="duckdb"))
-            return ["" if rows[0][0] is None else str(rows[0][0])]
-        if any(is_lm_call(n) for j in select.args.get("joins") or [] for n in j.walk()):
-            raise BindError(
-                f"{call.label}: a context expression over columns cannot read a JOIN with "
-                "an LM call; give it as a subquery: (SELECT ... FROM ...)"
-            )
-        where = select.args.get("where")
-        preds = [
-            c
-            for c in (conjuncts(where.this) if where is not None else [])
-            if not any(is_lm_call(n) for n in c.walk())
-        ]
-        sql = scope_query(select, [value], preds)
-        _, rows = self._fetch(f"SELECT * FROM ({sql}) LIMIT {QA_CONTEXT_ROWS}")
-        return ["NULL" if v is None else " ".join(str(v).split()) for (v,) in rows]
-
-    def _run_qa(self, qa: L.LMQA, stats: QueryStats) -> None:
-        call = qa.call
-        op = attach_stats(qa, stats)
-        lines: list[str] = []
-        for ctx in call.context:
-            if isinstance(ctx, (exp.Subquery, exp.Select)):
-                sub = ctx.this if isinstance(ctx, exp.Subquery) else ctx
-                names, rows = self._fetch(
-                    f"SELECT * FROM ({sub.sql(dialect='duckdb')}) LIMIT {QA_CONTEXT_ROWS}"
-                )
-                lines += context_lines(names, rows)
-            elif isinstance(ctx, exp.Literal):
-                lines += textwrap.wrap(str(ctx.this), 200) or [""]
-            else:
-                lines += self._context_values(ctx, call)
-        lm = self._lm()
-        kept = lm.fit_context(call.question, call.output, lines, call.examples)
-        if kept < len(lines):
-            stats.warnings.append(
-                f"{call.label}: context cut to {kept} of {len(lines)} lines to fit the "
-                f"model's window of {lm.runtime.n_ctx} tokens"
-            )
-        names = ["context"] if lines else []
-        row = ("\n".join(lines[:kept]),) if lines else ()
-        answer = lm.answer(
-            call.question,
-            call.output,
-            names,
-            [row],
-            op,
-            call.examples,
-            calibration=call.kwargs.get("calibration"),
-            max_chars=None,
-        )[0]
-        op.rows_out = 1
-        for n in call.nodes:
-            parent = n.parent
-            if isinstance(call.output, ListType) and isinstance(parent, exp.In):
-                parent.set("field", None)
-                parent.set("expressions", [exp.convert(v) for v in answer] or [exp.null()])
-            else:
-                n.replace(exp.convert(answer))
-        call.nodes = []

@@ -14,9 +14,10 @@ import polars as pl
 from sqlglot import exp
 
 from semql.executors.budget import Budget
+from semql.executors.duckdb_errors import duckdb_error
 from semql.executors.embedding_views import EmbeddingStore
 from semql.executors.embeddings import make_embedder, minilm_available
-from semql.executors.engine import Engine, duckdb_error
+from semql.executors.engine import Engine
 from semql.executors.lm_executor import LMExecutor, Progress
 from semql.executors.result_cache import ResultCache
 from semql.executors.stats import QueryStats
