@@ -41,9 +41,6 @@ from .proxy_executor import ProxyRunner, render
 from .qa_runner import run_qa
 from .stats import OperatorStats, QueryStats, attach_stats
 
-# Rows of one LLMQA context read at most (the window fits far fewer; this bounds memory).
-QA_CONTEXT_ROWS = 10_000
-
 
 class _Temp:
     """Names and drops the temp tables of one query."""

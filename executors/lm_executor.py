@@ -179,24 +179,28 @@ class LMExecutor:
         return f"{self.runtime.model_id}|decoding {getattr(self.runtime, 'decoding', 0)}"
 
     def _fits(self, prompt: str, out_type: OutputType) -> bool:
-        """Whether the prompt and the longest answer fit the model's window (a prompt of
-        fewer characters than the room always does: a token is at least one character)."""
+        """Whether the prompt and the longest answer fit the model's window, in the
+        model's own tokens (4 characters a token where the runtime cannot count; a prompt
+        of fewer characters than the room always fits: a token is at least one)."""
         window = getattr(self.runtime, "n_ctx", None)
         if window is None:
             return True
-        room = window - out_type.token_budget() - 8
-        return len(prompt) <= room or len(self.runtime.tokenize(prompt)) <= room
+        room = window - out_type.token_budget() - 8  # the label scoring's extra steps
+        if len(prompt) <= room:
+            return True
+        counter = getattr(self.runtime, "tokenize", None)
+        return (len(counter(prompt)) if counter is not None else len(prompt) // 4) <= room
 
     def _fitted(self, question, out_type, cells, examples, max_chars) -> str:
         """The row's prompt with its field values cut shorter until it fits (the question
         and examples stay whole; if they alone overflow, the runtime says so)."""
-        limit = max_chars or MAX_FIELD_CHARS
         names, values = [n for n, _ in cells], [v for _, v in cells]
-        prompt = self.prompts.build(question, out_type, names, values, examples, limit)
-        while not self._fits(prompt, out_type) and limit > 40:
+        limit = max_chars or MAX_FIELD_CHARS
+        while True:
             limit //= 2
             prompt = self.prompts.build(question, out_type, names, values, examples, limit)
-        return prompt
+            if limit <= 40 or self._fits(prompt, out_type):
+                return prompt
 
     def fit_context(
         self,
@@ -206,25 +210,19 @@ class LMExecutor:
         examples: Sequence[tuple] = (),
     ) -> int:
         """How many of the context ``lines`` fit the model's window with the question,
-        examples and the longest answer: all of them, or the most that fit (measured in
-        the model's own tokens; 4 characters a token where the runtime cannot count)."""
-        window = getattr(self.runtime, "n_ctx", None)
-        if window is None or not lines:
-            return len(lines)
-        room = window - out_type.token_budget() - 8  # the label scoring's extra steps
+        examples and the longest answer: all of them, or the most that fit."""
 
-        def tokens(k: int) -> int:
+        def fits(k: int) -> bool:
             text = "\n".join(lines[:k])
             prompt = self.prompts.build(question, out_type, ["context"], [text], examples, None)
-            counter = getattr(self.runtime, "tokenize", None)
-            return len(counter(prompt)) if counter is not None else len(prompt) // 4
+            return self._fits(prompt, out_type)
 
-        if tokens(len(lines)) <= room:
+        if fits(len(lines)):
             return len(lines)
         lo, hi = 0, len(lines)  # lo fits (or is 0), hi does not
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if tokens(mid) <= room else (lo, mid)
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
         return lo
 
     def scores(self, out_type: OutputType) -> bool:

@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import asdict, replace
 
-from semql.planner.cost import DEFAULT_PROFILE, ModelProfile
+from semql.planner.cost import DEFAULT_PROFILE, ModelProfile, work_seconds
 
 from .model_files import atomic_write_text, cache_dir, model_sha256
 
@@ -117,17 +117,6 @@ def profile_for(runtime) -> ModelProfile:
     return profile
 
 
-def predicted_seconds(
-    profile: ModelProfile, fresh_tokens: int, generated: int, calls: int
-) -> float:
-    """What ``profile`` says these tokens and calls cost."""
-    return (
-        fresh_tokens / profile.prefill_tokens_per_s
-        + generated / profile.decode_tokens_per_s
-        + calls * profile.seconds_per_call
-    )
-
-
 def corrected(
     profile: ModelProfile, seconds: float, fresh_tokens: int, generated: int, calls: int
 ) -> ModelProfile | None:
@@ -135,7 +124,7 @@ def corrected(
     is too small to tell)."""
     if calls < MIN_CALLS or seconds <= 0:
         return None
-    ratio = seconds / max(predicted_seconds(profile, fresh_tokens, generated, calls), 1e-9)
+    ratio = seconds / max(work_seconds(profile, fresh_tokens, generated, calls), 1e-9)
     if 1 / CORRECT_ABOVE <= ratio <= CORRECT_ABOVE:
         return None
     step = ratio**0.5  # halfway in log scale: one odd run cannot swing it all the way

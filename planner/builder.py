@@ -147,10 +147,18 @@ class _Binder:
                 out[key] = value
         return out
 
+    @staticmethod
+    def _slot(node: exp.Anonymous) -> tuple[int, str]:
+        """A call is one per (owning SELECT, text): repeats of it share one LMCall."""
+        return id(_owner_select(node)), node.sql(dialect="duckdb", normalize_functions=False)
+
+    def bound(self, node: exp.Anonymous) -> LMCall | None:
+        """The LMCall already bound for ``node``, if any (no new occurrence recorded)."""
+        return self.calls.get(self._slot(node))
+
     def bind(self, node: exp.Anonymous) -> LMCall:
-        select = _owner_select(node)
-        key = node.sql(dialect="duckdb", normalize_functions=False)
-        slot = (id(select), key)
+        slot = self._slot(node)
+        key = slot[1]
         if slot in self.calls:
             self.calls[slot].nodes.append(node)
             return self.calls[slot]
@@ -383,10 +391,9 @@ def _inside(node: exp.Expression, clause: exp.Expression | None) -> bool:
 
 
 def _plan_scope(
-    select: exp.Select, binder: _Binder, opts: PlanOptions, fired: list[str]
+    select: exp.Select, binder: _Binder, opts: PlanOptions, fired: list[str], facts: ScopeFacts
 ) -> L.PlanNode:
     steps = _naive_steps(select, binder)
-    facts = _scope_facts(select)
     for rule in RULES:
         if not getattr(opts, rule.NAME):
             continue
@@ -398,11 +405,12 @@ def _plan_scope(
     return link(steps)
 
 
-def _rank_limit(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.RankLimit | None:
+def _rank_limit(
+    select: exp.Select, binder: _Binder, opts: PlanOptions, facts: ScopeFacts
+) -> L.RankLimit | None:
     """Precision-first LIMIT, where the query has the shape it is defined for: LIMIT k,
     no ORDER BY / aggregate / DISTINCT, and exactly one LM call in the WHERE, a closed
     set (bool or options) whose answer has a probability to rank by."""
-    facts = _scope_facts(select)
     if not opts.precision_first or facts.limit is None or facts.ordered or facts.blockers:
         return None
     where = select.args.get("where")
@@ -413,10 +421,7 @@ def _rank_limit(select: exp.Select, binder: _Binder, opts: PlanOptions) -> L.Ran
     calls = _calls_in(lm_conjuncts[0])
     if len(calls) != 1 or any(_calls_in(j) for j in select.args.get("joins") or []):
         return None
-    node = calls[0]
-    call = binder.calls.get(
-        (id(_owner_select(node)), node.sql(dialect="duckdb", normalize_functions=False))
-    )
+    call = binder.bound(calls[0])
     out = call.output if call is not None else None
     if call is None or call.function != "LLMMap" or out is None or out.labels() is None:
         return None
@@ -546,10 +551,11 @@ def build_plan(ast: exp.Expression, sql: str, catalog: Catalog, opts: PlanOption
         if any(
             str(n.this).upper() != "LLMQA" for n in _calls_in(select) if _owner_select(n) is select
         ):
-            root = _plan_scope(select, binder, opts, plan.fired)
-            rank = _rank_limit(select, binder, opts)
+            facts = _scope_facts(select)
+            root = _plan_scope(select, binder, opts, plan.fired, facts)
+            rank = _rank_limit(select, binder, opts, facts)
             if rank is not None:
-                _note_rank(root, rank, _scope_facts(select).limit)
+                _note_rank(root, rank, facts.limit)
             plan.scopes.append(L.ScopePlan(_scope_name(scope, i), select, root, rank))
     plan.calls = list(binder.calls.values())
     return plan

@@ -138,6 +138,18 @@ def reused_tokens(shared: float, profile: ModelProfile) -> float:
     return shared // chunk * chunk if chunk else 0.0
 
 
+def work_seconds(
+    profile: ModelProfile, fresh_tokens: float, generated: float, calls: float
+) -> float:
+    """The profile's price of this much LM work: prompt tokens not served from the KV
+    cache, generated tokens, and the fixed cost of each call."""
+    return (
+        calls * profile.seconds_per_call
+        + fresh_tokens / profile.prefill_tokens_per_s
+        + generated / profile.decode_tokens_per_s
+    )
+
+
 def call_seconds(
     shared: float, row: float, generated: float, profile: ModelProfile, row_shared: float = 0.0
 ) -> float:
@@ -147,11 +159,7 @@ def call_seconds(
     with (the prompt layout's expected sharing, seed 003).
     """
     fresh = shared + row - reused_tokens(shared + row_shared, profile)
-    return (
-        profile.seconds_per_call
-        + fresh / profile.prefill_tokens_per_s
-        + generated / profile.decode_tokens_per_s
-    )
+    return work_seconds(profile, fresh, generated, 1)
 
 
 def prior_selectivity(op: L.LMFilter) -> float:

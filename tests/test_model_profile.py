@@ -6,27 +6,27 @@ import json
 
 import pytest
 
-from semql.executors.model_profile import MIN_CALLS, corrected, predicted_seconds
-from semql.planner.cost import ModelProfile
+from semql.executors.model_profile import MIN_CALLS, corrected
+from semql.planner.cost import ModelProfile, work_seconds
 
 SLOW = ModelProfile(16.0, 2.0, 1.0, 4.0, 16, "measured while the machine was busy")
 
 
 def test_a_run_that_agrees_changes_nothing_and_small_runs_say_nothing():
-    seconds = predicted_seconds(SLOW, 2000, 40, 40)
+    seconds = work_seconds(SLOW, 2000, 40, 40)
     assert corrected(SLOW, seconds, 2000, 40, 40) is None
     assert corrected(SLOW, seconds * 1.2, 2000, 40, 40) is None  # within tolerance
     assert corrected(SLOW, seconds / 20, 2000, 4, MIN_CALLS - 1) is None
 
 
 def test_a_run_far_faster_than_predicted_moves_the_speeds_halfway_in_log_scale():
-    seconds = predicted_seconds(SLOW, 2000, 40, 40) / 16  # 16x faster than predicted
+    seconds = work_seconds(SLOW, 2000, 40, 40) / 16  # 16x faster than predicted
     better = corrected(SLOW, seconds, 2000, 40, 40)
     assert better.prefill_tokens_per_s == pytest.approx(64.0)  # 16 * sqrt(16)
     assert better.decode_tokens_per_s == pytest.approx(8.0)
     assert better.seconds_per_call == pytest.approx(0.25)
     assert "corrected" in better.source
-    slower = corrected(SLOW, predicted_seconds(SLOW, 2000, 40, 40) * 4, 2000, 40, 40)
+    slower = corrected(SLOW, work_seconds(SLOW, 2000, 40, 40) * 4, 2000, 40, 40)
     assert slower.prefill_tokens_per_s == pytest.approx(8.0)
 
 
