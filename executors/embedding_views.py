@@ -8,6 +8,9 @@ Nothing is ever recomputed for rows that did not change.
 
 Each batch is one transaction, so a process killed while building a view leaves every
 finished batch usable and no half-written vector.
+
+A read-only database's views are still read (``read_from``): its stored vectors are used,
+and what is missing is embedded into the connection's private in-memory store.
 """
 
 from __future__ import annotations
@@ -33,10 +36,16 @@ def text_hash(text: str) -> str:
 
 
 class EmbeddingStore:
-    """The embedding views of one database (or of a private in-memory one)."""
+    """The embedding views of one database (or of a private in-memory one, reading the
+    views of ``read_from``, a read-only database, first)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        read_from: duckdb.DuckDBPyConnection | None = None,
+    ):
         self.con = con
+        self._read_from = read_from
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {REGISTRY} (name VARCHAR PRIMARY KEY, source VARCHAR, "
@@ -56,21 +65,40 @@ class EmbeddingStore:
         )
         return name
 
+    def _sources(self, view: str) -> list[duckdb.DuckDBPyConnection]:
+        """The connections holding vectors of ``view``: the read-only file's (when it has
+        the view) and this store's own."""
+        ro = self._read_from
+        if ro is not None and _has_table(ro, view):
+            return [ro, self.con]
+        return [self.con]
+
     def stored(self, view: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         if not hashes:
             return {}
-        rows = self.con.execute(
-            f"SELECT h, v FROM {view} WHERE h IN (SELECT unnest(?))", [list(hashes)]
-        ).fetchall()
-        return {h: np.asarray(v, dtype=np.float32) for h, v in rows}
+        found: dict[str, np.ndarray] = {}
+        for con in self._sources(view):
+            rows = con.execute(
+                f"SELECT h, v FROM {view} WHERE h IN (SELECT unnest(?))", [list(hashes)]
+            ).fetchall()
+            found.update((h, np.asarray(v, dtype=np.float32)) for h, v in rows)
+        return found
 
     def count_stored(self, view: str, hashes: Sequence[str]) -> int:
-        return self.con.execute(
-            f"SELECT count(*) FROM {view} WHERE h IN (SELECT unnest(?))", [list(hashes)]
-        ).fetchall()[0][0]
+        # a vector is stored in one place only: the private store holds what the file lacks
+        return sum(
+            con.execute(
+                f"SELECT count(*) FROM {view} WHERE h IN (SELECT unnest(?))", [list(hashes)]
+            ).fetchall()[0][0]
+            for con in self._sources(view)
+        )
 
     def count(self, view: str) -> int:
-        return self.con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+        """Vectors stored for ``view`` (a row stored in both places counts once)."""
+        hashes: set[str] = set()
+        for con in self._sources(view):
+            hashes.update(h for (h,) in con.execute(f"SELECT h FROM {view}").fetchall())
+        return len(hashes)
 
     def refresh(self, view: str, current: set[str]) -> int:
         """Drop the vectors of rows no longer in the source; returns how many."""
@@ -115,3 +143,13 @@ class EmbeddingStore:
             if progress is not None:
                 progress(start + len(batch), len(missing))
         return vectors, len(missing), time.perf_counter() - started
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, name = qualified.split(".")
+    return bool(
+        con.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchall()
+    )

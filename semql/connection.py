@@ -367,9 +367,13 @@ class Connection:
         """The embedding views' store (in the database file when writable, else in
         memory for this connection) and the embedders proxy models may use."""
         if self._embed_store is None:
-            writable = self.database != ":memory:" and not self._read_only
-            con = self._con.cursor() if writable else duckdb.connect(":memory:")
-            self._embed_store = EmbeddingStore(con)
+            if self.database == ":memory:":
+                self._embed_store = EmbeddingStore(duckdb.connect(":memory:"))
+            elif self._read_only:  # the file's views read, new vectors kept in memory
+                store = duckdb.connect(":memory:")
+                self._embed_store = EmbeddingStore(store, read_from=self._con.cursor())
+            else:
+                self._embed_store = EmbeddingStore(self._con.cursor())
         if self._embedders is None:
             specs = self._embedder_spec.split(",")
             if self._embedder_spec == "auto":

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+import semql
 from semql.errors import BindError
 from semql.executors.embedding_views import EmbeddingStore
 from semql.executors.embeddings import LexicalEmbedder
@@ -54,6 +55,28 @@ def test_embedding_view_embeds_only_new_and_changed_rows(tmp_path):
     emb.seen.clear()
     _, fresh, _ = store.embed(store.view("SELECT txt FROM t", ["txt"], emb), rows, emb)
     assert fresh == 0 and emb.seen == []
+
+
+def test_read_only_database_views_are_read_and_never_written(tmp_path):
+    """A read-only connection uses the vectors stored in the file and embeds only what is
+    missing, into memory: the file is unchanged and the work is not lost for the query."""
+    path = str(tmp_path / "db.duckdb")
+    emb = CountingEmbedder()
+    with duckdb.connect(path) as con:
+        store = EmbeddingStore(con)
+        view = store.view("SELECT txt FROM t", ["txt"], emb)
+        store.embed(view, {f"h{i}": f"review number {i}" for i in range(10)}, emb)
+    emb.seen.clear()
+    with semql.connect(path, read_only=True, embedder="lexical") as con:
+        store = con._proxy_parts()[0]
+        view = store.view("SELECT txt FROM t", ["txt"], emb)
+        rows = {f"h{i}": f"review number {i}" for i in range(12)}
+        got, fresh, _ = store.embed(view, rows, emb)
+        assert fresh == 2 and sorted(emb.seen) == ["review number 10", "review number 11"]
+        assert len(got) == 12 and store.count_stored(view, list(rows)) == 12
+        assert store.count(view) == 12
+    with duckdb.connect(path, read_only=True) as con:
+        assert con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0] == 10
 
 
 def test_curve_fit_recovers_known_parameters():
