@@ -40,8 +40,8 @@ import numpy as np
 from semql.executors.closed_set import CONTENT_FREE, probabilities
 from semql.executors.llama_runtime import LlamaRuntime
 from semql.executors.model_files import resolve_model_path
-from semql.executors.prompts import PromptBuilder
 from semql.grammar.types import BoolType, OptionsType
+from semql.planner.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 SHOTS = {

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from semql.executors.llama_runtime import LlamaRuntime
 from semql.executors.model_files import resolve_model_path
-from semql.executors.prompts import PromptBuilder
 from semql.grammar.types import BoolType, IntType, OptionsType
+from semql.planner.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 EXAMPLES = {

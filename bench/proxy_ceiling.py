@@ -34,8 +34,8 @@ from sklearn.svm import LinearSVC
 
 import semql
 from semql.executors.embeddings import MiniLMEmbedder
-from semql.executors.prompts import field_block
 from semql.executors.proxy_model import evaluate, verify_size, verify_threshold
+from semql.planner.prompt_format import field_block
 from semql.sample import sample_dir
 
 TARGET = 0.95

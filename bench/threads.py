@@ -25,8 +25,8 @@ from pathlib import Path
 
 from semql.executors.llama_runtime import LlamaRuntime
 from semql.executors.model_files import resolve_model_path
-from semql.executors.prompts import PromptBuilder
 from semql.grammar.types import BoolType
+from semql.planner.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 EXAMPLES = [("A joyless, plodding mess.", False), ("Funny, warm and beautifully made.", True)]

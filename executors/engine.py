@@ -11,6 +11,9 @@ then every occurrence of the call in the AST is replaced by a correlated lookup
 which DuckDB decorrelates into a hash join. After all LM operators ran, the rewritten
 statement runs in DuckDB as one query, so joins, aggregates, ORDER BY and LIMIT keep
 DuckDB's exact semantics. Temp tables are dropped afterwards, on success or failure.
+
+The plan is read, never written: the rewriting happens on the run's own copy of the
+statement, and what happens at run time is kept in a :class:`QueryRun`.
 """
 
 from __future__ import annotations
@@ -28,18 +31,18 @@ from sqlglot import exp
 from semql.grammar.types import OptionsType, OutputType
 from semql.planner import logical as L
 from semql.planner.calls import LMCall
-from semql.planner.rules.pipeline import unlink
 from semql.planner.rules.short_circuit import needed_condition
-from semql.planner.scope_sql import predicates_below, row_columns, scope_query
+from semql.planner.scope_sql import row_columns, scope_query
 
 from .duckdb_errors import duckdb_error
 from .embedding_views import text_hash
-from .filter_order import order_filters
+from .filter_order import SampleIO, order_filters
 from .join_candidates import Candidates
 from .lm_executor import LMExecutor
 from .proxy_executor import ProxyRunner, render
 from .qa_runner import run_qa
-from .stats import OperatorStats, QueryStats, attach_stats
+from .run_state import QueryRun
+from .stats import QueryStats
 
 
 class _Temp:
@@ -78,6 +81,7 @@ class Engine:
         self._executor: LMExecutor | None = None
         self._proxy = proxy  # () -> (EmbeddingStore, embedders, seed), made on first use
         self._ranked: LMCall | None = None  # the scope's precision-first call, if it ranks
+        self.last_run: QueryRun | None = None
 
     def _lm(self) -> LMExecutor:
         """One LM executor per query, so answers sampled for planning are reused."""
@@ -89,6 +93,7 @@ class Engine:
 
     def run(self, plan: L.QueryPlan, params=None, stats: QueryStats | None = None) -> pl.DataFrame:
         stats = stats if stats is not None else QueryStats()
+        run = self.last_run = QueryRun(plan, stats)
         started = time.perf_counter()
         try:
             if not plan.has_lm:
@@ -96,10 +101,10 @@ class Engine:
             temp = _Temp(self.con)
             try:
                 for qa in plan.constants:
-                    self._run_qa(qa, stats)
+                    run_qa(qa, run, self._fetch, self._lm())
                 for scope in plan.scopes:
-                    scope.root = self._run_scope(scope, temp, stats, plan.profile)
-                final = plan.statement.sql(dialect="duckdb")
+                    self._run_scope(scope, run, temp, plan.profile)
+                final = run.tree.sql(dialect="duckdb")
                 return self._run_sql(
                     final,
                     params,
@@ -147,19 +152,23 @@ class Engine:
 
     # -- plan walk ---------------------------------------------------------------------
 
-    def _run_scope(self, scope: L.ScopePlan, temp: _Temp, stats: QueryStats, profile) -> L.PlanNode:
-        """Run the scope's operators bottom-up; returns the root (filters may be reordered)."""
-        self._ranked = self._rank_applies(scope)
-        steps = unlink(scope.root)
-        self._run_node(steps[0], scope.select, temp, stats)
+    def _run_scope(self, scope: L.ScopePlan, run: QueryRun, temp: _Temp, profile) -> None:
+        """Run the scope's operators bottom-up (a group of LM filters in the order
+        sampling gives it; the run records the order)."""
+        self._ranked = self._rank_applies(scope, run)
+        steps = run.steps(scope)
+        ordered: set[int] = set()
+        self._run_node(steps[0], scope, run, temp)
         for i in range(1, len(steps)):
             step = steps[i]
-            if isinstance(step, L.LMOperator) and step.reorder_group is not None:
-                steps = order_filters(self, steps, i, scope.select, stats, profile)
-            self._run_node(steps[i], scope.select, temp, stats)
-        return steps[-1]
+            group = step.reorder_group if isinstance(step, L.LMOperator) else None
+            if group is not None and group not in ordered:
+                ordered.add(group)
+                io = SampleIO(self._fetch, self.con, self._lm)
+                steps = order_filters(io, run, scope, steps, i, profile)
+            self._run_node(steps[i], scope, run, temp)
 
-    def _rank_applies(self, scope: L.ScopePlan) -> LMCall | None:
+    def _rank_applies(self, scope: L.ScopePlan, run: QueryRun) -> LMCall | None:
         """The call whose confidence orders the LIMITed rows (precision-first), if the
         scope's candidate rows are few enough; counted with the WHERE's relational
         conjuncts only, so naive and optimized plans decide alike."""
@@ -167,16 +176,16 @@ class Engine:
         if rank is None or not self._lm().scores(rank.call.output):
             return None  # no rank without label scores (an HTTP server, a fake LM)
         count = exp.alias_(sqlglot.parse_one("count(*)"), "n")
-        _, rows = self._fetch(scope_query(scope.select, [count], rank.candidates))
+        _, rows = self._fetch(scope_query(run.select(scope), [count], rank.candidates))
         return rank.call if rows[0][0] <= rank.max_rows else None
 
     def _rank_by_confidence(
-        self, call: LMCall, select: exp.Select, inputs: str, results: str
+        self, fields: list[exp.Expression], select: exp.Select, inputs: str, results: str
     ) -> None:
         """ORDER BY the confidence of the row's answer (highest first), then the order
         the rows came in: LIMIT k then keeps the k rows the model is surest of."""
-        conf = self._answered_rows(call, inputs, results, "any_value(__r.__conf)")
-        idx = self._answered_rows(call, inputs, results, "min(__i.__idx)")
+        conf = self._answered_rows(fields, inputs, results, "any_value(__r.__conf)")
+        idx = self._answered_rows(fields, inputs, results, "min(__i.__idx)")
         keys = [
             exp.Ordered(
                 this=sqlglot.parse_one(f"({conf})", read="duckdb"), desc=True, nulls_first=False
@@ -185,39 +194,38 @@ class Engine:
         ]
         select.set("order", exp.Order(expressions=keys))
 
-    def _run_qa(self, qa: L.LMQA, stats: QueryStats) -> None:
-        run_qa(qa, attach_stats(qa, stats), stats, self._fetch, self._lm())
-
-    def _run_node(
-        self, node: L.PlanNode, select: exp.Select, temp: _Temp, stats: QueryStats
-    ) -> None:
+    def _run_node(self, node: L.PlanNode, scope: L.ScopePlan, run: QueryRun, temp: _Temp) -> None:
         """Run one operator; a source subtree (joins, LMJoin) runs its children first."""
         if isinstance(node, (L.Join, L.LMJoin)):
             for child in node.children:
-                self._run_node(child, select, temp, stats)
+                self._run_node(child, scope, run, temp)
         if isinstance(node, L.Limit) and node.materialize:
-            self._fix_limited_rows(node, select, temp)
+            self._fix_limited_rows(node, scope, run, temp)
         elif isinstance(node, L.LMOperator):
-            self._run_map(node, select, temp, stats)
+            self._run_map(node, scope, run, temp)
         elif isinstance(node, L.LMJoin):
-            self._run_join(node, select, temp, stats)
+            self._run_join(node, scope, run, temp)
 
-    def _input_query(self, node: L.LMOperator, select: exp.Select, temp: _Temp) -> str:
+    def _input_query(
+        self, node: L.LMOperator, scope: L.ScopePlan, run: QueryRun, temp: _Temp
+    ) -> str:
         """Distinct (dedup) or all argument tuples of the rows ``node`` must answer.
 
         Rows whose predicate a cheap side already decides are left out (short-circuit);
         without projection pruning whole rows are materialised first (naive baseline).
         """
-        call = node.call
-        preds = predicates_below(node)
+        select = run.select(scope)
+        preds = run.below(scope, node)
         if node.short_circuit:
-            guard = needed_condition(node.predicate, call.nodes[0])
+            (target,) = run.call_nodes(node.call)
+            guard = needed_condition(run.working(node.predicate), target)
             if guard is not None:
                 preds.append(guard)
-                node.guard = guard
-        args = [exp.alias_(f.expr.copy(), f"__a{i}") for i, f in enumerate(call.fields)]
+                run.guards[id(node)] = guard
+        fields = run.fields(node.call)
+        args = [exp.alias_(f.copy(), f"__a{i}") for i, f in enumerate(fields)]
         order = exp.alias_(sqlglot.parse_one("row_number() OVER ()"), "__ord")
-        names = ", ".join(f"__a{i}" for i in range(len(call.fields)))
+        names = ", ".join(f"__a{i}" for i in range(len(fields)))
         if node.prune:
             source = scope_query(select, [*args, order], preds)
         else:
@@ -232,13 +240,12 @@ class Engine:
             return grouped + " ORDER BY __ord"
         return f"SELECT {names}, __ord FROM ({source}) ORDER BY __ord"
 
-    def _run_map(
-        self, node: L.LMOperator, select: exp.Select, temp: _Temp, stats: QueryStats
-    ) -> None:
+    def _run_map(self, node: L.LMOperator, scope: L.ScopePlan, run: QueryRun, temp: _Temp) -> None:
         call: LMCall = node.call
-        call.refresh_fields()
-        op = node.stats if isinstance(node.stats, OperatorStats) else attach_stats(node, stats)
-        body = self._input_query(node, select, temp)
+        select = run.select(scope)
+        fields = run.fields(call)
+        op = run.op_stats(node)
+        body = self._input_query(node, scope, run, temp)
         args = ", ".join(f"__a{i}" for i in range(len(call.fields)))
         inputs, results = temp.new("in"), temp.new("out")
         self._exec(
@@ -249,25 +256,23 @@ class Engine:
             f"(__idx BIGINT, __out {call.output.duckdb_type}, __conf DOUBLE)"
         )
         _, rows = self._fetch(f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx")
-        lookup = self._lookup_expr(call, inputs, results)
+        lookup = self._lookup_expr(fields, inputs, results)
         done = None
         ranked = self._ranked is call
-        early = isinstance(node, L.LMFilter) and node.early_exit is not None and not ranked
-        if early:
-            done = self._done_expr(call, inputs, results, node.guard)
-        for n in call.nodes:
+        exit_at = run.exit_point(node) if not ranked else None
+        if exit_at is not None:
+            done = self._done_expr(fields, inputs, results, run.guards.get(id(node)))
+        for n in run.call_nodes(call):
             n.replace(lookup.copy())
-        call.nodes = []
-        if early:
-            node.done = done
+        early = exit_at is not None
         lm = self._lm()
         names = [f.name for f in call.fields]
         if node.proxy_target is not None and self._proxy is not None and not early:
-            answers = self._run_proxy(node, names, [r[1:] for r in rows], op)
+            answers = self._run_proxy(node, run, names, [r[1:] for r in rows], op)
             if answers is not None:
                 self._insert(results, [r[0] for r in rows], answers, call.output)
                 rows = []  # all answered
-        batch = node.batch_rows if early else len(rows)
+        batch = exit_at.batch if exit_at is not None else len(rows)
         for start in range(0, len(rows), max(batch, 1)):
             chunk = rows[start : start + batch]
             values = [r[1:] for r in chunk]
@@ -277,15 +282,18 @@ class Engine:
             )
             self._insert(results, [r[0] for r in chunk], answers, call.output, confidences)
             if done is not None and start + batch < len(rows):
-                passing = self._count_passing(select, node, done)
-                if passing >= node.early_exit:
+                preds = run.below(scope, node) + [run.working(node.predicate), done]
+                if self._count_passing(select, preds, exit_at.rows) >= exit_at.rows:
                     op.stopped_early = True
                     break
+        if done is not None:
+            run.done[id(node)] = done
         if ranked:
-            self._rank_by_confidence(call, select, inputs, results)
-            node.notes.append(f"precision-first: ranked {len(rows)} candidate rows by confidence")
+            self._rank_by_confidence(fields, select, inputs, results)
+            run.note(node, f"precision-first: ranked {len(rows)} candidate rows by confidence")
         if isinstance(node, L.LMFilter):
-            preds = predicates_below(node) + [node.predicate] + ([done] if done else [])
+            preds = run.below(scope, node) + [run.working(node.predicate)]
+            preds += [done] if done is not None else []
             _, cnt = self._fetch(
                 scope_query(select, [exp.alias_(sqlglot.parse_one("count(*)"), "n")], preds)
             )
@@ -293,7 +301,7 @@ class Engine:
         else:
             op.rows_out = op.rows_in
 
-    def _run_proxy(self, node: L.LMOperator, names, values, op) -> list | None:
+    def _run_proxy(self, node: L.LMOperator, run: QueryRun, names, values, op) -> list | None:
         store, embedders, seed = self._proxy()
 
         def source_hashes(node: L.LMOperator, names: list[str]) -> set[str]:
@@ -302,17 +310,21 @@ class Engine:
 
         runner = ProxyRunner(self._lm(), store, embedders, source_hashes, seed)
         answers = runner.run(node, names, values, op)
-        if node.proxy_report is not None:  # EXPLAIN ANALYZE shows the decision
-            node.notes.append(node.proxy_report.summary())
+        if runner.report is not None:  # EXPLAIN ANALYZE and the REPL show the decision
+            run.proxy_reports[id(node)] = runner.report
+            run.note(node, runner.report.summary())
         return answers
 
-    def _fix_limited_rows(self, node: L.Limit, select: exp.Select, temp: _Temp) -> None:
+    def _fix_limited_rows(
+        self, node: L.Limit, scope: L.ScopePlan, run: QueryRun, temp: _Temp
+    ) -> None:
         """Materialise the rows that survive ORDER BY/LIMIT, then point the scope at them.
 
         The SELECT list's LM calls then run on those k rows only, and the final query
         reads exactly the rows they ran on (a LIMIT without a total order could pick
         other rows on a second evaluation).
         """
+        select = run.select(scope)
         names: dict[str, str] = {}
         for item in select.expressions:
             for col in row_columns(item):
@@ -333,7 +345,7 @@ class Engine:
             exp.alias_(sqlglot.parse_one(sql, read="duckdb"), name) for sql, name in names.items()
         ]
         query = sqlglot.parse_one(
-            scope_query(select, cols + [exp.alias_(window, "__pos")], predicates_below(node)),
+            scope_query(select, cols + [exp.alias_(window, "__pos")], run.below(scope, node)),
             read="duckdb",
         )
         if keys:
@@ -353,37 +365,43 @@ class Engine:
             select.set(arg, None)
         select.set("order", exp.Order(expressions=[exp.Ordered(this=exp.column("__pos", table))]))
 
-    def _count_passing(self, select: exp.Select, node: L.LMFilter, done: exp.Expression) -> int:
-        preds = predicates_below(node) + [node.predicate, done]
+    def _count_passing(self, select: exp.Select, preds: list[exp.Expression], cap: int) -> int:
+        """Rows passing ``preds``, counted up to ``cap``."""
         inner = scope_query(select, [exp.Literal.number(1)], preds)
-        _, rows = self._fetch(f"SELECT count(*) FROM ({inner} LIMIT {node.early_exit})")
+        _, rows = self._fetch(f"SELECT count(*) FROM ({inner} LIMIT {cap})")
         return rows[0][0]
 
     @staticmethod
-    def _answered_rows(call: LMCall, inputs: str, results: str, select: str) -> str:
+    def _answered_rows(fields: list[exp.Expression], inputs: str, results: str, select: str) -> str:
         """``SELECT {select}`` over the answered input tuples equal to this row's fields."""
         conds = " AND ".join(
-            f"__i.__a{i} IS NOT DISTINCT FROM ({f.expr.sql(dialect='duckdb')})"
-            for i, f in enumerate(call.fields)
+            f"__i.__a{i} IS NOT DISTINCT FROM ({f.sql(dialect='duckdb')})"
+            for i, f in enumerate(fields)
         )
         return (
             f"SELECT {select} FROM {inputs} AS __i JOIN {results} AS __r "
             f"ON __r.__idx = __i.__idx WHERE {conds}"
         )
 
-    def _lookup_expr(self, call: LMCall, inputs: str, results: str) -> exp.Expression:
+    def _lookup_expr(
+        self, fields: list[exp.Expression], inputs: str, results: str
+    ) -> exp.Expression:
         """The row's answer: replaces the call in the query."""
-        sql = self._answered_rows(call, inputs, results, "any_value(__r.__out)")
+        sql = self._answered_rows(fields, inputs, results, "any_value(__r.__out)")
         return sqlglot.parse_one(f"({sql})", read="duckdb")
 
     def _done_expr(
-        self, call: LMCall, inputs: str, results: str, guard: exp.Expression | None
+        self,
+        fields: list[exp.Expression],
+        inputs: str,
+        results: str,
+        guard: exp.Expression | None,
     ) -> exp.Expression:
         """Whether the row's answer is known yet (early exit stops before all are).
 
         A row the short-circuit guard leaves out is known without an answer.
         """
-        sql = self._answered_rows(call, inputs, results, "1")
+        sql = self._answered_rows(fields, inputs, results, "1")
         known = sqlglot.parse_one(f"EXISTS ({sql})", read="duckdb")
         if guard is None:
             return known
@@ -420,19 +438,23 @@ class Engine:
 
     # -- LMJoin ------------------------------------------------------------------------
 
-    def _run_join(self, node: L.LMJoin, select: exp.Select, temp: _Temp, stats: QueryStats) -> None:
+    def _run_join(self, node: L.LMJoin, scope: L.ScopePlan, run: QueryRun, temp: _Temp) -> None:
         call = node.call
-        join = node.join
-        op = attach_stats(node, stats)
+        select = run.select(scope)
+        join = run.working(node.join)
+        op = run.op_stats(node)
         right_alias = join.this.alias_or_name
-        left, right = call.fields[0].expr, call.fields[1].expr
+        left, right = run.fields(call)
         if {c.table for c in left.find_all(exp.Column)} == {right_alias}:
             left, right = right, left
         joins = select.args.get("joins") or []
         position = next(i for i, j in enumerate(joins) if j is join)
         left_sql = sqlglot.parse_one(
             scope_query(
-                select, [exp.alias_(left.copy(), "v")], node.left_predicates, joins_upto=position
+                select,
+                [exp.alias_(left.copy(), "v")],
+                [run.working(p) for p in node.left_predicates],
+                joins_upto=position,
             ),
             read="duckdb",
         )
@@ -470,7 +492,6 @@ class Engine:
                 if answer != pick.none:
                     mapping.append((value, answer))
         op.rows_out = len(mapping)  # left values matched (the rest stay unmatched)
-        call.output = OptionsType(right_values) if right_values else call.output
         table = temp.new("join")
         data = pa.table(
             {"__l": pa.array([m[0] for m in mapping]), "__r": pa.array([m[1] for m in mapping])}
@@ -485,7 +506,6 @@ class Engine:
             f"WHERE __m.__l IS NOT DISTINCT FROM ({left.sql(dialect='duckdb')}))",
             read="duckdb",
         )
-        for n in call.nodes:
+        for n in run.call_nodes(call):
             n.replace(cond.copy())
-        call.nodes = []
         op.rows_in = len(left_values)

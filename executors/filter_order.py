@@ -1,34 +1,49 @@
 """Run-time ordering of a conjunction's LM filters (the predicate_order rule).
 
 The planner marks groups of LM filters that may run in any order; here each is tried on
-the same small sample of the group's input rows, its selectivity measured, and the group
-reordered by rank = cost per row / (1 - selectivity), cheapest-and-most-selective first.
-The sampled answers are remembered by the LM executor, so they are not asked twice.
+the same small sample of the group's input rows and its selectivity and cost measured;
+the planner's :func:`~semql.planner.rules.predicate_order.reorder` then decides the order
+(rank = cost per row / (1 - selectivity), cheapest-and-most-selective first). The
+sampled answers are remembered by the LM executor, so they are not asked twice.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
 from semql.planner import logical as L
 from semql.planner.calls import split_arguments
 from semql.planner.cost import DEFAULT_PROFILE, call_seconds, output_tokens, prompt_tokens
-from semql.planner.rules.pipeline import Steps, link, lm_calls_in
-from semql.planner.rules.predicate_order import SAMPLE_ROWS
-from semql.planner.rules.predicate_order import units as predicate_units
-from semql.planner.scope_sql import predicates_below, row_columns, scope_query
+from semql.planner.rules.pipeline import Steps, lm_calls_in
+from semql.planner.rules.predicate_order import SAMPLE_ROWS, group_units, reorder
+from semql.planner.scope_sql import row_columns, scope_query
 
-from .stats import OperatorStats, QueryStats, attach_stats
+from .lm_executor import LMExecutor
+from .run_state import ExitPoint, QueryRun
+from .stats import OperatorStats
+
+
+@dataclass(frozen=True)
+class SampleIO:
+    """What sampling needs from the engine: a DuckDB reader, the connection (to register
+    the sample as a view) and the query's LM executor."""
+
+    fetch: Callable[[str], tuple[list[str], list[tuple]]]
+    con: duckdb.DuckDBPyConnection
+    lm: Callable[[], LMExecutor]
 
 
 class _Sample:
     """The group's sample rows as an Arrow view, and the predicates evaluated over it."""
 
-    def __init__(self, engine, select: exp.Select, below: list[exp.Expression], preds):
-        self.engine = engine
+    def __init__(self, io: SampleIO, select: exp.Select, below: list[exp.Expression], preds):
+        self.io = io
         self.view = f"__semql_sample_{uuid.uuid4().hex[:8]}"
         self.names: dict[str, str] = {}
         for pred in preds:
@@ -40,11 +55,11 @@ class _Sample:
         # The first rows in input order: the filters' first batches are the same rows,
         # so under an early exit the sampled answers are the ones needed anyway.
         sql = f"{scope_query(select, cols, below)} LIMIT {SAMPLE_ROWS}"
-        names, rows = engine._fetch(sql)
+        names, rows = io.fetch(sql)
         self.size = len(rows)
         data = {n: [r[i] for r in rows] for i, n in enumerate(names)}
         self.views = [self.view]
-        engine.con.register(self.view, pa.table(data) if rows else pa.table({n: [] for n in names}))
+        io.con.register(self.view, pa.table(data) if rows else pa.table({n: [] for n in names}))
 
     def over_sample(self, node: exp.Expression) -> exp.Expression:
         """``node`` (a copy) reading the sample view's columns instead of the scope's."""
@@ -59,25 +74,25 @@ class _Sample:
     ) -> tuple[str, float]:
         """Answer the call for the sample's distinct argument tuples; (answers view, chars)."""
         select = ", ".join(f"{a.sql(dialect='duckdb')} AS __a{i}" for i, a in enumerate(args))
-        _, rows = self.engine._fetch(f"SELECT DISTINCT {select} FROM {self.view}")
-        answers = self.engine._lm().answer_rows(node, rows, op, remember=True)
+        _, rows = self.io.fetch(f"SELECT DISTINCT {select} FROM {self.view}")
+        answers = self.io.lm().answer_rows(node, rows, op, remember=True)
         view = f"{self.view}_a{len(self.views)}"
         data = {f"__a{i}": [r[i] for r in rows] for i in range(len(args))}
         data["__out"] = answers
-        self.engine.con.register(view, pa.table(data) if rows else pa.table({"__out": []}))
+        self.io.con.register(view, pa.table(data) if rows else pa.table({"__out": []}))
         self.views.append(view)
         chars = [len(str(v)) for r in rows for v in r if v is not None]
         return view, (sum(chars) / len(rows) if rows else 0.0)
 
     def close(self) -> None:
         for view in self.views:
-            self.engine.con.unregister(view)
+            self.io.con.unregister(view)
 
 
-def _measure(sample: _Sample, unit: list[L.LMOperator], stats: QueryStats, profile) -> tuple:
-    """(selectivity, seconds per row) of one unit on the sample."""
-    pred = unit[-1].predicate
-    calls = {id(n): op.call for op in unit for n in op.call.nodes}
+def _measure(sample: _Sample, unit: list[L.LMOperator], run: QueryRun, profile) -> tuple:
+    """(selectivity, seconds per row, rows passing, rows) of one unit on the sample."""
+    pred = run.working(unit[-1].predicate)
+    calls = {id(n): op.call for op in unit for n in run.call_nodes(op.call)}
     originals = lm_calls_in(pred)
     copy = pred.copy()
     copies = lm_calls_in(copy)
@@ -86,25 +101,20 @@ def _measure(sample: _Sample, unit: list[L.LMOperator], stats: QueryStats, profi
     for original, node in zip(originals, copies, strict=True):
         call = calls[id(original)]
         op = next(o for o in unit if o.call is call)
-        if not isinstance(op.stats, OperatorStats):
-            attach_stats(op, stats)
         scratch = OperatorStats("sample")
         args = split_arguments(node)[0][1:]
         view, chars = sample.answer(op, scratch, args)
-        op.stats.absorb(scratch)
+        run.op_stats(op).absorb(scratch)
         conds = " AND ".join(
             f"__a{i} IS NOT DISTINCT FROM ({a.sql(dialect='duckdb')})" for i, a in enumerate(args)
         )
         node.replace(exp.maybe_parse(f"(SELECT any_value(__out) FROM {view} WHERE {conds})"))
+        per_field = {f.name: chars / len(call.fields) for f in call.fields}
         shared, row = prompt_tokens(
-            call.question,
-            call.output,
-            call.examples,
-            {"all": chars},
-            profile.chars_per_token,
+            call.question, call.output, call.examples, per_field, profile.chars_per_token
         )
         cost += call_seconds(shared, row, output_tokens(call.output), profile)
-    _, rows = sample.engine._fetch(
+    _, rows = sample.io.fetch(
         f"SELECT count(*) FILTER (WHERE {copy.sql(dialect='duckdb')}), count(*) FROM {sample.view}"
     )
     passed, n = rows[0]
@@ -112,40 +122,33 @@ def _measure(sample: _Sample, unit: list[L.LMOperator], stats: QueryStats, profi
 
 
 def order_filters(
-    engine, steps: Steps, i: int, select: exp.Select, stats: QueryStats, profile
+    io: SampleIO, run: QueryRun, scope: L.ScopePlan, steps: Steps, i: int, profile
 ) -> Steps:
-    """Reorder the group of LM filters starting at ``steps[i]``; returns the linked steps."""
+    """The scope's steps with the group of LM filters at ``steps[i]`` in the order the
+    planner's ``reorder`` gives for the ranks measured here; the run records the order
+    and where the early exit now sits."""
     profile = profile or DEFAULT_PROFILE
-    group = steps[i].reorder_group
-    j = i
-    while j < len(steps) and isinstance(steps[j], L.LMOperator):
-        if steps[j].reorder_group != group:
-            break
-        j += 1
-    units = [u for u in predicate_units(steps[i:j]) if u]
-    link(steps)
-    sample = _Sample(engine, select, predicates_below(steps[i]), [u[-1].predicate for u in units])
+    _, units = group_units(steps, i)
+    preds = [run.working(u[-1].predicate) for u in units]
+    sample = _Sample(io, run.select(scope), run.below(scope, steps[i]), preds)
     try:
-        ranked = []
-        for position, unit in enumerate(units):
-            sel, cost, passed, n = _measure(sample, unit, stats, profile)
+        ranks = []
+        for unit in units:
+            sel, cost, passed, n = _measure(sample, unit, run, profile)
             rank = cost / (1.0 - sel)
-            unit[-1].notes.append(
-                f"sampled: {passed}/{n} rows pass, ~{cost * 1000:.0f} ms/row, rank {rank:.3f}"
+            run.note(
+                unit[-1],
+                f"sampled: {passed}/{n} rows pass, ~{cost * 1000:.0f} ms/row, rank {rank:.3f}",
             )
-            ranked.append((rank, position, unit))
+            ranks.append(rank)
     finally:
         sample.close()
-    ranked.sort(key=lambda t: (t[0], t[1]))
-    ordered = [op for _, _, unit in ranked for op in unit]
-    exits = [op for op in ordered if isinstance(op, L.LMFilter) and op.early_exit is not None]
-    if exits:  # early exit belongs to whichever filter now runs last
-        limit, batch = exits[0].early_exit, exits[0].batch_rows
-        for op in exits:
-            op.early_exit = None
-        ordered[-1].early_exit, ordered[-1].batch_rows = limit, batch
-    for op in ordered:
-        op.reorder_group = None
-    new = [*steps[:i], *ordered, *steps[j:]]
-    link(new)
-    return new
+    new = reorder(steps, i, ranks)
+    if new.exit_from is not None:  # early exit belongs to whichever filter now runs last
+        point = ExitPoint(new.exit_from.early_exit, new.exit_from.batch_rows)
+        for op in new.steps:
+            if isinstance(op, L.LMOperator) and op.reorder_group == steps[i].reorder_group:
+                run.exits[id(op)] = None
+        run.exits[id(new.exit_to)] = point
+    run.set_steps(scope, new.steps)
+    return new.steps

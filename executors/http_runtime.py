@@ -23,7 +23,7 @@ import xgrammar as xgr
 from semql.errors import ExecutionError
 from semql.grammar.types import GrammarSpec, OutputType
 
-from .llama_runtime import Generation
+from .runtime import Generation
 
 FLAVORS = ("llama.cpp", "vllm", "sglang")
 
@@ -90,9 +90,14 @@ def grammar_fields(spec: GrammarSpec, flavor: str) -> dict:
 
 
 class HTTPRuntime:
-    """Sends each prompt to ``{base_url}/completions`` with greedy decoding and a grammar."""
+    """Sends each prompt to ``{base_url}/completions`` with greedy decoding and a grammar
+    (a :class:`~semql.executors.runtime.Runtime`; the server owns the model, so no
+    tokenizer, label scores or timings here)."""
 
     style = "completion"
+    n_ctx = None  # the server's window is its own; prompts are not fitted here
+    decoding = 0
+    local = False
 
     def __init__(
         self,

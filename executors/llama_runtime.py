@@ -17,6 +17,7 @@ import ctypes
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 import llama_cpp
@@ -30,6 +31,7 @@ from semql.grammar.types import GrammarSpec, OutputType
 from . import cpu_backend
 from .closing import ClosingTokens
 from .model_files import check_gguf, model_sha256
+from .runtime import Generation
 from .thread_policy import ThreadPolicy
 from .vocab import stop_tokens, token_pieces, tokenizer_info
 
@@ -63,18 +65,11 @@ class Scored:
     extra_steps: int  # single-token decodes for labels longer than one token
 
 
-@dataclass
-class Generation:
-    """One constrained generation and what it cost."""
-
-    text: str
-    prompt_tokens: int
-    cached_tokens: int
-    generated_tokens: int
-
-
 class LlamaRuntime:
-    """One GGUF model loaded once and shared by every LM operator of a connection."""
+    """One GGUF model loaded once and shared by every LM operator of a connection
+    (a :class:`~semql.executors.runtime.LocalRuntime`)."""
+
+    local = True
 
     def __init__(
         self,
@@ -360,6 +355,42 @@ class LlamaRuntime:
             llm.n_tokens = base + keep
         for token in tokens[keep:]:
             self._decode([token], logits=True)
+
+    def measure_speeds(self, text: str) -> dict[str, float]:
+        """Prefill and decode speed, and the fixed cost of one constrained call
+        (executors/model_profile.py): 256 prompt tokens from an empty KV cache, 16
+        single-token decode steps, then short bool calls whose prompt is cached."""
+        from semql.grammar.types import BoolType
+        from semql.planner.prompt_format import PromptBuilder
+
+        tokens = self.tokenize(text)
+        with self._lock:
+            self._llm.reset()
+            self._llm._ctx.kv_cache_clear()
+            started = time.perf_counter()
+            self._prefill(tokens[:256])
+            prefill = min(len(tokens), 256) / (time.perf_counter() - started)
+            started = time.perf_counter()
+            for token in tokens[256:272]:
+                self._decode([token], logits=True)
+            decode = len(tokens[256:272]) / (time.perf_counter() - started)
+        prompt = PromptBuilder("completion").build(
+            "Is this positive?", BoolType(), ["text"], ["good"]
+        )
+        self.generate(prompt, BoolType())  # grammar compiled, prompt in the KV cache
+        runs = 4
+        started = time.perf_counter()
+        for _ in range(runs):
+            gen = self.generate(prompt, BoolType())
+        per_call = (time.perf_counter() - started) / runs
+        fresh = gen.prompt_tokens - gen.cached_tokens
+        overhead = per_call - fresh / prefill - gen.generated_tokens / decode
+        return {
+            "prefill_tokens_per_s": prefill,
+            "decode_tokens_per_s": decode,
+            "seconds_per_call": max(overhead, 0.001),
+            "chars_per_token": len(text) / max(len(tokens), 1),
+        }
 
     def close(self) -> None:
         llm, self._llm = getattr(self, "_llm", None), None

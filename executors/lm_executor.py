@@ -8,11 +8,12 @@ from collections.abc import Callable, Sequence
 from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
 from semql.planner.options import calibration_value
+from semql.planner.prompt_format import MAX_FIELD_CHARS, PromptBuilder, quote_value
 
 from . import closed_set
 from .budget import Budget
-from .prompts import MAX_FIELD_CHARS, PromptBuilder, quote_value
 from .result_cache import ResultCache, cache_key
+from .runtime import Runtime
 from .stats import OperatorStats
 
 Progress = Callable[[OperatorStats, int, int], None]
@@ -24,8 +25,7 @@ def _parse(out_type: OutputType, text: str, runtime):
         return out_type.parse(text)
     except (ValueError, TypeError) as err:
         raise ExecutionError(
-            f"model {getattr(runtime, 'path', '?')} answered {text[:80]!r}, "
-            f"which is not a valid {out_type}: {err}"
+            f"model {runtime.path} answered {text[:80]!r}, which is not a valid {out_type}: {err}"
         ) from None
 
 
@@ -45,7 +45,7 @@ class LMExecutor:
 
     def __init__(
         self,
-        runtime,
+        runtime: Runtime,
         cache: ResultCache,
         progress: Progress | None = None,
         budget: Budget | None = None,
@@ -57,7 +57,7 @@ class LMExecutor:
         self._priors: dict[tuple, closed_set.Prior] = {}
         self.cache = cache
         self.progress = progress
-        self.prompts = PromptBuilder(runtime.style, getattr(runtime, "format_chat", None))
+        self.prompts = PromptBuilder(runtime.style, runtime.format_chat if runtime.local else None)
         # Answers given while planning (sampled selectivities), reused when the operator
         # runs, so a sample costs no extra LM calls even without the result cache.
         self.remembered: dict[str, str] = {}
@@ -176,20 +176,21 @@ class LMExecutor:
 
     def _model_key(self) -> str:
         """The model part of result-cache keys: weights and decoding version."""
-        return f"{self.runtime.model_id}|decoding {getattr(self.runtime, 'decoding', 0)}"
+        return f"{self.runtime.model_id}|decoding {self.runtime.decoding}"
 
     def _fits(self, prompt: str, out_type: OutputType) -> bool:
         """Whether the prompt and the longest answer fit the model's window, in the
         model's own tokens (4 characters a token where the runtime cannot count; a prompt
         of fewer characters than the room always fits: a token is at least one)."""
-        window = getattr(self.runtime, "n_ctx", None)
+        window = self.runtime.n_ctx
         if window is None:
             return True
         room = window - out_type.token_budget() - 8  # the label scoring's extra steps
         if len(prompt) <= room:
             return True
-        counter = getattr(self.runtime, "tokenize", None)
-        return (len(counter(prompt)) if counter is not None else len(prompt) // 4) <= room
+        if self.runtime.local:
+            return len(self.runtime.tokenize(prompt)) <= room
+        return len(prompt) // 4 <= room
 
     def _fitted(self, question, out_type, cells, examples, max_chars) -> str:
         """The row's prompt with its field values cut shorter until it fits (the question
@@ -231,7 +232,7 @@ class LMExecutor:
         return (
             labels is not None
             and len(labels) <= closed_set.MAX_SCORED_LABELS
-            and hasattr(self.runtime, "score")
+            and self.runtime.local
         )
 
     def _ask(

@@ -53,45 +53,9 @@ def stored_profile(model_path: str, threads: int) -> ModelProfile | None:
     return ModelProfile(**entry) if entry else None
 
 
-def measure_speeds(runtime, text: str) -> dict[str, float]:
-    """Prefill and decode speed, and the fixed cost of one constrained call.
-
-    256 prompt tokens from an empty KV cache, 16 single-token decode steps, then short
-    bool calls whose prompt the cache already holds.
-    """
-    from semql.grammar.types import BoolType
-
-    tokens = runtime.tokenize(text)
-    with runtime._lock:
-        runtime._llm.reset()
-        runtime._llm._ctx.kv_cache_clear()
-        started = time.perf_counter()
-        runtime._prefill(tokens[:256])
-        prefill = min(len(tokens), 256) / (time.perf_counter() - started)
-        started = time.perf_counter()
-        for token in tokens[256:272]:
-            runtime._decode([token], logits=True)
-        decode = len(tokens[256:272]) / (time.perf_counter() - started)
-    prompt = "Task: Is this positive?\nAnswer yes or no.\n\ntext: good\nAnswer:"
-    runtime.generate(prompt, BoolType())  # grammar compiled, prompt in the KV cache
-    runs = 4
-    started = time.perf_counter()
-    for _ in range(runs):
-        gen = runtime.generate(prompt, BoolType())
-    per_call = (time.perf_counter() - started) / runs
-    fresh = gen.prompt_tokens - gen.cached_tokens
-    overhead = per_call - fresh / prefill - gen.generated_tokens / decode
-    return {
-        "prefill_tokens_per_s": prefill,
-        "decode_tokens_per_s": decode,
-        "seconds_per_call": max(overhead, 0.001),
-        "chars_per_token": len(text) / max(len(tokens), 1),
-    }
-
-
 def measure(runtime) -> ModelProfile:
     """Time prefill, decode and per-call overhead of a loaded LlamaRuntime."""
-    speeds = measure_speeds(runtime, _CALIBRATION)
+    speeds = runtime.measure_speeds(_CALIBRATION)
     return ModelProfile(
         prefill_tokens_per_s=round(speeds["prefill_tokens_per_s"], 1),
         decode_tokens_per_s=round(speeds["decode_tokens_per_s"], 1),
@@ -104,7 +68,7 @@ def measure(runtime) -> ModelProfile:
 
 def profile_for(runtime) -> ModelProfile:
     """The stored profile of a loaded runtime, measured and stored on first use."""
-    if not hasattr(runtime, "_prefill"):
+    if not runtime.local:
         return DEFAULT_PROFILE  # an HTTP endpoint or a test double: no local timing
     key = _key(runtime.model_id, runtime.n_threads)
     known = _load_all()
@@ -139,7 +103,7 @@ def corrected(
 
 def learn_from_run(runtime, profile: ModelProfile, stats) -> ModelProfile:
     """Correct and store the runtime's profile from a finished query's LM figures."""
-    if not hasattr(runtime, "_prefill"):
+    if not runtime.local:
         return profile
     ops = [op for op in stats.operators if op.lm_calls]
     calls = sum(op.lm_calls for op in ops)

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from semql.planner import logical as L
+from semql.planner.prompt_format import field_block
 
 from .embedding_views import EmbeddingStore, text_hash
 from .embeddings import Embedder
 from .lm_executor import LMExecutor
-from .prompts import field_block
 from .stats import OperatorStats
 
 MIN_ROWS = 300  # below this the LM on every row is cheap enough and the sample too small
@@ -102,6 +102,7 @@ class ProxyRunner:
         self.embedders = embedders
         self.source_texts = source_texts  # (node, names) -> row hashes now in the source
         self.seed = seed
+        self.report: ProxyReport | None = None  # the last run's decision and figures
 
     def _labels(self, node, values, op: OperatorStats) -> list:
         return self.lm.answer_rows(node, values, op, remember=True)
@@ -111,7 +112,7 @@ class ProxyRunner:
         from .proxy_model import evaluate, verify_size  # scikit-learn, scipy: when used
 
         report = ProxyReport(node.proxy_target, rows=len(values))
-        node.proxy_report = report
+        self.report = report
         n_rows = len(values)
         if n_rows < MIN_ROWS:
             report.reason = f"{n_rows} rows to answer (< {MIN_ROWS})"

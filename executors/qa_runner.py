@@ -12,35 +12,36 @@ from collections.abc import Callable
 
 from sqlglot import exp
 
-from semql.dialect import is_lm_call
 from semql.errors import BindError
 from semql.grammar.types import ListType
 from semql.planner import logical as L
-from semql.planner.calls import LMCall
+from semql.planner.calls import is_lm_call
+from semql.planner.prompt_format import context_lines
 from semql.planner.scope_sql import conjuncts, scope_query
 
 from .lm_executor import LMExecutor
-from .prompts import context_lines
-from .stats import OperatorStats, QueryStats
+from .run_state import QueryRun
 
 Fetch = Callable[[str], tuple[list[str], list[tuple]]]
 # Rows of one context read at most (the window fits far fewer; this bounds memory).
 QA_CONTEXT_ROWS = 10_000
 
 
-def context_values(expr: exp.Expression, call: LMCall, fetch: Fetch) -> list[str]:
+def context_values(
+    expr: exp.Expression, call_node: exp.Expression, label: str, fetch: Fetch
+) -> list[str]:
     """An LLMQA context expression's values, not its SQL text: a constant
     (``'Today: ' || current_date``) is one value; an expression over columns
     (``'Title: ' || m.title``) has one value per row of the query's FROM under the
     WHERE's conditions that need no LM, one line each."""
-    select = call.nodes[0].find_ancestor(exp.Select) if call.nodes else None
+    select = call_node.find_ancestor(exp.Select)
     value = exp.alias_(expr.copy(), "value")
     if select is None or expr.find(exp.Column) is None:
         _, rows = fetch(exp.select(value).sql(dialect="duckdb"))
         return ["" if rows[0][0] is None else str(rows[0][0])]
     if any(is_lm_call(n) for j in select.args.get("joins") or [] for n in j.walk()):
         raise BindError(
-            f"{call.label}: a context expression over columns cannot read a JOIN with "
+            f"{label}: a context expression over columns cannot read a JOIN with "
             "an LM call; give it as a subquery: (SELECT ... FROM ...)"
         )
     where = select.args.get("where")
@@ -54,11 +55,14 @@ def context_values(expr: exp.Expression, call: LMCall, fetch: Fetch) -> list[str
     return ["NULL" if v is None else " ".join(str(v).split()) for (v,) in rows]
 
 
-def run_qa(qa: L.LMQA, op: OperatorStats, stats: QueryStats, fetch: Fetch, lm: LMExecutor) -> None:
-    """Answer ``qa`` and put the answer where the call was (a list in ``x IN (...)``)."""
+def run_qa(qa: L.LMQA, run: QueryRun, fetch: Fetch, lm: LMExecutor) -> None:
+    """Answer ``qa`` and put the answer where the call was (a list in ``x IN (...)``)
+    in the run's working tree."""
     call = qa.call
+    op = run.op_stats(qa)
+    nodes = run.call_nodes(call)
     lines: list[str] = []
-    for ctx in call.context:
+    for ctx in (run.working(c) for c in call.context):
         if isinstance(ctx, (exp.Subquery, exp.Select)):
             sub = ctx.this if isinstance(ctx, exp.Subquery) else ctx
             names, rows = fetch(
@@ -68,10 +72,10 @@ def run_qa(qa: L.LMQA, op: OperatorStats, stats: QueryStats, fetch: Fetch, lm: L
         elif isinstance(ctx, exp.Literal):
             lines += textwrap.wrap(str(ctx.this), 200) or [""]
         else:
-            lines += context_values(ctx, call, fetch)
+            lines += context_values(ctx, nodes[0], call.label, fetch)
     kept = lm.fit_context(call.question, call.output, lines, call.examples)
     if kept < len(lines):
-        stats.warnings.append(
+        run.query_stats.warnings.append(
             f"{call.label}: context cut to {kept} of {len(lines)} lines to fit the "
             f"model's window of {lm.runtime.n_ctx} tokens"
         )
@@ -88,11 +92,10 @@ def run_qa(qa: L.LMQA, op: OperatorStats, stats: QueryStats, fetch: Fetch, lm: L
         max_chars=None,
     )[0]
     op.rows_out = 1
-    for n in call.nodes:
+    for n in nodes:
         parent = n.parent
         if isinstance(call.output, ListType) and isinstance(parent, exp.In):
             parent.set("field", None)
             parent.set("expressions", [exp.convert(v) for v in answer] or [exp.null()])
         else:
             n.replace(exp.convert(answer))
-    call.nodes = []

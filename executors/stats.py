@@ -138,11 +138,3 @@ class QueryStats:
         out["token_hit_rate"] = self.token_hit_rate
         out["operators"] = [vars(op).copy() for op in self.operators]
         return out
-
-
-def attach_stats(node, stats: QueryStats) -> OperatorStats:
-    """New figures for a plan node, attached to it (EXPLAIN ANALYZE) and to the query."""
-    op = OperatorStats(node.title().split("  ->")[0])
-    stats.add(op)
-    node.stats = op
-    return op

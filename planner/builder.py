@@ -12,13 +12,20 @@ from typing import Protocol
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
-from semql.dialect import is_lm_call
 from semql.errors import BindError, TypeInferenceError
 from semql.grammar.inference import ColumnFacts, InferenceConflict, infer_type
 from semql.grammar.types import MAX_OPTIONS, StrType
 
 from . import logical as L
-from .calls import CANONICAL_NAMES, Field, LMCall, field_name, literal_value, split_arguments
+from .calls import (
+    CANONICAL_NAMES,
+    Field,
+    LMCall,
+    field_name,
+    is_lm_call,
+    literal_value,
+    split_arguments,
+)
 from .options import PlanOptions, accuracy_value, calibration_value
 from .rules import RULES
 from .rules.pipeline import ScopeFacts, link

@@ -39,6 +39,11 @@ ALLOWED_KWARGS = {
 CANONICAL_NAMES = {"LLMMAP": "LLMMap", "LLMQA": "LLMQA", "LLMJOIN": "LLMJoin"}
 
 
+def is_lm_call(node: exp.Expression) -> bool:
+    """True for an (anonymous) function call named like an LM function."""
+    return isinstance(node, exp.Anonymous) and str(node.this).upper() in CANONICAL_NAMES
+
+
 @dataclass
 class Field:
     """One value an LM call reads per row, with the name it gets in the prompt."""
@@ -65,13 +70,6 @@ class LMCall:
         """Short text for EXPLAIN and errors: the call as written, cut to a line."""
         text = self.key if len(self.key) <= 90 else self.key[:87] + "..."
         return text
-
-    def refresh_fields(self) -> None:
-        """Re-read the field expressions from the AST (a rewrite may have replaced them)."""
-        if self.function == "LLMMap" and self.nodes:
-            positional, _ = split_arguments(self.nodes[0])
-            for f, expr in zip(self.fields, positional[1:], strict=True):
-                f.expr = expr
 
     @property
     def examples(self) -> list[tuple]:

@@ -29,13 +29,11 @@ from semql.grammar.types import (
 )
 
 from . import logical as L
+from .prompt_format import prompt_chars
 from .rules.pipeline import lm_calls_in, unlink
 from .rules.short_circuit import needed_condition
 from .scope_sql import ctes_before, scope_query
 
-PROMPT_OVERHEAD_CHARS = 24  # "Task: ", "Answer:", separators around the blocks
-FIELD_OVERHEAD_CHARS = 3  # "name: " minus the name, and the newline
-MAX_VALUE_CHARS = 1200  # values are cut to this in prompts
 PRIOR_SELECTIVITY = 0.5
 
 
@@ -122,14 +120,8 @@ def prompt_tokens(
     question: str, out_type: OutputType, examples: list, field_chars: dict[str, float], cpt: float
 ) -> tuple[float, float]:
     """(tokens shared by every row's prompt, tokens of one row's own part)."""
-    shared = len(question) + len(out_type.hint()) + PROMPT_OVERHEAD_CHARS
-    for example in examples:
-        shared += sum(len(str(v)) + FIELD_OVERHEAD_CHARS + 6 for v in example)
-    row = sum(
-        min(chars, MAX_VALUE_CHARS) + len(name) + FIELD_OVERHEAD_CHARS
-        for name, chars in field_chars.items()
-    )
-    return shared / cpt, (row + len("Answer:")) / cpt
+    shared, row = prompt_chars(question, out_type, examples, field_chars)
+    return shared / cpt, row / cpt
 
 
 def reused_tokens(shared: float, profile: ModelProfile) -> float:

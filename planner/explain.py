@@ -1,8 +1,13 @@
-"""EXPLAIN: the plan as a readable tree, with estimates and (ANALYZE) actual figures."""
+"""EXPLAIN: the plan as a readable tree, with estimates and (ANALYZE) actual figures.
+
+An execution keeps its own state (the order operators ran in, notes of what happened);
+EXPLAIN ANALYZE passes it in as a :class:`Run` view, and the plan stays as planned.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from . import logical as L
 from .cost import plan_totals
@@ -10,19 +15,33 @@ from .cost import plan_totals
 Annotate = Callable[[L.PlanNode], str]
 
 
-def _lines(node: L.PlanNode, annotate: Annotate | None, prefix: str, last: bool, top: bool):
+class Run(Protocol):
+    """What EXPLAIN ANALYZE reads from an execution."""
+
+    def children(self, node: L.PlanNode) -> list[L.PlanNode]: ...
+
+    def notes_of(self, node: L.PlanNode) -> list[str]: ...
+
+    def root(self, scope: L.ScopePlan) -> L.PlanNode: ...
+
+
+def _lines(
+    node: L.PlanNode, annotate: Annotate | None, run: Run | None, prefix: str, last: bool, top: bool
+):
     branch = "" if top else ("└─ " if last else "├─ ")
     extra = annotate(node) if annotate else ""
     yield prefix + branch + node.title() + (f"  [{extra}]" if extra else "")
     child_prefix = prefix + ("" if top else ("   " if last else "│  "))
-    for note in node.notes:
-        yield child_prefix + ("   " if not node.children else "│  ") + f"· {note}"
-    for i, child in enumerate(node.children):
-        yield from _lines(child, annotate, child_prefix, i == len(node.children) - 1, False)
+    children = run.children(node) if run is not None else node.children
+    notes = node.notes + (run.notes_of(node) if run is not None else [])
+    for note in notes:
+        yield child_prefix + ("   " if not children else "│  ") + f"· {note}"
+    for i, child in enumerate(children):
+        yield from _lines(child, annotate, run, child_prefix, i == len(children) - 1, False)
 
 
-def render_tree(node: L.PlanNode, annotate: Annotate | None = None) -> str:
-    return "\n".join(_lines(node, annotate, "", True, True))
+def render_tree(node: L.PlanNode, annotate: Annotate | None = None, run: Run | None = None) -> str:
+    return "\n".join(_lines(node, annotate, run, "", True, True))
 
 
 def _decision(call, plan: L.QueryPlan) -> str:
@@ -34,8 +53,9 @@ def _decision(call, plan: L.QueryPlan) -> str:
     return f"; label probabilities, calibration {method}" if method else ""
 
 
-def render_plan(plan: L.QueryPlan, annotate: Annotate | None = None) -> str:
-    """The whole plan: LMQA constants, then every scope with LM work, then the rest."""
+def render_plan(plan: L.QueryPlan, annotate: Annotate | None = None, run: Run | None = None) -> str:
+    """The whole plan: LMQA constants, then every scope with LM work, then the rest
+    (with ``run``: operators in the order they ran, and what happened to them)."""
     if not plan.has_lm:
         return "DuckDB (no LM functions): " + " ".join(plan.sql.split())
     parts = []
@@ -51,9 +71,10 @@ def render_plan(plan: L.QueryPlan, annotate: Annotate | None = None) -> str:
         )
     parts.append(header)
     for qa in plan.constants:
-        parts.append("constant:\n" + render_tree(qa, annotate))
+        parts.append("constant:\n" + render_tree(qa, annotate, run))
     for scope in plan.scopes:
-        parts.append(f"{scope.name}:\n" + render_tree(scope.root, annotate))
+        root = run.root(scope) if run is not None else scope.root
+        parts.append(f"{scope.name}:\n" + render_tree(root, annotate, run))
     types = [f"  {c.label}: {c.output} ({c.type_reason}{_decision(c, plan)})" for c in plan.calls]
     parts.append("LM output types:\n" + "\n".join(types))
     return "\n\n".join(parts)

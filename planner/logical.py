@@ -25,7 +25,6 @@ class PlanNode:
     children: list[PlanNode] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # rules that fired here
     estimate: object = None  # the cost model's figures (planner.cost.Estimate)
-    stats: object = None  # the executor's figures for this operator (EXPLAIN ANALYZE)
 
     @property
     def child(self) -> PlanNode | None:
@@ -90,7 +89,8 @@ class Filter(PlanNode):
 class LMOperator(PlanNode):
     """An operator that asks the LM one question per input row (LMMap, LMFilter).
 
-    The flags are set by the rewrite rules (planner/rules) and read by the executor.
+    The flags are set by the rewrite rules (planner/rules) and read by the executor,
+    which keeps what happens at run time in its own state (executors/run_state.py).
     """
 
     call: LMCall | None = None
@@ -99,12 +99,10 @@ class LMOperator(PlanNode):
     prune: bool = False  # materialise only the call's arguments, not whole rows
     short_circuit: bool = False  # skip rows whose predicate the cheap side decides
     reorder_group: int | None = None  # filters of one group are ordered at run time
-    guard: exp.Expression | None = None  # set at run time: rows that need an answer
     layout: PromptLayout | None = None  # field order per row (planner/prefix/layout.py)
     reorder_rows: bool = False  # ask rows in the layout's order (prefix_reorder)
     proxy_target: float | None = None  # agreement with the LM a proxy model must keep
     proxy_source: str | None = None  # SQL of the rows its embedding view covers
-    proxy_report: object | None = None  # set at run time (executors/proxy_executor.py)
 
 
 @dataclass(eq=False)
@@ -113,18 +111,10 @@ class LMFilter(LMOperator):
 
     early_exit: int | None = None  # stop once this many rows pass (LIMIT k above)
     batch_rows: int = 8  # rows fed to the LM between early-exit checks
-    done: exp.Expression | None = None  # set at run time: "this row's answer is known"
-
-    def __post_init__(self):
-        # Kept as text: execution rewrites the predicate's LM call into a lookup.
-        self.predicate_text = (
-            self.predicate.sql(dialect="duckdb", normalize_functions=False)
-            if self.predicate is not None
-            else ""
-        )
 
     def title(self) -> str:
-        return f"LMFilter {self.predicate_text}  -> {self.call.output}"
+        text = self.predicate.sql(dialect="duckdb", normalize_functions=False)
+        return f"LMFilter {text}  -> {self.call.output}"
 
 
 @dataclass(eq=False)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from semql.dialect import is_lm_call
-
 from . import logical as L
+from .calls import is_lm_call
 
 
 def conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
@@ -69,18 +68,27 @@ def scope_query(
 
 def predicates_below(node: L.PlanNode) -> list[exp.Expression]:
     """Predicates applied by the operators under ``node`` (its input rows)."""
-    preds: list[exp.Expression] = []
+    chain = []
     child = node.child
-    while child is not None and not isinstance(child, (L.Scan, L.DuckDBPlan, L.Join, L.LMJoin)):
-        if isinstance(child, L.Limit) and child.materialize:
-            break  # the scope now reads the fixed rows, already filtered
-        if isinstance(child, L.Filter):
-            preds += child.predicates
-        elif isinstance(child, L.LMFilter):
-            preds.append(child.predicate)
-            if child.done is not None:
-                preds.append(child.done)
+    while child is not None:
+        chain.append(child)
         child = child.child
+    return predicates_in(chain)
+
+
+def predicates_in(chain: list[L.PlanNode]) -> list[exp.Expression]:
+    """Predicates applied by ``chain``, operators listed top-down from the one just
+    under the operator whose input they define, down to the scope's source."""
+    preds: list[exp.Expression] = []
+    for step in chain:
+        if isinstance(step, (L.Scan, L.DuckDBPlan, L.Join, L.LMJoin)):
+            break
+        if isinstance(step, L.Limit) and step.materialize:
+            break  # the scope now reads the fixed rows, already filtered
+        if isinstance(step, L.Filter):
+            preds += step.predicates
+        elif isinstance(step, L.LMFilter):
+            preds.append(step.predicate)
     return preds
 
 

@@ -71,16 +71,18 @@ def _info(con: Connection) -> None:
 
     runtime = con.runtime
     simd = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512f", "avx2")))
-    backend = getattr(runtime, "backend", None)
     lines = [
         f"semql {__version__}, llama-cpp-python {llama_cpp.__version__}",
-        f"model: {getattr(runtime, 'path', '?')} ({getattr(runtime, 'name', '?')})",
-        f"threads: {getattr(runtime, 'n_threads', '?')} ({getattr(runtime, 'threads_reason', '')})",
-        f"CPU flags: {' '.join(simd) or 'none of avx2/avx512f/amx'}",
+        f"model: {runtime.path} ({runtime.name})",
     ]
-    if backend is not None:
-        state = "on" if backend.extra_bufts else "off"
-        lines.append(f"extra buffer types (AMX / repacked weights): {state}: {backend.reason}")
+    if runtime.local:
+        lines.append(f"threads: {runtime.n_threads} ({runtime.threads_reason})")
+    lines.append(f"CPU flags: {' '.join(simd) or 'none of avx2/avx512f/amx'}")
+    if runtime.local:
+        state = "on" if runtime.backend.extra_bufts else "off"
+        lines.append(
+            f"extra buffer types (AMX / repacked weights): {state}: {runtime.backend.reason}"
+        )
     print("\n".join(lines))
 
 

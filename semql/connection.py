@@ -20,14 +20,14 @@ from semql.executors.embeddings import make_embedder, minilm_available
 from semql.executors.engine import Engine
 from semql.executors.lm_executor import LMExecutor, Progress
 from semql.executors.result_cache import ResultCache
+from semql.executors.run_state import QueryRun
+from semql.executors.runtime import is_remote, model_choice, open_runtime
 from semql.executors.stats import QueryStats
 from semql.planner import logical as L
-from semql.planner.builder import build_plan
-from semql.planner.cost import DEFAULT_PROFILE, ModelProfile, estimate_plan
+from semql.planner import plan as plan_statement
+from semql.planner.cost import DEFAULT_PROFILE, ModelProfile
 from semql.planner.explain import render_plan
 from semql.planner.options import PlanOptions
-from semql.planner.prefix.layout import attach_layouts
-from semql.planner.proxy_choice import attach_proxies
 
 from .catalog import DuckDBCatalog, quote_ident
 from .dialect import has_lm_call, is_blank, locate_unbound_name, parse, strip_braces
@@ -35,7 +35,6 @@ from .errors import (
     BindError,
     ExecutionError,
     LimitExceeded,
-    ModelError,
     ParseError,
     SafetyError,
     SemQLError,
@@ -115,6 +114,7 @@ class Connection:
         self.progress = progress
         self.stats = QueryStats()
         self.last_plan: L.QueryPlan | None = None
+        self.last_run: QueryRun | None = None  # what happened when it ran
         self._cache = self._open_cache(cache, read_only)
 
     def _open_cache(self, cache: bool | str, read_only: bool) -> ResultCache:
@@ -141,24 +141,7 @@ class Connection:
         endpoint when the model is an http(s):// URL.
         """
         if self._runtime is None:
-            choice = self._model_arg or os.environ.get("SEMQL_MODEL")
-            if choice and str(choice).startswith(("http://", "https://")):
-                from semql.executors.http_runtime import HTTPRuntime
-
-                self._runtime = HTTPRuntime(str(choice), seed=self._runtime_args["seed"])
-            else:
-                from semql.executors.model_files import resolve_model_path
-
-                try:
-                    from semql.executors.llama_runtime import LlamaRuntime
-                except ImportError as err:
-                    raise ModelError(
-                        f"the in-process LM runtime cannot load: {err}. SemQL needs "
-                        "llama-cpp-python and xgrammar (pip install --no-deps xgrammar==0.2.9; "
-                        "see the README's quick start)"
-                    ) from None
-
-                self._runtime = LlamaRuntime(resolve_model_path(choice), **self._runtime_args)
+            self._runtime = open_runtime(model_choice(self._model_arg), **self._runtime_args)
         return self._runtime
 
     def profile(self) -> ModelProfile:
@@ -172,8 +155,8 @@ class Connection:
             if self._runtime_profile is None:  # read (or measured) once per loaded model
                 self._runtime_profile = profile_for(self._runtime)
             return self._runtime_profile
-        choice = self._model_arg or os.environ.get("SEMQL_MODEL")
-        if choice and str(choice).startswith(("http://", "https://")):
+        choice = model_choice(self._model_arg)
+        if is_remote(choice):
             return DEFAULT_PROFILE
         from semql.executors.model_files import default_threads, resolve_model_path
 
@@ -285,20 +268,7 @@ class Connection:
         ast = parse(sql)
         if params is not None:
             ast = _bind_params(ast, params)
-        catalog = DuckDBCatalog(self._con)
-        plan = build_plan(ast, sql, catalog, opts)
-        attach_layouts(plan, catalog, opts.prefix_order)
-        attach_proxies(plan, opts)
-        if plan.scopes:
-            plan.profile = self.profile()  # predicate_order ranks filters with it
-        if plan.scopes and estimate:
-            try:
-                estimate_plan(plan, catalog, plan.profile)
-            except BindError:
-                raise  # the query itself is wrong: running it would fail the same way
-            except SemQLError as err:  # estimates inform; they must never block a query
-                plan.fired.append(f"(no estimates: {err})")
-        return plan
+        return plan_statement(ast, sql, DuckDBCatalog(self._con), opts, self.profile, estimate)
 
     def query(self, sql: str, params=None, **options) -> pl.DataFrame:
         """Run one statement; the result as a polars DataFrame (empty for DDL/DML)."""
@@ -311,7 +281,7 @@ class Connection:
             return self._run(plan, None if plan.has_lm else params)
 
     def _run(self, plan: L.QueryPlan, params) -> pl.DataFrame:
-        self.last_plan = plan
+        self.last_plan, self.last_run = plan, None
         self.stats = QueryStats()
         opts = plan.options or self.options
         budget = Budget(
@@ -326,7 +296,10 @@ class Connection:
             deadline.daemon = True
             deadline.start()
         try:
-            frame = engine.run(plan, params, self.stats)
+            try:
+                frame = engine.run(plan, params, self.stats)
+            finally:
+                self.last_run = engine.last_run
             if plan.has_lm and self._runtime is not None and self._runtime_profile is not None:
                 from semql.executors.model_profile import learn_from_run
 
@@ -354,14 +327,9 @@ class Connection:
         """The proxy decisions of the last query (``ProxyReport``: sample, embedder,
         classifier, threshold, rows answered by proxy and LM, learning curve, or the
         reason the LM answered every row)."""
-        if self.last_plan is None:
+        if self.last_run is None:
             return []
-        return [
-            node.proxy_report
-            for scope in self.last_plan.scopes
-            for node in scope.root.walk()
-            if getattr(node, "proxy_report", None) is not None
-        ]
+        return list(self.last_run.proxy_reports.values())
 
     def _proxy_parts(self) -> tuple:
         """The embedding views' store (in the database file when writable, else in
@@ -393,7 +361,8 @@ class Connection:
             return render_plan(plan, _estimate_of)
         with _names_located_in(sql):
             self._run(plan, None)
-        text = render_plan(plan, _estimate_and_actual)
+        run = self.last_run
+        text = render_plan(plan, lambda node: _estimate_and_actual(node, run), run)
         s = self.stats
         total = (
             f"total: {s.lm_calls} LM calls, {s.prompt_tokens} prompt tokens "
@@ -411,7 +380,7 @@ class Connection:
     def close(self) -> None:
         """Free the model and close the database (and the cache, if separate)."""
         runtime, self._runtime = self._runtime, None
-        if runtime is not None and hasattr(runtime, "close"):
+        if runtime is not None:
             runtime.close()
         self._cache.close()
         if self._embed_store is not None:
@@ -439,10 +408,11 @@ def _estimate_of(node: L.PlanNode) -> str:
     return node.estimate.summary() if node.estimate is not None else ""
 
 
-def _estimate_and_actual(node: L.PlanNode) -> str:
+def _estimate_and_actual(node: L.PlanNode, run: QueryRun) -> str:
     parts = [_estimate_of(node)] if node.estimate is not None else []
-    if node.stats is not None:
-        parts.append("actual: " + node.stats.summary())
+    actual = run.stats_of(node)
+    if actual is not None:
+        parts.append("actual: " + actual.summary())
     return " | ".join(parts)
 
 

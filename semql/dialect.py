@@ -15,12 +15,14 @@ from sqlglot import exp
 from sqlglot.errors import ParseError as SqlglotParseError
 from sqlglot.errors import TokenError
 
+from semql.planner.calls import CANONICAL_NAMES
+
 from .errors import BindError, ParseError
 
-LM_FUNCTIONS = ("LLMMAP", "LLMQA", "LLMJOIN")
-_LM_CALL_RE = re.compile(r"\b(LLMMap|LLMQA|LLMJoin)\s*\(", re.IGNORECASE)
+_NAMES = "|".join(CANONICAL_NAMES.values())
+_LM_CALL_RE = re.compile(rf"\b({_NAMES})\s*\(", re.IGNORECASE)
 # What may follow '{{': an LM call, or another '{{' that the nesting check then reports.
-_BLOCK_START_RE = re.compile(r"\s*(?:(LLMMap|LLMQA|LLMJoin)\s*\(|\{\{)", re.IGNORECASE)
+_BLOCK_START_RE = re.compile(rf"\s*(?:({_NAMES})\s*\(|\{{\{{)", re.IGNORECASE)
 # The name a DuckDB binder/catalog error is about, in the messages DuckDB writes.
 _UNBOUND_NAME_RES = (
     re.compile(r'Referenced (?:column|table) "([^"]+)" not found'),
@@ -210,8 +212,3 @@ def parse(sql: str) -> exp.Expression:
     if len(statements) > 1:
         raise ParseError("one statement at a time is supported with LM functions", sql)
     return statements[0]
-
-
-def is_lm_call(node: exp.Expression) -> bool:
-    """True for an (anonymous) function call named like an LM function."""
-    return isinstance(node, exp.Anonymous) and str(node.this).upper() in LM_FUNCTIONS

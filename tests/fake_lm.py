@@ -11,7 +11,7 @@ import json
 import re
 import time
 
-from semql.executors.llama_runtime import Generation
+from semql.executors.runtime import Generation
 from semql.grammar.types import BoolType, IntType, OptionsType, OutputType
 
 # The table ``r`` of the make_con fixture (conftest.py): row i reads "a WORDS[i % 8] movie".
@@ -20,9 +20,15 @@ ROWS = 200
 
 
 class FakeLM:
+    """A :class:`~semql.executors.runtime.Runtime` that is not a model."""
+
     style = "completion"
     model_id = "fake-lm-for-planner-tests"
     path = "<fake>"
+    name = "FakeLM"
+    n_ctx = None
+    decoding = 0
+    local = False
 
     def __init__(self, seconds_per_call: float = 0.0):
         self.prompts: list[str] = []

@@ -16,9 +16,9 @@ import numpy as np
 
 from semql.errors import SemQLError
 from semql.executors.llama_runtime import LlamaRuntime
-from semql.executors.prompts import PromptBuilder
 from semql.grammar import types as T
 from semql.grammar.check import violation
+from semql.planner.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 SUMMARY_SCHEMA = {

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 import semql
-from semql.dialect import is_lm_call, parse
+from semql.dialect import parse
 from semql.executors import closed_set
 from semql.executors.stats import OperatorStats
 from semql.grammar import types as T
 from semql.grammar.inference import infer_type
+from semql.planner.calls import is_lm_call
 
 
 def test_calibration_divides_by_the_content_free_prior():
@@ -79,7 +80,7 @@ def test_bad_calibration_is_a_clear_error(sample_con):
 
 @pytest.mark.model
 def test_scores_are_whole_label_log_probabilities(gemma_runtime):
-    from semql.executors.prompts import PromptBuilder
+    from semql.planner.prompt_format import PromptBuilder
 
     builder = PromptBuilder(gemma_runtime.style, gemma_runtime.format_chat)
     for out_type in (
@@ -144,7 +145,7 @@ def test_a_multi_token_label_scores_the_sum_of_its_tokens(gemma_runtime):
     """The label's log-probability is log p(t1 | prompt) + log p(t2 | prompt t1) + ...,
     each step computed as a fresh evaluation would compute it."""
     from semql.executors.llama_runtime import _log_softmax
-    from semql.executors.prompts import PromptBuilder
+    from semql.planner.prompt_format import PromptBuilder
 
     rt = gemma_runtime
     out_type = T.OptionsType(("thrilling adventure", "quiet drama"))

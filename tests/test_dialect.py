@@ -6,8 +6,8 @@ import pytest
 from sqlglot import exp
 
 import semql
-from semql.dialect import has_lm_call, is_lm_call, parse, strip_braces
-from semql.planner.calls import split_arguments
+from semql.dialect import has_lm_call, parse, strip_braces
+from semql.planner.calls import is_lm_call, split_arguments
 
 
 def test_braces_blanked_keeping_positions():

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from semql.executors.prompts import PromptBuilder
 from semql.grammar import types as T
+from semql.planner.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 pytestmark = pytest.mark.model

@@ -106,9 +106,12 @@ def test_predicate_order_runs_the_selective_filter_first(make_con):
     assert ordered < written
     con, _ = make_con()
     con.query(RARE_LAST)
-    executed = [n for n in con.last_plan.scopes[0].root.walk() if isinstance(n, L.LMFilter)]
-    assert "Word?" in executed[-1].call.question  # bottom of the tree runs first
-    assert any("sampled:" in note for note in executed[-1].notes)
+    scope = con.last_plan.scopes[0]
+    executed = [n for n in con.last_run.steps(scope) if isinstance(n, L.LMFilter)]
+    assert "Word?" in executed[0].call.question  # runs first
+    assert any("sampled:" in note for note in con.last_run.notes_of(executed[0]))
+    planned = [n for n in scope.root.walk() if isinstance(n, L.LMFilter)]
+    assert "Positive?" in planned[-1].call.question  # the plan stays as written
 
 
 def test_predicate_order_keeps_early_exit_on_the_last_filter(make_con):
@@ -117,8 +120,9 @@ def test_predicate_order_keeps_early_exit_on_the_last_filter(make_con):
     got = con.query(sql)
     assert got.height == 3
     assert all(WORDS[i % 8] == "fun" for i in got["id"])
-    executed = [n for n in con.last_plan.scopes[0].root.walk() if isinstance(n, L.LMFilter)]
-    assert executed[0].early_exit == 3 and executed[1].early_exit is None
+    run = con.last_run
+    executed = [n for n in run.steps(con.last_plan.scopes[0]) if isinstance(n, L.LMFilter)]
+    assert run.exit_point(executed[-1]).rows == 3 and run.exit_point(executed[0]) is None
 
 
 def test_no_predicate_order_for_a_single_lm_filter(make_con):
@@ -191,7 +195,7 @@ def test_rule_does_not_fire_where_it_must_not(make_con, sql, rule):
 def test_an_answer_that_does_not_parse_is_not_cached(tmp_path):
     """A model output outside its type fails the query and is never stored for reuse."""
     import semql
-    from semql.executors.llama_runtime import Generation
+    from semql.executors.runtime import Generation
 
     from fake_lm import FakeLM
 

@@ -8,9 +8,10 @@ import pytest
 from sqlglot import exp
 
 import semql
-from semql.dialect import is_lm_call, parse
+from semql.dialect import parse
 from semql.grammar import types as T
 from semql.grammar.inference import ColumnFacts, infer_type
+from semql.planner.calls import is_lm_call
 
 COLUMNS = {
     "stars": ColumnFacts("INTEGER", lambda: (1, 2, 3)),

@@ -22,6 +22,7 @@ import numpy as np
 from sqlglot import exp
 
 from .. import logical as L
+from ..prompt_format import FIELD_OVERHEAD_CHARS
 from ..rules.pipeline import lm_calls_in
 from ..scope_sql import ctes_before, scope_query
 from .column_order import column_order
@@ -31,7 +32,6 @@ from .table import CodedTable, Ordering
 
 METHODS = ("ggr", "column", "table")
 MAX_LAYOUT_ROWS = 200_000  # distinct tuples laid out; beyond, the fixed column order
-FIELD_OVERHEAD_CHARS = 5  # ": ", the quotes and the newline around a rendered field
 
 
 @dataclass

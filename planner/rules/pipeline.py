@@ -13,9 +13,8 @@ from itertools import pairwise
 
 from sqlglot import exp
 
-from semql.dialect import is_lm_call
-
 from .. import logical as L
+from ..calls import is_lm_call
 
 Steps = list[L.PlanNode]
 

@@ -4,10 +4,14 @@ The rank of a predicate is cost / (1 - selectivity) (Liu et al.; classic predica
 migration). Costs come from the cost model; selectivities are measured at run time on a
 small sample of the rows the first filter would see (the sampled answers are kept and
 reused), because no statistic can say what fraction of reviews a model calls positive.
-Here the rule only finds the groups of filters that may be reordered.
+Here the rule finds the groups of filters that may be reordered, and :func:`reorder`
+is the interface the executor calls with the ranks it measured: the new order is decided
+here, and the plan itself is never changed.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from .. import logical as L
 from .pipeline import Steps, lm_calls_in
@@ -59,3 +63,39 @@ def apply(steps: Steps, facts) -> Steps | None:
             )
         fired = True
     return steps if fired else None
+
+
+def group_units(steps: Steps, i: int) -> tuple[int, list[list[L.LMOperator]]]:
+    """The end (exclusive) of the reorder group starting at ``steps[i]`` and its units
+    in written order."""
+    group = steps[i].reorder_group
+    j = i
+    while j < len(steps) and isinstance(steps[j], L.LMOperator):
+        if steps[j].reorder_group != group:
+            break
+        j += 1
+    return j, [u for u in units(steps[i:j]) if u]
+
+
+@dataclass(frozen=True)
+class Reordered:
+    """A group's run order. ``exit_from`` is the filter the planner gave the early exit
+    (LIMIT k above), ``exit_to`` the filter that carries it now: the one that runs last."""
+
+    steps: Steps
+    exit_from: L.LMFilter | None
+    exit_to: L.LMOperator | None
+
+
+def reorder(steps: Steps, i: int, ranks: list[float]) -> Reordered:
+    """The steps with the group at ``steps[i]`` ordered by ``ranks`` (one per unit, as
+    :func:`group_units` lists them; lowest first, ties in written order)."""
+    j, found = group_units(steps, i)
+    ranked = sorted(zip(ranks, range(len(found)), found, strict=True), key=lambda t: t[:2])
+    ordered = [op for _, _, unit in ranked for op in unit]
+    exits = [op for op in steps[i:j] if isinstance(op, L.LMFilter) and op.early_exit is not None]
+    return Reordered(
+        [*steps[:i], *ordered, *steps[j:]],
+        exits[0] if exits else None,
+        ordered[-1] if exits else None,
+    )

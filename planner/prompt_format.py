@@ -1,4 +1,6 @@
-"""Prompt templates, kept in one place.
+"""The prompt format, kept in one place: the executors render prompts with it, and the
+planner sizes them with it (the cost model's token counts, the prefix layouts' shared
+characters), so an estimate and the prompt it estimates cannot drift apart.
 
 Layout: instruction and answer format, then few-shot examples, then the row's fields,
 then ``Answer:``. Everything shared by the rows of one LM operator is a prefix, so the
@@ -22,6 +24,8 @@ from collections.abc import Callable, Sequence
 from semql.grammar.types import OutputType
 
 MAX_FIELD_CHARS = 1200
+FIELD_OVERHEAD_CHARS = len(': ""\n')  # around a rendered field value, besides its name
+ANSWER_CUE = "Answer:"
 
 
 def clean_value(value, max_chars: int | None = MAX_FIELD_CHARS) -> str:
@@ -99,9 +103,9 @@ class PromptBuilder:
             messages = [{"role": "system", "content": head}]
             for text, answer in shots:
                 messages.append({"role": "user", "content": text})
-                messages.append({"role": "assistant", "content": f"Answer: {answer}"})
+                messages.append({"role": "assistant", "content": f"{ANSWER_CUE} {answer}"})
             messages.append({"role": "user", "content": row or head})
-            text = self.format_chat(messages) + "Answer:"
+            text = self.format_chat(messages) + ANSWER_CUE
             at = text.rfind(row) if row else -1
             if at < 0:
                 return Prompt([text])
@@ -109,9 +113,31 @@ class PromptBuilder:
         parts = [head]
         parts += [f"{text}\nAnswer: {answer}" for text, answer in shots]
         if not row:
-            return Prompt(["\n\n".join([*parts, "Answer:"])])
+            return Prompt(["\n\n".join([*parts, ANSWER_CUE])])
         head_text = "\n\n".join(parts) + "\n\n"
-        return Prompt([head_text, *_field_segments(row), "\nAnswer:"])
+        return Prompt([head_text, *_field_segments(row), "\n" + ANSWER_CUE])
+
+
+def field_chars(name: str, value_chars: float) -> float:
+    """Characters of one field's line in a prompt, for a value of this length."""
+    return len(name) + FIELD_OVERHEAD_CHARS + min(value_chars, MAX_FIELD_CHARS)
+
+
+def prompt_chars(
+    question: str, out_type: OutputType, examples: Sequence[tuple], value_chars: dict[str, float]
+) -> tuple[float, float]:
+    """(characters every row's prompt shares, characters of one row's own part) of a
+    completion-style prompt whose fields (name -> mean value length) are ``value_chars``."""
+    names = list(value_chars)
+    shared = len(instruction(question, out_type)) + 2
+    for ex in examples:
+        if len(ex) - 1 == len(names):
+            text = field_block(names, ex[:-1])
+        else:  # sized without the call's field names (a sample's mean row length)
+            text = " ".join(quote_value(v) for v in ex[:-1])
+        shared += len(text) + len(f"\n{ANSWER_CUE} {out_type.render(ex[-1])}\n\n")
+    row = sum(field_chars(n, c) for n, c in value_chars.items()) + len(ANSWER_CUE)
+    return float(shared), float(row)
 
 
 def context_lines(columns: Sequence[str], rows: Sequence[tuple]) -> list[str]:

@@ -1,0 +1,101 @@
+"""The contract every LM backend meets, and the one place a backend is chosen.
+
+Two backends: llama.cpp in-process (``llama_runtime.LlamaRuntime``, a GGUF file) and an
+OpenAI-compatible server (``http_runtime.HTTPRuntime``, an ``http(s)://`` URL). The LM
+executor and the cost model read only what :class:`Runtime` declares; what only an
+in-process model can do (count tokens, score every label, time itself) is declared by
+:class:`LocalRuntime` and announced by ``local = True``, never guessed from attributes.
+This module imports neither backend until one is chosen, so an HTTP connection never
+loads llama.cpp.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from semql.errors import ModelError
+from semql.grammar.types import OutputType
+
+if TYPE_CHECKING:
+    from .cpu_backend import Verdict
+
+
+@dataclass
+class Generation:
+    """One constrained generation and what it cost."""
+
+    text: str
+    prompt_tokens: int
+    cached_tokens: int
+    generated_tokens: int
+
+
+class Runtime(Protocol):
+    """What every backend offers."""
+
+    model_id: str  # identifies the weights: part of every result-cache key
+    path: str  # the file or URL, for messages
+    name: str  # for EXPLAIN, the REPL and reports
+    style: str  # "completion" (plain text prompts) or "chat" (the model's template)
+    n_ctx: int | None  # the context window in tokens; None when unknown (a server)
+    decoding: int  # version of the decoding rules: part of every result-cache key
+    local: bool  # True: also a LocalRuntime
+
+    def generate(self, prompt: str, out_type: OutputType) -> Generation:
+        """Greedy decoding of ``prompt`` under ``out_type``'s grammar."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalRuntime(Runtime, Protocol):
+    """An in-process model: its tokenizer, label scores and speeds are at hand."""
+
+    n_threads: int  # the most threads it uses (the speed profile's key)
+    threads_reason: str  # why that many (``semql info``)
+    backend: Verdict  # the CPU kernel path chosen and why (cpu_backend.py)
+    reuse_chunk: int  # tokens per KV-cache reuse chunk (the cost model's unit)
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def format_chat(self, messages: list[dict]) -> str: ...
+
+    def score(self, prompt: str, out_type: OutputType):
+        """Log-probability of every label of a closed set (executors/closed_set.py)."""
+        ...
+
+    def measure_speeds(self, text: str) -> dict[str, float]:
+        """Prefill and decode rates and the fixed cost of one call (model_profile.py)."""
+        ...
+
+
+def model_choice(model: str | None) -> str | None:
+    """The model asked for: the argument, else ``SEMQL_MODEL``, else None (bundled)."""
+    return model or os.environ.get("SEMQL_MODEL")
+
+
+def is_remote(choice: str | None) -> bool:
+    return bool(choice) and str(choice).startswith(("http://", "https://"))
+
+
+def open_runtime(choice: str | None, **args) -> Runtime:
+    """The backend for a model choice: a server for a URL, else llama.cpp in-process
+    (a GGUF path, a bundled model's name, or the default). ``args`` are the in-process
+    runtime's (threads, context, seed...); a server takes only the seed."""
+    if is_remote(choice):
+        from .http_runtime import HTTPRuntime
+
+        return HTTPRuntime(str(choice), seed=args.get("seed", 0))
+    from .model_files import resolve_model_path
+
+    try:
+        from .llama_runtime import LlamaRuntime
+    except ImportError as err:
+        raise ModelError(
+            f"the in-process LM runtime cannot load: {err}. SemQL needs "
+            "llama-cpp-python and xgrammar (pip install --no-deps xgrammar==0.2.9; "
+            "see the README's quick start)"
+        ) from None
+    return LlamaRuntime(resolve_model_path(choice), **args)
