@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from semql.executors.model_profile import MIN_CALLS, corrected
+from semql.executors.model_profile import MIN_CALLS, corrected, implausible, profile_for
 from semql.planner.cost import ModelProfile, work_seconds
 
 SLOW = ModelProfile(16.0, 2.0, 1.0, 4.0, 16, "measured while the machine was busy")
@@ -28,6 +28,49 @@ def test_a_run_far_faster_than_predicted_moves_the_speeds_halfway_in_log_scale()
     assert "corrected" in better.source
     slower = corrected(SLOW, work_seconds(SLOW, 2000, 40, 40) * 4, 2000, 40, 40)
     assert slower.prefill_tokens_per_s == pytest.approx(8.0)
+
+
+class TimedRuntime:
+    """Not a model: a local runtime whose speed measurements are given in advance (the
+    profile logic under test only reads them)."""
+
+    local = True
+    model_id = "timing-stub"
+    n_threads = 2
+    reuse_chunk = 16
+
+    def __init__(self, *speeds: tuple[float, float, float]):
+        self.speeds = list(speeds)
+        self.measured = 0
+
+    def measure_speeds(self, text: str) -> dict[str, float]:
+        prefill, decode, per_call = self.speeds[self.measured]
+        self.measured += 1
+        return {
+            "prefill_tokens_per_s": prefill,
+            "decode_tokens_per_s": decode,
+            "seconds_per_call": per_call,
+            "chars_per_token": 4.0,
+        }
+
+
+def test_an_implausible_profile_is_measured_again(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEMQL_CACHE_DIR", str(tmp_path))
+    assert implausible(SLOW) and implausible(ModelProfile(10.0, 20.0, 0.001, 4.0, 16, ""))
+    assert implausible(ModelProfile(300.0, 40.0, 0.002, 4.0, 16, "")) is None
+    # measured while busy, then again: the faster is kept and stored
+    busy = TimedRuntime((16.0, 2.0, 1.0), (350.0, 45.0, 0.002))
+    assert profile_for(busy).prefill_tokens_per_s == 350.0 and busy.measured == 2
+    # a stored implausible profile is not trusted: measured again on the next load
+    stored = json.loads((tmp_path / "profiles.json").read_text())
+    key = next(iter(stored))
+    stored[key]["seconds_per_call"] = 1.047
+    (tmp_path / "profiles.json").write_text(json.dumps(stored))
+    again = TimedRuntime((320.0, 44.0, 0.002))
+    assert profile_for(again).seconds_per_call == 0.002 and again.measured == 1
+    # a plausible stored profile is used as it is
+    third = TimedRuntime()
+    assert profile_for(third).prefill_tokens_per_s == 320.0 and third.measured == 0
 
 
 @pytest.mark.model
