@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from semql.executors.closed_set import CONTENT_FREE, probabilities
-from semql.executors.llama_runtime import LlamaRuntime
-from semql.executors.model_files import resolve_model_path
+from semql.executors.lm.closed_set import CONTENT_FREE, probabilities
+from semql.executors.runtimes.llama_runtime import LlamaRuntime
+from semql.executors.runtimes.model_files import resolve_model_path
 from semql.grammar.types import BoolType, OptionsType
 from semql.planner.prompt_format import PromptBuilder
 from semql.sample import sample_dir

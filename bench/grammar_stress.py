@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from grammar_cases import CASES, RandomLogitsRuntime, reviews, stress  # noqa: E402
 
-from semql.executors.llama_runtime import LlamaRuntime  # noqa: E402
-from semql.executors.model_files import default_model_path  # noqa: E402
+from semql.executors.runtimes.llama_runtime import LlamaRuntime  # noqa: E402
+from semql.executors.runtimes.model_files import default_model_path  # noqa: E402
 
 
 def main() -> None:

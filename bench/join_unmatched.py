@@ -1,5 +1,5 @@
 """LLMJoin's choices, on left values built by hand: all right values (the old way) vs
-the few closest in spelling plus "none of these" (executors/join_candidates.py).
+the few closest in spelling plus "none of these" (executors/operators/join_candidates.py).
 
 The right side is the shipped Movies table's 105 titles. The left side: 20 of those
 titles written another way (lower case, a dropped article or subtitle, a year added, a
@@ -25,12 +25,12 @@ import json
 import time
 from pathlib import Path
 
-from semql.executors.join_candidates import Candidates
-from semql.executors.llama_runtime import LlamaRuntime
-from semql.executors.lm_executor import LMExecutor
-from semql.executors.model_files import default_model_path
-from semql.executors.result_cache import ResultCache
-from semql.executors.stats import OperatorStats
+from semql.executors.lm.lm_executor import LMExecutor
+from semql.executors.lm.result_cache import ResultCache
+from semql.executors.lm.stats import OperatorStats
+from semql.executors.operators.join_candidates import Candidates
+from semql.executors.runtimes.llama_runtime import LlamaRuntime
+from semql.executors.runtimes.model_files import default_model_path
 from semql.grammar.types import OptionsType
 from semql.sample import sample_dir
 

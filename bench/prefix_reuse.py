@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 import semql
-from semql.executors.llama_runtime import LlamaRuntime
-from semql.executors.model_files import default_model_path
+from semql.executors.runtimes.llama_runtime import LlamaRuntime
+from semql.executors.runtimes.model_files import default_model_path
 from semql.planner.prefix.column_order import column_order, table_order
 from semql.planner.prefix.ggr import ggr
 from semql.planner.prefix.phc import prefix_hit_count

@@ -11,7 +11,7 @@ It also reports how often the LM is wrong (against SemBench's ground truth) on t
 
 Then what the guarantee costs: the proxy executor's procedure (a uniform sample of LM
 labels, cross-validated candidates, a fresh verification sample, the hypergeometric bound
-at failure probability delta; executors/proxy_model.py) replayed on the same labels and
+at failure probability delta; executors/proxy/proxy_model.py) replayed on the same labels and
 vectors over SEEDS random samples, at delta 0.05 (the default) and 0.2.
 
     python bench/proxy_ceiling.py --out bench/results/proxy
@@ -33,8 +33,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.svm import LinearSVC
 
 import semql
-from semql.executors.embeddings import MiniLMEmbedder
-from semql.executors.proxy_model import evaluate, verify_size, verify_threshold
+from semql.executors.proxy.embeddings import MiniLMEmbedder
+from semql.executors.proxy.proxy_model import evaluate, verify_size, verify_threshold
 from semql.planner.prompt_format import field_block
 from semql.sample import sample_dir
 
@@ -51,7 +51,7 @@ def ranked_disagreement(confidence: np.ndarray, wrong: np.ndarray, n_total: int)
 
 def replay(X: np.ndarray, lm: np.ndarray, seed: int, delta: float) -> tuple[float, float, float]:
     """(LM share, agreement with the LM, LM share under the best threshold in hindsight)
-    of one proxy run, as executors/proxy_executor.py does it in its first round: sample,
+    of one proxy run, as executors/proxy/proxy_executor.py does it in its first round: sample,
     choose, fit, verify, answer above the threshold."""
     n = len(lm)
     order = np.random.default_rng(seed).permutation(n)

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from stored_scores import ANCHORS, load, review_field, sibling
 
-from semql.executors.embeddings import MiniLMEmbedder
+from semql.executors.proxy.embeddings import MiniLMEmbedder
 
 
 def main() -> None:

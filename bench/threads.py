@@ -5,7 +5,7 @@ CPU-bound process takes one of the cores they spin while it runs, and throughput
 collapse. This measures the bundled model on the 120 reviews of 'taken_3' (bool, 2
 examples, the prompt layout SemQL uses, prefix reuse on, no result cache) in six
 configurations in one run: {1, 2, default} threads x {idle, one competing busy-loop
-process}; the default adapts to the load (executors/thread_policy.py).
+process}; the default adapts to the load (executors/runtimes/thread_policy.py).
 A configuration stops at --deadline seconds and reports the rows it finished.
 
     python bench/threads.py --out bench/results/threads
@@ -23,8 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from semql.executors.llama_runtime import LlamaRuntime
-from semql.executors.model_files import resolve_model_path
+from semql.executors.runtimes.llama_runtime import LlamaRuntime
+from semql.executors.runtimes.model_files import resolve_model_path
 from semql.grammar.types import BoolType
 from semql.planner.prompt_format import PromptBuilder
 from semql.sample import sample_dir
@@ -93,7 +93,7 @@ def main() -> None:
                 results.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "answers"}), flush=True)
     for load in ("idle", "loaded") if not args.extra_bufts else ():
-        for threads in (1, 2, None):  # None: SemQL's default (executors/thread_policy.py)
+        for threads in (1, 2, None):  # None: SemQL's default (executors/runtimes/thread_policy.py)
             competitor = None
             if load == "loaded":
                 competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])

@@ -219,7 +219,7 @@ class OptionsType(OutputType):
 
     ``expected``: a numeric scale where the SQL wants a number (AVG, ORDER BY,
     arithmetic): the answer is the expected value under the model's calibrated label
-    distribution (executors/closed_set.py), a DOUBLE, not one label.
+    distribution (executors/lm/closed_set.py), a DOUBLE, not one label.
     """
 
     values: tuple = ()

@@ -45,7 +45,7 @@ def render_tree(node: L.PlanNode, annotate: Annotate | None = None, run: Run | N
 
 
 def _decision(call, plan: L.QueryPlan) -> str:
-    """How a closed-set answer is read from the model (executors/closed_set.py)."""
+    """How a closed-set answer is read from the model (executors/lm/closed_set.py)."""
     labels = call.output.labels() if call.output is not None else None
     if labels is None or call.function == "LLMJoin":
         return ""

@@ -90,7 +90,7 @@ class LMOperator(PlanNode):
     """An operator that asks the LM one question per input row (LMMap, LMFilter).
 
     The flags are set by the rewrite rules (planner/rules) and read by the executor,
-    which keeps what happens at run time in its own state (executors/run_state.py).
+    which keeps what happens at run time in its own state (executors/operators/run_state.py).
     """
 
     call: LMCall | None = None

@@ -20,7 +20,7 @@ REWRITES = (
 
 
 PREFIX_ORDERS = ("ggr", "column", "table")
-# How closed-set answers are calibrated (executors/closed_set.py); "off": the label with
+# How closed-set answers are calibrated (executors/lm/closed_set.py); "off": the label with
 # the highest probability as the model gives it.
 CALIBRATIONS = ("content_free", "off")
 

@@ -20,7 +20,7 @@ from .errors import (
     SemQLError,
     TypeInferenceError,
 )
-from .executors.stats import OperatorStats, QueryStats
+from .executors.lm.stats import OperatorStats, QueryStats
 from .planner.options import CALIBRATIONS, REWRITES, PlanOptions
 from .sample import load_sample
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from semql.executors.duckdb_errors import duckdb_error
+from semql.executors.operators.duckdb_errors import duckdb_error
 
 
 def quote_ident(name: str) -> str:

@@ -67,7 +67,7 @@ def _info(con: Connection) -> None:
     import llama_cpp
 
     from semql import __version__
-    from semql.executors.cpu_backend import cpu_flags
+    from semql.executors.runtimes.cpu_backend import cpu_flags
 
     runtime = con.runtime
     simd = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512f", "avx2")))

@@ -13,16 +13,16 @@ import duckdb
 import polars as pl
 from sqlglot import exp
 
-from semql.executors.budget import Budget
-from semql.executors.duckdb_errors import duckdb_error
-from semql.executors.embedding_views import EmbeddingStore
-from semql.executors.embeddings import make_embedder, minilm_available
-from semql.executors.engine import Engine
-from semql.executors.lm_executor import LMExecutor, Progress
-from semql.executors.result_cache import ResultCache
-from semql.executors.run_state import QueryRun
-from semql.executors.runtime import is_remote, model_choice, open_runtime
-from semql.executors.stats import QueryStats
+from semql.executors.lm.budget import Budget
+from semql.executors.lm.lm_executor import LMExecutor, Progress
+from semql.executors.lm.result_cache import ResultCache
+from semql.executors.lm.stats import QueryStats
+from semql.executors.operators.duckdb_errors import duckdb_error
+from semql.executors.operators.engine import Engine
+from semql.executors.operators.run_state import QueryRun
+from semql.executors.proxy.embedding_views import EmbeddingStore
+from semql.executors.proxy.embeddings import make_embedder, minilm_available
+from semql.executors.runtimes.runtime import is_remote, model_choice, open_runtime
 from semql.planner import logical as L
 from semql.planner import plan as plan_statement
 from semql.planner.cost import DEFAULT_PROFILE, ModelProfile
@@ -149,7 +149,7 @@ class Connection:
 
         Measured once per model file on the first query that loads it, then stored.
         """
-        from semql.executors.model_profile import profile_for, stored_profile
+        from semql.executors.runtimes.model_profile import profile_for, stored_profile
 
         if self._runtime is not None:
             if self._runtime_profile is None:  # read (or measured) once per loaded model
@@ -158,7 +158,7 @@ class Connection:
         choice = model_choice(self._model_arg)
         if is_remote(choice):
             return DEFAULT_PROFILE
-        from semql.executors.model_files import default_threads, resolve_model_path
+        from semql.executors.runtimes.model_files import default_threads, resolve_model_path
 
         try:
             path = resolve_model_path(choice)
@@ -301,7 +301,7 @@ class Connection:
             finally:
                 self.last_run = engine.last_run
             if plan.has_lm and self._runtime is not None and self._runtime_profile is not None:
-                from semql.executors.model_profile import learn_from_run
+                from semql.executors.runtimes.model_profile import learn_from_run
 
                 self._runtime_profile = learn_from_run(
                     self._runtime, self._runtime_profile, self.stats

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from semql.executors.stats import OperatorStats
+from semql.executors.lm.stats import OperatorStats
 
 
 class ProgressLine:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from semql.errors import ExecutionError
-from semql.executors.proxy_model import power_law
+from semql.executors.proxy.proxy_model import power_law
 
 
 def save_report_curve(report, path: str | Path) -> Path:

@@ -216,7 +216,7 @@ class Shell:
 
     def _cmd_model(self, args) -> None:
         if args:
-            from semql.executors.model_files import check_gguf
+            from semql.executors.runtimes.model_files import check_gguf
 
             check_gguf(args[0])
             self.con.set_model(args[0])

@@ -10,8 +10,8 @@ import semql
 @pytest.fixture(scope="session")
 def gemma_runtime():
     """The bundled Gemma 3 270M, loaded once for the whole session (greedy, seed 0)."""
-    from semql.executors.llama_runtime import LlamaRuntime
-    from semql.executors.model_files import default_model_path
+    from semql.executors.runtimes.llama_runtime import LlamaRuntime
+    from semql.executors.runtimes.model_files import default_model_path
 
     runtime = LlamaRuntime(default_model_path(), seed=0)
     yield runtime

@@ -10,8 +10,8 @@ import sys
 import time
 
 import semql
-from semql.executors.embedding_views import EmbeddingStore
-from semql.executors.embeddings import LexicalEmbedder
+from semql.executors.proxy.embedding_views import EmbeddingStore
+from semql.executors.proxy.embeddings import LexicalEmbedder
 
 from fake_lm import FakeLM
 

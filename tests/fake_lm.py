@@ -11,7 +11,7 @@ import json
 import re
 import time
 
-from semql.executors.runtime import Generation
+from semql.executors.runtimes.runtime import Generation
 from semql.grammar.types import BoolType, IntType, OptionsType, OutputType
 
 # The table ``r`` of the make_con fixture (conftest.py): row i reads "a WORDS[i % 8] movie".
@@ -20,7 +20,7 @@ ROWS = 200
 
 
 class FakeLM:
-    """A :class:`~semql.executors.runtime.Runtime` that is not a model."""
+    """A :class:`~semql.executors.runtimes.runtime.Runtime` that is not a model."""
 
     style = "completion"
     model_id = "fake-lm-for-planner-tests"

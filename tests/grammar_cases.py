@@ -15,7 +15,7 @@ import json
 import numpy as np
 
 from semql.errors import SemQLError
-from semql.executors.llama_runtime import LlamaRuntime
+from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.grammar import types as T
 from semql.grammar.check import violation
 from semql.planner.prompt_format import PromptBuilder

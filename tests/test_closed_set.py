@@ -8,8 +8,8 @@ import pytest
 
 import semql
 from semql.dialect import parse
-from semql.executors import closed_set
-from semql.executors.stats import OperatorStats
+from semql.executors.lm import closed_set
+from semql.executors.lm.stats import OperatorStats
 from semql.grammar import types as T
 from semql.grammar.inference import infer_type
 from semql.planner.calls import is_lm_call
@@ -144,7 +144,7 @@ def test_a_constant_answer_is_reported_to_the_user(model_con):
 def test_a_multi_token_label_scores_the_sum_of_its_tokens(gemma_runtime):
     """The label's log-probability is log p(t1 | prompt) + log p(t2 | prompt t1) + ...,
     each step computed as a fresh evaluation would compute it."""
-    from semql.executors.llama_runtime import _log_softmax
+    from semql.executors.runtimes.llama_runtime import _log_softmax
     from semql.planner.prompt_format import PromptBuilder
 
     rt = gemma_runtime

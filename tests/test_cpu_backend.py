@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from semql.executors import cpu_backend
+from semql.executors.runtimes import cpu_backend
 
 
 def _child(code: str) -> list[str]:
@@ -85,7 +85,7 @@ def test_model_params_sets_the_flag_for_one_load_only():
 @pytest.mark.model
 def test_lm_query_in_a_child_process_exits_normally(tmp_path):
     """On an AMX CPU whose worker threads crash, this is where SIGILL (-4) would show."""
-    from semql.executors.model_files import default_model_path
+    from semql.executors.runtimes.model_files import default_model_path
 
     model = default_model_path()  # assembled in the usual cache, not again in tmp_path
     env = {**os.environ, "SEMQL_CACHE_DIR": str(tmp_path)}  # a fresh probe too
@@ -117,7 +117,7 @@ def test_lm_query_in_a_child_process_exits_normally(tmp_path):
 
 
 def test_thread_policy_leaves_cores_busy_elsewhere_alone():
-    from semql.executors.thread_policy import ThreadPolicy
+    from semql.executors.runtimes.thread_policy import ThreadPolicy
 
     fixed = ThreadPolicy(3)
     assert fixed.threads_now() == 3 and "configured" in fixed.reason

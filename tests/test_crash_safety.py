@@ -17,9 +17,9 @@ import polars as pl
 import pytest
 
 import semql
-from semql.executors.embedding_views import EmbeddingStore
-from semql.executors.embeddings import LEXICAL_DIM, LexicalEmbedder
-from semql.executors.lm_executor import CACHE_FLUSH_ROWS
+from semql.executors.lm.lm_executor import CACHE_FLUSH_ROWS
+from semql.executors.proxy.embedding_views import EmbeddingStore
+from semql.executors.proxy.embeddings import LEXICAL_DIM, LexicalEmbedder
 
 TESTS = Path(__file__).parent
 ROWS = 400

@@ -35,7 +35,7 @@ def _worker(part: int) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).parent))
     from grammar_cases import RandomLogitsRuntime, reviews, stress
 
-    from semql.executors.model_files import default_model_path
+    from semql.executors.runtimes.model_files import default_model_path
 
     runtime = RandomLogitsRuntime(default_model_path(), seed=part)
     texts = reviews(GENERATIONS)[part::WORKERS]
@@ -115,7 +115,7 @@ def test_closing_tokens_close_what_is_open():
     """Regression: past half the budget the runtime preferred any token holding a quote,
     bracket or brace; inside a string a token like 'x]' closes nothing, and random walks
     ran out of budget with the string still open."""
-    from semql.executors.closing import ClosingTokens, inside_string
+    from semql.executors.runtimes.closing import ClosingTokens, inside_string
 
     pieces = [b"abc", b'x"', b"x]", b"}", b'\\"', b', "', b"]", b""]
     stop = np.array([False] * 7 + [True])

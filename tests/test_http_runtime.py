@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 import semql
-from semql.executors.http_runtime import gbnf, grammar_fields
+from semql.executors.runtimes.http_runtime import gbnf, grammar_fields
 from semql.grammar import types as T
 
 pytestmark = pytest.mark.model
@@ -28,13 +28,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server():
-    from semql.executors.model_files import default_model_path
+    from semql.executors.runtimes.model_files import default_model_path
 
     port = _free_port()
     # The server loads the model itself: load it the way SemQL would on this CPU, so a
     # machine whose AMX kernels die with SIGILL runs the server too (executors/cpu_backend).
     launch = (
-        "import runpy, sys; from semql.executors import cpu_backend; "
+        "import runpy, sys; from semql.executors.runtimes import cpu_backend; "
         "cpu_backend.model_params(cpu_backend.decide(sys.argv[2]).extra_bufts).__enter__(); "
         "sys.argv[0] = 'llama_cpp.server'; "
         "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"

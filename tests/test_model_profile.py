@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from semql.executors.model_profile import MIN_CALLS, corrected, implausible, profile_for
+from semql.executors.runtimes.model_profile import MIN_CALLS, corrected, implausible, profile_for
 from semql.planner.cost import ModelProfile, work_seconds
 
 SLOW = ModelProfile(16.0, 2.0, 1.0, 4.0, 16, "measured while the machine was busy")

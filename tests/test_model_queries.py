@@ -205,7 +205,7 @@ def test_llmqa_and_llmjoin_with_real_model(model_con):
 
 
 def test_smollm2_also_works():
-    from semql.executors.model_files import smollm2_path
+    from semql.executors.runtimes.model_files import smollm2_path
 
     with semql.connect(model=smollm2_path(), cache=False) as con:
         semql.load_sample(con)

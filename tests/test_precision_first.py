@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from semql.errors import BindError
-from semql.executors.lm_executor import LMExecutor
-from semql.executors.result_cache import ResultCache
-from semql.executors.stats import OperatorStats
+from semql.executors.lm.lm_executor import LMExecutor
+from semql.executors.lm.result_cache import ResultCache
+from semql.executors.lm.stats import OperatorStats
 from semql.grammar.types import BoolType
 
 QUESTION = "Is this movie review positive?"

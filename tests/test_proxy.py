@@ -10,9 +10,9 @@ import pytest
 
 import semql
 from semql.errors import BindError
-from semql.executors.embedding_views import EmbeddingStore
-from semql.executors.embeddings import LexicalEmbedder
-from semql.executors.proxy_model import (
+from semql.executors.proxy.embedding_views import EmbeddingStore
+from semql.executors.proxy.embeddings import LexicalEmbedder
+from semql.executors.proxy.proxy_model import (
     fit_curve,
     plan_threshold,
     power_law,
@@ -263,7 +263,7 @@ def test_bad_accuracy_values_are_clear_errors(make_con):
 
 
 def test_minilm_embeddings_place_similar_texts_closer():
-    from semql.executors.embeddings import MiniLMEmbedder, minilm_available
+    from semql.executors.proxy.embeddings import MiniLMEmbedder, minilm_available
 
     if not minilm_available():
         pytest.skip("the minilm extra is not installed")

@@ -195,7 +195,7 @@ def test_rule_does_not_fire_where_it_must_not(make_con, sql, rule):
 def test_an_answer_that_does_not_parse_is_not_cached(tmp_path):
     """A model output outside its type fails the query and is never stored for reuse."""
     import semql
-    from semql.executors.runtime import Generation
+    from semql.executors.runtimes.runtime import Generation
 
     from fake_lm import FakeLM
 

@@ -21,7 +21,7 @@ from semql.planner.calls import LMCall, split_arguments
 from semql.planner.rules.pipeline import SOURCES, Steps, unlink
 from semql.planner.scope_sql import predicates_in
 
-from .stats import OperatorStats, QueryStats
+from ..lm.stats import OperatorStats, QueryStats
 
 
 @dataclass(frozen=True)

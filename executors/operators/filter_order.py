@@ -24,9 +24,9 @@ from semql.planner.rules.pipeline import Steps, lm_calls_in
 from semql.planner.rules.predicate_order import SAMPLE_ROWS, group_units, reorder
 from semql.planner.scope_sql import row_columns, scope_query
 
-from .lm_executor import LMExecutor
+from ..lm.lm_executor import LMExecutor
+from ..lm.stats import OperatorStats
 from .run_state import ExitPoint, QueryRun
-from .stats import OperatorStats
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class LocalRuntime(Runtime, Protocol):
     def format_chat(self, messages: list[dict]) -> str: ...
 
     def score(self, prompt: str, out_type: OutputType):
-        """Log-probability of every label of a closed set (executors/closed_set.py)."""
+        """Log-probability of every label of a closed set (executors/lm/closed_set.py)."""
         ...
 
     def measure_speeds(self, text: str) -> dict[str, float]:

@@ -67,7 +67,7 @@ class Scored:
 
 class LlamaRuntime:
     """One GGUF model loaded once and shared by every LM operator of a connection
-    (a :class:`~semql.executors.runtime.LocalRuntime`)."""
+    (a :class:`~semql.executors.runtimes.runtime.LocalRuntime`)."""
 
     local = True
 
@@ -94,7 +94,7 @@ class LlamaRuntime:
         self._applied_threads = threads
         self.reuse_chunk = PREFILL_CHUNK if prefix_reuse else 0
         # Extra buffer types (AMX, repacked weights) only where a probe ran them: on some
-        # AMX CPUs their worker threads die with SIGILL (executors/cpu_backend.py).
+        # AMX CPUs their worker threads die with SIGILL (executors/runtimes/cpu_backend.py).
         self.backend = cpu_backend.decide(path, extra_bufts)
         try:
             with cpu_backend.model_params(self.backend.extra_bufts):
@@ -178,7 +178,7 @@ class LlamaRuntime:
         return self.threads.reason
 
     def _fit_threads(self) -> None:
-        """Run on the cores other processes leave free (executors/thread_policy.py)."""
+        """Run on the cores other processes leave free (executors/runtimes/thread_policy.py)."""
         n = self.threads.threads_now()
         if n != self._applied_threads:
             llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, n, n)
@@ -358,7 +358,7 @@ class LlamaRuntime:
 
     def measure_speeds(self, text: str) -> dict[str, float]:
         """Prefill and decode speed, and the fixed cost of one constrained call
-        (executors/model_profile.py): 256 prompt tokens from an empty KV cache, 16
+        (executors/runtimes/model_profile.py): 256 prompt tokens from an empty KV cache, 16
         single-token decode steps, then short bool calls whose prompt is cached."""
         from semql.grammar.types import BoolType
         from semql.planner.prompt_format import PromptBuilder

@@ -91,7 +91,7 @@ def forced_setting(extra_bufts: bool | None = None) -> bool | None:
 
 
 def probe_command(model_path: str) -> list[str]:
-    return [sys.executable, "-m", "semql.executors.cpu_backend", model_path]
+    return [sys.executable, "-m", "semql.executors.runtimes.cpu_backend", model_path]
 
 
 def run_probe(command: list[str], timeout: float = PROBE_TIMEOUT_S) -> Verdict:

@@ -91,7 +91,7 @@ def grammar_fields(spec: GrammarSpec, flavor: str) -> dict:
 
 class HTTPRuntime:
     """Sends each prompt to ``{base_url}/completions`` with greedy decoding and a grammar
-    (a :class:`~semql.executors.runtime.Runtime`; the server owns the model, so no
+    (a :class:`~semql.executors.runtimes.runtime.Runtime`; the server owns the model, so no
     tokenizer, label scores or timings here)."""
 
     style = "completion"

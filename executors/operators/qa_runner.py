@@ -19,7 +19,7 @@ from semql.planner.calls import is_lm_call
 from semql.planner.prompt_format import context_lines
 from semql.planner.scope_sql import conjuncts, scope_query
 
-from .lm_executor import LMExecutor
+from ..lm.lm_executor import LMExecutor
 from .run_state import QueryRun
 
 Fetch = Callable[[str], tuple[list[str], list[tuple]]]

@@ -2,7 +2,7 @@
 
 The LM labels a uniform random sample of the operator's rows; every available embedder
 embeds the sample (into its embedding view, reused later) and every candidate classifier
-is cross-validated on it (executors/proxy_model.py). The cheapest (embedder, classifier)
+is cross-validated on it (executors/proxy/proxy_model.py). The cheapest (embedder, classifier)
 by its out-of-fold plan is used if the whole plan — embedding the rows not yet stored,
 the labels, the verification labels, the LM on rows the proxy leaves — costs less than
 the LM on the remaining rows; otherwise, if the learning curve says more labels would
@@ -24,10 +24,10 @@ import numpy as np
 from semql.planner import logical as L
 from semql.planner.prompt_format import field_block
 
+from ..lm.lm_executor import LMExecutor
+from ..lm.stats import OperatorStats
 from .embedding_views import EmbeddingStore, text_hash
 from .embeddings import Embedder
-from .lm_executor import LMExecutor
-from .stats import OperatorStats
 
 MIN_ROWS = 300  # below this the LM on every row is cheap enough and the sample too small
 FIRST_SAMPLE = 100  # LM labels of the first round, at least; 10% of the rows if more

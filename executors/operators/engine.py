@@ -34,15 +34,15 @@ from semql.planner.calls import LMCall
 from semql.planner.rules.short_circuit import needed_condition
 from semql.planner.scope_sql import row_columns, scope_query
 
+from ..lm.lm_executor import LMExecutor
+from ..lm.stats import QueryStats
+from ..proxy.embedding_views import text_hash
+from ..proxy.proxy_executor import ProxyRunner, render
 from .duckdb_errors import duckdb_error
-from .embedding_views import text_hash
 from .filter_order import SampleIO, order_filters
 from .join_candidates import Candidates
-from .lm_executor import LMExecutor
-from .proxy_executor import ProxyRunner, render
 from .qa_runner import run_qa
 from .run_state import QueryRun
-from .stats import QueryStats
 
 
 class _Temp:

@@ -80,8 +80,8 @@ class GGUFEmbedder:
     def __init__(self, path: str, n_threads: int | None = None):
         import llama_cpp
 
-        from . import cpu_backend
-        from .model_files import check_gguf, default_threads
+        from ..runtimes import cpu_backend
+        from ..runtimes.model_files import check_gguf, default_threads
 
         check_gguf(path)
         with open(path, "rb") as f:

@@ -10,10 +10,10 @@ from semql.grammar.types import OutputType
 from semql.planner.options import calibration_value
 from semql.planner.prompt_format import MAX_FIELD_CHARS, PromptBuilder, quote_value
 
+from ..runtimes.runtime import Runtime
 from . import closed_set
 from .budget import Budget
 from .result_cache import ResultCache, cache_key
-from .runtime import Runtime
 from .stats import OperatorStats
 
 Progress = Callable[[OperatorStats, int, int], None]
@@ -91,7 +91,7 @@ class LMExecutor:
         answer (None where the answer was generated, not scored): precision-first LIMIT
         ranks by it.
         Closed sets on a runtime that can score labels are decided from every label's
-        probability (executors/closed_set.py); the result cache keeps those scores.
+        probability (executors/lm/closed_set.py); the result cache keeps those scores.
         """
         started = time.perf_counter()
         spec = out_type.spec()

@@ -1,0 +1,3 @@
+"""LM calls of one operator: prompts to answers (result cache first), closed-set scoring
+and calibration, per-query budgets and statistics.
+"""
