@@ -15,7 +15,8 @@ from sqlglot import exp
 from semql.errors import BindError, SemQLError
 
 from . import logical as L
-from .builder import Catalog, build_plan
+from .binder import Catalog
+from .builder import build_plan
 from .cost import ModelProfile, estimate_plan
 from .options import PlanOptions
 from .prefix.layout import attach_layouts

@@ -12,7 +12,7 @@ def quote_ident(name: str) -> str:
 
 
 class DuckDBCatalog:
-    """Implements ``semql.planner.builder.Catalog`` for one DuckDB connection.
+    """Implements ``semql.planner.binder.Catalog`` for one DuckDB connection.
 
     Column lists are cached for the life of one query plan; a new catalog is made per query.
     """

@@ -19,7 +19,6 @@ statement, and what happens at run time is kept in a :class:`QueryRun`.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 
 import duckdb
@@ -28,43 +27,22 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from semql.grammar.types import OptionsType, OutputType
+from semql.grammar.types import OutputType
 from semql.planner import logical as L
 from semql.planner.calls import LMCall
 from semql.planner.rules.short_circuit import needed_condition
-from semql.planner.scope_sql import row_columns, scope_query
+from semql.planner.scope_sql import scope_query
 
 from ..lm.lm_executor import LMExecutor
 from ..lm.stats import QueryStats
 from ..proxy.embedding_views import text_hash
 from ..proxy.proxy_executor import ProxyRunner, render
-from .duckdb_errors import duckdb_error
+from .database import Database
 from .filter_order import SampleIO, order_filters
-from .join_candidates import Candidates
+from .join_runner import run_join
 from .qa_runner import run_qa
 from .run_state import QueryRun
-
-
-class _Temp:
-    """Names and drops the temp tables of one query."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection):
-        self.con = con
-        self.prefix = f"__semql_{uuid.uuid4().hex[:8]}"
-        self.names: list[str] = []
-
-    def new(self, what: str) -> str:
-        name = f"{self.prefix}_{what}{len(self.names)}"
-        self.names.append(name)
-        return name
-
-    def drop_all(self) -> None:
-        for name in reversed(self.names):
-            try:
-                self.con.execute(f"DROP TABLE IF EXISTS {name}")
-            except duckdb.Error:
-                pass
-        self.names.clear()
+from .top_k import fix_limited_rows
 
 
 class Engine:
@@ -77,6 +55,7 @@ class Engine:
         proxy: Callable[[], tuple] | None = None,
     ):
         self.con = con
+        self.db = Database(con)  # renewed per query: its temp tables are the query's
         self._make_lm = lm
         self._executor: LMExecutor | None = None
         self._proxy = proxy  # () -> (EmbeddingStore, embedders, seed), made on first use
@@ -94,18 +73,18 @@ class Engine:
     def run(self, plan: L.QueryPlan, params=None, stats: QueryStats | None = None) -> pl.DataFrame:
         stats = stats if stats is not None else QueryStats()
         run = self.last_run = QueryRun(plan, stats)
+        self.db = Database(self.con)
         started = time.perf_counter()
         try:
             if not plan.has_lm:
-                return self._run_sql(plan.sql, params, own=True)
-            temp = _Temp(self.con)
+                return self.db.frame(plan.sql, params, own=True)
             try:
                 for qa in plan.constants:
-                    run_qa(qa, run, self._fetch, self._lm())
+                    run_qa(qa, run, self.db.fetch, self._lm())
                 for scope in plan.scopes:
-                    self._run_scope(scope, run, temp, plan.profile)
+                    self._run_scope(scope, run, plan.profile)
                 final = run.tree.sql(dialect="duckdb")
-                return self._run_sql(
+                return self.db.frame(
                     final,
                     params,
                     transactional=not isinstance(
@@ -113,60 +92,28 @@ class Engine:
                     ),
                 )
             finally:
-                temp.drop_all()
+                self.db.drop_temp()
         finally:
             stats.total()
             stats.seconds = time.perf_counter() - started
 
-    def _run_sql(
-        self, sql: str, params=None, transactional: bool = False, own: bool = False
-    ) -> pl.DataFrame:
-        con = self.con
-        try:
-            if transactional:
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    rel = con.sql(sql, params=params)
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-            else:
-                rel = con.sql(sql, params=params)
-            return rel.pl() if rel is not None else pl.DataFrame()
-        except duckdb.Error as err:
-            raise duckdb_error(err, sql, own) from None
-
-    def _fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
-        try:
-            cur = self.con.execute(sql)
-            return [d[0] for d in cur.description], cur.fetchall()
-        except duckdb.Error as err:
-            raise duckdb_error(err, sql) from None
-
-    def _exec(self, sql: str) -> None:
-        try:
-            self.con.execute(sql)
-        except duckdb.Error as err:
-            raise duckdb_error(err, sql) from None
-
     # -- plan walk ---------------------------------------------------------------------
 
-    def _run_scope(self, scope: L.ScopePlan, run: QueryRun, temp: _Temp, profile) -> None:
+    def _run_scope(self, scope: L.ScopePlan, run: QueryRun, profile) -> None:
         """Run the scope's operators bottom-up (a group of LM filters in the order
         sampling gives it; the run records the order)."""
         self._ranked = self._rank_applies(scope, run)
         steps = run.steps(scope)
         ordered: set[int] = set()
-        self._run_node(steps[0], scope, run, temp)
+        self._run_node(steps[0], scope, run)
         for i in range(1, len(steps)):
             step = steps[i]
             group = step.reorder_group if isinstance(step, L.LMOperator) else None
             if group is not None and group not in ordered:
                 ordered.add(group)
-                io = SampleIO(self._fetch, self.con, self._lm)
+                io = SampleIO(self.db, self._lm)
                 steps = order_filters(io, run, scope, steps, i, profile)
-            self._run_node(steps[i], scope, run, temp)
+            self._run_node(steps[i], scope, run)
 
     def _rank_applies(self, scope: L.ScopePlan, run: QueryRun) -> LMCall | None:
         """The call whose confidence orders the LIMITed rows (precision-first), if the
@@ -176,7 +123,7 @@ class Engine:
         if rank is None or not self._lm().scores(rank.call.output):
             return None  # no rank without label scores (an HTTP server, a fake LM)
         count = exp.alias_(sqlglot.parse_one("count(*)"), "n")
-        _, rows = self._fetch(scope_query(run.select(scope), [count], rank.candidates))
+        _, rows = self.db.fetch(scope_query(run.select(scope), [count], rank.candidates))
         return rank.call if rows[0][0] <= rank.max_rows else None
 
     def _rank_by_confidence(
@@ -194,21 +141,19 @@ class Engine:
         ]
         select.set("order", exp.Order(expressions=keys))
 
-    def _run_node(self, node: L.PlanNode, scope: L.ScopePlan, run: QueryRun, temp: _Temp) -> None:
+    def _run_node(self, node: L.PlanNode, scope: L.ScopePlan, run: QueryRun) -> None:
         """Run one operator; a source subtree (joins, LMJoin) runs its children first."""
         if isinstance(node, (L.Join, L.LMJoin)):
             for child in node.children:
-                self._run_node(child, scope, run, temp)
+                self._run_node(child, scope, run)
         if isinstance(node, L.Limit) and node.materialize:
-            self._fix_limited_rows(node, scope, run, temp)
+            fix_limited_rows(node, scope, run, self.db)
         elif isinstance(node, L.LMOperator):
-            self._run_map(node, scope, run, temp)
+            self._run_map(node, scope, run)
         elif isinstance(node, L.LMJoin):
-            self._run_join(node, scope, run, temp)
+            run_join(node, scope, run, self.db, self._lm())
 
-    def _input_query(
-        self, node: L.LMOperator, scope: L.ScopePlan, run: QueryRun, temp: _Temp
-    ) -> str:
+    def _input_query(self, node: L.LMOperator, scope: L.ScopePlan, run: QueryRun) -> str:
         """Distinct (dedup) or all argument tuples of the rows ``node`` must answer.
 
         Rows whose predicate a cheap side already decides are left out (short-circuit);
@@ -229,8 +174,8 @@ class Engine:
         if node.prune:
             source = scope_query(select, [*args, order], preds)
         else:
-            wide = temp.new("rows")
-            self._exec(
+            wide = self.db.new_table("rows")
+            self.db.exec(
                 f"CREATE TEMP TABLE {wide} AS "
                 + scope_query(select, [exp.Star(), *args, order], preds)
             )
@@ -240,22 +185,22 @@ class Engine:
             return grouped + " ORDER BY __ord"
         return f"SELECT {names}, __ord FROM ({source}) ORDER BY __ord"
 
-    def _run_map(self, node: L.LMOperator, scope: L.ScopePlan, run: QueryRun, temp: _Temp) -> None:
+    def _run_map(self, node: L.LMOperator, scope: L.ScopePlan, run: QueryRun) -> None:
         call: LMCall = node.call
         select = run.select(scope)
         fields = run.fields(call)
         op = run.op_stats(node)
-        body = self._input_query(node, scope, run, temp)
+        body = self._input_query(node, scope, run)
         args = ", ".join(f"__a{i}" for i in range(len(call.fields)))
-        inputs, results = temp.new("in"), temp.new("out")
-        self._exec(
+        inputs, results = self.db.new_table("in"), self.db.new_table("out")
+        self.db.exec(
             f"CREATE TEMP TABLE {inputs} AS SELECT row_number() OVER () AS __idx, * FROM ({body})"
         )
-        self._exec(
+        self.db.exec(
             f"CREATE TEMP TABLE {results} "
             f"(__idx BIGINT, __out {call.output.duckdb_type}, __conf DOUBLE)"
         )
-        _, rows = self._fetch(f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx")
+        _, rows = self.db.fetch(f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx")
         lookup = self._lookup_expr(fields, inputs, results)
         done = None
         ranked = self._ranked is call
@@ -294,7 +239,7 @@ class Engine:
         if isinstance(node, L.LMFilter):
             preds = run.below(scope, node) + [run.working(node.predicate)]
             preds += [done] if done is not None else []
-            _, cnt = self._fetch(
+            _, cnt = self.db.fetch(
                 scope_query(select, [exp.alias_(sqlglot.parse_one("count(*)"), "n")], preds)
             )
             op.rows_out = cnt[0][0]
@@ -305,7 +250,7 @@ class Engine:
         store, embedders, seed = self._proxy()
 
         def source_hashes(node: L.LMOperator, names: list[str]) -> set[str]:
-            _, rows = self._fetch(f"SELECT DISTINCT * FROM ({node.proxy_source})")
+            _, rows = self.db.fetch(f"SELECT DISTINCT * FROM ({node.proxy_source})")
             return {text_hash(render(names, r)) for r in rows}
 
         runner = ProxyRunner(self._lm(), store, embedders, source_hashes, seed)
@@ -315,60 +260,10 @@ class Engine:
             run.note(node, runner.report.summary())
         return answers
 
-    def _fix_limited_rows(
-        self, node: L.Limit, scope: L.ScopePlan, run: QueryRun, temp: _Temp
-    ) -> None:
-        """Materialise the rows that survive ORDER BY/LIMIT, then point the scope at them.
-
-        The SELECT list's LM calls then run on those k rows only, and the final query
-        reads exactly the rows they ran on (a LIMIT without a total order could pick
-        other rows on a second evaluation).
-        """
-        select = run.select(scope)
-        names: dict[str, str] = {}
-        for item in select.expressions:
-            for col in row_columns(item):
-                names.setdefault(col.sql(dialect="duckdb"), f"__c{len(names)}")
-        aliases = {e.alias: e.this for e in select.expressions if isinstance(e, exp.Alias)}
-        order = select.args.get("order")
-        keys = []
-        for key in order.expressions if order is not None else []:
-            key = key.copy()
-            for col in list(key.find_all(exp.Column)):
-                if not col.table and col.name in aliases:
-                    col.replace(aliases[col.name].copy())
-            keys.append(key)
-        window = exp.Window(
-            this=exp.RowNumber(), order=exp.Order(expressions=keys) if keys else None
-        )
-        cols = [
-            exp.alias_(sqlglot.parse_one(sql, read="duckdb"), name) for sql, name in names.items()
-        ]
-        query = sqlglot.parse_one(
-            scope_query(select, cols + [exp.alias_(window, "__pos")], run.below(scope, node)),
-            read="duckdb",
-        )
-        if keys:
-            query.set("order", exp.Order(expressions=keys))
-        query.set("limit", select.args["limit"].copy())
-        if select.args.get("offset") is not None:
-            query.set("offset", select.args["offset"].copy())
-        table = temp.new("top")
-        self._exec(f"CREATE TEMP TABLE {table} AS {query.sql(dialect='duckdb')}")
-        for item in select.expressions:
-            if isinstance(item, exp.Column):
-                item = item.replace(exp.alias_(item.copy(), item.output_name))
-            for col in row_columns(item):
-                col.replace(exp.column(names[col.sql(dialect="duckdb")], table=table))
-        select.set("from_", exp.From(this=exp.to_table(table)))
-        for arg in ("joins", "where", "limit", "offset"):
-            select.set(arg, None)
-        select.set("order", exp.Order(expressions=[exp.Ordered(this=exp.column("__pos", table))]))
-
     def _count_passing(self, select: exp.Select, preds: list[exp.Expression], cap: int) -> int:
         """Rows passing ``preds``, counted up to ``cap``."""
         inner = scope_query(select, [exp.Literal.number(1)], preds)
-        _, rows = self._fetch(f"SELECT count(*) FROM ({inner} LIMIT {cap})")
+        _, rows = self.db.fetch(f"SELECT count(*) FROM ({inner} LIMIT {cap})")
         return rows[0][0]
 
     @staticmethod
@@ -430,82 +325,4 @@ class Engine:
             }
         )
         view = f"{table}_batch"
-        self.con.register(view, data)
-        try:
-            self._exec(f"INSERT INTO {table} SELECT __idx, __out, __conf FROM {view}")
-        finally:
-            self.con.unregister(view)
-
-    # -- LMJoin ------------------------------------------------------------------------
-
-    def _run_join(self, node: L.LMJoin, scope: L.ScopePlan, run: QueryRun, temp: _Temp) -> None:
-        call = node.call
-        select = run.select(scope)
-        join = run.working(node.join)
-        op = run.op_stats(node)
-        right_alias = join.this.alias_or_name
-        left, right = run.fields(call)
-        if {c.table for c in left.find_all(exp.Column)} == {right_alias}:
-            left, right = right, left
-        joins = select.args.get("joins") or []
-        position = next(i for i, j in enumerate(joins) if j is join)
-        left_sql = sqlglot.parse_one(
-            scope_query(
-                select,
-                [exp.alias_(left.copy(), "v")],
-                [run.working(p) for p in node.left_predicates],
-                joins_upto=position,
-            ),
-            read="duckdb",
-        )
-        left_sql.set("distinct", exp.Distinct())
-        _, lrows = self._fetch(left_sql.sql(dialect="duckdb"))
-        right_sql = exp.Select(expressions=[exp.alias_(right.copy(), "v")]).from_(join.this.copy())
-        right_sql.set("distinct", exp.Distinct())
-        _, rrows = self._fetch(right_sql.sql(dialect="duckdb"))
-        left_values = [r[0] for r in lrows if r[0] is not None]
-        right_values = tuple(r[0] for r in rrows if r[0] is not None)
-        mapping: list[tuple] = []
-        unresolved = []
-        lowered = {str(v).lower(): v for v in right_values}
-        for value in left_values:
-            if value in right_values:
-                mapping.append((value, value))
-            elif str(value).lower() in lowered:
-                mapping.append((value, lowered[str(value).lower()]))
-            else:
-                unresolved.append(value)
-        if unresolved and right_values:
-            pick = Candidates(right_values)
-            lm = self._lm()
-            for value in unresolved:  # each value its own few candidates, or none of them
-                out_type = OptionsType((*pick.of(value), pick.none))
-                (answer,) = lm.answer(
-                    call.question,
-                    out_type,
-                    ["value"],
-                    [(value,)],
-                    op,
-                    call.examples,
-                    calibration="off",  # a content-free prior of names means nothing
-                )
-                if answer != pick.none:
-                    mapping.append((value, answer))
-        op.rows_out = len(mapping)  # left values matched (the rest stay unmatched)
-        table = temp.new("join")
-        data = pa.table(
-            {"__l": pa.array([m[0] for m in mapping]), "__r": pa.array([m[1] for m in mapping])}
-        )
-        self.con.register(f"{table}_src", data)
-        try:
-            self._exec(f"CREATE TEMP TABLE {table} AS SELECT * FROM {table}_src")
-        finally:
-            self.con.unregister(f"{table}_src")
-        cond = sqlglot.parse_one(
-            f"({right.sql(dialect='duckdb')}) = (SELECT any_value(__m.__r) FROM {table} AS __m "
-            f"WHERE __m.__l IS NOT DISTINCT FROM ({left.sql(dialect='duckdb')}))",
-            read="duckdb",
-        )
-        for n in run.call_nodes(call):
-            n.replace(cond.copy())
-        op.rows_in = len(left_values)
+        self.db.load(f"INSERT INTO {table} SELECT __idx, __out, __conf FROM {view}", view, data)

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
@@ -26,16 +25,15 @@ from semql.planner.scope_sql import row_columns, scope_query
 
 from ..lm.lm_executor import LMExecutor
 from ..lm.stats import OperatorStats
+from .database import Database
 from .run_state import ExitPoint, QueryRun
 
 
 @dataclass(frozen=True)
 class SampleIO:
-    """What sampling needs from the engine: a DuckDB reader, the connection (to register
-    the sample as a view) and the query's LM executor."""
+    """What sampling needs from the engine: the query's database side and LM executor."""
 
-    fetch: Callable[[str], tuple[list[str], list[tuple]]]
-    con: duckdb.DuckDBPyConnection
+    db: Database
     lm: Callable[[], LMExecutor]
 
 
@@ -55,11 +53,11 @@ class _Sample:
         # The first rows in input order: the filters' first batches are the same rows,
         # so under an early exit the sampled answers are the ones needed anyway.
         sql = f"{scope_query(select, cols, below)} LIMIT {SAMPLE_ROWS}"
-        names, rows = io.fetch(sql)
+        names, rows = io.db.fetch(sql)
         self.size = len(rows)
         data = {n: [r[i] for r in rows] for i, n in enumerate(names)}
         self.views = [self.view]
-        io.con.register(self.view, pa.table(data) if rows else pa.table({n: [] for n in names}))
+        io.db.con.register(self.view, pa.table(data) if rows else pa.table({n: [] for n in names}))
 
     def over_sample(self, node: exp.Expression) -> exp.Expression:
         """``node`` (a copy) reading the sample view's columns instead of the scope's."""
@@ -74,19 +72,19 @@ class _Sample:
     ) -> tuple[str, float]:
         """Answer the call for the sample's distinct argument tuples; (answers view, chars)."""
         select = ", ".join(f"{a.sql(dialect='duckdb')} AS __a{i}" for i, a in enumerate(args))
-        _, rows = self.io.fetch(f"SELECT DISTINCT {select} FROM {self.view}")
+        _, rows = self.io.db.fetch(f"SELECT DISTINCT {select} FROM {self.view}")
         answers = self.io.lm().answer_rows(node, rows, op, remember=True)
         view = f"{self.view}_a{len(self.views)}"
         data = {f"__a{i}": [r[i] for r in rows] for i in range(len(args))}
         data["__out"] = answers
-        self.io.con.register(view, pa.table(data) if rows else pa.table({"__out": []}))
+        self.io.db.con.register(view, pa.table(data) if rows else pa.table({"__out": []}))
         self.views.append(view)
         chars = [len(str(v)) for r in rows for v in r if v is not None]
         return view, (sum(chars) / len(rows) if rows else 0.0)
 
     def close(self) -> None:
         for view in self.views:
-            self.io.con.unregister(view)
+            self.io.db.con.unregister(view)
 
 
 def _measure(sample: _Sample, unit: list[L.LMOperator], run: QueryRun, profile) -> tuple:
@@ -114,7 +112,7 @@ def _measure(sample: _Sample, unit: list[L.LMOperator], run: QueryRun, profile) 
             call.question, call.output, call.examples, per_field, profile.chars_per_token
         )
         cost += call_seconds(shared, row, output_tokens(call.output), profile)
-    _, rows = sample.io.fetch(
+    _, rows = sample.io.db.fetch(
         f"SELECT count(*) FILTER (WHERE {copy.sql(dialect='duckdb')}), count(*) FROM {sample.view}"
     )
     passed, n = rows[0]

@@ -1,0 +1,222 @@
+"""Binding of one statement's LM calls against the catalog: each call's arguments
+checked and evaluated, its row fields named, and its output type inferred from the SQL
+around it (grammar/inference.py). Identical calls in one SELECT bind to one LMCall."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope
+
+from semql.errors import BindError, TypeInferenceError
+from semql.grammar.inference import ColumnFacts, InferenceConflict, infer_type
+from semql.grammar.types import MAX_OPTIONS, StrType
+
+from .calls import (
+    CANONICAL_NAMES,
+    Field,
+    LMCall,
+    field_name,
+    is_lm_call,
+    literal_value,
+    split_arguments,
+)
+from .options import accuracy_value, calibration_value
+from .scope_sql import conjuncts
+
+
+class Catalog(Protocol):
+    """What the planner may ask the database (implemented over DuckDB by the connection)."""
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        """Lower-case column name -> SQL type, or None for an unknown table."""
+
+    def distinct_values(self, table: str, column: str, limit: int) -> tuple:
+        """Up to ``limit`` distinct non-null values of a column, in a stable order."""
+
+    def query_column(self, sql: str) -> list:
+        """The first column of an LM-free query."""
+
+
+def calls_in(node: exp.Expression) -> list[exp.Anonymous]:
+    return [n for n in node.walk() if is_lm_call(n)]
+
+
+def owner_select(node: exp.Expression) -> exp.Expression | None:
+    return node.find_ancestor(exp.Select)
+
+
+class Binder:
+    """Binds LM calls of one statement against the catalog."""
+
+    def __init__(self, catalog: Catalog, scopes: list[Scope]):
+        self.catalog = catalog
+        self.scope_of = {id(s.expression): s for s in scopes}
+        self.calls: dict[tuple[int, str], LMCall] = {}
+
+    # -- columns -----------------------------------------------------------------------
+
+    def _table_of(self, col: exp.Column) -> tuple[str, str] | None:
+        select = owner_select(col)
+        scope = self.scope_of.get(id(select)) if select is not None else None
+        if scope is None:
+            return None
+        name = col.name.lower()
+        sources = scope.sources
+        if col.table:
+            candidates = [sources.get(col.table)]
+        else:
+            candidates = list(sources.values())
+        for source in candidates:
+            if isinstance(source, exp.Table):
+                cols = self.catalog.columns(source.name)
+                if cols and name in cols:
+                    return source.name, name
+        return None
+
+    def column_facts(self, col: exp.Column) -> ColumnFacts | None:
+        found = self._table_of(col)
+        if found is None:
+            return None
+        table, name = found
+        sql_type = self.catalog.columns(table)[name]
+        return ColumnFacts(
+            sql_type, lambda: self.catalog.distinct_values(table, name, MAX_OPTIONS + 1)
+        )
+
+    # -- arguments ---------------------------------------------------------------------
+
+    def _options(self, node: exp.Expression, fn: str) -> tuple:
+        if isinstance(node, exp.Column):
+            found = self._table_of(node)
+            if found is None:
+                raise BindError(f"{fn}: options={node.sql()} does not name a table column")
+            values = self.catalog.distinct_values(found[0], found[1], MAX_OPTIONS + 1)
+        elif isinstance(node, exp.Subquery) or isinstance(node, exp.Select):
+            values = [
+                v for v in self.catalog.query_column(node.sql(dialect="duckdb")) if v is not None
+            ]
+        else:
+            values = literal_value(node, fn, "options")
+            if not isinstance(values, tuple):
+                values = (values,)
+        values = tuple(dict.fromkeys(values))
+        if not values:
+            raise BindError(f"{fn}: options= is empty")
+        if len(values) > MAX_OPTIONS:
+            raise BindError(f"{fn}: options= has more than {MAX_OPTIONS} values")
+        return values
+
+    def _kwargs(self, fn: str, keywords: dict[str, exp.Expression]) -> dict:
+        out: dict = {}
+        for key, node in keywords.items():
+            if key == "options":
+                out[key] = self._options(node, fn)
+            elif key == "examples":
+                value = literal_value(node, fn, "examples")
+                if not isinstance(value, tuple):
+                    raise BindError(
+                        f"{fn}: examples= must be tuples (field values..., answer), "
+                        f"got {node.sql()}"
+                    )
+                rows = value if value and isinstance(value[0], tuple) else (value,)
+                if not all(isinstance(r, tuple) and len(r) >= 2 for r in rows):
+                    raise BindError(
+                        f"{fn}: examples= must be tuples (field values..., answer), "
+                        f"got {node.sql()}"
+                    )
+                out[key] = list(rows)
+            elif key == "context":
+                out[key] = node
+            elif key == "calibration":
+                try:
+                    out[key] = calibration_value(
+                        literal_value(node, fn, key), f"{fn}: calibration="
+                    )
+                except TypeError as err:
+                    raise BindError(str(err)) from None
+            elif key == "accuracy":
+                try:
+                    out[key] = accuracy_value(literal_value(node, fn, key), f"{fn}: accuracy=")
+                except TypeError as err:
+                    raise BindError(str(err)) from None
+            else:
+                value = literal_value(node, fn, key)
+                if not isinstance(value, str):
+                    raise BindError(f"{fn}: {key}= must be a string, got {node.sql()}")
+                out[key] = value
+        return out
+
+    @staticmethod
+    def _slot(node: exp.Anonymous) -> tuple[int, str]:
+        """A call is one per (owning SELECT, text): repeats of it share one LMCall."""
+        return id(owner_select(node)), node.sql(dialect="duckdb", normalize_functions=False)
+
+    def bound(self, node: exp.Anonymous) -> LMCall | None:
+        """The LMCall already bound for ``node``, if any (no new occurrence recorded)."""
+        return self.calls.get(self._slot(node))
+
+    def bind(self, node: exp.Anonymous) -> LMCall:
+        slot = self._slot(node)
+        key = slot[1]
+        if slot in self.calls:
+            self.calls[slot].nodes.append(node)
+            return self.calls[slot]
+        fn = CANONICAL_NAMES[str(node.this).upper()]
+        positional, keywords = split_arguments(node)
+        kwargs = self._kwargs(fn, keywords)
+        if fn == "LLMJoin":
+            call = self._bind_join(node, key, positional, kwargs)
+        else:
+            call = self._bind_map_or_qa(node, fn, key, positional, kwargs)
+        self.calls[slot] = call
+        return call
+
+    def _bind_map_or_qa(self, node, fn, key, positional, kwargs) -> LMCall:
+        if not positional:
+            raise BindError(f"{fn}: the first argument must be the question (a string)")
+        question = literal_value(positional[0], fn, "the question (first argument)")
+        if not isinstance(question, str):
+            raise BindError(f"{fn}: the question (first argument) must be a string")
+        fields: list[Field] = []
+        context: list[exp.Expression] = []
+        taken: set[str] = set()
+        for arg in positional[1:]:
+            if fn == "LLMQA":
+                context.append(arg)
+            elif arg.find(exp.Select) is not None:
+                raise BindError(f"{fn}: a row field cannot be a subquery: {arg.sql()}")
+            else:
+                fields.append(Field(field_name(arg, taken), arg))
+        if "context" in kwargs:
+            context.append(kwargs.pop("context"))
+        if fn == "LLMMap" and not fields:
+            raise BindError(f"{fn}: needs at least one column to read, e.g. {fn}('q', t.col)")
+        call = LMCall(len(self.calls), fn, key, [node], question, fields, kwargs, context)
+        self._type(call, node)
+        return call
+
+    def _bind_join(self, node, key, positional, kwargs) -> LMCall:
+        if len(positional) != 2:
+            raise BindError("LLMJoin: needs exactly two columns, LLMJoin(left.col, right.col)")
+        join = node.find_ancestor(exp.Join)
+        if join is None or not any(n is node for n in conjuncts(join.args.get("on"))):
+            raise BindError("LLMJoin: must be a condition of JOIN ... ON")
+        criteria = (
+            kwargs.get("join_criteria") or "Match each left value to the right value it refers to."
+        )
+        fields = [Field("left", positional[0]), Field("right", positional[1])]
+        call = LMCall(len(self.calls), "LLMJoin", key, [node], criteria, fields, kwargs)
+        call.output = StrType()
+        call.type_reason = "one of the right side's values"
+        return call
+
+    def _type(self, call: LMCall, node: exp.Expression) -> None:
+        try:
+            inferred = infer_type(node, call.kwargs, self.column_facts, call.label, call.question)
+        except InferenceConflict as err:
+            raise TypeInferenceError(str(err)) from None
+        except ValueError as err:
+            raise TypeInferenceError(f"{call.label}: {err}") from None
+        call.output, call.type_reason = inferred.type, inferred.reason
