@@ -11,7 +11,6 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-from sqlglot import exp
 
 from semql.executors.lm.budget import Budget
 from semql.executors.lm.lm_executor import LMExecutor, Progress
@@ -30,15 +29,22 @@ from semql.planner.explain import render_plan
 from semql.planner.options import PlanOptions
 
 from .catalog import DuckDBCatalog, quote_ident
-from .dialect import has_lm_call, is_blank, locate_unbound_name, parse, strip_braces
+from .dialect import (
+    bind_params,
+    has_lm_call,
+    is_blank,
+    locate_unbound_name,
+    parse,
+    strip_braces,
+)
 from .errors import (
     BindError,
     ExecutionError,
     LimitExceeded,
     ParseError,
-    SafetyError,
     SemQLError,
 )
+from .files import create_from_file
 
 
 @contextmanager
@@ -51,15 +57,6 @@ def _names_located_in(sql: str) -> Iterator[None]:
 
 
 _EXPLAIN_RE = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.IGNORECASE)
-_FILE_READERS = {
-    ".csv": "read_csv_auto",
-    ".tsv": "read_csv_auto",
-    ".txt": "read_csv_auto",
-    ".parquet": "read_parquet",
-    ".json": "read_json_auto",
-    ".jsonl": "read_json_auto",
-    ".ndjson": "read_json_auto",
-}
 
 
 class Connection:
@@ -210,7 +207,7 @@ class Connection:
             raise duckdb_error(err) from None
 
     def _register_file(self, name: str, path: Path) -> None:
-        self._create_from_file("register", f"OR REPLACE TEMP TABLE {quote_ident(name)}", path)
+        create_from_file(self._con, "register", f"OR REPLACE TEMP TABLE {quote_ident(name)}", path)
 
     def load(self, path: str | os.PathLike, name: str | None = None) -> str:
         """Load a CSV / TSV / Parquet / JSON file into a new table (kept in a database file).
@@ -221,24 +218,8 @@ class Connection:
         name = name or re.sub(r"\W", "_", path.stem)
         if name.lower() in {t.lower() for t in self.tables()}:
             raise BindError(f"load: table {name!r} already exists; load {path} AS another name")
-        self._create_from_file("load", f"TABLE {quote_ident(name)}", path)
+        create_from_file(self._con, "load", f"TABLE {quote_ident(name)}", path)
         return name
-
-    def _create_from_file(self, what: str, target: str, path: Path) -> None:
-        """``CREATE <target> AS`` the rows of a data file, with errors naming the file."""
-        if not path.exists():
-            raise ExecutionError(f"{what}: file not found: {path}")
-        reader = _FILE_READERS.get(path.suffix.lower())
-        if reader is None:
-            known = ", ".join(sorted(_FILE_READERS))
-            raise BindError(f"{what}: unknown file type {path.suffix!r} of {path}; use {known}")
-        literal = "'" + str(path).replace("'", "''") + "'"
-        try:
-            self._con.execute(f"CREATE {target} AS SELECT * FROM {reader}({literal})")
-        except duckdb.PermissionException:
-            raise SafetyError(f"{what}: refused in safe mode: cannot read files ({path})") from None
-        except duckdb.Error as err:
-            raise ExecutionError(f"{what}: cannot read {path}: {err}") from None
 
     def tables(self) -> list[str]:
         rows = self._con.execute("SHOW TABLES").fetchall()
@@ -267,7 +248,7 @@ class Connection:
             return L.QueryPlan(statement=None, sql=text, options=opts)
         ast = parse(sql)
         if params is not None:
-            ast = _bind_params(ast, params)
+            ast = bind_params(ast, params)
         return plan_statement(ast, sql, DuckDBCatalog(self._con), opts, self.profile, estimate)
 
     def query(self, sql: str, params=None, **options) -> pl.DataFrame:
@@ -414,35 +395,6 @@ def _estimate_and_actual(node: L.PlanNode, run: QueryRun) -> str:
     if actual is not None:
         parts.append("actual: " + actual.summary())
     return " | ".join(parts)
-
-
-def _bind_params(ast: exp.Expression, params) -> exp.Expression:
-    """Substitute ``?`` / ``$1`` / ``$name`` placeholders with literals before planning."""
-    positional = list(params) if isinstance(params, (list, tuple)) else None
-    named = params if isinstance(params, dict) else None
-    counter = iter(range(len(positional or [])))
-
-    def value_for(node: exp.Expression):
-        name = node.name if isinstance(node, exp.Placeholder) else node.this
-        if name in ("", "?", None):
-            if positional is None:
-                raise BindError("positional parameter '?' needs params as a list")
-            try:
-                return positional[next(counter)]
-            except StopIteration:
-                raise BindError("more '?' parameters than values in params") from None
-        if str(name).isdigit() and positional is not None:
-            return positional[int(name) - 1]
-        if named is None or name not in named:
-            raise BindError(f"no value for parameter ${name}")
-        return named[name]
-
-    def transform(node):
-        if isinstance(node, (exp.Placeholder, exp.Parameter)):
-            return exp.convert(value_for(node))
-        return node
-
-    return ast.transform(transform, copy=False)
 
 
 def connect(database: str = ":memory:", **kwargs) -> Connection:

@@ -212,3 +212,32 @@ def parse(sql: str) -> exp.Expression:
     if len(statements) > 1:
         raise ParseError("one statement at a time is supported with LM functions", sql)
     return statements[0]
+
+
+def bind_params(ast: exp.Expression, params) -> exp.Expression:
+    """Substitute ``?`` / ``$1`` / ``$name`` placeholders with literals before planning."""
+    positional = list(params) if isinstance(params, (list, tuple)) else None
+    named = params if isinstance(params, dict) else None
+    counter = iter(range(len(positional or [])))
+
+    def value_for(node: exp.Expression):
+        name = node.name if isinstance(node, exp.Placeholder) else node.this
+        if name in ("", "?", None):
+            if positional is None:
+                raise BindError("positional parameter '?' needs params as a list")
+            try:
+                return positional[next(counter)]
+            except StopIteration:
+                raise BindError("more '?' parameters than values in params") from None
+        if str(name).isdigit() and positional is not None:
+            return positional[int(name) - 1]
+        if named is None or name not in named:
+            raise BindError(f"no value for parameter ${name}")
+        return named[name]
+
+    def transform(node):
+        if isinstance(node, (exp.Placeholder, exp.Parameter)):
+            return exp.convert(value_for(node))
+        return node
+
+    return ast.transform(transform, copy=False)
