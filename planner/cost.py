@@ -11,7 +11,6 @@ and handed to the planner as data).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +29,7 @@ from semql.grammar.types import (
 
 from . import logical as L
 from .prompt_format import prompt_chars
+from .rules import dedup, early_exit
 from .rules.pipeline import lm_calls_in, unlink
 from .rules.short_circuit import needed_condition
 from .scope_sql import ctes_before, scope_query
@@ -200,13 +200,13 @@ def _estimate_lm(
         for i, a in enumerate(args)
     ]
     n, distinct, *chars = stats.fetch_row(scope_query(select, cols, preds))
-    calls = (distinct if op.dedup else n) * factor
+    calls = dedup.calls(n, distinct, op.dedup) * factor
     if cap is not None:
         calls = min(calls, cap)  # runs on the rows a LIMIT below fixed
     if isinstance(op, L.LMFilter) and op.early_exit is not None and calls and not ranked:
-        sel = max(prior_selectivity(op), 1e-3)
-        batches = math.ceil(op.early_exit / sel / op.batch_rows)
-        calls = min(calls, batches * op.batch_rows)
+        calls = early_exit.expected_calls(
+            calls, op.early_exit, prior_selectivity(op), op.batch_rows
+        )
     field_chars = {f.name: float(c or 0) for f, c in zip(call.fields, chars, strict=True)}
     shared, row = prompt_tokens(
         call.question, call.output, call.examples, field_chars, profile.chars_per_token

@@ -30,6 +30,7 @@ from sqlglot import exp
 from semql.grammar.types import OutputType
 from semql.planner import logical as L
 from semql.planner.calls import LMCall
+from semql.planner.rules import dedup, projection_pruning
 from semql.planner.rules.short_circuit import needed_condition
 from semql.planner.scope_sql import scope_query
 
@@ -171,19 +172,14 @@ class Engine:
         args = [exp.alias_(f.copy(), f"__a{i}") for i, f in enumerate(fields)]
         order = exp.alias_(sqlglot.parse_one("row_number() OVER ()"), "__ord")
         names = ", ".join(f"__a{i}" for i in range(len(fields)))
-        if node.prune:
-            source = scope_query(select, [*args, order], preds)
-        else:
+        source = scope_query(
+            select, projection_pruning.input_columns([*args, order], node.prune), preds
+        )
+        if not node.prune:  # whole rows materialised first, as a naive engine would
             wide = self.db.new_table("rows")
-            self.db.exec(
-                f"CREATE TEMP TABLE {wide} AS "
-                + scope_query(select, [exp.Star(), *args, order], preds)
-            )
+            self.db.exec(f"CREATE TEMP TABLE {wide} AS {source}")
             source = f"SELECT * FROM {wide}"
-        if node.dedup:
-            grouped = f"SELECT {names}, min(__ord) AS __ord FROM ({source}) GROUP BY ALL"
-            return grouped + " ORDER BY __ord"
-        return f"SELECT {names}, __ord FROM ({source}) ORDER BY __ord"
+        return dedup.input_rows(source, names, node.dedup)
 
     def _run_map(self, node: L.LMOperator, scope: L.ScopePlan, run: QueryRun) -> None:
         call: LMCall = node.call

@@ -3,6 +3,8 @@ passed. Rows go to the LM in small batches with a passing-count check between th
 
 from __future__ import annotations
 
+import math
+
 from .. import logical as L
 from .pipeline import ScopeFacts, Steps, is_select_map, where_end
 
@@ -25,3 +27,10 @@ def apply(steps: Steps, facts: ScopeFacts) -> Steps | None:
     top.batch_rows = BATCH_ROWS
     top.notes.append(f"early exit: stop once {facts.limit} rows pass (batches of {BATCH_ROWS})")
     return steps
+
+
+def expected_calls(calls: float, limit: int, selectivity: float, batch: int) -> float:
+    """LM calls until ``limit`` rows pass when a share ``selectivity`` of them do, in
+    whole batches of ``batch`` rows (at most ``calls``, the input's)."""
+    batches = math.ceil(limit / max(selectivity, 1e-3) / batch)
+    return min(calls, batches * batch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlglot import exp
+
 from .. import logical as L
 from .pipeline import Steps
 
@@ -15,3 +17,9 @@ def apply(steps: Steps, facts) -> Steps | None:
         reads = ", ".join(f.expr.sql(dialect="duckdb") for f in op.call.fields)
         op.notes.append(f"projection: materialises only {reads}")
     return steps if ops else None
+
+
+def input_columns(args: list[exp.Expression], on: bool) -> list[exp.Expression]:
+    """What an LM operator's input materialises: only the call's arguments, or (off:
+    the naive baseline's cost) whole rows with them."""
+    return args if on else [exp.Star(), *args]
