@@ -6,6 +6,8 @@ count them): both must see exactly the same rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 
 from . import logical as L
@@ -76,9 +78,14 @@ def predicates_below(node: L.PlanNode) -> list[exp.Expression]:
     return predicates_in(chain)
 
 
-def predicates_in(chain: list[L.PlanNode]) -> list[exp.Expression]:
+def predicates_in(
+    chain: list[L.PlanNode],
+    also: Callable[[L.LMFilter], list[exp.Expression]] | None = None,
+) -> list[exp.Expression]:
     """Predicates applied by ``chain``, operators listed top-down from the one just
-    under the operator whose input they define, down to the scope's source."""
+    under the operator whose input they define, down to the scope's source. ``also``:
+    conditions an execution adds after an LM filter's own (its early exit's "answer
+    known")."""
     preds: list[exp.Expression] = []
     for step in chain:
         if isinstance(step, (L.Scan, L.DuckDBPlan, L.Join, L.LMJoin)):
@@ -89,6 +96,8 @@ def predicates_in(chain: list[L.PlanNode]) -> list[exp.Expression]:
             preds += step.predicates
         elif isinstance(step, L.LMFilter):
             preds.append(step.predicate)
+            if also is not None:
+                preds += also(step)
     return preds
 
 

@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from semql.planner import logical as L
 from semql.planner.calls import LMCall, split_arguments
-from semql.planner.rules.pipeline import SOURCES, Steps, unlink
+from semql.planner.rules.pipeline import Steps, unlink
 from semql.planner.scope_sql import predicates_in
 
 from ..lm.stats import OperatorStats, QueryStats
@@ -88,15 +88,11 @@ class QueryRun:
         steps = self.steps(scope)
         position = next((i for i, s in enumerate(steps) if s is node), None)
         under = steps[:position][::-1] if position is not None else _chain(node)
-        preds = []
-        for pred in predicates_in(under):
-            preds.append(self.working(pred))
-        for step in under:
-            if isinstance(step, SOURCES) or (isinstance(step, L.Limit) and step.materialize):
-                break
-            if id(step) in self.done:
-                preds.append(self.done[id(step)])
-        return preds
+
+        def known(step: L.LMFilter) -> list[exp.Expression]:
+            return [self.done[id(step)]] if id(step) in self.done else []
+
+        return [self.working(p) for p in predicates_in(under, known)]
 
     def exit_point(self, node: L.PlanNode) -> ExitPoint | None:
         if id(node) in self.exits:
