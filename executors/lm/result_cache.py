@@ -14,6 +14,8 @@ import hashlib
 
 import duckdb
 
+from ..operators.database import table_exists
+
 TABLE = "semql_cache.lm_results"
 
 
@@ -39,7 +41,9 @@ class ResultCache:
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {TABLE} (key VARCHAR PRIMARY KEY, output VARCHAR)"
             )
-        self._read_from = read_from if read_from is not None and _has_table(read_from) else None
+        self._read_from = (
+            read_from if read_from is not None and table_exists(read_from, TABLE) else None
+        )
 
     @property
     def enabled(self) -> bool:
@@ -79,13 +83,3 @@ class ResultCache:
         if con is not None:
             con.close()
         self._read_from = None  # the database's own cursor: closed with the database
-
-
-def _has_table(con: duckdb.DuckDBPyConnection) -> bool:
-    schema, name = TABLE.split(".")
-    return bool(
-        con.execute(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, name],
-        ).fetchall()
-    )

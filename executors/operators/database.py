@@ -75,3 +75,14 @@ class Database:
             except duckdb.Error:
                 pass
         self._temp.clear()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    """Whether ``schema.table`` exists (a read-only file may lack SemQL's own tables)."""
+    schema, name = qualified.split(".")
+    return bool(
+        con.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchall()
+    )

@@ -24,6 +24,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from ..operators.database import table_exists
 from .embeddings import Embedder
 
 SCHEMA = "semql_embed"
@@ -69,7 +70,7 @@ class EmbeddingStore:
         """The connections holding vectors of ``view``: the read-only file's (when it has
         the view) and this store's own."""
         ro = self._read_from
-        if ro is not None and _has_table(ro, view):
+        if ro is not None and table_exists(ro, view):
             return [ro, self.con]
         return [self.con]
 
@@ -143,13 +144,3 @@ class EmbeddingStore:
             if progress is not None:
                 progress(start + len(batch), len(missing))
         return vectors, len(missing), time.perf_counter() - started
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
-    schema, name = qualified.split(".")
-    return bool(
-        con.execute(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, name],
-        ).fetchall()
-    )
