@@ -293,15 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def options_from(args: argparse.Namespace) -> dict:
+    """The connection options the command line sets in every config (``--disable``
+    takes any of the rewrite switches, ``proxy`` included)."""
     overrides: dict = {}
     for name in filter(None, (s.strip() for s in args.disable.split(","))):
         if name not in REWRITES:
-            print(
-                f"error: unknown rewrite {name!r}; expected {', '.join(REWRITES)}", file=sys.stderr
-            )
-            return 2
+            raise ValueError(f"unknown rewrite {name!r}; expected {', '.join(REWRITES)}")
         overrides[name] = False
     if args.no_cache:
         overrides["cache"] = False
@@ -309,6 +307,16 @@ def main(argv: list[str] | None = None) -> int:
         overrides["calibration"] = args.calibration
     if args.precision_first is not None:
         overrides["precision_first"] = args.precision_first
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        overrides = options_from(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     configs = [c.strip() for c in args.config.split(",") if c.strip()]
     queries = [q.strip() for q in args.queries.split(",")] if args.queries else None
     try:

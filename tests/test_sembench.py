@@ -161,3 +161,14 @@ def test_unknown_query_is_an_error(tmp_path, capsys):
 def test_spearman_of_a_constant_prediction_is_zero_quality():
     m = metrics.spearman({1: 3, 2: 3, 3: 3}, {1: 1, 2: 2, 3: 3})
     assert m["spearman"] is None and m["quality"] == 0.0
+
+
+def test_disable_takes_every_rewrite_switch_and_names_an_unknown_one():
+    from semql import REWRITES
+    from semql.sembench.runner import build_parser, options_from
+
+    args = build_parser().parse_args(["movie", "--disable", ",".join(REWRITES)])
+    assert options_from(args) == {name: False for name in REWRITES}
+    assert len(REWRITES) == 10 and "proxy" in REWRITES
+    with pytest.raises(ValueError, match="unknown rewrite 'dedupe'"):
+        options_from(build_parser().parse_args(["movie", "--disable", "dedup,dedupe"]))
