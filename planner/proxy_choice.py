@@ -11,14 +11,12 @@ refusal is a note in EXPLAIN.
 
 from __future__ import annotations
 
-from sqlglot import exp
-
 from semql.grammar.types import BoolType, OptionsType
 
 from . import logical as L
 from .options import PlanOptions
 from .rules.pipeline import lm_calls_in
-from .scope_sql import ctes_before, scope_query
+from .scope_sql import argument_columns, ctes_before, scope_query
 
 
 def attach_proxies(plan: L.QueryPlan, opts: PlanOptions) -> None:
@@ -37,7 +35,7 @@ def attach_proxies(plan: L.QueryPlan, opts: PlanOptions) -> None:
                 node.notes.append(f"proxy: not used: {reason}; the LM answers every row")
                 continue
             node.proxy_target = target
-            args = [exp.alias_(f.expr.copy(), f"__a{i}") for i, f in enumerate(node.call.fields)]
+            args = argument_columns([f.expr for f in node.call.fields])
             node.proxy_source = scope_query(select, args, [])
             node.notes.append(
                 f"proxy: target {target:g} agreement with the LM; decided at run time after "

@@ -14,6 +14,30 @@ from . import logical as L
 from .calls import is_lm_call
 
 
+def argument_name(i: int) -> str:
+    """The column of an LM call's i-th argument in the tables of argument tuples (an
+    operator's input, its proxy source, a sample's answers)."""
+    return f"__a{i}"
+
+
+def argument_columns(exprs: list[exp.Expression]) -> list[exp.Expression]:
+    """The call's argument expressions as the argument columns."""
+    return [exp.alias_(e.copy(), argument_name(i)) for i, e in enumerate(exprs)]
+
+
+def argument_list(n: int) -> str:
+    return ", ".join(argument_name(i) for i in range(n))
+
+
+def same_arguments(exprs: list[exp.Expression], table: str = "") -> str:
+    """SQL: the argument columns (of ``table``) equal, NULL included, to ``exprs``."""
+    prefix = f"{table}." if table else ""
+    return " AND ".join(
+        f"{prefix}{argument_name(i)} IS NOT DISTINCT FROM ({e.sql(dialect='duckdb')})"
+        for i, e in enumerate(exprs)
+    )
+
+
 def conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
     if node is None:
         return []

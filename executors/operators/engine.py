@@ -32,7 +32,7 @@ from semql.planner import logical as L
 from semql.planner.calls import LMCall
 from semql.planner.rules import dedup, projection_pruning
 from semql.planner.rules.short_circuit import needed_condition
-from semql.planner.scope_sql import scope_query
+from semql.planner.scope_sql import argument_columns, argument_list, same_arguments, scope_query
 
 from ..lm.lm_executor import LMExecutor
 from ..lm.stats import QueryStats
@@ -169,9 +169,9 @@ class Engine:
                 preds.append(guard)
                 run.guards[id(node)] = guard
         fields = run.fields(node.call)
-        args = [exp.alias_(f.copy(), f"__a{i}") for i, f in enumerate(fields)]
+        args = argument_columns(fields)
         order = exp.alias_(sqlglot.parse_one("row_number() OVER ()"), "__ord")
-        names = ", ".join(f"__a{i}" for i in range(len(fields)))
+        names = argument_list(len(fields))
         source = scope_query(
             select, projection_pruning.input_columns([*args, order], node.prune), preds
         )
@@ -187,7 +187,7 @@ class Engine:
         fields = run.fields(call)
         op = run.op_stats(node)
         body = self._input_query(node, scope, run)
-        args = ", ".join(f"__a{i}" for i in range(len(call.fields)))
+        args = argument_list(len(call.fields))
         inputs, results = self.db.new_table("in"), self.db.new_table("out")
         self.db.exec(
             f"CREATE TEMP TABLE {inputs} AS SELECT row_number() OVER () AS __idx, * FROM ({body})"
@@ -265,10 +265,7 @@ class Engine:
     @staticmethod
     def _answered_rows(fields: list[exp.Expression], inputs: str, results: str, select: str) -> str:
         """``SELECT {select}`` over the answered input tuples equal to this row's fields."""
-        conds = " AND ".join(
-            f"__i.__a{i} IS NOT DISTINCT FROM ({f.sql(dialect='duckdb')})"
-            for i, f in enumerate(fields)
-        )
+        conds = same_arguments(fields, "__i")
         return (
             f"SELECT {select} FROM {inputs} AS __i JOIN {results} AS __r "
             f"ON __r.__idx = __i.__idx WHERE {conds}"

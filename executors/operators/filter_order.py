@@ -21,7 +21,13 @@ from semql.planner.calls import split_arguments
 from semql.planner.cost import DEFAULT_PROFILE, call_seconds, output_tokens, prompt_tokens
 from semql.planner.rules.pipeline import Steps, lm_calls_in
 from semql.planner.rules.predicate_order import SAMPLE_ROWS, group_units, reorder
-from semql.planner.scope_sql import row_columns, scope_query
+from semql.planner.scope_sql import (
+    argument_columns,
+    argument_name,
+    row_columns,
+    same_arguments,
+    scope_query,
+)
 
 from ..lm.lm_executor import LMExecutor
 from ..lm.stats import OperatorStats
@@ -71,11 +77,11 @@ class _Sample:
         self, node: L.LMOperator, op: OperatorStats, args: list[exp.Expression]
     ) -> tuple[str, float]:
         """Answer the call for the sample's distinct argument tuples; (answers view, chars)."""
-        select = ", ".join(f"{a.sql(dialect='duckdb')} AS __a{i}" for i, a in enumerate(args))
+        select = ", ".join(c.sql(dialect="duckdb") for c in argument_columns(args))
         _, rows = self.io.db.fetch(f"SELECT DISTINCT {select} FROM {self.view}")
         answers = self.io.lm().answer_rows(node, rows, op, remember=True)
         view = f"{self.view}_a{len(self.views)}"
-        data = {f"__a{i}": [r[i] for r in rows] for i in range(len(args))}
+        data = {argument_name(i): [r[i] for r in rows] for i in range(len(args))}
         data["__out"] = answers
         self.io.db.con.register(view, pa.table(data) if rows else pa.table({"__out": []}))
         self.views.append(view)
@@ -103,9 +109,7 @@ def _measure(sample: _Sample, unit: list[L.LMOperator], run: QueryRun, profile) 
         args = split_arguments(node)[0][1:]
         view, chars = sample.answer(op, scratch, args)
         run.op_stats(op).absorb(scratch)
-        conds = " AND ".join(
-            f"__a{i} IS NOT DISTINCT FROM ({a.sql(dialect='duckdb')})" for i, a in enumerate(args)
-        )
+        conds = same_arguments(args)
         node.replace(exp.maybe_parse(f"(SELECT any_value(__out) FROM {view} WHERE {conds})"))
         per_field = {f.name: chars / len(call.fields) for f in call.fields}
         shared, row = prompt_tokens(

@@ -19,12 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlglot import exp
 
 from .. import logical as L
 from ..prompt_format import FIELD_OVERHEAD_CHARS
 from ..rules.pipeline import lm_calls_in
-from ..scope_sql import ctes_before, scope_query
+from ..scope_sql import argument_columns, ctes_before, scope_query
 from .column_order import column_order
 from .ggr import ggr
 from .phc import prefix_hit_count, shared_lengths
@@ -130,7 +129,7 @@ def attach_layouts(plan: L.QueryPlan, stats, method: str) -> None:
             if method == "table" or not known:
                 node.layout = layout_rows("table", names, [])
                 continue
-            args = [exp.alias_(f.expr.copy(), f"__a{i}") for i, f in enumerate(node.call.fields)]
+            args = argument_columns([f.expr for f in node.call.fields])
             sql = scope_query(select, args, [])
             rows = stats.fetch_rows(
                 f"SELECT DISTINCT * FROM ({sql}) ORDER BY ALL LIMIT {MAX_LAYOUT_ROWS + 1}"
