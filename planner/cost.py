@@ -32,7 +32,7 @@ from .prompt_format import prompt_chars
 from .rules import dedup, early_exit
 from .rules.pipeline import lm_calls_in, unlink
 from .rules.short_circuit import needed_condition
-from .scope_sql import ctes_before, scope_query
+from .scope_sql import scope_query, source_known
 
 PRIOR_SELECTIVITY = 0.5
 
@@ -228,10 +228,8 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
     """Attach an Estimate to every operator of every scope with LM work."""
     for scope in plan.scopes:
         select = scope.select
-        sources = [select.args.get("from_"), *(select.args.get("joins") or [])]
-        sources += ctes_before(select)
-        if any(lm_calls_in(s) for s in sources if s is not None):
-            continue  # its rows are known only once an LLMJoin or an earlier scope ran
+        if not source_known(select):
+            continue  # its rows exist only once an LLMJoin or an earlier scope ran
         steps = unlink(scope.root)
         (total,) = stats.fetch_row(scope_query(select, [exp.Count(this=exp.Star())], []))
         rows: float | None = float(total)

@@ -15,15 +15,13 @@ from semql.grammar.types import BoolType, OptionsType
 
 from . import logical as L
 from .options import PlanOptions
-from .rules.pipeline import lm_calls_in
-from .scope_sql import argument_columns, ctes_before, scope_query
+from .scope_sql import argument_columns, scope_query, source_known
 
 
 def attach_proxies(plan: L.QueryPlan, opts: PlanOptions) -> None:
     for scope in plan.scopes:
         select = scope.select
-        sources = [select.args.get("from_"), *(select.args.get("joins") or [])]
-        known = not any(lm_calls_in(s) for s in sources + ctes_before(select) if s is not None)
+        known = source_known(select)
         for node in scope.root.walk():
             if not isinstance(node, L.LMOperator):
                 continue

@@ -92,6 +92,15 @@ def scope_query(
     return q.sql(dialect="duckdb")
 
 
+def source_known(select: exp.Select) -> bool:
+    """Whether the scope's rows can be read before execution: its FROM, its joins and
+    the CTEs it sees hold no LM call (an LLMJoin's or an earlier scope's rows exist only
+    once they ran)."""
+    sources = [select.args.get("from_"), *(select.args.get("joins") or [])]
+    sources += ctes_before(select)
+    return not any(is_lm_call(n) for s in sources if s is not None for n in s.walk())
+
+
 def predicates_below(node: L.PlanNode) -> list[exp.Expression]:
     """Predicates applied by the operators under ``node`` (its input rows)."""
     chain = []

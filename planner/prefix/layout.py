@@ -22,8 +22,7 @@ import numpy as np
 
 from .. import logical as L
 from ..prompt_format import FIELD_OVERHEAD_CHARS
-from ..rules.pipeline import lm_calls_in
-from ..scope_sql import argument_columns, ctes_before, scope_query
+from ..scope_sql import argument_columns, scope_query, source_known
 from .column_order import column_order
 from .ggr import ggr
 from .phc import prefix_hit_count, shared_lengths
@@ -119,9 +118,7 @@ def attach_layouts(plan: L.QueryPlan, stats, method: str) -> None:
     """
     for scope in plan.scopes:
         select = scope.select
-        sources = [select.args.get("from_"), *(select.args.get("joins") or [])]
-        sources += ctes_before(select)
-        known = not any(lm_calls_in(s) for s in sources if s is not None)
+        known = source_known(select)
         for node in scope.root.walk():
             if not isinstance(node, L.LMOperator) or len(node.call.fields) < 2:
                 continue
