@@ -69,13 +69,15 @@ class Statistics(Protocol):
 
 @dataclass
 class Estimate:
-    """The cost model's figures for one operator (shown by EXPLAIN)."""
+    """The cost model's figures for one operator (shown by EXPLAIN), named as the
+    executor's measured ones (executors/lm/stats.py OperatorStats), so EXPLAIN ANALYZE
+    puts like beside like."""
 
     rows_in: float | None = None
     rows_out: float | None = None
     lm_calls: float = 0.0
     prompt_tokens: float = 0.0
-    cached_tokens: float = 0.0
+    cached_prompt_tokens: float = 0.0
     generated_tokens: float = 0.0
     seconds: float = 0.0
     seconds_per_call: float = 0.0
@@ -92,7 +94,7 @@ class Estimate:
         if self.lm_calls:
             parts += [
                 f"LM calls {n(self.lm_calls)}",
-                f"prompt tok {n(self.prompt_tokens)} (KV-cached {n(self.cached_tokens)})",
+                f"prompt tok {n(self.prompt_tokens)} (KV-cached {n(self.cached_prompt_tokens)})",
                 f"gen tok {n(self.generated_tokens)}",
                 f"{self.seconds:.1f}s",
             ]
@@ -218,7 +220,7 @@ def _estimate_lm(
     reused = reused_tokens(shared + row_shared, profile)
     est = Estimate(rows_in=rows, lm_calls=calls, seconds_per_call=per_call)
     est.prompt_tokens = calls * (shared + row)
-    est.cached_tokens = max(calls - 1, 0) * reused
+    est.cached_prompt_tokens = max(calls - 1, 0) * reused
     est.generated_tokens = calls * gen
     est.seconds = calls * per_call + (reused / profile.prefill_tokens_per_s if calls else 0)
     return est
@@ -288,7 +290,7 @@ def plan_totals(plan: L.QueryPlan) -> Estimate:
             if isinstance(node, L.LMOperator) and isinstance(est, Estimate):
                 total.lm_calls += est.lm_calls
                 total.prompt_tokens += est.prompt_tokens
-                total.cached_tokens += est.cached_tokens
+                total.cached_prompt_tokens += est.cached_prompt_tokens
                 total.generated_tokens += est.generated_tokens
                 total.seconds += est.seconds
     return total
