@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
-from stored_scores import ANCHORS, load, review_field, sibling
+from stored_scores import ANCHORS, by_setting, load, review_field, sibling
 
 from semql.executors.proxy.embeddings import MiniLMEmbedder
 
@@ -58,11 +58,7 @@ def main() -> None:
     path, dump = load(__doc__)
     text = review_field("reviewText")
     embedder = MiniLMEmbedder()
-    by_setting: dict[tuple, dict] = {}
-    for entry in dump:
-        if entry["task"] in ANCHORS:
-            model = "gemma" if entry["model"].startswith("gemma") else "smollm2"
-            by_setting.setdefault((entry["task"], entry["shots"]), {})[model] = entry
+    settings = by_setting(dump, ANCHORS)
     lines = [
         "# Judges alone and combined without labels (ROC AUC of the yes side)\n",
         "| task | shots | rows | gemma | smollm2 | minilm | best single | mean | spectral "
@@ -70,7 +66,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary: dict[str, list[float]] = {}
-    for (task, shots), entries in by_setting.items():
+    for (task, shots), entries in settings.items():
         gemma, smol = entries["gemma"], entries["smollm2"]
         assert gemma["reviewId"] == smol["reviewId"]  # the same seeded sample of reviews
         gold = np.asarray(gemma["truth"], dtype=bool)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 from judges import log_odds, spectral_weights, standardise
-from stored_scores import ANCHORS, QUERY_MOVIES, load, review_field, sibling
+from stored_scores import ANCHORS, QUERY_MOVIES, by_setting, load, review_field, sibling
 
 from semql.executors.proxy.embeddings import MiniLMEmbedder
 
@@ -57,11 +57,7 @@ def main() -> None:
     path, dump = load(__doc__)
     text, movie = review_field("reviewText"), review_field("id")
     embedder = MiniLMEmbedder()
-    settings: dict[tuple, dict] = {}
-    for entry in dump:
-        if entry["task"] in TASKS:
-            model = "gemma" if entry["model"].startswith("gemma") else "smollm2"
-            settings.setdefault((entry["task"], entry["shots"]), {})[model] = entry
+    settings = by_setting(dump, TASKS)
     lines = [
         f"# Precision@{K} of precision-first LIMIT by ranking, rows of the query movies left out\n",
         f"Mean over {DRAWS} seeded draws; the rows Gemma passes, ranked by each judge.\n",

@@ -35,6 +35,16 @@ def load(description: str) -> tuple[Path, list[dict]]:
     return path, json.loads(path.read_text())
 
 
+def by_setting(dump: list[dict], tasks) -> dict[tuple, dict]:
+    """(task, shots) -> {"gemma": entry, "smollm2": entry} for the tasks asked."""
+    settings: dict[tuple, dict] = {}
+    for entry in dump:
+        if entry["task"] in tasks:
+            model = "gemma" if entry["model"].startswith("gemma") else "smollm2"
+            settings.setdefault((entry["task"], entry["shots"]), {})[model] = entry
+    return settings
+
+
 def review_field(name: str) -> dict[str, str]:
     """reviewId -> that column of the shipped Reviews.csv."""
     with open(sample_dir() / "Reviews.csv", newline="") as f:
