@@ -32,7 +32,7 @@ from .prompt_format import prompt_chars
 from .rules import dedup, early_exit
 from .rules.pipeline import lm_calls_in, unlink
 from .rules.short_circuit import needed_condition
-from .scope_sql import scope_query, source_known
+from .scope_sql import count_query, scope_query, source_known
 
 PRIOR_SELECTIVITY = 0.5
 
@@ -233,25 +233,24 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
         if not source_known(select):
             continue  # its rows exist only once an LLMJoin or an earlier scope ran
         steps = unlink(scope.root)
-        (total,) = stats.fetch_row(scope_query(select, [exp.Count(this=exp.Star())], []))
+        (total,) = stats.fetch_row(count_query(select, []))
         rows: float | None = float(total)
         relational: list[exp.Expression] = []
         factor = 1.0  # product of the LM filters' selectivities below
         cap: float | None = None  # rows fixed by a materialised LIMIT below
         ranked = None  # the call precision-first LIMIT ranks by, if it applies
-        if scope.rank_limit is not None:
-            count = [exp.Count(this=exp.Star())]
-            (n,) = stats.fetch_row(scope_query(select, count, scope.rank_limit.candidates))
-            ranked = scope.rank_limit.call if n <= scope.rank_limit.max_rows else None
+        rank = scope.rank_limit
+        if rank is not None and rank.applies(
+            stats.fetch_row(count_query(select, rank.candidates))[0]
+        ):
+            ranked = rank.call
         steps[0].estimate = Estimate(rows_in=rows, rows_out=rows)
         for step in steps[1:]:
             est = Estimate(rows_in=rows)
             if isinstance(step, L.Filter) and rows is not None:
                 if all(not lm_calls_in(p) for p in step.predicates):
                     relational += step.predicates
-                    (n,) = stats.fetch_row(
-                        scope_query(select, [exp.Count(this=exp.Star())], relational)
-                    )
+                    (n,) = stats.fetch_row(count_query(select, relational))
                     rows = n * factor
                 else:
                     rows *= PRIOR_SELECTIVITY

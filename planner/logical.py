@@ -203,6 +203,11 @@ class RankLimit:
     candidates: list[exp.Expression]  # the WHERE's conjuncts without LM calls
     max_rows: int
 
+    def applies(self, candidate_rows: int) -> bool:
+        """Whether this many candidate rows are ranked (the cost model and the engine
+        both ask, so the estimate and the run decide alike)."""
+        return candidate_rows <= self.max_rows
+
 
 @dataclass(eq=False)
 class ScopePlan:

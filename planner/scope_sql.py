@@ -101,14 +101,24 @@ def source_known(select: exp.Select) -> bool:
     return not any(is_lm_call(n) for s in sources if s is not None for n in s.walk())
 
 
-def predicates_below(node: L.PlanNode) -> list[exp.Expression]:
-    """Predicates applied by the operators under ``node`` (its input rows)."""
+def count_query(select: exp.Select, predicates: list[exp.Expression]) -> str:
+    """SQL counting the scope's rows under ``predicates`` (one column, ``n``)."""
+    return scope_query(select, [exp.alias_(exp.Count(this=exp.Star()), "n")], predicates)
+
+
+def chain_below(node: L.PlanNode) -> list[L.PlanNode]:
+    """The operators under ``node`` top-down, following first children."""
     chain = []
     child = node.child
     while child is not None:
         chain.append(child)
         child = child.child
-    return predicates_in(chain)
+    return chain
+
+
+def predicates_below(node: L.PlanNode) -> list[exp.Expression]:
+    """Predicates applied by the operators under ``node`` (its input rows)."""
+    return predicates_in(chain_below(node))
 
 
 def predicates_in(

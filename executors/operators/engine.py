@@ -32,7 +32,13 @@ from semql.planner import logical as L
 from semql.planner.calls import LMCall
 from semql.planner.rules import dedup, projection_pruning
 from semql.planner.rules.short_circuit import needed_condition
-from semql.planner.scope_sql import argument_columns, argument_list, same_arguments, scope_query
+from semql.planner.scope_sql import (
+    argument_columns,
+    argument_list,
+    count_query,
+    same_arguments,
+    scope_query,
+)
 
 from ..lm.lm_executor import LMExecutor
 from ..lm.stats import QueryStats
@@ -123,9 +129,8 @@ class Engine:
         rank = scope.rank_limit
         if rank is None or not self._lm().scores(rank.call.output):
             return None  # no rank without label scores (an HTTP server, a fake LM)
-        count = exp.alias_(sqlglot.parse_one("count(*)"), "n")
-        _, rows = self.db.fetch(scope_query(run.select(scope), [count], rank.candidates))
-        return rank.call if rows[0][0] <= rank.max_rows else None
+        _, rows = self.db.fetch(count_query(run.select(scope), rank.candidates))
+        return rank.call if rank.applies(rows[0][0]) else None
 
     def _rank_by_confidence(
         self, fields: list[exp.Expression], select: exp.Select, inputs: str, results: str
@@ -205,10 +210,9 @@ class Engine:
             done = self._done_expr(fields, inputs, results, run.guards.get(id(node)))
         for n in run.call_nodes(call):
             n.replace(lookup.copy())
-        early = exit_at is not None
         lm = self._lm()
         names = [f.name for f in call.fields]
-        if node.proxy_target is not None and self._proxy is not None and not early:
+        if node.proxy_target is not None and self._proxy is not None and exit_at is None:
             answers = self._run_proxy(node, run, names, [r[1:] for r in rows], op)
             if answers is not None:
                 self._insert(results, [r[0] for r in rows], answers, call.output)
@@ -235,9 +239,7 @@ class Engine:
         if isinstance(node, L.LMFilter):
             preds = run.below(scope, node) + [run.working(node.predicate)]
             preds += [done] if done is not None else []
-            _, cnt = self.db.fetch(
-                scope_query(select, [exp.alias_(sqlglot.parse_one("count(*)"), "n")], preds)
-            )
+            _, cnt = self.db.fetch(count_query(select, preds))
             op.rows_out = cnt[0][0]
         else:
             op.rows_out = op.rows_in

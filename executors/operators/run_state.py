@@ -19,7 +19,7 @@ from sqlglot import exp
 from semql.planner import logical as L
 from semql.planner.calls import LMCall, split_arguments
 from semql.planner.rules.pipeline import Steps, unlink
-from semql.planner.scope_sql import predicates_in
+from semql.planner.scope_sql import chain_below, predicates_in
 
 from ..lm.stats import OperatorStats, QueryStats
 
@@ -87,7 +87,7 @@ class QueryRun:
         working tree, with the "answer known" condition of filters that exit early."""
         steps = self.steps(scope)
         position = next((i for i, s in enumerate(steps) if s is node), None)
-        under = steps[:position][::-1] if position is not None else _chain(node)
+        under = steps[:position][::-1] if position is not None else chain_below(node)
 
         def known(step: L.LMFilter) -> list[exp.Expression]:
             return [self.done[id(step)]] if id(step) in self.done else []
@@ -134,13 +134,3 @@ class QueryRun:
     def root(self, scope: L.ScopePlan) -> L.PlanNode:
         """The scope's top operator as it ran."""
         return self.steps(scope)[-1]
-
-
-def _chain(node: L.PlanNode) -> Steps:
-    """The operators under ``node`` top-down, following its children."""
-    out = []
-    child = node.child
-    while child is not None:
-        out.append(child)
-        child = child.child
-    return out
