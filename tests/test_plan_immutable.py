@@ -121,3 +121,15 @@ def test_precision_first_ranking_leaves_the_plan_unchanged(model_con):
     assert any("precision-first" in n for n in model_con.explain(sql, analyze=True).split("\n"))
     assert snapshot(plan) == before
     assert model_con._run(plan, None).equals(first)
+
+
+def test_llmjoin_candidates_do_not_depend_on_the_order_right_values_arrive_in():
+    """DISTINCT gives the right side's values in no fixed order; the options a left value
+    is offered (which, and in what order) must not follow it, or answers vary by run."""
+    import itertools
+
+    from semql.executors.operators.join_candidates import Candidates
+
+    right = ["M0", "M1", "M2", "Other", "m10", "Mo"]  # "m3" ties with several of them
+    offered = {Candidates(order, k=3).of("m3") for order in itertools.permutations(right)}
+    assert len(offered) == 1

@@ -34,10 +34,12 @@ def _cosine(a: Counter, b: Counter) -> float:
 
 
 class Candidates:
-    """Top-k right values by trigram cosine for each left value (ties in right order)."""
+    """Top-k right values by trigram cosine for each left value (ties in the values' text
+    order: the right side's rows come from DISTINCT, whose order DuckDB does not fix, and
+    a tie broken by it made the offered options, hence answers, vary from run to run)."""
 
     def __init__(self, right_values: Sequence, k: int = CANDIDATES):
-        self.right = list(right_values)
+        self.right = sorted(right_values, key=lambda v: (str(v), repr(v)))
         self.grams = [_trigrams(v) for v in self.right]
         self.k = k
         texts = {str(v) for v in self.right}
