@@ -23,6 +23,7 @@ from .calls import (
     split_arguments,
 )
 from .options import accuracy_value, calibration_value
+from .retrieval import bind_retrieval, k_value, method_value
 from .scope_sql import conjuncts
 
 
@@ -136,6 +137,12 @@ class Binder:
                     )
                 except TypeError as err:
                     raise BindError(str(err)) from None
+            elif key in ("k", "retrieval"):
+                check = k_value if key == "k" else method_value
+                try:
+                    out[key] = check(literal_value(node, fn, key), f"{fn}: {key}=")
+                except TypeError as err:
+                    raise BindError(str(err)) from None
             elif key == "accuracy":
                 try:
                     out[key] = accuracy_value(literal_value(node, fn, key), f"{fn}: accuracy=")
@@ -193,7 +200,13 @@ class Binder:
             context.append(kwargs.pop("context"))
         if fn == "LLMMap" and not fields:
             raise BindError(f"{fn}: needs at least one column to read, e.g. {fn}('q', t.col)")
+        retrieval = bind_retrieval(fn, kwargs, context)
+        if retrieval is not None and calls_in(retrieval.source):
+            raise BindError(f"{fn}: the context to search cannot itself call an LM function")
+        if fn == "LLMMap":
+            context = []  # its context is searched per row, never put whole in a prompt
         call = LMCall(len(self.calls), fn, key, [node], question, fields, kwargs, context)
+        call.retrieval = retrieval
         self._type(call, node)
         return call
 

@@ -239,6 +239,13 @@ def _note_rank(root: L.PlanNode, rank: L.RankLimit, k: int | None) -> None:
             return
 
 
+def _in_lm_call(node: exp.Expression) -> bool:
+    parent = node.parent
+    while parent is not None and not is_lm_call(parent):
+        parent = parent.parent
+    return parent is not None
+
+
 def _top_k_applies(select: exp.Select) -> bool:
     """Whether the LIMITed rows can be fixed before the SELECT list's LM calls run.
 
@@ -248,8 +255,9 @@ def _top_k_applies(select: exp.Select) -> bool:
     for item in select.expressions:
         if not isinstance(item, (exp.Column, exp.Alias)):
             return False  # its output name would change when it reads the fixed rows
-        if item.find(exp.Star, exp.Subquery, exp.Select):
-            return False
+        for found in item.find_all(exp.Star, exp.Subquery, exp.Select):
+            if not _in_lm_call(found):  # a retrieval context is gone once answered
+                return False
     order = select.args.get("order")
     if order is not None:
         aliases = {e.alias for e in select.expressions if isinstance(e, exp.Alias)}

@@ -15,6 +15,8 @@ from sqlglot import exp
 from semql.errors import BindError
 from semql.grammar.types import OutputType
 
+from .retrieval import Retrieval
+
 ALLOWED_KWARGS = {
     "LLMMAP": (
         "options",
@@ -24,6 +26,9 @@ ALLOWED_KWARGS = {
         "examples",
         "accuracy",
         "calibration",
+        "context",
+        "k",
+        "retrieval",
     ),
     "LLMQA": (
         "options",
@@ -33,6 +38,8 @@ ALLOWED_KWARGS = {
         "examples",
         "context",
         "calibration",
+        "k",
+        "retrieval",
     ),
     "LLMJOIN": ("join_criteria", "examples"),
 }
@@ -62,6 +69,7 @@ class LMCall:
     fields: list[Field]
     kwargs: dict
     context: list[exp.Expression] = field(default_factory=list)
+    retrieval: Retrieval | None = None
     output: OutputType | None = None
     type_reason: str = ""
 
@@ -74,6 +82,13 @@ class LMCall:
     @property
     def examples(self) -> list[tuple]:
         return list(self.kwargs.get("examples") or [])
+
+    @property
+    def prompt_names(self) -> list[str]:
+        """The field names of its prompts: its row fields, then an LLMMap's retrieved
+        ``context``."""
+        names = [f.name for f in self.fields]
+        return names + ["context"] if self.retrieval is not None and self.fields else names
 
 
 def _name_of(node: exp.Expression) -> str:

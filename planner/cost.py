@@ -28,7 +28,7 @@ from semql.grammar.types import (
 )
 
 from . import logical as L
-from .prompt_format import prompt_chars
+from .prompt_format import MAX_FIELD_CHARS, prompt_chars
 from .rules import dedup, early_exit
 from .rules.pipeline import lm_calls_in, unlink
 from .rules.short_circuit import needed_condition
@@ -210,6 +210,12 @@ def _estimate_lm(
             calls, op.early_exit, prior_selectivity(op), op.batch_rows
         )
     field_chars = {f.name: float(c or 0) for f, c in zip(call.fields, chars, strict=True)}
+    if call.retrieval is not None:  # the header and k rendered rows (cut to one field)
+        size, line_chars = stats.fetch_row(call.retrieval.size_sql())
+        context = (call.retrieval.k + 1) * float(line_chars or 0)
+        field_chars["context"] = min(context, MAX_FIELD_CHARS)
+        if not any(n.startswith("retrieval index") for n in op.notes):
+            op.notes.append(call.retrieval.build_note(size))
     shared, row = prompt_tokens(
         call.question, call.output, call.examples, field_chars, profile.chars_per_token
     )

@@ -77,4 +77,8 @@ def render_plan(plan: L.QueryPlan, annotate: Annotate | None = None, run: Run | 
         parts.append(f"{scope.name}:\n" + render_tree(root, annotate, run))
     types = [f"  {c.label}: {c.output} ({c.type_reason}{_decision(c, plan)})" for c in plan.calls]
     parts.append("LM output types:\n" + "\n".join(types))
+    default = plan.options.retrieval if plan.options else "hybrid"
+    searched = [f"  {c.label}: {c.retrieval.describe(default)}" for c in plan.calls if c.retrieval]
+    if searched:
+        parts.append("retrieval:\n" + "\n".join(searched))
     return "\n\n".join(parts)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+from .retrieval import method_value
+
 # One switch per rule in planner/rules (plus prefix_reorder, which orders LM requests).
 REWRITES = (
     "pushdown",
@@ -65,6 +67,8 @@ class PlanOptions:
     # Label-free calibration of closed-set answers: what the model reads and how its
     # answer is read, not a rewrite, so naive plans use it too.
     calibration: str = "content_free"
+    # How retrieval ranks context rows where a call does not say (planner/retrieval.py).
+    retrieval: str = "hybrid"
     # Precision-first LIMIT (planner.logical.RankLimit): LIMIT k over an LM condition
     # returns the k rows the model is surest of when at most this many rows are
     # candidates; 0 turns it off. Part of the answer, so naive plans keep it.
@@ -94,6 +98,7 @@ class PlanOptions:
         if self.accuracy_target is not None:
             accuracy_value(self.accuracy_target, "accuracy_target")
         calibration_value(self.calibration, "calibration")
+        method_value(self.retrieval, "retrieval")
         if self.prefix_order not in PREFIX_ORDERS:
             raise TypeError(
                 f"prefix_order must be one of {', '.join(PREFIX_ORDERS)}, got {self.prefix_order!r}"

@@ -26,6 +26,7 @@ from semql.grammar.types import OutputType
 MAX_FIELD_CHARS = 1200
 FIELD_OVERHEAD_CHARS = len(': ""\n')  # around a rendered field value, besides its name
 ANSWER_CUE = "Answer:"
+CONTEXT_SEPARATOR = "; "
 
 
 def clean_value(value, max_chars: int | None = MAX_FIELD_CHARS) -> str:
@@ -140,6 +141,17 @@ def prompt_chars(
     return float(shared), float(row)
 
 
+def row_line(row: Sequence) -> str:
+    """One row of a context table: its values, `` | ``-joined."""
+    return " | ".join(clean_value(v) for v in row)
+
+
 def context_lines(columns: Sequence[str], rows: Sequence[tuple]) -> list[str]:
-    """A compact table: the header, then one ' | '-joined line per row."""
-    return [" | ".join(columns)] + [" | ".join(clean_value(v) for v in row) for row in rows]
+    """A compact table: the header, then one line per row."""
+    return [" | ".join(columns)] + [row_line(row) for row in rows]
+
+
+def context_text(lines: Sequence[str]) -> str:
+    """A context table as one field value: a field is one line, so rows are separated
+    by ``; `` (a newline would become a space and run the rows together)."""
+    return CONTEXT_SEPARATOR.join(lines)

@@ -7,8 +7,14 @@ from collections.abc import Callable, Sequence
 
 from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
+from semql.planner.calls import LMCall
 from semql.planner.options import calibration_value
-from semql.planner.prompt_format import MAX_FIELD_CHARS, PromptBuilder, quote_value
+from semql.planner.prompt_format import (
+    MAX_FIELD_CHARS,
+    PromptBuilder,
+    context_text,
+    quote_value,
+)
 
 from ..runtimes.runtime import Runtime
 from . import closed_set
@@ -61,6 +67,9 @@ class LMExecutor:
         # Answers given while planning (sampled selectivities), reused when the operator
         # runs, so a sample costs no extra LM calls even without the result cache.
         self.remembered: dict[str, str] = {}
+        # An LLMMap call's retrieved contexts for its rows (executors/retrieval), given
+        # by the engine, which holds the database they are searched in.
+        self.retrieve: Callable[[LMCall, list[tuple]], list[str | None]] | None = None
 
     def answer(
         self,
@@ -214,7 +223,7 @@ class LMExecutor:
         examples and the longest answer: all of them, or the most that fit."""
 
         def fits(k: int) -> bool:
-            text = "\n".join(lines[:k])
+            text = context_text(lines[:k])
             prompt = self.prompts.build(question, out_type, ["context"], [text], examples, None)
             return self._fits(prompt, out_type)
 
@@ -304,18 +313,30 @@ class LMExecutor:
         """``answer`` for the rows of a plan's LMMap/LMFilter: its call's question, type,
         field names and examples, each row laid out as the operator's prompt layout says
         (field order per row; with prefix_reorder, the run order — under an early exit,
-        within its batch only, so the rows asked before the exit stay the same)."""
+        within its batch only, so the rows asked before the exit stay the same).
+
+        A call with retrieval gets each row's retrieved context as a last field (from
+        ``retrieve``, set by the engine); examples without one show it as NULL."""
         call = node.call
-        names = [f.name for f in call.fields]
+        names = call.prompt_names
         layout = node.layout
         if layout is not None:
             options["field_orders"] = [layout.order_of(v) for v in values]
             if node.reorder_rows:
                 options["run_order"] = layout.run_order(values)
+        examples = call.examples
+        if call.retrieval is not None:
+            if self.retrieve is None:
+                raise ExecutionError(f"{call.label}: retrieval needs the query's database")
+            contexts = self.retrieve(call, values)
+            values = [(*v, c) for v, c in zip(values, contexts, strict=True)]
+            if "field_orders" in options:
+                options["field_orders"] = [[*o, len(names) - 1] for o in options["field_orders"]]
+            examples = [
+                ex if len(ex) - 1 == len(names) else (*ex[:-1], None, ex[-1]) for ex in examples
+            ]
         options.setdefault("calibration", call.kwargs.get("calibration"))
-        return self.answer(
-            call.question, call.output, names, values, stats, call.examples, **options
-        )
+        return self.answer(call.question, call.output, names, values, stats, examples, **options)
 
 
 def _grammar_id(spec, scored: bool) -> str:

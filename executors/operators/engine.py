@@ -42,8 +42,10 @@ from semql.planner.scope_sql import (
 
 from ..lm.lm_executor import LMExecutor
 from ..lm.stats import QueryStats
-from ..proxy.embedding_views import text_hash
+from ..proxy.embedding_views import EmbeddingStore, text_hash
+from ..proxy.embeddings import LexicalEmbedder, MiniLMEmbedder
 from ..proxy.proxy_executor import ProxyRunner, render
+from ..retrieval.retriever import Retriever
 from .database import Database
 from .filter_order import SampleIO, order_filters
 from .join_runner import run_join
@@ -67,6 +69,7 @@ class Engine:
         self._executor: LMExecutor | None = None
         self._proxy = proxy  # () -> (EmbeddingStore, embedders, seed), made on first use
         self._ranked: LMCall | None = None  # the scope's precision-first call, if it ranks
+        self._retriever: Retriever | None = None
         self.last_run: QueryRun | None = None
 
     def _lm(self) -> LMExecutor:
@@ -86,10 +89,15 @@ class Engine:
             if not plan.has_lm:
                 return self.db.frame(plan.sql, params, own=True)
             try:
+                if any(c.retrieval is not None for c in plan.calls):
+                    self._retriever = self._make_retriever(plan)
+                    self._lm().retrieve = self._retriever.contexts
                 for qa in plan.constants:
-                    run_qa(qa, run, self.db.fetch, self._lm())
+                    run_qa(qa, run, self.db.fetch, self._lm(), self._retriever)
                 for scope in plan.scopes:
                     self._run_scope(scope, run, plan.profile)
+                if self._retriever is not None:
+                    stats.warnings += self._retriever.warnings
                 final = run.tree.sql(dialect="duckdb")
                 return self.db.frame(
                     final,
@@ -103,6 +111,17 @@ class Engine:
         finally:
             stats.total()
             stats.seconds = time.perf_counter() - started
+
+    def _make_retriever(self, plan: L.QueryPlan) -> Retriever:
+        """Retrieval over the connection's embedding store, with MiniLM where it is one
+        of the connection's embedders (else the first of them)."""
+        if self._proxy is not None:
+            store, embedders, _ = self._proxy()
+        else:
+            store, embedders = EmbeddingStore(self.con.cursor()), [LexicalEmbedder()]
+        embedder = next((e for e in embedders if e.id == MiniLMEmbedder.id), embedders[0])
+        method = plan.options.retrieval if plan.options else "hybrid"
+        return Retriever(self.db.fetch, store, embedder, method, self._lm().progress)
 
     # -- plan walk ---------------------------------------------------------------------
 
@@ -233,6 +252,8 @@ class Engine:
                     break
         if done is not None:
             run.done[id(node)] = done
+        if call.retrieval is not None and self._retriever is not None:
+            run.note(node, self._retriever.report(call))
         if ranked:
             self._rank_by_confidence(fields, select, inputs, results)
             run.note(node, f"precision-first: ranked {len(rows)} candidate rows by confidence")

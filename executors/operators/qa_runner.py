@@ -16,10 +16,11 @@ from semql.errors import BindError
 from semql.grammar.types import ListType
 from semql.planner import logical as L
 from semql.planner.calls import is_lm_call
-from semql.planner.prompt_format import context_lines
+from semql.planner.prompt_format import context_lines, context_text
 from semql.planner.scope_sql import conjuncts, scope_query
 
 from ..lm.lm_executor import LMExecutor
+from ..retrieval.retriever import Retriever
 from .run_state import QueryRun
 
 Fetch = Callable[[str], tuple[list[str], list[tuple]]]
@@ -55,15 +56,21 @@ def context_values(
     return ["NULL" if v is None else " ".join(str(v).split()) for (v,) in rows]
 
 
-def run_qa(qa: L.LMQA, run: QueryRun, fetch: Fetch, lm: LMExecutor) -> None:
+def run_qa(
+    qa: L.LMQA, run: QueryRun, fetch: Fetch, lm: LMExecutor, retriever: Retriever | None
+) -> None:
     """Answer ``qa`` and put the answer where the call was (a list in ``x IN (...)``)
-    in the run's working tree."""
+    in the run's working tree. With retrieval, the context is the k rows of its
+    subquery most relevant to the question."""
     call = qa.call
     op = run.op_stats(qa)
     nodes = run.call_nodes(call)
     lines: list[str] = []
     for ctx in (run.working(c) for c in call.context):
-        if isinstance(ctx, (exp.Subquery, exp.Select)):
+        if call.retrieval is not None and retriever is not None:
+            lines += retriever.lines(call)
+            run.note(qa, retriever.report(call))
+        elif isinstance(ctx, (exp.Subquery, exp.Select)):
             sub = ctx.this if isinstance(ctx, exp.Subquery) else ctx
             names, rows = fetch(
                 f"SELECT * FROM ({sub.sql(dialect='duckdb')}) LIMIT {QA_CONTEXT_ROWS}"
@@ -80,7 +87,7 @@ def run_qa(qa: L.LMQA, run: QueryRun, fetch: Fetch, lm: LMExecutor) -> None:
             f"model's window of {lm.runtime.n_ctx} tokens"
         )
     names = ["context"] if lines else []
-    row = ("\n".join(lines[:kept]),) if lines else ()
+    row = (context_text(lines[:kept]),) if lines else ()
     answer = lm.answer(
         call.question,
         call.output,

@@ -1,0 +1,205 @@
+"""Exact top-k retrieval for an LM call's context (planner/retrieval.py).
+
+A call's collection is its context subquery's rows, each rendered as the line an LLMQA
+context shows (`` | ``-joined values) and keyed by the hash of that line. Its indexes
+(an embedding view, a BM25 index) are built over the index's rows on first use, from
+then on only for rows that are new or changed, and rows gone from the source are
+dropped; both live in the database (executors/proxy/embedding_views.py, bm25.py).
+
+Search is exact and over the collection only: embeddings by cosine similarity (one
+matrix product), BM25 by DuckDB, hybrid by reciprocal-rank fusion of the two
+(Cormack et al. 2009, constant 60; nothing tuned). Ties are broken by the row's hash,
+so the rows retrieved never depend on the order a subquery returned them in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from semql.errors import BindError
+from semql.planner.calls import LMCall
+from semql.planner.prompt_format import MAX_FIELD_CHARS, clean_value, context_text, row_line
+
+from ..lm.stats import OperatorStats
+from ..proxy.embedding_views import EmbeddingStore, text_hash
+from ..proxy.embeddings import Embedder
+from .bm25 import Bm25Index
+
+Fetch = Callable[[str], tuple[list[str], list[tuple]]]
+Progress = Callable[[OperatorStats, int, int], None]
+RRF_K = 60
+FUSION_DEPTH = 50  # each method's list fused: the best 50 (or 4k) rows
+MAX_COLLECTION_ROWS = 1_000_000
+
+
+@dataclass
+class Collection:
+    """The rows one call searches, and what was done to its indexes this time."""
+
+    names: list[str]
+    lines: list[str]  # one per distinct row text, in hash order
+    hashes: list[str]
+    vectors: np.ndarray | None  # (rows, dim) where the method uses embeddings
+    bm25: Bm25Index | None
+    report: str
+
+
+class Retriever:
+    """Retrieval for the calls of one query (collections are built once per call)."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        store: EmbeddingStore,
+        embedder: Embedder,
+        default_method: str,
+        progress: Progress | None = None,
+    ):
+        self.fetch = fetch
+        self.store = store
+        self.embedder = embedder
+        self.default_method = default_method
+        self.progress = progress
+        self._collections: dict[int, Collection] = {}
+        self.warnings: list[str] = []
+
+    def method(self, call: LMCall) -> str:
+        return call.retrieval.method or self.default_method
+
+    # -- indexes -----------------------------------------------------------------------
+
+    def _rows(self, sql: str, label: str) -> tuple[list[str], dict[str, str]]:
+        names, rows = self.fetch(f"SELECT * FROM ({sql}) LIMIT {MAX_COLLECTION_ROWS + 1}")
+        if len(rows) > MAX_COLLECTION_ROWS:
+            raise BindError(f"{label}: the context to search has over {MAX_COLLECTION_ROWS} rows")
+        lines = {}
+        for row in rows:
+            line = row_line(row)
+            lines[text_hash(line)] = line
+        return names, lines
+
+    def collection(self, call: LMCall) -> Collection:
+        if call.id in self._collections:
+            return self._collections[call.id]
+        r, method = call.retrieval, self.method(call)
+        names, lines = self._rows(r.source_sql, call.label)
+        if r.index_sql != r.source_sql:
+            index_names, index_lines = self._rows(r.index_sql, call.label)
+        else:
+            index_names, index_lines = names, lines
+        key = f"retrieval\x00{r.index_sql}"
+        started = time.perf_counter()
+        built: list[str] = []
+        vectors = bm25 = None
+        hashes = sorted(lines)
+        if method in ("embedding", "hybrid"):
+            view = self.store.view(key, index_names, self.embedder)
+            stored, embedded, _ = self.store.embed(
+                view, index_lines, self.embedder, self._progress(f"embedding index of {call.label}")
+            )
+            self.store.refresh(view, set(index_lines))
+            vectors = np.vstack([stored[h] for h in hashes]) if hashes else None
+            built.append(f"{embedded} rows embedded ({self.embedder.id}, view {view})")
+        if method in ("bm25", "hybrid"):
+            bm25 = Bm25Index(self.store.con, "\x00".join([key, *index_names]))
+            indexed = bm25.build(index_lines, self._progress(f"BM25 index of {call.label}"))
+            bm25.refresh(set(index_lines))
+            built.append(f"{indexed} rows indexed for BM25 ({bm25.name})")
+        seconds = time.perf_counter() - started
+        report = (
+            f"retrieval: top {r.k} of {len(hashes)} rows by {method}; index of "
+            f"{len(index_lines)} rows: {', '.join(built)} in {seconds:.1f}s"
+        )
+        found = Collection(names, [lines[h] for h in hashes], hashes, vectors, bm25, report)
+        self._collections[call.id] = found
+        return found
+
+    def _progress(self, what: str) -> Callable[[int, int], None] | None:
+        if self.progress is None:
+            return None
+        op = OperatorStats(what)
+        return lambda done, total: self.progress(op, done, total)
+
+    # -- search ------------------------------------------------------------------------
+
+    def top_k(self, call: LMCall, queries: list[str]) -> list[list[int]]:
+        """Per query text, the positions (in the collection) of its k most relevant rows."""
+        coll, method, k = self.collection(call), self.method(call), call.retrieval.k
+        n = len(coll.hashes)
+        if not n or not queries:
+            return [[] for _ in queries]
+        depth = min(n, max(FUSION_DEPTH, 4 * k))
+        order: list[list[int]] = []
+        if method == "bm25":
+            ranked = self._bm25(coll, queries, depth)
+            return [self._fill(r[:k], k, n) for r in ranked]
+        sims = self._query_vectors(call, queries) @ coll.vectors.T
+        tie = np.arange(n)  # hashes are sorted: position order is hash order
+        emb = [list(np.lexsort((tie, -s))) for s in sims]
+        if method == "embedding":
+            return [[int(i) for i in e[:k]] for e in emb]
+        for e, b in zip(emb, self._bm25(coll, queries, depth), strict=True):
+            score: dict[int, float] = {}
+            for ranking in (e[:depth], b):
+                for rank, i in enumerate(ranking):
+                    score[int(i)] = score.get(int(i), 0.0) + 1.0 / (RRF_K + rank + 1)
+            order.append(sorted(score, key=lambda i: (-score[i], i))[:k])
+        return order
+
+    @staticmethod
+    def _fill(found: list[int], k: int, n: int) -> list[int]:
+        """BM25 scores only rows sharing a word with the query; the rest follow in hash
+        order, so k rows come back whenever the collection has k."""
+        rest = (i for i in range(n) if i not in set(found))
+        return found + [next(rest) for _ in range(min(k, n) - len(found))]
+
+    def _bm25(self, coll: Collection, queries: list[str], depth: int) -> list[list[int]]:
+        position = {h: i for i, h in enumerate(coll.hashes)}
+        hits = coll.bm25.search(queries, set(coll.hashes), depth)
+        return [[position[h] for h, _ in hit] for hit in hits]
+
+    def _query_vectors(self, call: LMCall, queries: list[str]) -> np.ndarray:
+        """Query embeddings, kept in an embedding view of their own (a re-run of the same
+        rows embeds nothing)."""
+        view = self.store.view("retrieval queries", ["query"], self.embedder)
+        texts = {text_hash(q): q for q in queries}
+        stored, _, _ = self.store.embed(view, texts, self.embedder)
+        return np.vstack([stored[text_hash(q)] for q in queries])
+
+    # -- what the prompt gets ----------------------------------------------------------
+
+    def contexts(self, call: LMCall, values: list[tuple]) -> list[str | None]:
+        """Each LLMMap row's context: the header and its k most relevant rows, as many as
+        fit a field's length (whole rows; a cut is reported). None for an all-NULL row."""
+        coll = self.collection(call)
+        asked = [i for i, v in enumerate(values) if not all(x is None for x in v)]
+        queries = [" ".join(clean_value(x) for x in values[i] if x is not None) for i in asked]
+        found = dict(zip(asked, self.top_k(call, queries), strict=True))
+        out: list[str | None] = [None] * len(values)
+        cut = 0
+        header = " | ".join(coll.names)
+        for i, rows in found.items():
+            lines = [header] + [coll.lines[j] for j in rows]
+            while len(lines) > 2 and len(context_text(lines)) > MAX_FIELD_CHARS:
+                lines.pop()
+            cut += len(lines) - 1 < len(rows)
+            out[i] = context_text(lines)
+        if cut:
+            self.warnings.append(
+                f"{call.label}: the retrieved context of {cut} row(s) kept fewer than "
+                f"k={call.retrieval.k} rows to fit {MAX_FIELD_CHARS} characters"
+            )
+        return out
+
+    def lines(self, call: LMCall) -> list[str]:
+        """An LLMQA context: the header and the k rows most relevant to the question."""
+        coll = self.collection(call)
+        (rows,) = self.top_k(call, [call.question])
+        return [" | ".join(coll.names)] + [coll.lines[j] for j in rows]
+
+    def report(self, call: LMCall) -> str:
+        return self.collection(call).report
