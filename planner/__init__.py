@@ -17,7 +17,7 @@ from semql.errors import BindError, SemQLError
 from . import logical as L
 from .binder import Catalog
 from .builder import build_plan
-from .cost import ModelProfile, estimate_plan
+from .cost import ModelProfile, estimate_plan, note_index_builds
 from .options import PlanOptions
 from .prefix.layout import attach_layouts
 from .proxy_choice import attach_proxies
@@ -45,9 +45,11 @@ def plan(
     attach_proxies(out, options)
     if out.scopes:
         out.profile = profile()  # predicate_order ranks filters with it
-    if out.scopes and estimate:
+    if estimate:
         try:
-            estimate_plan(out, catalog, out.profile)
+            note_index_builds(out, catalog)
+            if out.scopes:
+                estimate_plan(out, catalog, out.profile)
         except BindError:
             raise  # the query itself is wrong: running it would fail the same way
         except SemQLError as err:

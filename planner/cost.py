@@ -211,11 +211,9 @@ def _estimate_lm(
         )
     field_chars = {f.name: float(c or 0) for f, c in zip(call.fields, chars, strict=True)}
     if call.retrieval is not None:  # the header and k rendered rows (cut to one field)
-        size, line_chars = stats.fetch_row(call.retrieval.size_sql())
+        _, line_chars = stats.fetch_row(call.retrieval.size_sql())
         context = (call.retrieval.k + 1) * float(line_chars or 0)
         field_chars["context"] = min(context, MAX_FIELD_CHARS)
-        if not any(n.startswith("retrieval index") for n in op.notes):
-            op.notes.append(call.retrieval.build_note(size))
     shared, row = prompt_tokens(
         call.question, call.output, call.examples, field_chars, profile.chars_per_token
     )
@@ -284,6 +282,18 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
                     cap = rows
             est.rows_out = rows
             step.estimate = est
+
+
+def note_index_builds(plan: L.QueryPlan, stats: Statistics) -> None:
+    """Each retrieving operator's note of its index: rows and the price of a first build
+    (what is already stored is known only when the query runs)."""
+    hosts = [*plan.constants]
+    hosts += [n for s in plan.scopes for n in s.root.walk() if isinstance(n, L.LMOperator)]
+    for node in hosts:
+        retrieval = node.call.retrieval
+        if retrieval is not None:
+            (size, _) = stats.fetch_row(retrieval.size_sql())
+            node.notes.append(retrieval.build_note(size))
 
 
 def plan_totals(plan: L.QueryPlan) -> Estimate:

@@ -240,6 +240,7 @@ def test_explain_shows_retrieval_its_index_and_k():
     con.register("facts", _facts())
     text = con.explain(QA.format(where=" WHERE id > 3"))
     assert "top 2 rows by hybrid relevance from (SELECT id, txt FROM facts WHERE id > 3)" in text
+    assert "retrieval index: 600 rows" in text  # the index covers the rows without WHERE
     con.register("q", pl.DataFrame({"t": ["a"]}))
     text = con.explain(
         "SELECT {{LLMMap('x?', q.t, context=(SELECT txt FROM facts), k=5, "
@@ -278,3 +279,38 @@ def test_naive_and_optimized_plans_give_the_same_answers():
         "AS a FROM q ORDER BY t"
     )
     assert con.query(sql).equals(con.query(sql, optimize=False))
+
+
+class TypeRecordingLM(FakeLM):
+    """FakeLM that keeps the output type of each call (planner-logic tests only)."""
+
+    def __init__(self):
+        super().__init__()
+        self.types = []
+
+    def generate(self, prompt, out_type):
+        self.types.append(out_type)
+        return super().generate(prompt, out_type)
+
+
+def test_options_narrow_to_those_the_retrieved_rows_name():
+    lm = TypeRecordingLM()
+    con = semql.connect(runtime=lm, cache=False, embedder="lexical")
+    con.register("facts", _facts(40))
+    con.register("q", pl.DataFrame({"t": ["sensor 12 reads", "sensor 31 reads", "nothing"]}))
+    frame = con.query(
+        "SELECT t, {{LLMMap('Which sensor?', q.t, context=(SELECT txt FROM facts), k=2, "
+        "options=(SELECT txt FROM facts))}} AS a FROM q ORDER BY t"
+    )
+    assert len(lm.types) == 3
+    for prompt, out_type in zip(lm.prompts, lm.types, strict=True):
+        named = {line.split(" | ")[0] for line in _context_of(prompt)[10:-1].split("; ")[1:]}
+        assert set(out_type.labels()) == named  # the k retrieved rows' options, no others
+    assert set(frame["a"]) <= set(_facts(40)["txt"])
+    # options that are not values of the context stay whole
+    lm.types.clear()
+    con.query(
+        "SELECT {{LLMMap('Which colour?', q.t, context=(SELECT txt FROM facts), k=2, "
+        "options=('hot', 'cold'))}} AS a FROM q"
+    )
+    assert all(t.labels() == ["hot", "cold"] for t in lm.types)

@@ -16,6 +16,8 @@ from semql.planner.prompt_format import (
     quote_value,
 )
 
+from ..retrieval.answers import answer_with_context
+from ..retrieval.retriever import RowContext
 from ..runtimes.runtime import Runtime
 from . import closed_set
 from .budget import Budget
@@ -69,7 +71,7 @@ class LMExecutor:
         self.remembered: dict[str, str] = {}
         # An LLMMap call's retrieved contexts for its rows (executors/retrieval), given
         # by the engine, which holds the database they are searched in.
-        self.retrieve: Callable[[LMCall, list[tuple]], list[str | None]] | None = None
+        self.retrieve: Callable[[LMCall, list[tuple]], list[RowContext | None]] | None = None
 
     def answer(
         self,
@@ -316,7 +318,7 @@ class LMExecutor:
         within its batch only, so the rows asked before the exit stay the same).
 
         A call with retrieval gets each row's retrieved context as a last field (from
-        ``retrieve``, set by the engine); examples without one show it as NULL."""
+        ``retrieve``, set by the engine; executors/retrieval/answers.py)."""
         call = node.call
         names = call.prompt_names
         layout = node.layout
@@ -324,19 +326,19 @@ class LMExecutor:
             options["field_orders"] = [layout.order_of(v) for v in values]
             if node.reorder_rows:
                 options["run_order"] = layout.run_order(values)
-        examples = call.examples
+        options.setdefault("calibration", call.kwargs.get("calibration"))
         if call.retrieval is not None:
             if self.retrieve is None:
                 raise ExecutionError(f"{call.label}: retrieval needs the query's database")
             contexts = self.retrieve(call, values)
-            values = [(*v, c) for v, c in zip(values, contexts, strict=True)]
-            if "field_orders" in options:
-                options["field_orders"] = [[*o, len(names) - 1] for o in options["field_orders"]]
-            examples = [
-                ex if len(ex) - 1 == len(names) else (*ex[:-1], None, ex[-1]) for ex in examples
+            examples = [  # an example without a context shows it as NULL
+                ex if len(ex) - 1 == len(names) else (*ex[:-1], None, ex[-1])
+                for ex in call.examples
             ]
-        options.setdefault("calibration", call.kwargs.get("calibration"))
-        return self.answer(call.question, call.output, names, values, stats, examples, **options)
+            return answer_with_context(self, call, values, contexts, stats, examples, **options)
+        return self.answer(
+            call.question, call.output, names, values, stats, call.examples, **options
+        )
 
 
 def _grammar_id(spec, scored: bool) -> str:

@@ -36,12 +36,22 @@ FUSION_DEPTH = 50  # each method's list fused: the best 50 (or 4k) rows
 MAX_COLLECTION_ROWS = 1_000_000
 
 
+@dataclass(frozen=True)
+class RowContext:
+    """What one row retrieved: the context field's text, and the values of the rows in
+    it (an ``options=`` answer may be narrowed to the options among them)."""
+
+    text: str
+    cells: frozenset[str]
+
+
 @dataclass
 class Collection:
     """The rows one call searches, and what was done to its indexes this time."""
 
     names: list[str]
     lines: list[str]  # one per distinct row text, in hash order
+    cells: list[frozenset[str]]  # each row's values, as prompts show them
     hashes: list[str]
     vectors: np.ndarray | None  # (rows, dim) where the method uses embeddings
     bm25: Bm25Index | None
@@ -65,6 +75,7 @@ class Retriever:
         self.default_method = default_method
         self.progress = progress
         self._collections: dict[int, Collection] = {}
+        self._cells: dict[str, frozenset[str]] = {}
         self.warnings: list[str] = []
 
     def method(self, call: LMCall) -> str:
@@ -80,6 +91,7 @@ class Retriever:
         for row in rows:
             line = row_line(row)
             lines[text_hash(line)] = line
+            self._cells[text_hash(line)] = frozenset(clean_value(v) for v in row)
         return names, lines
 
     def collection(self, call: LMCall) -> Collection:
@@ -114,7 +126,15 @@ class Retriever:
             f"retrieval: top {r.k} of {len(hashes)} rows by {method}; index of "
             f"{len(index_lines)} rows: {', '.join(built)} in {seconds:.1f}s"
         )
-        found = Collection(names, [lines[h] for h in hashes], hashes, vectors, bm25, report)
+        found = Collection(
+            names,
+            [lines[h] for h in hashes],
+            [self._cells[h] for h in hashes],
+            hashes,
+            vectors,
+            bm25,
+            report,
+        )
         self._collections[call.id] = found
         return found
 
@@ -172,22 +192,24 @@ class Retriever:
 
     # -- what the prompt gets ----------------------------------------------------------
 
-    def contexts(self, call: LMCall, values: list[tuple]) -> list[str | None]:
+    def contexts(self, call: LMCall, values: list[tuple]) -> list[RowContext | None]:
         """Each LLMMap row's context: the header and its k most relevant rows, as many as
         fit a field's length (whole rows; a cut is reported). None for an all-NULL row."""
         coll = self.collection(call)
         asked = [i for i, v in enumerate(values) if not all(x is None for x in v)]
         queries = [" ".join(clean_value(x) for x in values[i] if x is not None) for i in asked]
         found = dict(zip(asked, self.top_k(call, queries), strict=True))
-        out: list[str | None] = [None] * len(values)
+        out: list[RowContext | None] = [None] * len(values)
         cut = 0
         header = " | ".join(coll.names)
         for i, rows in found.items():
             lines = [header] + [coll.lines[j] for j in rows]
             while len(lines) > 2 and len(context_text(lines)) > MAX_FIELD_CHARS:
                 lines.pop()
-            cut += len(lines) - 1 < len(rows)
-            out[i] = context_text(lines)
+            kept = rows[: len(lines) - 1]
+            cut += len(kept) < len(rows)
+            cells = frozenset().union(*(coll.cells[j] for j in kept))
+            out[i] = RowContext(context_text(lines), cells)
         if cut:
             self.warnings.append(
                 f"{call.label}: the retrieved context of {cut} row(s) kept fewer than "
