@@ -314,3 +314,16 @@ def test_options_narrow_to_those_the_retrieved_rows_name():
         "options=('hot', 'cold'))}} AS a FROM q"
     )
     assert all(t.labels() == ["hot", "cold"] for t in lm.types)
+
+
+def test_llmqa_options_narrow_to_the_retrieved_rows():
+    lm = TypeRecordingLM()
+    con = semql.connect(runtime=lm, cache=False, embedder="lexical")
+    con.register("facts", _facts(40))
+    con.query(
+        "SELECT {{LLMQA('What does sensor 17 read?', (SELECT txt FROM facts), k=2, "
+        "options=(SELECT txt FROM facts))}} AS a"
+    )
+    (out_type,) = lm.types
+    named = {line for line in _context_of(lm.prompts[-1])[10:-1].split("; ")[1:]}
+    assert set(out_type.labels()) == named and len(named) == 2

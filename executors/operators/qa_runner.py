@@ -13,13 +13,14 @@ from collections.abc import Callable
 from sqlglot import exp
 
 from semql.errors import BindError
-from semql.grammar.types import ListType
+from semql.grammar.types import ListType, OptionsType
 from semql.planner import logical as L
 from semql.planner.calls import is_lm_call
 from semql.planner.prompt_format import context_lines, context_text
 from semql.planner.scope_sql import conjuncts, scope_query
 
 from ..lm.lm_executor import LMExecutor
+from ..retrieval.answers import narrowed
 from ..retrieval.retriever import Retriever
 from .run_state import QueryRun
 
@@ -66,10 +67,15 @@ def run_qa(
     op = run.op_stats(qa)
     nodes = run.call_nodes(call)
     lines: list[str] = []
+    out_type = call.output
     for ctx in (run.working(c) for c in call.context):
         if call.retrieval is not None and retriever is not None:
-            lines += retriever.lines(call)
+            found, context = retriever.lines(call)
+            lines += found
             run.note(qa, retriever.report(call))
+            if isinstance(out_type, OptionsType) and not out_type.expected:
+                named = narrowed(out_type, context)  # as LLMMap's (retrieval/answers.py)
+                out_type = OptionsType(named) if named else out_type
         elif isinstance(ctx, (exp.Subquery, exp.Select)):
             sub = ctx.this if isinstance(ctx, exp.Subquery) else ctx
             names, rows = fetch(
@@ -80,7 +86,7 @@ def run_qa(
             lines += textwrap.wrap(str(ctx.this), 200) or [""]
         else:
             lines += context_values(ctx, nodes[0], call.label, fetch)
-    kept = lm.fit_context(call.question, call.output, lines, call.examples)
+    kept = lm.fit_context(call.question, out_type, lines, call.examples)
     if kept < len(lines):
         run.query_stats.warnings.append(
             f"{call.label}: context cut to {kept} of {len(lines)} lines to fit the "
@@ -90,12 +96,12 @@ def run_qa(
     row = (context_text(lines[:kept]),) if lines else ()
     answer = lm.answer(
         call.question,
-        call.output,
+        out_type,
         names,
         [row],
         op,
         call.examples,
-        calibration=call.kwargs.get("calibration"),
+        calibration="off" if out_type is not call.output else call.kwargs.get("calibration"),
         max_chars=None,
     )[0]
     op.rows_out = 1

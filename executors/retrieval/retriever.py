@@ -217,11 +217,14 @@ class Retriever:
             )
         return out
 
-    def lines(self, call: LMCall) -> list[str]:
-        """An LLMQA context: the header and the k rows most relevant to the question."""
+    def lines(self, call: LMCall) -> tuple[list[str], RowContext]:
+        """An LLMQA context: the header and the k rows most relevant to the question
+        (and what they hold, to narrow its options)."""
         coll = self.collection(call)
         (rows,) = self.top_k(call, [call.question])
-        return [" | ".join(coll.names)] + [coll.lines[j] for j in rows]
+        lines = [" | ".join(coll.names)] + [coll.lines[j] for j in rows]
+        cells = frozenset().union(*(coll.cells[j] for j in rows))
+        return lines, RowContext(context_text(lines), cells)
 
     def report(self, call: LMCall) -> str:
         return self.collection(call).report
