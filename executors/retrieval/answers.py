@@ -1,15 +1,15 @@
 """Answers of an LLMMap with retrieval: the row's context is its prompt's last field, and
 an ``options=`` answer is one of the options its retrieved rows contain.
 
-Why narrow: asked "Which movie is this review about?" with the 105 titles as options and
-the 3 retrieved films in the prompt, the bundled model still generated titles from the
-whole list and was right for 8% of 300 reviews, while the first retrieved film alone was
-right for half of them (bench/results/retrieval/, first run). Offered the titles its
-context names, the answer is scored label by label like any small closed set, so the
-model chooses among the rows it was shown. This is the LLMJoin rule (a few candidates,
-not the whole column) applied to retrieved rows. A row whose context names no option
-keeps them all, so options that are not values of the context (sentiment labels over
-retrieved documents) are unchanged. Narrowed sets take no content-free prior: a prior of
+Why narrow: asked "Which movie is this review about?" with the 105 titles as options,
+the bundled model was right for 6% of 300 reviews; the first film hybrid retrieval
+returns was the right one for 50% (bench/results/retrieval/retrieval-20261201-061531.md).
+Offered only the titles its context names, the answer is scored label by label like any
+small closed set, so the model chooses among the rows it was shown (27% right with k=3:
+the bundled model is a worse judge of the film than the retrieval rank). This is the
+LLMJoin rule (a few candidates, not the whole column) applied to retrieved rows. A row
+whose context names no option keeps them all, so options that are not values of the
+context (sentiment labels over retrieved documents) are unchanged. Narrowed sets take no content-free prior: a prior of
 a per-row set of names means nothing (as in LLMJoin).
 """
 
