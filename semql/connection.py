@@ -72,7 +72,7 @@ class Connection:
         self,
         database: str = ":memory:",
         *,
-        model: str | None = None,
+        model: str | list[str] | None = None,
         cache: bool | str = True,
         read_only: bool = False,
         n_ctx: int = 2048,
@@ -83,6 +83,7 @@ class Connection:
         progress: Progress | None = None,
         embedder: str = "auto",
         safe: bool = False,
+        max_concurrency: int = 4,
         **options,
     ):
         self.options = PlanOptions.from_kwargs(**options)
@@ -107,6 +108,7 @@ class Connection:
             "seed": seed,
             "extra_bufts": extra_bufts,
         }
+        self._max_concurrency = max_concurrency  # requests in flight per server endpoint
         self._runtime_profile: ModelProfile | None = None
         self.progress = progress
         self.stats = QueryStats()
@@ -138,7 +140,9 @@ class Connection:
         endpoint when the model is an http(s):// URL.
         """
         if self._runtime is None:
-            self._runtime = open_runtime(model_choice(self._model_arg), **self._runtime_args)
+            self._runtime = open_runtime(
+                model_choice(self._model_arg), self._max_concurrency, **self._runtime_args
+            )
         return self._runtime
 
     def profile(self) -> ModelProfile:

@@ -29,6 +29,7 @@ class FakeLM:
     n_ctx = None
     decoding = 0
     local = False
+    concurrency = 1
 
     def __init__(self, seconds_per_call: float = 0.0):
         self.prompts: list[str] = []

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import polars as pl
 import pytest
+from llama_server import free_port, start_server, stop_server
 
 import semql
 from semql.executors.runtimes.http_runtime import gbnf, grammar_fields
@@ -20,61 +15,16 @@ from semql.grammar import types as T
 pytestmark = pytest.mark.model
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
     from semql.executors.runtimes.model_files import default_model_path
 
-    port = _free_port()
-    # The server loads the model itself: load it the way SemQL would on this CPU, so a
-    # machine whose AMX kernels die with SIGILL runs the server too (executors/cpu_backend).
-    launch = (
-        "import runpy, sys; from semql.executors.runtimes import cpu_backend; "
-        "cpu_backend.model_params(cpu_backend.decide(sys.argv[2]).extra_bufts).__enter__(); "
-        "sys.argv[0] = 'llama_cpp.server'; "
-        "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            launch,
-            "--model",
-            default_model_path(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--seed",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # bounded wait for the server to answer
-        try:
-            with urllib.request.urlopen(url + "/v1/models", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail("llama_cpp.server exited during start-up")
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not start within 120 s")
+    try:
+        proc, url = start_server(default_model_path())
+    except RuntimeError as err:
+        pytest.fail(str(err))
     yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_server(proc)
 
 
 def test_query_through_the_server(server):
@@ -98,7 +48,7 @@ def test_query_through_the_server(server):
 
 
 def test_unreachable_endpoint_is_a_clear_error():
-    port = _free_port()
+    port = free_port()
     with semql.connect(model=f"http://127.0.0.1:{port}", cache=False) as con:
         con.register("t", pl.DataFrame({"a": ["x"]}))
         with pytest.raises(semql.ExecutionError, match=f"127.0.0.1:{port}"):

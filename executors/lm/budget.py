@@ -34,18 +34,26 @@ class Budget:
         self.lm_calls += 1
         self.prompt_tokens += prompt_tokens
 
+    def allows(self, pending: int = 0) -> bool:
+        """Whether one more LM call may start with ``pending`` others still in flight."""
+        return self._hit(pending) is None
+
     def check(self) -> None:
         """Raise LimitExceeded if the next LM call would pass a cap."""
+        hit = self._hit(0)
+        if hit is not None:
+            raise self.exceeded(hit)
+
+    def _hit(self, pending: int) -> str | None:
         elapsed = time.perf_counter() - self.started
         hit = None
-        if self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls:
+        if self.max_lm_calls is not None and self.lm_calls + pending >= self.max_lm_calls:
             hit = f"max_lm_calls={self.max_lm_calls}"
         elif self.max_prompt_tokens is not None and self.prompt_tokens >= self.max_prompt_tokens:
             hit = f"max_prompt_tokens={self.max_prompt_tokens}"
         elif self.max_seconds is not None and elapsed >= self.max_seconds:
             hit = f"max_seconds={self.max_seconds:g}"
-        if hit is not None:
-            raise self.exceeded(hit)
+        return hit
 
     def exceeded(self, hit: str) -> LimitExceeded:
         """The error for cap ``hit`` (e.g. "max_seconds=5"), with the work done so far."""

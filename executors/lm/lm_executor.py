@@ -21,6 +21,7 @@ from ..retrieval.retriever import RowContext
 from ..runtimes.runtime import Runtime
 from . import closed_set
 from .budget import Budget
+from .prefetch import Prefetch
 from .result_cache import ResultCache, cache_key
 from .stats import OperatorStats
 
@@ -142,8 +143,10 @@ class LMExecutor:
         out: list = [None] * len(rows)
         conf: list[float | None] = [None] * len(rows)
         previous: list | None = None  # fields of the last prompt sent to the model
+        order = list(run_order) if run_order is not None else list(range(len(rows)))
+        ahead = self._prefetch(order, prompts, keys, cached, dedup, remember, out_type, scored)
         try:
-            for done, i in enumerate(run_order if run_order is not None else range(len(rows))):
+            for done, i in enumerate(order):
                 prompt, key = prompts[i], keys[i]
                 if prompt is None:
                     continue
@@ -155,7 +158,9 @@ class LMExecutor:
                     text = cached[key]
                     stats.cache_hits += 1
                 generated = text is None
-                if generated:
+                if generated and ahead is not None:
+                    text = self._account(ahead.take(i), scored, stats)
+                elif generated:
                     text = self._ask(prompt, out_type, scored, stats)
                     stats.prefix_hit_count += prefix_hits(previous, cells_of[i])
                     previous = cells_of[i]
@@ -178,6 +183,8 @@ class LMExecutor:
                 if self.progress is not None:
                     self.progress(stats, stats.rows_in + done + 1, total or len(rows))
         finally:  # answers already paid for are kept, also when the query is cancelled
+            if ahead is not None:
+                ahead.close()
             self.cache.put_many(fresh)
             stats.seconds += time.perf_counter() - started
         stats.rows_in += len(rows)
@@ -261,12 +268,21 @@ class LMExecutor:
         query's caps and token figures."""
         if self.budget is not None:
             self.budget.check()
+        return self._account(self._request(prompt, out_type, scored), scored, stats, calibration)
+
+    def _request(self, prompt: str, out_type: OutputType, scored: bool):
+        """The runtime's answer to one prompt (called from prefetch threads too)."""
         if scored:
-            result = self.runtime.score(prompt, out_type)
+            return self.runtime.score(prompt, out_type)
+        return self.runtime.generate(prompt, out_type)
+
+    def _account(self, result, scored: bool, stats: OperatorStats, calibration: bool = False):
+        """A runtime answer as the text kept in the result cache, counted in the stats
+        and the query's budget."""
+        if scored:
             text = closed_set.encode(result.logprobs)
             generated = 1 + result.extra_steps
         else:
-            result = self.runtime.generate(prompt, out_type)
             text, generated = result.text, result.generated_tokens
         if self.budget is not None:
             self.budget.spend(result.prompt_tokens)
@@ -278,6 +294,26 @@ class LMExecutor:
         stats.cached_prompt_tokens += result.cached_tokens
         stats.generated_tokens += generated
         return text
+
+    def _prefetch(self, order, prompts, keys, cached, dedup, remember, out_type, scored):
+        """Requests sent ahead for a runtime that takes several at once (prefetch.py):
+        the rows the loop of ``answer`` will ask the model, in its order. None for a
+        runtime that takes one at a time."""
+        if self.runtime.concurrency < 2:
+            return None
+        seen: set[str] = set()
+        jobs = []
+        for i in order:
+            key = keys[i]
+            if key is None or ((dedup or remember) and key in seen):
+                continue
+            seen.add(key)
+            if key not in self.remembered and key not in cached:
+                jobs.append(i)
+        if len(jobs) < 2:
+            return None
+        request = lambda i: self._request(prompts[i], out_type, scored)  # noqa: E731
+        return Prefetch(request, jobs, self.runtime.concurrency, self.budget)
 
     def _prior(
         self,

@@ -9,8 +9,8 @@ small closed set, so the model chooses among the rows it was shown (27% right wi
 the bundled model is a worse judge of the film than the retrieval rank). This is the
 LLMJoin rule (a few candidates, not the whole column) applied to retrieved rows. A row
 whose context names no option keeps them all, so options that are not values of the
-context (sentiment labels over retrieved documents) are unchanged. Narrowed sets take no content-free prior: a prior of
-a per-row set of names means nothing (as in LLMJoin).
+context (sentiment labels over retrieved documents) are unchanged. Narrowed sets take no
+content-free prior: a prior of a per-row set of names means nothing (as in LLMJoin).
 """
 
 from __future__ import annotations

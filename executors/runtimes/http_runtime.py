@@ -8,15 +8,32 @@ grammar travels with each request, in the form the server understands:
 * ``vllm``: ``guided_json`` / ``guided_regex`` / ``guided_grammar``;
 * ``sglang``: ``json_schema`` / ``regex`` / ``ebnf``.
 
-This is how SemQL goes past one machine: many GPUs behind one endpoint with prefix
-caching. Prompts are the same completion-style prompts the local runtime uses.
+This is how SemQL goes past one machine: several endpoints (``model=["http://a/v1",
+"http://b/v1"]`` or the URLs comma-separated), each taking up to ``max_concurrency``
+requests at once (the LM executor keeps that many in flight and reads the answers back in
+row order, so they are those of sequential execution). Prompts are the same
+completion-style prompts the local runtime uses.
+
+Routing is prefix-aware: a prompt goes to the endpoint that rendezvous hashing gives
+its shared prefix (the instruction and examples, and its first field: the rows an
+operator asks in prefix order share those), so that endpoint's prefix cache serves the
+rows that share it, and distinct prefixes spread evenly over the endpoints. An endpoint
+that cannot be reached, times out or fails (HTTP 5xx) is set aside for ``retry_after``
+seconds and the prompt goes to the next endpoint in its order; the query fails, with
+every endpoint's error, only when all of them failed. A 4xx answer (a request the
+server refuses) is an error at once: another endpoint would refuse it too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
+from collections import Counter
+from collections.abc import Sequence
 
 import xgrammar as xgr
 
@@ -89,10 +106,35 @@ def grammar_fields(spec: GrammarSpec, flavor: str) -> dict:
     raise ValueError(f"unknown server flavor {flavor!r}; expected one of {FLAVORS}")
 
 
+def endpoint_urls(base_url: str | Sequence[str]) -> list[str]:
+    """The endpoints' ``.../v1`` URLs, from one URL, a comma-separated list or a list."""
+    urls = base_url.split(",") if isinstance(base_url, str) else list(base_url)
+    out = []
+    for url in (u.strip().rstrip("/") for u in urls):
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        out.append(url if url.endswith("/v1") else url + "/v1")
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"endpoints must be distinct URLs, got {base_url!r}")
+    return out
+
+
+class EndpointFailed(Exception):
+    """A request failed in a way another endpoint may not (unreachable, timeout, 5xx)."""
+
+
+def route_key(prompt: str) -> str:
+    """The part of a prompt that rows sharing a prefix share: the head and first field
+    of a segmented prompt (planner/prompt_format.Prompt), else its first 256 characters."""
+    segments = getattr(prompt, "segments", None)
+    return "".join(segments[:2]) if segments else prompt[:256]
+
+
 class HTTPRuntime:
-    """Sends each prompt to ``{base_url}/completions`` with greedy decoding and a grammar
+    """Sends each prompt to ``{endpoint}/completions`` with greedy decoding and a grammar
     (a :class:`~semql.executors.runtimes.runtime.Runtime`; the server owns the model, so no
-    tokenizer, label scores or timings here)."""
+    tokenizer, label scores or timings here). Thread-safe: the LM executor calls
+    ``generate`` from up to ``concurrency`` threads."""
 
     style = "completion"
     n_ctx = None  # the server's window is its own; prompts are not fitted here
@@ -101,30 +143,54 @@ class HTTPRuntime:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         model: str | None = None,
         flavor: str = "llama.cpp",
         api_key: str | None = None,
         timeout: float = 120.0,
         seed: int = 0,
+        max_concurrency: int = 4,
+        retry_after: float = 30.0,
     ):
         if flavor not in FLAVORS:
             raise ValueError(f"unknown server flavor {flavor!r}; expected one of {FLAVORS}")
-        base = base_url.rstrip("/")
-        self.base_url = base if base.endswith("/v1") else base + "/v1"
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise ValueError(f"max_concurrency must be a whole number, got {max_concurrency!r}")
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.endpoints = endpoint_urls(base_url)
+        self.base_url = self.endpoints[0]
         self.model = model
         self.flavor = flavor
         self.api_key = api_key
         self.timeout = timeout
         self.seed = seed
-        self.path = self.base_url
-        self.name = f"{model or 'default model'} at {self.base_url}"
-        self.model_id = f"http|{self.base_url}|{model or ''}"
+        self.retry_after = retry_after
+        self.concurrency = max_concurrency * len(self.endpoints)
+        self.path = ", ".join(self.endpoints)
+        self.name = f"{model or 'default model'} at {self.path}"
+        # the weights are the servers' own; they must serve the same model
+        self.model_id = f"http|{'|'.join(sorted(self.endpoints))}|{model or ''}"
+        self.requests: Counter = Counter()  # endpoint -> requests it answered
+        self._down: dict[str, float] = {}  # endpoint -> set aside until
+        self._lock = threading.Lock()
 
-    def _post(self, route: str, payload: dict) -> dict:
+    def order(self, prompt: str) -> list[str]:
+        """The endpoints to try for ``prompt``: by rendezvous hash of its shared prefix,
+        the ones set aside after a failure last."""
+        key = route_key(prompt)
+        ranked = sorted(
+            self.endpoints,
+            key=lambda url: hashlib.blake2b(f"{url}\x00{key}".encode(), digest_size=8).digest(),
+        )
+        now = time.monotonic()
+        with self._lock:
+            return sorted(ranked, key=lambda url: self._down.get(url, 0.0) > now)
+
+    def _post(self, url: str, route: str, payload: dict) -> dict:
         data = json.dumps(payload).encode("utf-8")
-        req = urllib.request.Request(self.base_url + route, data=data, method="POST")
+        req = urllib.request.Request(url + route, data=data, method="POST")
         req.add_header("Content-Type", "application/json")
         if self.api_key:
             req.add_header("Authorization", f"Bearer {self.api_key}")
@@ -133,12 +199,34 @@ class HTTPRuntime:
                 return json.loads(resp.read().decode("utf-8"))
         except urllib.error.HTTPError as err:
             body = err.read().decode("utf-8", errors="replace")[:300]
-            raise ExecutionError(
-                f"LM endpoint {self.base_url} answered {err.code}: {body}"
-            ) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+            message = f"LM endpoint {url} answered {err.code}: {body}"
+            if err.code >= 500:
+                raise EndpointFailed(message) from None
+            raise ExecutionError(message) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
             reason = getattr(err, "reason", err)
-            raise ExecutionError(f"cannot reach LM endpoint {self.base_url}: {reason}") from None
+            raise EndpointFailed(f"cannot reach LM endpoint {url}: {reason}") from None
+        except json.JSONDecodeError:
+            raise EndpointFailed(f"LM endpoint {url} sent a reply that is not JSON") from None
+
+    def _complete(self, prompt: str, payload: dict) -> tuple[str, dict]:
+        """(endpoint, reply) from the first endpoint of ``prompt``'s order that answers."""
+        failures = []
+        for url in self.order(prompt):
+            try:
+                reply = self._post(url, "/completions", payload)
+            except EndpointFailed as err:
+                failures.append(str(err))
+                with self._lock:
+                    self._down[url] = time.monotonic() + self.retry_after
+                continue
+            with self._lock:
+                self._down.pop(url, None)
+                self.requests[url] += 1
+            return url, reply
+        if len(failures) == 1:
+            raise ExecutionError(failures[0])
+        raise ExecutionError("every LM endpoint failed: " + "; ".join(failures))
 
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
         payload = {
@@ -150,18 +238,18 @@ class HTTPRuntime:
         }
         if self.model:
             payload["model"] = self.model
-        reply = self._post("/completions", payload)
+        url, reply = self._complete(prompt, payload)
         try:
             text = reply["choices"][0]["text"]
         except (KeyError, IndexError, TypeError):
-            raise ExecutionError(f"LM endpoint {self.base_url} sent no completion") from None
+            raise ExecutionError(f"LM endpoint {url} sent no completion") from None
         if not text.startswith(" "):
             text = " " + text
         try:
             out_type.parse(text)
         except (ValueError, TypeError) as err:
             raise ExecutionError(
-                f"LM endpoint {self.base_url} returned {text!r}, not a valid {out_type}: {err}"
+                f"LM endpoint {url} returned {text!r}, not a valid {out_type}: {err}"
             ) from None
         usage = reply.get("usage") or {}
         details = usage.get("prompt_tokens_details") or {}
@@ -173,4 +261,4 @@ class HTTPRuntime:
         )
 
     def close(self) -> None:
-        """Nothing to free: the server owns the model."""
+        """Nothing to free: the servers own the model."""

@@ -70,6 +70,7 @@ class LlamaRuntime:
     (a :class:`~semql.executors.runtimes.runtime.LocalRuntime`)."""
 
     local = True
+    concurrency = 1  # one llama.cpp context: one request at a time
 
     def __init__(
         self,

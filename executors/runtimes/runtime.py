@@ -42,6 +42,7 @@ class Runtime(Protocol):
     n_ctx: int | None  # the context window in tokens; None when unknown (a server)
     decoding: int  # version of the decoding rules: part of every result-cache key
     local: bool  # True: also a LocalRuntime
+    concurrency: int  # requests it takes at once (1: one at a time, in-process models)
 
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
         """Greedy decoding of ``prompt`` under ``out_type``'s grammar."""
@@ -71,8 +72,11 @@ class LocalRuntime(Runtime, Protocol):
         ...
 
 
-def model_choice(model: str | None) -> str | None:
-    """The model asked for: the argument, else ``SEMQL_MODEL``, else None (bundled)."""
+def model_choice(model: str | list[str] | tuple | None) -> str | None:
+    """The model asked for: the argument, else ``SEMQL_MODEL``, else None (bundled).
+    Several server URLs (a list) become one comma-separated choice."""
+    if isinstance(model, (list, tuple)):
+        return ",".join(str(m) for m in model)
     return model or os.environ.get("SEMQL_MODEL")
 
 
@@ -80,14 +84,20 @@ def is_remote(choice: str | None) -> bool:
     return bool(choice) and str(choice).startswith(("http://", "https://"))
 
 
-def open_runtime(choice: str | None, **args) -> Runtime:
-    """The backend for a model choice: a server for a URL, else llama.cpp in-process
+def open_runtime(choice: str | None, max_concurrency: int = 4, **args) -> Runtime:
+    """The backend for a model choice: servers for URLs, else llama.cpp in-process
     (a GGUF path, a bundled model's name, or the default). ``args`` are the in-process
-    runtime's (threads, context, seed...); a server takes only the seed."""
+    runtime's (threads, context, seed...); servers take the seed and
+    ``max_concurrency`` (requests in flight per endpoint)."""
     if is_remote(choice):
         from .http_runtime import HTTPRuntime
 
-        return HTTPRuntime(str(choice), seed=args.get("seed", 0))
+        try:
+            return HTTPRuntime(
+                str(choice), seed=args.get("seed", 0), max_concurrency=max_concurrency
+            )
+        except ValueError as err:
+            raise ModelError(str(err)) from None
     from .model_files import resolve_model_path
 
     try:

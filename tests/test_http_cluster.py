@@ -1,0 +1,116 @@
+"""Several OpenAI-compatible endpoints with requests in flight: two real llama_cpp.server
+processes serving the bundled SmolLM2, one thread each."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from llama_server import free_port, start_server, stop_server
+
+import semql
+from semql.errors import LimitExceeded, ModelError
+from semql.executors.runtimes.http_runtime import HTTPRuntime, endpoint_urls
+from semql.executors.runtimes.model_files import smollm2_path
+from semql.planner.prompt_format import Prompt
+
+pytestmark = pytest.mark.model
+
+ROWS = 16
+# int answers are generated (never label-scored), so every backend decodes greedily
+SQL = (
+    "SELECT reviewId, LLMMap('How many stars, 1 to 5, does the critic give?', reviewText, "
+    "return_type='int') AS stars FROM (SELECT DISTINCT reviewId, reviewText FROM Reviews "
+    f"WHERE id = 'taken_3' ORDER BY reviewId LIMIT {ROWS}) ORDER BY reviewId"
+)
+
+
+@pytest.fixture(scope="module")
+def servers():
+    started = []
+    try:
+        for _ in range(2):
+            started.append(start_server(smollm2_path(), threads=1))
+    except RuntimeError as err:
+        for proc, _ in started:
+            stop_server(proc)
+        pytest.fail(str(err))
+    yield started
+    for proc, _ in started:
+        if proc.poll() is None:
+            stop_server(proc)
+
+
+def _run(model, **options):
+    with semql.connect(model=model, cache=False, **options) as con:
+        semql.load_sample(con)
+        frame = con.query(SQL)
+        return frame, con.runtime.requests, con.stats
+
+
+def test_requests_in_flight_on_two_endpoints_answer_as_one_at_a_time(servers):
+    (_, a), (_, b) = servers
+    one, _, _ = _run(a, max_concurrency=1)
+    both, served, stats = _run([a, b], max_concurrency=4)
+    assert both.equals(one)  # the same answers, in row order
+    assert stats.lm_calls == ROWS
+    assert sorted(served) == sorted(endpoint_urls([a, b])) and min(served.values()) > 0
+
+
+def test_routing_sends_a_shared_prefix_to_one_endpoint():
+    runtime = HTTPRuntime(["http://127.0.0.1:1", "http://127.0.0.1:2"])
+    head = "Task: Is it good?\n\n"
+    firsts = [f'title: "Film {i}"\n' for i in range(60)]
+    chosen = {}
+    for first in firsts:
+        for row in range(5):  # rows of one film share the head and the first field
+            prompt = Prompt([head, first, f'review: "text {row}"', "\nAnswer:"])
+            chosen.setdefault(first, set()).add(runtime.order(prompt)[0])
+    assert all(len(urls) == 1 for urls in chosen.values())
+    counts = [sum(u == {url} for u in chosen.values()) for url in runtime.endpoints]
+    assert min(counts) >= 15  # 60 prefixes spread over both (expected 30 each)
+
+
+def test_a_killed_endpoint_leaves_the_query_to_the_other(servers):
+    (_, a), _ = servers
+    reference, _, _ = _run(a, max_concurrency=1)
+    victim, url = start_server(smollm2_path(), threads=1)
+    with semql.connect(model=[url, a], cache=False, max_concurrency=2) as con:
+        semql.load_sample(con)
+        runtime = con.runtime
+
+        def kill_after_first_answers():
+            deadline = time.monotonic() + 300
+            while sum(runtime.requests.values()) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            victim.kill()
+
+        killer = threading.Thread(target=kill_after_first_answers, daemon=True)
+        killer.start()
+        frame = con.query(SQL)
+        killer.join()
+    assert victim.poll() is not None  # it died during the query
+    assert frame.equals(reference)
+
+
+def test_caps_count_requests_in_flight(servers):
+    (_, a), (_, b) = servers
+    with semql.connect(model=[a, b], cache=False, max_concurrency=8) as con:
+        semql.load_sample(con)
+        with pytest.raises(LimitExceeded, match="max_lm_calls=5"):
+            con.query(SQL, max_lm_calls=5)
+        assert sum(con.runtime.requests.values()) == 5
+
+
+def test_endpoint_errors_are_clear():
+    dead = [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"]
+    with semql.connect(model=dead, cache=False) as con:
+        semql.load_sample(con)
+        with pytest.raises(semql.ExecutionError, match="every LM endpoint failed") as err:
+            con.query(SQL)
+        assert all(url in str(err.value) for url in dead)
+    with pytest.raises(ModelError, match="not an http"):
+        _ = semql.connect(model="http://127.0.0.1:1,ftp://x", cache=False).runtime
+    with pytest.raises(ModelError, match="max_concurrency"):
+        _ = semql.connect(model="http://127.0.0.1:1", max_concurrency=0).runtime
