@@ -61,3 +61,10 @@ def test_grammar_fields_per_flavor():
     assert "json_schema" in grammar_fields(spec, "sglang")
     assert gbnf(spec).startswith('root ::= " " json-root')
     assert grammar_fields(T.BoolType().spec(), "llama.cpp")["grammar"].startswith("root ::=")
+
+
+def test_gbnf_writes_the_nul_escape_as_llama_cpp_parses_it():
+    # llama.cpp's grammar parser rejects "\0" and the server then drops the request
+    text = gbnf(T.StrType().spec())
+    assert "\\x00-\\x1f" in text and "\\0" not in text
+    assert grammar_fields(T.StrType().spec(), "llama.cpp")["repeat_penalty"] == 1.0

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -46,9 +47,11 @@ FLAVORS = ("llama.cpp", "vllm", "sglang")
 
 
 def gbnf(spec: GrammarSpec) -> str:
-    """A spec as llama.cpp GBNF text (our EBNF is written in the GBNF subset)."""
+    """A spec as llama.cpp GBNF text (our EBNF is written in the GBNF subset, except for
+    the ``\\0`` escape, which llama.cpp's parser rejects, failing the request, and which
+    GBNF writes ``\\x00``)."""
     if spec.kind == "ebnf":
-        return spec.source
+        return re.sub(r"(?<!\\)\\0", r"\\x00", spec.source)
     if spec.kind == "regex":
         return _xgrammar_ebnf_to_gbnf(str(xgr.Grammar.from_regex(spec.source)))
     from llama_cpp.llama_grammar import json_schema_to_gbnf
@@ -88,9 +91,11 @@ def _xgrammar_ebnf_to_gbnf(text: str) -> str:
 
 
 def grammar_fields(spec: GrammarSpec, flavor: str) -> dict:
-    """The request fields that carry the grammar for one server flavour."""
+    """The request fields that carry the grammar for one server flavour (for llama.cpp,
+    also no repeat penalty: its server applies 1.1 by default, so greedy decoding there
+    would not be the model's greedy answer)."""
     if flavor == "llama.cpp":
-        return {"grammar": gbnf(spec)}
+        return {"grammar": gbnf(spec), "repeat_penalty": 1.0}
     if flavor == "vllm":
         if spec.kind == "json_schema":
             return {"guided_json": json.loads(spec.source)}
