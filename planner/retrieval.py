@@ -82,8 +82,9 @@ class Retrieval:
 
     def build_note(self, rows: int) -> str:
         return (
-            f"retrieval index: {rows} rows; a first build embeds them, about "
-            f"{rows / EMBED_ROWS_PER_SECOND:.0f}s with MiniLM (rows stored before are reused)"
+            f"retrieval index over ({self.index_sql}): {rows} rows; a first build embeds "
+            f"them, about {rows / EMBED_ROWS_PER_SECOND:.0f}s with MiniLM (rows stored before "
+            "are reused)"
         )
 
     def describe(self, default_method: str) -> str:

@@ -240,14 +240,15 @@ def test_explain_shows_retrieval_its_index_and_k():
     con.register("facts", _facts())
     text = con.explain(QA.format(where=" WHERE id > 3"))
     assert "top 2 rows by hybrid relevance from (SELECT id, txt FROM facts WHERE id > 3)" in text
-    assert "retrieval index: 600 rows" in text  # the index covers the rows without WHERE
+    # the index covers the rows without the WHERE
+    assert "retrieval index over (SELECT id, txt FROM facts): 600 rows" in text
     con.register("q", pl.DataFrame({"t": ["a"]}))
     text = con.explain(
         "SELECT {{LLMMap('x?', q.t, context=(SELECT txt FROM facts), k=5, "
         "retrieval='bm25')}} FROM q"
     )
     assert "top 5 rows by bm25 relevance" in text
-    assert "retrieval index: 600 rows" in text
+    assert "retrieval index over (SELECT txt FROM facts): 600 rows" in text
 
 
 @pytest.mark.parametrize(
