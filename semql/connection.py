@@ -148,7 +148,8 @@ class Connection:
     def profile(self) -> ModelProfile:
         """The model's measured speeds (the cost model's rates); defaults until measured.
 
-        Measured once per model file on the first query that loads it, then stored.
+        Measured once per model file on the first query that loads it, then stored; a
+        server's are learnt from the queries run there (per endpoints and concurrency).
         """
         from semql.executors.runtimes.model_profile import profile_for, stored_profile
 
@@ -157,8 +158,9 @@ class Connection:
                 self._runtime_profile = profile_for(self._runtime)
             return self._runtime_profile
         choice = model_choice(self._model_arg)
-        if is_remote(choice):
-            return DEFAULT_PROFILE
+        if is_remote(choice):  # opening a server's runtime connects to nothing
+            self._runtime_profile = profile_for(self.runtime)
+            return self._runtime_profile
         from semql.executors.runtimes.model_files import default_threads, resolve_model_path
 
         try:

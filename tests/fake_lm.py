@@ -30,6 +30,7 @@ class FakeLM:
     decoding = 0
     local = False
     concurrency = 1
+    remote_speeds = False
 
     def __init__(self, seconds_per_call: float = 0.0):
         self.prompts: list[str] = []

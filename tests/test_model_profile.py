@@ -86,3 +86,35 @@ def test_real_queries_correct_an_implausible_stored_profile(model_con, monkeypat
     assert learned.prefill_tokens_per_s > SLOW.prefill_tokens_per_s
     stored = json.loads((tmp_path / "profiles.json").read_text())
     assert [p["prefill_tokens_per_s"] for p in stored.values()] == [learned.prefill_tokens_per_s]
+
+
+class ServerStub:
+    """Not a server: the attributes a remote runtime's profile is keyed and learnt by."""
+
+    local = False
+    remote_speeds = True
+    model_id = "http|http://gpu-a/v1|http://gpu-b/v1|"
+    concurrency = 8
+
+
+def test_a_servers_profile_is_learnt_from_runs_per_endpoints_and_concurrency(monkeypatch, tmp_path):
+    from semql.executors.lm.stats import OperatorStats, QueryStats
+    from semql.executors.runtimes.model_profile import learn_from_run
+    from semql.planner.cost import DEFAULT_PROFILE
+
+    monkeypatch.setenv("SEMQL_CACHE_DIR", str(tmp_path))
+    server = ServerStub()
+    assert profile_for(server) == DEFAULT_PROFILE  # never probed
+    op = OperatorStats("LMMap", lm_calls=40, prompt_tokens=2000, generated_tokens=40)
+    op.seconds = work_seconds(DEFAULT_PROFILE, 2000, 40, 40) / 16  # 16x faster
+    stats = QueryStats()
+    stats.operators.append(op)
+    learnt = learn_from_run(server, DEFAULT_PROFILE, stats)
+    assert learnt.prefill_tokens_per_s > DEFAULT_PROFILE.prefill_tokens_per_s
+    assert profile_for(server) == learnt  # stored for the next connection
+    other = ServerStub()
+    other.concurrency = 1  # another setting is another profile
+    assert profile_for(other) == DEFAULT_PROFILE
+    stub = ServerStub()
+    stub.remote_speeds = False  # a test double: nothing learnt, nothing stored
+    assert learn_from_run(stub, DEFAULT_PROFILE, stats) is DEFAULT_PROFILE

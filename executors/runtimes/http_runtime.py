@@ -145,6 +145,7 @@ class HTTPRuntime:
     n_ctx = None  # the server's window is its own; prompts are not fitted here
     decoding = 0
     local = False
+    remote_speeds = True
 
     def __init__(
         self,

@@ -71,6 +71,7 @@ class LlamaRuntime:
 
     local = True
     concurrency = 1  # one llama.cpp context: one request at a time
+    remote_speeds = False
 
     def __init__(
         self,

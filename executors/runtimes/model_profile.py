@@ -80,13 +80,26 @@ def implausible(profile: ModelProfile) -> str | None:
     return None
 
 
+def speed_key(runtime) -> str | None:
+    """Where a runtime's speeds are stored: per model file and threads in-process, per
+    endpoints and concurrency for servers (``Runtime.remote_speeds``); None for a
+    runtime without speeds (a test double)."""
+    if runtime.local:
+        return _key(runtime.model_id, runtime.n_threads)
+    if runtime.remote_speeds:
+        return _key(runtime.model_id, runtime.concurrency)
+    return None
+
+
 def profile_for(runtime) -> ModelProfile:
     """The stored profile of a loaded runtime, measured and stored on first use, and
     measured again when the stored one is implausible (a fresh implausible measurement
-    is repeated once and the faster kept; real runs correct what remains)."""
+    is repeated once and the faster kept; real runs correct what remains). Servers are
+    not probed: their profile starts as the default and is learnt from real runs."""
+    key = speed_key(runtime)
     if not runtime.local:
-        return DEFAULT_PROFILE  # an HTTP endpoint or a test double: no local timing
-    key = _key(runtime.model_id, runtime.n_threads)
+        known = _load_all().get(key) if key is not None else None
+        return ModelProfile(**known) if known else DEFAULT_PROFILE
     known = _load_all()
     if key in known and implausible(ModelProfile(**known[key])) is None:
         return ModelProfile(**known[key])
@@ -121,8 +134,10 @@ def corrected(
 
 
 def learn_from_run(runtime, profile: ModelProfile, stats) -> ModelProfile:
-    """Correct and store the runtime's profile from a finished query's LM figures."""
-    if not runtime.local:
+    """Correct and store the runtime's profile from a finished query's LM figures (a
+    server's: wall time with its requests in flight, so what a query there will take)."""
+    key = speed_key(runtime)
+    if key is None:
         return profile
     ops = [op for op in stats.operators if op.lm_calls]
     calls = sum(op.lm_calls for op in ops)
@@ -137,6 +152,6 @@ def learn_from_run(runtime, profile: ModelProfile, stats) -> ModelProfile:
     if better is None:
         return profile
     known = _load_all()
-    known[_key(runtime.model_id, runtime.n_threads)] = asdict(better)
+    known[key] = asdict(better)
     atomic_write_text(cache_dir() / PROFILE_FILE, json.dumps(known, indent=1))
     return better

@@ -43,6 +43,7 @@ class Runtime(Protocol):
     decoding: int  # version of the decoding rules: part of every result-cache key
     local: bool  # True: also a LocalRuntime
     concurrency: int  # requests it takes at once (1: one at a time, in-process models)
+    remote_speeds: bool  # a server whose speeds are learnt from runs (model_profile.py)
 
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
         """Greedy decoding of ``prompt`` under ``out_type``'s grammar."""
