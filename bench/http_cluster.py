@@ -6,8 +6,9 @@ machine has 2 cores: each server its own). In front of each, a delay proxy holds
 request for 0, 20 or 100 ms before forwarding it (standing for a remote cluster's round
 trip). The query: ``LLMMap('Is the review positive?', reviewText)`` over ROWS distinct
 reviews (a bool: one generated token per request, so the delay weighs most), cache off,
-for concurrency 1, 2, 4 and 8 per endpoint. Reported: rows/s, and whether every run gave
-the same answers as the first.
+for concurrency 1, 2, 4 and 8 per endpoint. Reported: rows/s (the better of REPEATS runs:
+this machine is shared, and a run beside another tenant's work reads up to 1.6x slower),
+and whether every run gave the same answers as the first.
 
 A CPU-bound llama.cpp server answers one request at a time, so requests in flight hide
 latency rather than add compute: the reference is the same servers with no delay and
@@ -41,6 +42,7 @@ from semql.grammar import types as T  # noqa: E402
 from semql.planner.prompt_format import PromptBuilder  # noqa: E402
 
 ROWS = 48
+REPEATS = 2
 DELAYS_MS = (0, 20, 100)
 CONCURRENCY = (1, 2, 4, 8)
 SQL = (
@@ -132,9 +134,12 @@ def main() -> None:
                 p.delay = delay / 1000
             for n_endpoints in (1, 2):
                 for c in CONCURRENCY:
-                    rate, answers = run([p.url for p in proxies[:n_endpoints]], c)
-                    first = answers if first is None else first
-                    same &= answers == first
+                    rate = 0.0
+                    for _ in range(REPEATS):
+                        got, answers = run([p.url for p in proxies[:n_endpoints]], c)
+                        rate = max(rate, got)
+                        first = answers if first is None else first
+                        same &= answers == first
                     rates[f"{delay}|{n_endpoints}|{c}"] = rate
                     print(
                         f"delay {delay} ms, {n_endpoints} endpoint(s), concurrency {c}: "

@@ -70,6 +70,13 @@ def test_routing_sends_a_shared_prefix_to_one_endpoint():
     assert all(len(urls) == 1 for urls in chosen.values())
     counts = [sum(u == {url} for u in chosen.values()) for url in runtime.endpoints]
     assert min(counts) >= 15  # 60 prefixes spread over both (expected 30 each)
+    # bounded loads: an endpoint with max_concurrency requests in flight is tried last
+    prompt = Prompt([head, firsts[0], 'review: "x"', "\nAnswer:"])
+    preferred = runtime.order(prompt)[0]
+    runtime._flying[preferred] = runtime.max_concurrency
+    assert runtime.order(prompt)[0] != preferred
+    runtime._flying[preferred] -= 1
+    assert runtime.order(prompt)[0] == preferred
 
 
 def test_a_killed_endpoint_leaves_the_query_to_the_other(servers):

@@ -14,10 +14,12 @@ requests at once (the LM executor keeps that many in flight and reads the answer
 row order, so they are those of sequential execution). Prompts are the same
 completion-style prompts the local runtime uses.
 
-Routing is prefix-aware: a prompt goes to the endpoint that rendezvous hashing gives
-its shared prefix (the instruction and examples, and its first field: the rows an
-operator asks in prefix order share those), so that endpoint's prefix cache serves the
-rows that share it, and distinct prefixes spread evenly over the endpoints. An endpoint
+Routing is prefix-aware with bounded loads: a prompt goes to the endpoint that rendezvous
+hashing gives its shared prefix (the instruction and examples, and its first field: the
+rows an operator asks in prefix order share those), so that endpoint's prefix cache
+serves the rows that share it, unless that endpoint already has ``max_concurrency``
+requests in flight; then to the next in its order with room, so no endpoint idles while
+another queues. An endpoint
 that cannot be reached, times out or fails (HTTP 5xx) is set aside for ``retry_after``
 seconds and the prompt goes to the next endpoint in its order; the query fails, with
 every endpoint's error, only when all of them failed. A 4xx answer (a request the
@@ -173,6 +175,7 @@ class HTTPRuntime:
         self.timeout = timeout
         self.seed = seed
         self.retry_after = retry_after
+        self.max_concurrency = max_concurrency
         self.concurrency = max_concurrency * len(self.endpoints)
         self.path = ", ".join(self.endpoints)
         self.name = f"{model or 'default model'} at {self.path}"
@@ -180,11 +183,14 @@ class HTTPRuntime:
         self.model_id = f"http|{'|'.join(sorted(self.endpoints))}|{model or ''}"
         self.requests: Counter = Counter()  # endpoint -> requests it answered
         self._down: dict[str, float] = {}  # endpoint -> set aside until
+        self._flying: Counter = Counter()  # endpoint -> requests in flight
         self._lock = threading.Lock()
 
     def order(self, prompt: str) -> list[str]:
-        """The endpoints to try for ``prompt``: by rendezvous hash of its shared prefix,
-        the ones set aside after a failure last."""
+        """The endpoints to try for ``prompt``: by rendezvous hash of its shared prefix;
+        those with ``max_concurrency`` requests already in flight after the others
+        (bounded loads: a shared prefix stays on its endpoint while it has room, and
+        distinct rows fill every endpoint), those set aside after a failure last."""
         key = route_key(prompt)
         ranked = sorted(
             self.endpoints,
@@ -192,7 +198,13 @@ class HTTPRuntime:
         )
         now = time.monotonic()
         with self._lock:
-            return sorted(ranked, key=lambda url: self._down.get(url, 0.0) > now)
+            return sorted(
+                ranked,
+                key=lambda url: (
+                    self._down.get(url, 0.0) > now,
+                    self._flying[url] >= self.max_concurrency,
+                ),
+            )
 
     def _post(self, url: str, route: str, payload: dict) -> dict:
         data = json.dumps(payload).encode("utf-8")
@@ -219,6 +231,8 @@ class HTTPRuntime:
         """(endpoint, reply) from the first endpoint of ``prompt``'s order that answers."""
         failures = []
         for url in self.order(prompt):
+            with self._lock:
+                self._flying[url] += 1
             try:
                 reply = self._post(url, "/completions", payload)
             except EndpointFailed as err:
@@ -226,6 +240,9 @@ class HTTPRuntime:
                 with self._lock:
                     self._down[url] = time.monotonic() + self.retry_after
                 continue
+            finally:
+                with self._lock:
+                    self._flying[url] -= 1
             with self._lock:
                 self._down.pop(url, None)
                 self.requests[url] += 1
