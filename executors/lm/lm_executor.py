@@ -158,10 +158,11 @@ class LMExecutor:
                     text = cached[key]
                     stats.cache_hits += 1
                 generated = text is None
-                if generated and ahead is not None:
-                    text = self._account(ahead.take(i), scored, stats)
-                elif generated:
-                    text = self._ask(prompt, out_type, scored, stats)
+                if generated:
+                    if ahead is not None:
+                        text = self._account(ahead.take(i), scored, stats)
+                    else:
+                        text = self._ask(prompt, out_type, scored, stats)
                     stats.prefix_hit_count += prefix_hits(previous, cells_of[i])
                     previous = cells_of[i]
                 if scored:

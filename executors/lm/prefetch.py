@@ -53,5 +53,6 @@ class Prefetch:
         return self._flying.pop(job).result()  # the next take refills, once this is spent
 
     def close(self) -> None:
-        """Cancel what was not sent; wait for what is in flight (its answers are dropped)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Cancel what was not sent; what is in flight finishes in the background and
+        its answers are dropped (a cancelled query does not wait for a server)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
