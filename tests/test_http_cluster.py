@@ -11,7 +11,7 @@ from llama_server import free_port, start_server, stop_server
 
 import semql
 from semql.errors import LimitExceeded, ModelError
-from semql.executors.runtimes.http_runtime import HTTPRuntime, endpoint_urls
+from semql.executors.runtimes.http_runtime import HTTPRuntime, chat_messages, endpoint_urls
 from semql.executors.runtimes.model_files import smollm2_path
 from semql.planner.prompt_format import Prompt
 
@@ -121,3 +121,22 @@ def test_endpoint_errors_are_clear():
         _ = semql.connect(model="http://127.0.0.1:1,ftp://x", cache=False).runtime
     with pytest.raises(ModelError, match="max_concurrency"):
         _ = semql.connect(model="http://127.0.0.1:1", max_concurrency=0).runtime
+
+
+def test_chat_completions_for_an_instruct_model(servers):
+    (_, a), _ = servers
+    runtime = HTTPRuntime(a, chat=True)
+    with semql.connect(runtime=runtime, cache=False) as con:
+        semql.load_sample(con)
+        frame = con.query(
+            "SELECT reviewId, LLMMap('Is the review positive?', reviewText) AS pos, "
+            "LLMMap('Sentiment?', reviewText, options=('positive', 'negative')) AS s "
+            "FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 4"
+        )
+    assert frame["pos"].null_count() == 0 and set(frame["s"]) <= {"positive", "negative"}
+    assert sum(runtime.requests.values()) == 8
+    prompt = Prompt(["Task: Q?\n\n", 'review: "x"\n', 'title: "y"', "\nAnswer:"])
+    assert chat_messages(prompt) == [
+        {"role": "system", "content": "Task: Q?"},
+        {"role": "user", "content": 'review: "x"\ntitle: "y"'},
+    ]

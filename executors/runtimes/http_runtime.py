@@ -130,6 +130,19 @@ class EndpointFailed(Exception):
     """A request failed in a way another endpoint may not (unreachable, timeout, 5xx)."""
 
 
+def chat_messages(prompt: str) -> list[dict]:
+    """A completion-style prompt as chat messages for an instruct model's own template
+    (applied by the server): the instruction and examples as the system message, the
+    row's fields as the user's; the closing ``Answer:`` cue is the assistant's turn."""
+    segments = getattr(prompt, "segments", None)
+    if not segments or len(segments) < 3:
+        return [{"role": "user", "content": prompt}]
+    return [
+        {"role": "system", "content": segments[0].strip()},
+        {"role": "user", "content": "".join(segments[1:-1]).strip()},
+    ]
+
+
 def route_key(prompt: str) -> str:
     """The part of a prompt that rows sharing a prefix share: the head and first field
     of a segmented prompt (planner/prompt_format.Prompt), else its first 256 characters."""
@@ -138,8 +151,10 @@ def route_key(prompt: str) -> str:
 
 
 class HTTPRuntime:
-    """Sends each prompt to ``{endpoint}/completions`` with greedy decoding and a grammar
-    (a :class:`~semql.executors.runtimes.runtime.Runtime`; the server owns the model, so no
+    """Sends each prompt to ``{endpoint}/completions`` (``chat=True``: to
+    ``/chat/completions`` as messages, for instruct models, the template being the
+    server's) with greedy decoding and a grammar (a
+    :class:`~semql.executors.runtimes.runtime.Runtime`; the server owns the model, so no
     tokenizer, label scores or timings here). Thread-safe: the LM executor calls
     ``generate`` from up to ``concurrency`` threads."""
 
@@ -160,6 +175,7 @@ class HTTPRuntime:
         seed: int = 0,
         max_concurrency: int = 4,
         retry_after: float = 30.0,
+        chat: bool = False,
     ):
         if flavor not in FLAVORS:
             raise ValueError(f"unknown server flavor {flavor!r}; expected one of {FLAVORS}")
@@ -175,12 +191,14 @@ class HTTPRuntime:
         self.timeout = timeout
         self.seed = seed
         self.retry_after = retry_after
+        self.chat = chat  # /chat/completions with the server's chat template
         self.max_concurrency = max_concurrency
         self.concurrency = max_concurrency * len(self.endpoints)
         self.path = ", ".join(self.endpoints)
         self.name = f"{model or 'default model'} at {self.path}"
         # the weights are the servers' own; they must serve the same model
         self.model_id = f"http|{'|'.join(sorted(self.endpoints))}|{model or ''}"
+        self.model_id += "|chat" if chat else ""
         self.requests: Counter = Counter()  # endpoint -> requests it answered
         self._down: dict[str, float] = {}  # endpoint -> set aside until
         self._flying: Counter = Counter()  # endpoint -> requests in flight
@@ -230,11 +248,12 @@ class HTTPRuntime:
     def _complete(self, prompt: str, payload: dict) -> tuple[str, dict]:
         """(endpoint, reply) from the first endpoint of ``prompt``'s order that answers."""
         failures = []
+        route = "/chat/completions" if self.chat else "/completions"
         for url in self.order(prompt):
             with self._lock:
                 self._flying[url] += 1
             try:
-                reply = self._post(url, "/completions", payload)
+                reply = self._post(url, route, payload)
             except EndpointFailed as err:
                 failures.append(str(err))
                 with self._lock:
@@ -253,7 +272,7 @@ class HTTPRuntime:
 
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
         payload = {
-            "prompt": prompt,
+            **({"messages": chat_messages(prompt)} if self.chat else {"prompt": prompt}),
             "max_tokens": out_type.token_budget(),
             "temperature": 0.0,
             "seed": self.seed,
@@ -263,7 +282,8 @@ class HTTPRuntime:
             payload["model"] = self.model
         url, reply = self._complete(prompt, payload)
         try:
-            text = reply["choices"][0]["text"]
+            choice = reply["choices"][0]
+            text = choice["message"]["content"] if self.chat else choice["text"]
         except (KeyError, IndexError, TypeError):
             raise ExecutionError(f"LM endpoint {url} sent no completion") from None
         if not text.startswith(" "):
