@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
-from stored_scores import ANCHORS, by_setting, load, review_field, sibling
+from stored_scores import ANCHORS, by_setting, load, publish, review_field
 
 from semql.executors.proxy.embeddings import MiniLMEmbedder
 
@@ -100,9 +100,7 @@ def main() -> None:
         + " | ".join(f"{means[k]:.3f}" for k in (*JUDGES, "best single", "mean", "spectral"))
         + " | |"
     )
-    target = sibling(path, "judges")
-    target.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish(path, "judges", lines)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 from judges import log_odds, spectral_weights, standardise
-from stored_scores import ANCHORS, QUERY_MOVIES, by_setting, load, review_field, sibling
+from stored_scores import ANCHORS, QUERY_MOVIES, by_setting, load, publish, review_field
 
 from semql.executors.proxy.embeddings import MiniLMEmbedder
 
@@ -83,9 +83,7 @@ def main() -> None:
     for share in SHARES:
         cells = ", ".join(f"{n} {np.nanmean(means[(share, n)]):.3f}" for n in RANKINGS)
         lines.append(f"- {share:.0%} positives, mean of settings: {cells}")
-    target = sibling(path, "judges-ranking")
-    target.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish(path, "judges-ranking", lines)
 
 
 if __name__ == "__main__":

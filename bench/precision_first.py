@@ -21,7 +21,7 @@ are used by either method; they only score the picks.
 from __future__ import annotations
 
 import numpy as np
-from stored_scores import QUERY_MOVIES, load, review_field, sibling
+from stored_scores import QUERY_MOVIES, load, publish, review_field
 
 TASKS = ("pos_bool", "likes_bool", "sentiment")  # the label asked for is label 0
 K = 3
@@ -87,9 +87,7 @@ def main() -> None:
     for name, pairs in totals.items():
         a, b = np.mean(pairs, axis=0)
         lines.append(f"- positives {name}: first-k {a:.3f}, surest-k {b:.3f} (mean of settings)")
-    target = sibling(path, "precision-first")
-    target.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish(path, "precision-first", lines)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.stats import spearmanr
-from stored_scores import QUERY_MOVIES, load, review_field, sibling
+from stored_scores import QUERY_MOVIES, load, publish, review_field
 
 METHODS = ("off", "content_free", "domain", "batch")
 
@@ -64,9 +64,7 @@ def main() -> None:
                 means[m].append(score(entry, idx, m))
         cells = " | ".join(f"{np.mean(means[m]):.3f}" for m in METHODS)
         lines.append(f"| {split} | {np.mean(sizes):.0f} | {cells} |")
-    target = sibling(path, "holdout")
-    target.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish(path, "holdout", lines)
 
 
 if __name__ == "__main__":

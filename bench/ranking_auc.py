@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
-from stored_scores import ANCHORS, load, review_field, sibling
+from stored_scores import ANCHORS, load, publish, review_field
 
 from semql.executors.proxy.embeddings import MiniLMEmbedder
 
@@ -46,7 +46,6 @@ def main() -> None:
                 ),
             }
         )
-    target = sibling(path, "auc")
     lines = [
         "| model | task | shots | rows | LM AUC | LM calibrated AUC | MiniLM zero-shot AUC |",
         "|---|---|---|---|---|---|---|",
@@ -55,8 +54,7 @@ def main() -> None:
         f"{e['lm_calibrated_auc']} | {e['minilm_zero_shot_auc']} |"
         for e in out
     ]
-    target.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish(path, "auc", lines)
 
 
 if __name__ == "__main__":

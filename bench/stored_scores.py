@@ -1,8 +1,10 @@
 """What the re-analyses of bench/closed_set_quality.py's stored label scores share: the
-command line, the stored rows, a review field by reviewId, and the judges' label words.
+command line, the stored rows, a review field by reviewId, the judges' label words, and
+writing the report beside the stored rows.
 
-Used by bench/quality_holdout.py, ranking_auc.py, precision_first.py and judges.py (run
-as scripts from the repository root, so this module is importable beside them).
+Used by bench/quality_holdout.py, ranking_auc.py, precision_first.py, judges.py and
+judges_ranking.py (run as scripts from the repository root, so this module is importable
+beside them).
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def review_field(name: str) -> dict[str, str]:
         return {r["reviewId"]: r[name] for r in csv.DictReader(f)}
 
 
-def sibling(path: Path, suffix: str) -> Path:
-    """The results file next to ``path``: quality-X-rows.json -> quality-X-<suffix>.md."""
-    return path.with_name(path.name.replace("-rows.json", f"-{suffix}.md"))
+def publish(path: Path, suffix: str, lines: list[str]) -> None:
+    """Write the report next to ``path`` (quality-X-rows.json -> quality-X-<suffix>.md)
+    and print it."""
+    target = path.with_name(path.name.replace("-rows.json", f"-{suffix}.md"))
+    target.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
