@@ -75,7 +75,6 @@ class Retriever:
         self.default_method = default_method
         self.progress = progress
         self._collections: dict[int, Collection] = {}
-        self._cells: dict[str, frozenset[str]] = {}
         self.warnings: list[str] = []
 
     def method(self, call: LMCall) -> str:
@@ -83,31 +82,32 @@ class Retriever:
 
     # -- indexes -----------------------------------------------------------------------
 
-    def _rows(self, sql: str, label: str) -> tuple[list[str], dict[str, str]]:
+    def _rows(self, sql: str, label: str) -> tuple[list[str], dict[str, tuple[str, tuple]]]:
+        """The query's column names, and hash -> (rendered line, values) per distinct line."""
         names, rows = self.fetch(f"SELECT * FROM ({sql}) LIMIT {MAX_COLLECTION_ROWS + 1}")
         if len(rows) > MAX_COLLECTION_ROWS:
             raise BindError(f"{label}: the context to search has over {MAX_COLLECTION_ROWS} rows")
-        lines = {}
+        found = {}
         for row in rows:
             line = row_line(row)
-            lines[text_hash(line)] = line
-            self._cells[text_hash(line)] = frozenset(clean_value(v) for v in row)
-        return names, lines
+            found[text_hash(line)] = (line, row)
+        return names, found
 
     def collection(self, call: LMCall) -> Collection:
         if call.id in self._collections:
             return self._collections[call.id]
         r, method = call.retrieval, self.method(call)
-        names, lines = self._rows(r.source_sql, call.label)
+        names, rows = self._rows(r.source_sql, call.label)
         if r.index_sql != r.source_sql:
-            index_names, index_lines = self._rows(r.index_sql, call.label)
+            index_names, index_rows = self._rows(r.index_sql, call.label)
         else:
-            index_names, index_lines = names, lines
+            index_names, index_rows = names, rows
+        index_lines = {h: line for h, (line, _) in index_rows.items()}
         key = f"retrieval\x00{r.index_sql}"
         started = time.perf_counter()
         built: list[str] = []
         vectors = bm25 = None
-        hashes = sorted(lines)
+        hashes = sorted(rows)
         if method in ("embedding", "hybrid"):
             view = self.store.view(key, index_names, self.embedder)
             stored, embedded, _ = self.store.embed(
@@ -128,8 +128,8 @@ class Retriever:
         )
         found = Collection(
             names,
-            [lines[h] for h in hashes],
-            [self._cells[h] for h in hashes],
+            [rows[h][0] for h in hashes],
+            [frozenset(clean_value(v) for v in rows[h][1]) for h in hashes],
             hashes,
             vectors,
             bm25,

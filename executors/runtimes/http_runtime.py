@@ -19,11 +19,10 @@ hashing gives its shared prefix (the instruction and examples, and its first fie
 rows an operator asks in prefix order share those), so that endpoint's prefix cache
 serves the rows that share it, unless that endpoint already has ``max_concurrency``
 requests in flight; then to the next in its order with room, so no endpoint idles while
-another queues. An endpoint
-that cannot be reached, times out or fails (HTTP 5xx) is set aside for ``retry_after``
-seconds and the prompt goes to the next endpoint in its order; the query fails, with
-every endpoint's error, only when all of them failed. A 4xx answer (a request the
-server refuses) is an error at once: another endpoint would refuse it too.
+another queues. An endpoint that cannot be reached, times out or fails (HTTP 5xx) is set
+aside for ``retry_after`` seconds and the prompt goes to the next endpoint in its order;
+the query fails, with every endpoint's error, only when all of them failed. A 4xx answer
+(a request the server refuses) is an error at once: another endpoint would refuse it too.
 """
 
 from __future__ import annotations
@@ -184,7 +183,6 @@ class HTTPRuntime:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.endpoints = endpoint_urls(base_url)
-        self.base_url = self.endpoints[0]
         self.model = model
         self.flavor = flavor
         self.api_key = api_key
@@ -239,7 +237,7 @@ class HTTPRuntime:
             if err.code >= 500:
                 raise EndpointFailed(message) from None
             raise ExecutionError(message) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+        except OSError as err:  # URLError, timeouts and connection errors are OSErrors
             reason = getattr(err, "reason", err)
             raise EndpointFailed(f"cannot reach LM endpoint {url}: {reason}") from None
         except json.JSONDecodeError:
