@@ -1,20 +1,20 @@
-"""Precision-first LIMIT ranked by several judges, from stored label scores.
+"""Precision-first LIMIT ranked by the LM alone and with the embedding judge, from stored
+label scores.
 
-Precision-first LIMIT (planner.logical.RankLimit) returns the k passing rows the LM is
-surest of. Could other judges order those rows better? This replays it on the stored
-per-row scores of bench/closed_set_quality.py (both bundled LMs, content-free calibration)
-and the bundled MiniLM zero-shot score (as bench/judges.py), on the rows SemBench's query
-movies do not touch, with the positive class cut to 25% and to 12% of the rows (taken_3,
-the demo's movie, has 12%): the rows Gemma passes, ranked by
+Precision-first LIMIT (planner.logical.RankLimit) returns the k passing rows ranked
+highest. This replays it on the stored per-row label scores of
+bench/closed_set_quality.py (both bundled LMs, content-free calibration), with exactly
+what queries do (executors/lm/embedding_judge.py): the LM's answer and calibrated
+confidence per row, the bundled MiniLM's margin for that answer against anchors taken
+from the query alone (an options call's labels; a yes/no call's examples; none for a
+zero-shot yes/no call, which is then ranked by the LM alone), both standardised over the
+candidates, averaged.
 
-- ``gemma``: Gemma's calibrated log-odds (what SemQL does);
-- ``mean``: the equal-weight mean of the three judges' standardised scores;
-- ``spectral``: bench/judges.py's agreement-weighted combination,
-
-each judge standardised over the rows of the draw (a query's candidates). No label is
-used by any ranking; labels only score the top k. MiniLM's anchors are each task's label
-words, chosen by hand (stored_scores.ANCHORS): a query would have to take them from its
-options or examples. Not wired into queries.
+Rows of SemBench's query movies are left out. Each draw is a query's candidate rows:
+every negative row and positives cut to 25% and to 12% (taken_3, the demo's movie, has
+12%; a task with fewer positives keeps its own share, one row in the table). The rows
+whose answer is the yes-side label pass; the top k of them are scored against the labels
+(the only use of labels).
 
     python bench/judges_ranking.py bench/results/quality/quality-...-rows.json
 """
@@ -22,67 +22,101 @@ options or examples. Not wired into queries.
 from __future__ import annotations
 
 import numpy as np
-from judges import log_odds, spectral_weights, standardise
-from stored_scores import ANCHORS, QUERY_MOVIES, by_setting, load, publish, review_field
+from closed_set_quality import TASKS, out_type_of
+from stored_scores import QUERY_MOVIES, by_setting, load, publish, review_field
 
+from semql.executors.lm.embedding_judge import anchors, combined, margins
 from semql.executors.proxy.embeddings import MiniLMEmbedder
 
-TASKS = ("pos_bool", "likes_bool", "sentiment")
-K = 3
+KS = (3, 5)
 DRAWS = 200
 SHARES = (0.25, 0.12)
-RANKINGS = ("gemma", "mean", "spectral")
+MODELS = ("gemma", "smollm2")
+KINDS = {name: (kind, shots) for name, kind, _, _, shots in TASKS if kind != "scale"}
 
 
-def replay(scores: np.ndarray, gold: np.ndarray, share: float, rng) -> dict[str, float]:
-    """Mean precision@K of each ranking over seeded draws with ``share`` positives."""
-    got: dict[str, list[float]] = {name: [] for name in RANKINGS}
+def calibrated(entry: dict) -> np.ndarray:
+    probs = np.asarray(entry["probs"]) / np.asarray(entry["content_free"])
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def replay(conf, judged, passing, gold, share, k, rng) -> tuple[float, float, float]:
+    """Mean precision@k of the LM's ranking and of the combined one; the share used."""
     rows = np.arange(len(gold))
     pos, neg = rows[gold], rows[~gold]
+    share = min(share, gold.mean())
     keep = min(len(pos), int(round(share * len(neg) / (1 - share))))
+    lm, both = [], []
     for _ in range(DRAWS):
         draw = np.concatenate([neg, rng.choice(pos, keep, replace=False)])
-        z = np.vstack([standardise(s[draw]) for s in scores])
-        passing = np.flatnonzero(scores[0][draw] > 0)  # Gemma's own decision
-        if len(passing) < K:
+        ok = np.flatnonzero(passing[draw])
+        if len(ok) < k:
             continue
-        by = {"gemma": z[0], "mean": z.mean(axis=0), "spectral": spectral_weights(z) @ z}
-        for name, score in by.items():
-            top = passing[np.argsort(-score[passing], kind="stable")[:K]]
-            got[name].append(float(gold[draw][top].mean()))
-    return {name: float(np.mean(v)) if v else float("nan") for name, v in got.items()}
+        mixed = combined(list(conf[draw]), judged[draw])
+        for out, score in ((lm, conf[draw]), (both, mixed)):
+            top = ok[np.argsort(-score[ok], kind="stable")[:k]]
+            out.append(float(gold[draw][top].mean()))
+    nan = float("nan")
+    return (float(np.mean(lm)) if lm else nan, float(np.mean(both)) if both else nan, share)
 
 
 def main() -> None:
     path, dump = load(__doc__)
     text, movie = review_field("reviewText"), review_field("id")
     embedder = MiniLMEmbedder()
-    settings = by_setting(dump, TASKS)
+    header = " | ".join(f"{m} | {m}+minilm" for m in MODELS)
     lines = [
-        f"# Precision@{K} of precision-first LIMIT by ranking, rows of the query movies left out\n",
-        f"Mean over {DRAWS} seeded draws; the rows Gemma passes, ranked by each judge.\n",
-        "| task | shots | positives | " + " | ".join(RANKINGS) + " |",
-        "|---|---|---|" + "---|" * len(RANKINGS),
+        "# Precision-first LIMIT: the LM's ranking vs the LM with the embedding judge\n",
+        f"Precision@k, mean over {DRAWS} seeded draws of candidates; rows of the query "
+        "movies left out. `=`: no anchors in the query, ranked by the LM alone.\n",
     ]
-    means: dict[tuple, list[float]] = {}
     rng = np.random.default_rng(0)
-    for (task, shots), entries in settings.items():
-        gemma, smol = entries["gemma"], entries["smollm2"]
-        idx = [i for i, r in enumerate(gemma["reviewId"]) if movie[r] not in QUERY_MOVIES]
-        gold = np.asarray(gemma["truth"], dtype=bool)[idx]
-        vectors = embedder.embed([text[gemma["reviewId"][i]] for i in idx])
-        sims = vectors @ embedder.embed(list(ANCHORS[task])).T
-        scores = np.vstack([log_odds(gemma)[idx], log_odds(smol)[idx], sims[:, 0] - sims[:, 1]])
+    means: dict[tuple, list[float]] = {}
+    for k in KS:
+        lines += [f"\n## k = {k}\n", f"| task | shots | positives | {header} |", "|---" * 7 + "|"]
+        for (task, shots), entries in by_setting(dump, set(KINDS)).items():
+            kind, task_shots = KINDS[task]
+            out_type = out_type_of(kind)
+            values = [True, False] if kind == "bool" else list(out_type.values)
+            first = entries["gemma"]
+            idx = [i for i, r in enumerate(first["reviewId"]) if movie[r] not in QUERY_MOVIES]
+            gold = np.asarray(first["truth"], dtype=bool)[idx]
+            texts = [text[first["reviewId"][i]] for i in idx]
+            anchor_texts = anchors(out_type, task_shots if shots == "few-shot" else [])
+            cells = []
+            for model in MODELS:
+                q = calibrated(entries[model])[idx]
+                answers = [values[j] for j in q.argmax(axis=1)]
+                conf = q.max(axis=1)
+                judged = (
+                    margins(embedder.embed, texts, answers, anchor_texts)
+                    if anchor_texts
+                    else np.full(len(idx), np.nan)
+                )
+                passing = np.asarray([a == values[0] for a in answers])
+                for share in SHARES:
+                    lm, both, used = replay(conf, judged, passing, gold, share, k, rng)
+                    means.setdefault((k, share, model, "lm"), []).append(lm)
+                    means.setdefault((k, share, model, "both"), []).append(both)
+                    cells.append((share, used, lm, both, anchor_texts is None))
+            shown_shares: set[float] = set()
+            for share in SHARES:
+                row = [c for c in cells if c[0] == share]
+                if row[0][1] in shown_shares:
+                    continue  # a task with fewer positives than the cut: one row
+                shown_shares.add(row[0][1])
+                shown = " | ".join(
+                    f"{lm:.3f} | {'=' if none else f'{both:.3f}'}" for _, _, lm, both, none in row
+                )
+                lines.append(f"| {task} | {shots} | {row[0][1]:.0%} | {shown} |")
+        lines.append("")
         for share in SHARES:
-            result = replay(scores, gold, share, rng)
-            for name in RANKINGS:
-                means.setdefault((share, name), []).append(result[name])
-            cells = " | ".join(f"{result[n]:.3f}" for n in RANKINGS)
-            lines.append(f"| {task} | {shots} | {share:.0%} | {cells} |")
-    lines.append("")
-    for share in SHARES:
-        cells = ", ".join(f"{n} {np.nanmean(means[(share, n)]):.3f}" for n in RANKINGS)
-        lines.append(f"- {share:.0%} positives, mean of settings: {cells}")
+            parts = [
+                f"{m} {np.nanmean(means[(k, share, m, 'lm')]):.3f} -> "
+                f"{np.nanmean(means[(k, share, m, 'both')]):.3f}"
+                for m in MODELS
+            ]
+            lines.append(f"- k={k}, positives cut to {share:.0%}, mean: {'; '.join(parts)}")
     publish(path, "judges-ranking", lines)
 
 

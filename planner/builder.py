@@ -226,7 +226,14 @@ def _rank_limit(
     if getattr(out, "expected", False):
         return None  # a number (expected value), not a label with a probability
     rest = [c.copy() for c in parts if not calls_in(c)]
-    return L.RankLimit(call, rest, opts.precision_first)
+    return L.RankLimit(call, rest, opts.precision_first, opts.rank_by)
+
+
+_RANKED_BY = {
+    "lm": "; ranked by the LM's calibrated confidence",
+    "lm+embedding": "; ranked by the LM's calibrated confidence averaged with the "
+    "embedder's, where the call names texts for its answers (options or examples)",
+}
 
 
 def _note_rank(root: L.PlanNode, rank: L.RankLimit, k: int | None) -> None:
@@ -235,6 +242,7 @@ def _note_rank(root: L.PlanNode, rank: L.RankLimit, k: int | None) -> None:
             node.notes.append(
                 f"precision-first: LIMIT {k} takes the {k} rows the model is surest of "
                 f"when at most {rank.max_rows} rows are candidates (models that score labels)"
+                + _RANKED_BY[rank.rank_by]
             )
             return
 

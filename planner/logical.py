@@ -202,6 +202,7 @@ class RankLimit:
     call: LMCall
     candidates: list[exp.Expression]  # the WHERE's conjuncts without LM calls
     max_rows: int
+    rank_by: str = "lm"  # PlanOptions.rank_by: the LM's confidence, or with the embedder
 
     def applies(self, candidate_rows: int) -> bool:
         """Whether this many candidate rows are ranked (the cost model and the engine

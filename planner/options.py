@@ -25,6 +25,10 @@ PREFIX_ORDERS = ("ggr", "column", "table")
 # How closed-set answers are calibrated (executors/lm/closed_set.py); "off": the label with
 # the highest probability as the model gives it.
 CALIBRATIONS = ("content_free", "off")
+# What orders precision-first LIMIT's rows (executors/lm/embedding_judge.py): the LM's
+# calibrated confidence alone, or averaged with the sentence embedder's judgement where
+# the query names texts for its answers (options, or examples of each answer).
+RANK_BY = ("lm+embedding", "lm")
 
 
 def calibration_value(value, what: str) -> str:
@@ -73,6 +77,7 @@ class PlanOptions:
     # returns the k rows the model is surest of when at most this many rows are
     # candidates; 0 turns it off. Part of the answer, so naive plans keep it.
     precision_first: int = 256
+    rank_by: str = "lm+embedding"
     # Per-query caps; hitting one stops the query with LimitExceeded (not plan choices:
     # naive plans keep them too).
     max_lm_calls: int | None = None
@@ -98,6 +103,8 @@ class PlanOptions:
         if self.accuracy_target is not None:
             accuracy_value(self.accuracy_target, "accuracy_target")
         calibration_value(self.calibration, "calibration")
+        if self.rank_by not in RANK_BY:
+            raise TypeError(f"rank_by must be one of {', '.join(RANK_BY)}, got {self.rank_by!r}")
         method_value(self.retrieval, "retrieval")
         if self.prefix_order not in PREFIX_ORDERS:
             raise TypeError(

@@ -290,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="LIMIT over an LM condition takes the rows the model is surest of when at most "
         "ROWS are candidates (default: SemQL's, 256; 0: the first rows that pass)",
     )
+    p.add_argument(
+        "--rank-by",
+        choices=semql.RANK_BY,
+        help="what orders precision-first LIMIT's rows (default: SemQL's, lm+embedding)",
+    )
     return p
 
 
@@ -307,6 +312,8 @@ def options_from(args: argparse.Namespace) -> dict:
         overrides["calibration"] = args.calibration
     if args.precision_first is not None:
         overrides["precision_first"] = args.precision_first
+    if args.rank_by:
+        overrides["rank_by"] = args.rank_by
     return overrides
 
 
@@ -341,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
         "calibration": args.calibration or "content_free",
         "precision_first": overrides.get("precision_first", semql.PlanOptions().precision_first),
+        "rank_by": overrides.get("rank_by", semql.PlanOptions().rank_by),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

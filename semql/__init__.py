@@ -21,7 +21,7 @@ from .errors import (
     TypeInferenceError,
 )
 from .executors.lm.stats import OperatorStats, QueryStats
-from .planner.options import CALIBRATIONS, REWRITES, PlanOptions
+from .planner.options import CALIBRATIONS, RANK_BY, REWRITES, PlanOptions
 from .sample import load_sample
 
 __version__ = "0.1.0"
@@ -45,6 +45,7 @@ def query(sql: str, params=None, **options):
 
 __all__ = [
     "CALIBRATIONS",
+    "RANK_BY",
     "REWRITES",
     "BindError",
     "Connection",

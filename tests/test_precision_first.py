@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from semql.errors import BindError
+from semql.executors.lm import embedding_judge
 from semql.executors.lm.lm_executor import LMExecutor
 from semql.executors.lm.result_cache import ResultCache
 from semql.executors.lm.stats import OperatorStats
+from semql.executors.proxy.embeddings import MiniLMEmbedder
 from semql.grammar.types import BoolType
 
 QUESTION = "Is this movie review positive?"
@@ -65,6 +67,10 @@ def test_off_switch_and_bad_values(sample_con):
     for bad in (-1, 2.5, True, "yes"):
         with pytest.raises(BindError, match="precision_first"):
             sample_con.plan(sql, precision_first=bad)
+    assert _scope(sample_con, sql).rank_limit.rank_by == "lm+embedding"
+    assert _scope(sample_con, sql, rank_by="lm").rank_limit.rank_by == "lm"
+    with pytest.raises(BindError, match="rank_by must be one of lm\\+embedding, lm"):
+        sample_con.plan(sql, rank_by="embedding")
 
 
 def test_explain_and_estimate_count_every_candidate(sample_con):
@@ -95,8 +101,8 @@ def test_returns_the_surest_passing_rows_as_naive_execution_does(few_con, gemma_
         con.query(f"SELECT reviewId FROM few WHERE id = 'taken_3' AND {FILTER}")["reviewId"]
     )
     assert len(passing) > 3  # else the test shows nothing
-    top = con.query(TOP)["reviewId"].to_list()
-    naive = con.query(TOP, optimize=False)["reviewId"].to_list()
+    top = con.query(TOP, rank_by="lm")["reviewId"].to_list()
+    naive = con.query(TOP, optimize=False, rank_by="lm")["reviewId"].to_list()
     assert len(top) == 3 and set(top) <= passing
     assert top == naive
     # the executor's confidence of each row's answer, asked directly
@@ -122,6 +128,21 @@ def test_returns_the_surest_passing_rows_as_naive_execution_does(few_con, gemma_
     first = con.query(TOP, precision_first=0)["reviewId"].to_list()
     in_order = [rid for rid, _ in rows if rid in passing][:3]
     assert first == in_order
+    # the default adds MiniLM's judgement of each row against the examples: the top 3
+    # passing rows by the mean of both standardised scores over the distinct reviews
+    judged = con.query(TOP)["reviewId"].to_list()
+    assert judged == con.query(TOP, optimize=False)["reviewId"].to_list()
+    texts = {t: (rid, c) for (rid, t), c in zip(rows, conf, strict=True)}
+    answers = [rid in passing for rid, _ in texts.values()]
+    margin = embedding_judge.margins(
+        MiniLMEmbedder().embed, list(texts), answers, embedding_judge.anchors(BoolType(), examples)
+    )
+    score = embedding_judge.combined([c for _, c in texts.values()], margin)
+    by_score = sorted(
+        (s, rid) for (rid, _), s, ok in zip(texts.values(), score, answers, strict=True) if ok
+    )
+    assert judged == [rid for _, rid in reversed(by_score[-3:])]
+    assert "averaged with MiniLM" in con.explain(TOP, analyze=True)
 
 
 @pytest.mark.model

@@ -40,6 +40,7 @@ from semql.planner.scope_sql import (
     scope_query,
 )
 
+from ..lm import embedding_judge
 from ..lm.lm_executor import LMExecutor
 from ..lm.stats import QueryStats
 from ..proxy.embedding_views import EmbeddingStore, text_hash
@@ -69,6 +70,7 @@ class Engine:
         self._executor: LMExecutor | None = None
         self._proxy = proxy  # () -> (EmbeddingStore, embedders, seed), made on first use
         self._ranked: LMCall | None = None  # the scope's precision-first call, if it ranks
+        self._rank: L.RankLimit | None = None  # the scope's precision-first LIMIT
         self._retriever: Retriever | None = None
         self.last_run: QueryRun | None = None
 
@@ -145,7 +147,7 @@ class Engine:
         """The call whose confidence orders the LIMITed rows (precision-first), if the
         scope's candidate rows are few enough; counted with the WHERE's relational
         conjuncts only, so naive and optimized plans decide alike."""
-        rank = scope.rank_limit
+        rank = self._rank = scope.rank_limit
         if rank is None or not self._lm().scores(rank.call.output):
             return None  # no rank without label scores (an HTTP server, a fake LM)
         _, rows = self.db.fetch(count_query(run.select(scope), rank.candidates))
@@ -156,7 +158,7 @@ class Engine:
     ) -> None:
         """ORDER BY the confidence of the row's answer (highest first), then the order
         the rows came in: LIMIT k then keeps the k rows the model is surest of."""
-        conf = self._answered_rows(fields, inputs, results, "any_value(__r.__conf)")
+        conf = self._answered_rows(fields, inputs, results, "any_value(__r.__rank)")
         idx = self._answered_rows(fields, inputs, results, "min(__i.__idx)")
         keys = [
             exp.Ordered(
@@ -218,12 +220,13 @@ class Engine:
         )
         self.db.exec(
             f"CREATE TEMP TABLE {results} "
-            f"(__idx BIGINT, __out {call.output.duckdb_type}, __conf DOUBLE)"
+            f"(__idx BIGINT, __out {call.output.duckdb_type}, __rank DOUBLE)"
         )
         _, rows = self.db.fetch(f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx")
         lookup = self._lookup_expr(fields, inputs, results)
         done = None
         ranked = self._ranked is call
+        ranked_by = "the LM's calibrated confidence"
         exit_at = run.exit_point(node) if not ranked else None
         if exit_at is not None:
             done = self._done_expr(fields, inputs, results, run.guards.get(id(node)))
@@ -244,6 +247,8 @@ class Engine:
             answers = lm.answer_rows(
                 node, values, op, dedup=node.dedup, total=len(rows), confidences=confidences
             )
+            if ranked and any(c is not None for c in confidences):
+                confidences, ranked_by = self._rank_keys(call, values, answers, confidences)
             self._insert(results, [r[0] for r in chunk], answers, call.output, confidences)
             if done is not None and start + batch < len(rows):
                 preds = run.below(scope, node) + [run.working(node.predicate), done]
@@ -256,7 +261,7 @@ class Engine:
             run.note(node, self._retriever.report(call))
         if ranked:
             self._rank_by_confidence(fields, select, inputs, results)
-            run.note(node, f"precision-first: ranked {len(rows)} candidate rows by confidence")
+            run.note(node, f"precision-first: ranked {len(rows)} candidate rows by {ranked_by}")
         if isinstance(node, L.LMFilter):
             preds = run.below(scope, node) + [run.working(node.predicate)]
             preds += [done] if done is not None else []
@@ -264,6 +269,43 @@ class Engine:
             op.rows_out = cnt[0][0]
         else:
             op.rows_out = op.rows_in
+
+    def _rank_keys(
+        self, call: LMCall, values: list[tuple], answers: list, confidences: list
+    ) -> tuple[list, str]:
+        """Precision-first order keys: the LM's confidences, or their mean with the
+        embedding judge (executors/lm/embedding_judge.py) where the plan asks for it, the
+        call names texts for its answers and MiniLM is installed. Scored over the
+        distinct input tuples, so naive (no dedup) and optimized plans rank alike."""
+        rank = self._rank
+        anchor_texts = (
+            embedding_judge.anchors(call.output, call.examples)
+            if rank is not None and rank.rank_by == "lm+embedding"
+            else None
+        )
+        embedder = self._judge_embedder() if anchor_texts else None
+        if embedder is None:
+            return confidences, "the LM's calibrated confidence"
+        first = {}
+        for i, row in enumerate(values):
+            first.setdefault(tuple(row), i)
+        keep = list(first.values())
+        texts = [embedding_judge.row_text(values[i]) for i in keep]
+        judged = embedding_judge.margins(
+            embedder.embed, texts, [answers[i] for i in keep], anchor_texts
+        )
+        scores = embedding_judge.combined([confidences[i] for i in keep], judged)
+        by_row = dict(zip(first, scores.tolist(), strict=True))
+        keys = [by_row[tuple(row)] for row in values]
+        keys = [None if k != k else k for k in keys]  # NaN (unscored) ranks last
+        return keys, "the LM's calibrated confidence averaged with MiniLM's (both standardised)"
+
+    def _judge_embedder(self):
+        """MiniLM from the connection's embedders, or None (no other embedder judges)."""
+        if self._proxy is None:
+            return None
+        _, embedders, _ = self._proxy()
+        return next((e for e in embedders if e.id == MiniLMEmbedder.id), None)
 
     def _run_proxy(self, node: L.LMOperator, run: QueryRun, names, values, op) -> list | None:
         store, embedders, seed = self._proxy()
@@ -324,21 +366,22 @@ class Engine:
         idx: list[int],
         values: list,
         out_type: OutputType,
-        confidences: list[float | None] | None = None,
+        rank_keys: list[float | None] | None = None,
     ) -> None:
+        """Append answers (and precision-first order keys) to a results table."""
         if not idx:
             return
         if out_type.duckdb_type == "JSON":
             column = pa.array(values, type=pa.string())
         else:
             column = pa.array(values)
-        conf = confidences if confidences else [None] * len(idx)
+        rank = rank_keys if rank_keys else [None] * len(idx)
         data = pa.table(
             {
                 "__idx": pa.array(idx, type=pa.int64()),
                 "__out": column,
-                "__conf": pa.array(conf, type=pa.float64()),
+                "__rank": pa.array(rank, type=pa.float64()),
             }
         )
         view = f"{table}_batch"
-        self.db.load(f"INSERT INTO {table} SELECT __idx, __out, __conf FROM {view}", view, data)
+        self.db.load(f"INSERT INTO {table} SELECT __idx, __out, __rank FROM {view}", view, data)
