@@ -5,7 +5,8 @@ Two llama_cpp.server processes serve the bundled SmolLM2 with one thread each (t
 machine has 2 cores: each server its own). In front of each, a delay proxy holds every
 request for 0, 20 or 100 ms before forwarding it (standing for a remote cluster's round
 trip). The query: ``LLMMap('Is the review positive?', reviewText)`` over ROWS distinct
-reviews (a bool: one generated token per request, so the delay weighs most), cache off,
+reviews (a bool, scored from the server's top log-probabilities of one token per request,
+so the delay weighs most), cache off,
 for concurrency 1, 2, 4 and 8 per endpoint. Reported: rows/s (the better of REPEATS runs:
 this machine is shared, and a run beside another tenant's work reads up to 1.6x slower),
 and whether every run gave the same answers as the first.
@@ -14,8 +15,10 @@ A CPU-bound llama.cpp server answers one request at a time, so requests in fligh
 latency rather than add compute: the reference is the same servers with no delay and
 requests always waiting (concurrency 8, 0 ms).
 
-Also: how often the server's greedy answer equals the in-process runtime's on the same
-prompts (bool, two options, int; runtime level, no label scoring), 1 thread each.
+Also: how often the server's answer equals the in-process runtime's on the same prompts,
+1 thread each, at runtime level: greedy generation (bool, two options, int) and label
+scores (bool, two options: the label with the highest log-probability, and the largest
+difference of a label's log-probability).
 
     python bench/http_cluster.py --out bench/results/http
 """
@@ -30,6 +33,8 @@ import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from llama_server import start_server, stop_server  # noqa: E402
@@ -111,6 +116,17 @@ def agreement(url: str) -> dict[str, float]:
                 for p in prompts
             ]
             out[str(out_type)] = sum(same) / len(same)
+            if out_type.labels() is None:
+                continue
+            remote = [server.score(p, out_type).logprobs for p in prompts]
+            here = [local.score(p, out_type).logprobs for p in prompts]
+            argmax = [
+                int(np.argmax(a)) == int(np.argmax(b)) for a, b in zip(remote, here, strict=True)
+            ]
+            out[f"{out_type} scored"] = sum(argmax) / len(argmax)
+            diff = np.abs(np.asarray(remote) - np.asarray(here))
+            out[f"{out_type} scored, largest log-prob difference"] = float(diff.max())
+        out["rows the server could not score"] = server.unscored
     finally:
         local.close()
     return out
@@ -177,11 +193,18 @@ def report(out: Path, rates: dict[str, float], same: bool, agree: dict[str, floa
         f"{rates['100|1|8'] / ref1:.0%}, two endpoints {rates['100|2|8'] / ref2:.0%}",
         f"- two endpoints / one (no delay, concurrency 8): {ref2 / ref1:.2f}x",
         f"- answers identical in every run: {same}",
-        "- server's greedy answer = the in-process runtime's, same prompts: "
-        + ", ".join(f"{k}: {v:.0%}" for k, v in agree.items()),
+        "- server's answer = the in-process runtime's, same prompts (greedy generation; "
+        "scored: the label with the highest log-prob): "
+        + ", ".join(f"{k}: {_shown(k, v)}" for k, v in agree.items()),
     ]
     (out / f"http-{stamp}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _shown(key: str, value: float) -> str:
+    if "difference" in key:
+        return f"{value:.3f}"
+    return str(value) if "could not" in key else f"{value:.0%}"
 
 
 if __name__ == "__main__":

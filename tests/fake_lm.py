@@ -31,6 +31,7 @@ class FakeLM:
     local = False
     concurrency = 1
     remote_speeds = False
+    label_scores = False
 
     def __init__(self, seconds_per_call: float = 0.0):
         self.prompts: list[str] = []

@@ -6,14 +6,17 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 from llama_server import free_port, start_server, stop_server
 
 import semql
 from semql.errors import LimitExceeded, ModelError
 from semql.executors.runtimes.http_runtime import HTTPRuntime, chat_messages, endpoint_urls
+from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import smollm2_path
-from semql.planner.prompt_format import Prompt
+from semql.grammar import types as T
+from semql.planner.prompt_format import Prompt, PromptBuilder
 
 pytestmark = pytest.mark.model
 
@@ -133,10 +136,62 @@ def test_chat_completions_for_an_instruct_model(servers):
             "LLMMap('Sentiment?', reviewText, options=('positive', 'negative')) AS s "
             "FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 4"
         )
+        calibration = con.stats.calibration_calls
     assert frame["pos"].null_count() == 0 and set(frame["s"]) <= {"positive", "negative"}
-    assert sum(runtime.requests.values()) == 8
+    # both closed sets scored from the chat reply's log-probabilities, none decoded
+    assert runtime.unscored == 0 and calibration == 6
+    assert sum(runtime.requests.values()) == 8 + calibration
     prompt = Prompt(["Task: Q?\n\n", 'review: "x"\n', 'title: "y"', "\nAnswer:"])
     assert chat_messages(prompt) == [
         {"role": "system", "content": "Task: Q?"},
         {"role": "user", "content": 'review: "x"\ntitle: "y"'},
     ]
+
+
+SCORED_SQL = (
+    "SELECT reviewId, LLMMap('Is this movie review positive?', reviewText) AS pos, "
+    "LLMMap('What is the sentiment of this movie review?', reviewText, "
+    "options=('positive', 'negative')) AS s FROM (SELECT DISTINCT reviewId, reviewText "
+    f"FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT {ROWS}) ORDER BY reviewId"
+)
+
+DRIFT = 0.75  # log-probability, server against in process, same prompt
+
+
+def test_closed_sets_are_scored_and_calibrated_from_the_servers_log_probabilities(servers):
+    (_, a), _ = servers
+    with semql.connect(model=a, cache=False) as con:
+        semql.load_sample(con)
+        frame = con.query(SCORED_SQL)
+        runtime, stats = con.runtime, con.stats
+        texts = frame.join(con.query("SELECT reviewId, reviewText FROM Reviews"), on="reviewId")
+    # every row's labels were among the server's top log-probabilities: none generated
+    assert runtime.unscored == 0
+    # the prior of content-free prompts, as in process: 3 prompts per closed set
+    assert stats.calibration_calls == 6
+    assert sum(runtime.requests.values()) == 2 * ROWS + 6
+    # the same prompts scored in process (the query above used completion prompts; in
+    # process SmolLM2 gets its chat template). The server evaluates a prompt in one batch,
+    # or after what its cache kept of the last one, against 16-token chunks here: the
+    # log-probabilities differ by up to DRIFT (measured up to 0.53, partly a shift per
+    # output type, which calibration on the same server absorbs), so the label margins
+    # correlate (measured 0.81 bool, 0.96 options) and a label can flip only where the
+    # two were within 2 * DRIFT of each other
+    build = PromptBuilder("completion").build
+    local = LlamaRuntime(smollm2_path(), seed=0, n_threads=1)
+    try:
+        for out_type in (T.BoolType(), T.OptionsType(("positive", "negative"))):
+            prompts = [
+                build("Is this movie review positive?", out_type, ["review"], [t])
+                for t in texts["reviewText"].unique(maintain_order=True)
+            ]
+            there = np.array([runtime.score(p, out_type).logprobs for p in prompts])
+            here = np.array([local.score(p, out_type).logprobs for p in prompts])
+            assert np.abs(there - here).max() < DRIFT
+            margin_here, margin_there = here[:, 0] - here[:, 1], there[:, 0] - there[:, 1]
+            assert np.corrcoef(margin_here, margin_there)[0, 1] > 0.7, str(out_type)
+            clear = np.abs(margin_here) > 2 * DRIFT
+            assert (there.argmax(axis=1) == here.argmax(axis=1))[clear].all(), str(out_type)
+    finally:
+        local.close()
+    assert runtime.unscored == 0

@@ -251,7 +251,7 @@ class LMExecutor:
         return (
             labels is not None
             and len(labels) <= closed_set.MAX_SCORED_LABELS
-            and self.runtime.local
+            and self.runtime.label_scores
         )
 
     def _ask(

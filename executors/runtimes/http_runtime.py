@@ -42,7 +42,8 @@ import xgrammar as xgr
 from semql.errors import ExecutionError
 from semql.grammar.types import GrammarSpec, OutputType
 
-from .runtime import Generation
+from .http_scores import TOP_LOGPROBS, label_logprobs, top_logprobs
+from .runtime import Generation, Scored
 
 FLAVORS = ("llama.cpp", "vllm", "sglang")
 
@@ -175,6 +176,7 @@ class HTTPRuntime:
         max_concurrency: int = 4,
         retry_after: float = 30.0,
         chat: bool = False,
+        label_scores: bool = True,
     ):
         if flavor not in FLAVORS:
             raise ValueError(f"unknown server flavor {flavor!r}; expected one of {FLAVORS}")
@@ -190,6 +192,10 @@ class HTTPRuntime:
         self.seed = seed
         self.retry_after = retry_after
         self.chat = chat  # /chat/completions with the server's chat template
+        # closed sets from the server's top log-probabilities (http_scores.py); where a
+        # row's labels are not among them, that row is decoded greedily
+        self.label_scores = label_scores
+        self.unscored = 0  # rows of closed sets decoded greedily for want of log-probs
         self.max_concurrency = max_concurrency
         self.concurrency = max_concurrency * len(self.endpoints)
         self.path = ", ".join(self.endpoints)
@@ -197,6 +203,7 @@ class HTTPRuntime:
         # the weights are the servers' own; they must serve the same model
         self.model_id = f"http|{'|'.join(sorted(self.endpoints))}|{model or ''}"
         self.model_id += "|chat" if chat else ""
+        self.model_id += "|label scores" if label_scores else ""
         self.requests: Counter = Counter()  # endpoint -> requests it answered
         self._down: dict[str, float] = {}  # endpoint -> set aside until
         self._flying: Counter = Counter()  # endpoint -> requests in flight
@@ -268,16 +275,49 @@ class HTTPRuntime:
             raise ExecutionError(failures[0])
         raise ExecutionError("every LM endpoint failed: " + "; ".join(failures))
 
-    def generate(self, prompt: str, out_type: OutputType) -> Generation:
+    def _payload(self, prompt: str, max_tokens: int) -> dict:
         payload = {
             **({"messages": chat_messages(prompt)} if self.chat else {"prompt": prompt}),
-            "max_tokens": out_type.token_budget(),
+            "max_tokens": max_tokens,
             "temperature": 0.0,
             "seed": self.seed,
-            **grammar_fields(out_type.spec(), self.flavor),
         }
         if self.model:
             payload["model"] = self.model
+        return payload
+
+    def score(self, prompt: str, out_type: OutputType) -> Scored:
+        """Each label's log-probability from the server's top log-probabilities of the
+        first answer token (http_scores.py); where they cannot tell the labels apart, a
+        greedy answer under the grammar, as log-probabilities 0 for it and -inf else."""
+        labels = out_type.labels()
+        payload = self._payload(prompt, 1)
+        if self.chat:
+            payload |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        else:
+            payload["logprobs"] = TOP_LOGPROBS
+        if self.flavor == "llama.cpp":
+            payload["repeat_penalty"] = 1.0
+        url, reply = self._complete(prompt, payload)
+        choices = reply.get("choices") or [{}]
+        top = top_logprobs(choices[0])
+        scores = label_logprobs(top, labels, self.chat) if top else None
+        usage = reply.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens", 0))
+        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0) or 0)
+        if scores is None:
+            with self._lock:
+                self.unscored += 1
+            gen = self.generate(prompt, out_type)
+            answer = gen.text.strip()
+            scores = [0.0 if label == answer else float("-inf") for label in labels]
+            prompt_tokens += gen.prompt_tokens
+            cached += gen.cached_tokens
+        return Scored(scores, prompt_tokens, cached, 0)
+
+    def generate(self, prompt: str, out_type: OutputType) -> Generation:
+        payload = self._payload(prompt, out_type.token_budget())
+        payload |= grammar_fields(out_type.spec(), self.flavor)
         url, reply = self._complete(prompt, payload)
         try:
             choice = reply["choices"][0]

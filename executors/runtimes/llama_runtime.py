@@ -18,7 +18,6 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 import llama_cpp
 import numpy as np
@@ -31,7 +30,7 @@ from semql.grammar.types import GrammarSpec, OutputType
 from . import cpu_backend
 from .closing import ClosingTokens
 from .model_files import check_gguf, model_sha256
-from .runtime import Generation
+from .runtime import Generation, Scored
 from .thread_policy import ThreadPolicy
 from .vocab import stop_tokens, token_pieces, tokenizer_info
 
@@ -55,16 +54,6 @@ def _llama_log(level: int, text: bytes, user_data) -> None:
 llama_cpp.llama_log_set(_llama_log, ctypes.c_void_p(0))
 
 
-@dataclass
-class Scored:
-    """Log-probabilities of a closed set's labels after one prompt, and their cost."""
-
-    logprobs: list[float]
-    prompt_tokens: int
-    cached_tokens: int
-    extra_steps: int  # single-token decodes for labels longer than one token
-
-
 class LlamaRuntime:
     """One GGUF model loaded once and shared by every LM operator of a connection
     (a :class:`~semql.executors.runtimes.runtime.LocalRuntime`)."""
@@ -72,6 +61,7 @@ class LlamaRuntime:
     local = True
     concurrency = 1  # one llama.cpp context: one request at a time
     remote_speeds = False
+    label_scores = True
 
     def __init__(
         self,

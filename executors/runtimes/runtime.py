@@ -3,7 +3,7 @@
 Two backends: llama.cpp in-process (``llama_runtime.LlamaRuntime``, a GGUF file) and an
 OpenAI-compatible server (``http_runtime.HTTPRuntime``, an ``http(s)://`` URL). The LM
 executor and the cost model read only what :class:`Runtime` declares; what only an
-in-process model can do (count tokens, score every label, time itself) is declared by
+in-process model can do (count tokens, time itself) is declared by
 :class:`LocalRuntime` and announced by ``local = True``, never guessed from attributes.
 This module imports neither backend until one is chosen, so an HTTP connection never
 loads llama.cpp.
@@ -32,6 +32,16 @@ class Generation:
     generated_tokens: int
 
 
+@dataclass
+class Scored:
+    """Log-probabilities of a closed set's labels after one prompt, and their cost."""
+
+    logprobs: list[float]
+    prompt_tokens: int
+    cached_tokens: int
+    extra_steps: int  # single-token decodes for labels longer than one token
+
+
 class Runtime(Protocol):
     """What every backend offers."""
 
@@ -44,9 +54,14 @@ class Runtime(Protocol):
     local: bool  # True: also a LocalRuntime
     concurrency: int  # requests it takes at once (1: one at a time, in-process models)
     remote_speeds: bool  # a server whose speeds are learnt from runs (model_profile.py)
+    label_scores: bool  # closed sets are decided from score() (else generated greedily)
 
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
         """Greedy decoding of ``prompt`` under ``out_type``'s grammar."""
+        ...
+
+    def score(self, prompt: str, out_type: OutputType) -> Scored:
+        """Log-probability of every label of a closed set (executors/lm/closed_set.py)."""
         ...
 
     def close(self) -> None: ...
@@ -63,10 +78,6 @@ class LocalRuntime(Runtime, Protocol):
     def tokenize(self, text: str) -> list[int]: ...
 
     def format_chat(self, messages: list[dict]) -> str: ...
-
-    def score(self, prompt: str, out_type: OutputType):
-        """Log-probability of every label of a closed set (executors/lm/closed_set.py)."""
-        ...
 
     def measure_speeds(self, text: str) -> dict[str, float]:
         """Prefill and decode rates and the fixed cost of one call (model_profile.py)."""

@@ -1,0 +1,72 @@
+"""Closed-set label scores from an OpenAI-compatible server's log-probabilities.
+
+In process, every label of a closed set is scored whole from the model's logits
+(LlamaRuntime.score). A server gives less: the top log-probabilities of the first
+generated token, without the grammar applied (llama.cpp's server and llama-cpp-python's
+report them from the raw logits; vLLM's default ``raw_logprobs`` mode too). So a label is
+scored by its first token: the listed token that its text (after the space the grammar
+writes) starts with, longest first. That is the in-process score where a label is one
+token (" yes", " no", " positive", " 1" ... in the bundled models) and its first-token
+part otherwise. Where two labels would share that token, or none of them is listed,
+the row cannot be scored and :func:`label_logprobs` says so (the runtime then decodes
+greedily under the grammar, as for a server without log-probabilities). A label not in
+the list gets the smallest listed log-probability, an upper bound.
+
+A chat reply is the assistant's own turn: an instruct model starts it without a space
+and, as a sentence, often capitalised ("Yes", "No"). So in a chat turn a label is
+matched without the space and in both its written and capitalised forms, and its score
+is the total probability of the tokens that start either form.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+TOP_LOGPROBS = 20  # vLLM's default cap on top log-probabilities per token
+
+
+def top_logprobs(choice: dict) -> dict[str, float] | None:
+    """The first generated position's top tokens -> log-probability, from either reply
+    shape: the completions API's ``logprobs.top_logprobs`` (a list of dicts) or the chat
+    shape ``logprobs.content[0].top_logprobs`` (a list of {token, logprob})."""
+    logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
+    if not isinstance(logprobs, dict):
+        return None
+    top = logprobs.get("top_logprobs")
+    if isinstance(top, list) and top and isinstance(top[0], dict):
+        return {str(k): float(v) for k, v in top[0].items()}
+    content = logprobs.get("content")
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        entries = content[0].get("top_logprobs") or []
+        return {str(e["token"]): float(e["logprob"]) for e in entries if "token" in e}
+    return None
+
+
+def label_logprobs(
+    top: dict[str, float], labels: Sequence[str], chat: bool = False
+) -> list[float] | None:
+    """Each label's first-token log-probability from ``top``, or None where the labels
+    cannot be told apart from it (none listed, or two labels on one token). ``chat``: the
+    answer opens the assistant's turn (see the module docstring)."""
+    found: list[set[str]] = []
+    for label in labels:
+        forms = {label, label[:1].upper() + label[1:]} if chat else {" " + label}
+        tokens = set()
+        for text in forms:
+            prefixes = [t for t in top if t.strip() and text.startswith(t)]
+            if prefixes:
+                tokens.add(max(prefixes, key=len))
+        found.append(tokens)
+    listed = [t for tokens in found for t in tokens]
+    if not listed or len(set(listed)) != len(listed):
+        return None
+    floor = min(top.values())
+    return [_logsumexp([top[t] for t in tokens]) if tokens else floor for tokens in found]
+
+
+def _logsumexp(values: list[float]) -> float:
+    if len(values) == 1:
+        return values[0]
+    peak = max(values)
+    return peak + math.log(sum(math.exp(v - peak) for v in values))
