@@ -143,6 +143,18 @@ def chat_messages(prompt: str) -> list[dict]:
     ]
 
 
+def token_counts(reply: dict) -> tuple[int, int, int]:
+    """Prompt tokens, those of them served from the server's cache, and generated tokens,
+    from a reply's ``usage`` (zeros where a server leaves them out)."""
+    usage = reply.get("usage") or {}
+    details = usage.get("prompt_tokens_details") or {}
+    return (
+        int(usage.get("prompt_tokens", 0)),
+        int(details.get("cached_tokens", 0) or 0),
+        int(usage.get("completion_tokens", 0)),
+    )
+
+
 def route_key(prompt: str) -> str:
     """The part of a prompt that rows sharing a prefix share: the head and first field
     of a segmented prompt (planner/prompt_format.Prompt), else its first 256 characters."""
@@ -302,9 +314,7 @@ class HTTPRuntime:
         choices = reply.get("choices") or [{}]
         top = top_logprobs(choices[0])
         scores = label_logprobs(top, labels, self.chat) if top else None
-        usage = reply.get("usage") or {}
-        prompt_tokens = int(usage.get("prompt_tokens", 0))
-        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0) or 0)
+        prompt_tokens, cached, _ = token_counts(reply)
         if scores is None:
             with self._lock:
                 self.unscored += 1
@@ -332,14 +342,7 @@ class HTTPRuntime:
             raise ExecutionError(
                 f"LM endpoint {url} returned {text!r}, not a valid {out_type}: {err}"
             ) from None
-        usage = reply.get("usage") or {}
-        details = usage.get("prompt_tokens_details") or {}
-        return Generation(
-            text,
-            int(usage.get("prompt_tokens", 0)),
-            int(details.get("cached_tokens", 0) or 0),
-            int(usage.get("completion_tokens", 0)),
-        )
+        return Generation(text, *token_counts(reply))
 
     def close(self) -> None:
         """Nothing to free: the servers own the model."""

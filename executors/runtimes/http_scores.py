@@ -20,8 +20,9 @@ is the total probability of the tokens that start either form.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+
+import numpy as np
 
 TOP_LOGPROBS = 20  # vLLM's default cap on top log-probabilities per token
 
@@ -62,11 +63,7 @@ def label_logprobs(
     if not listed or len(set(listed)) != len(listed):
         return None
     floor = min(top.values())
-    return [_logsumexp([top[t] for t in tokens]) if tokens else floor for tokens in found]
-
-
-def _logsumexp(values: list[float]) -> float:
-    if len(values) == 1:
-        return values[0]
-    peak = max(values)
-    return peak + math.log(sum(math.exp(v - peak) for v in values))
+    return [
+        float(np.logaddexp.reduce([top[t] for t in tokens])) if tokens else floor
+        for tokens in found
+    ]
