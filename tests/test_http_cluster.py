@@ -195,3 +195,36 @@ def test_closed_sets_are_scored_and_calibrated_from_the_servers_log_probabilitie
     finally:
         local.close()
     assert runtime.unscored == 0
+
+
+def test_labels_the_top_list_cannot_tell_apart_are_decoded_under_the_grammar(servers):
+    (_, a), _ = servers
+    # ' very good' and ' very bad' open with one token (' very'): its log-probability
+    # cannot separate them, so each row (and each calibration prompt) is decoded greedily
+    labels = ("very good", "very bad")
+    sql = (
+        "SELECT reviewId, LLMMap('Is this movie review very good or very bad?', reviewText, "
+        f"options={labels}) AS verdict FROM (SELECT DISTINCT reviewId, reviewText FROM "
+        "Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 6) ORDER BY reviewId"
+    )
+    with semql.connect(model=a, cache=False) as con:
+        semql.load_sample(con)
+        frame = con.query(sql)
+        runtime, stats = con.runtime, con.stats
+    assert runtime.unscored == 6 + stats.calibration_calls
+    # one scoring request and one grammar-constrained request a row
+    assert sum(runtime.requests.values()) == 2 * runtime.unscored
+    assert frame["verdict"].null_count() == 0 and set(frame["verdict"]) <= set(labels)
+    # each row's answer is the greedy answer under the grammar on its prompt, and its
+    # scores say so: log-probability 0 for that label, -inf for the other
+    out_type = T.OptionsType(labels)
+    build = PromptBuilder("completion").build
+    with semql.connect(cache=False) as con:
+        semql.load_sample(con)
+        texts = dict(con.query("SELECT reviewId, reviewText FROM Reviews").iter_rows())
+    for review_id, verdict in frame.iter_rows():
+        prompt = build(sql.split("'")[1], out_type, ["review"], [texts[review_id]])
+        greedy = runtime.generate(prompt, out_type).text.strip()
+        assert verdict == greedy
+        expected = [0.0 if label == greedy else float("-inf") for label in labels]
+        assert runtime.score(prompt, out_type).logprobs == expected

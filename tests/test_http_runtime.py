@@ -57,8 +57,18 @@ def test_unreachable_endpoint_is_a_clear_error():
 
 def test_grammar_fields_per_flavor():
     spec = T.JsonType('{"type":"object"}').spec()
-    assert "guided_json" in grammar_fields(spec, "vllm")
-    assert "json_schema" in grammar_fields(spec, "sglang")
+    # vLLM >= 0.12 ignores the removed guided_* fields: the grammar must be in
+    # structured_outputs, a schema as an object
+    assert grammar_fields(spec, "vllm") == {"structured_outputs": {"json": {"type": "object"}}}
+    regex = T.IntType().spec()
+    assert grammar_fields(regex, "vllm") == {"structured_outputs": {"regex": regex.source}}
+    ebnf = T.BoolType().spec()
+    assert grammar_fields(ebnf, "vllm") == {"structured_outputs": {"grammar": ebnf.source}}
+    assert grammar_fields(spec, "sglang") == {"json_schema": spec.source}
+    assert grammar_fields(ebnf, "sglang", chat=True) == {"ebnf": ebnf.source}
+    # SGLang's chat request has no json_schema field: a schema goes in response_format
+    chat = grammar_fields(spec, "sglang", chat=True)["response_format"]
+    assert chat["type"] == "json_schema" and chat["json_schema"]["schema"] == {"type": "object"}
     assert gbnf(spec).startswith('root ::= " " json-root')
     assert grammar_fields(T.BoolType().spec(), "llama.cpp")["grammar"].startswith("root ::=")
 

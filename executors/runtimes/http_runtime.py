@@ -5,8 +5,8 @@ grammar travels with each request, in the form the server understands:
 
 * ``llama.cpp`` (llama.cpp's server and llama-cpp-python's ``llama_cpp.server``): a GBNF
   ``grammar``; JSON schemas are converted with llama.cpp's own schema converter;
-* ``vllm``: ``guided_json`` / ``guided_regex`` / ``guided_grammar``;
-* ``sglang``: ``json_schema`` / ``regex`` / ``ebnf``.
+* ``vllm`` (0.10.2 and newer): ``structured_outputs`` with ``json`` / ``regex`` / ``grammar``;
+* ``sglang``: ``json_schema`` (in a chat request: ``response_format``) / ``regex`` / ``ebnf``.
 
 This is how SemQL goes past one machine: several endpoints (``model=["http://a/v1",
 "http://b/v1"]`` or the URLs comma-separated), each taking up to ``max_concurrency``
@@ -92,24 +92,31 @@ def _xgrammar_ebnf_to_gbnf(text: str) -> str:
     return "".join(out)
 
 
-def grammar_fields(spec: GrammarSpec, flavor: str) -> dict:
-    """The request fields that carry the grammar for one server flavour (for llama.cpp,
-    also no repeat penalty: its server applies 1.1 by default, so greedy decoding there
-    would not be the model's greedy answer)."""
+def grammar_fields(spec: GrammarSpec, flavor: str, chat: bool = False) -> dict:
+    """The request fields that carry the grammar for one server flavour.
+
+    * llama.cpp: GBNF ``grammar``, and no repeat penalty (its server applies 1.1 by
+      default, so greedy decoding there would not be the model's greedy answer);
+    * vLLM: ``structured_outputs`` (``json`` / ``regex`` / ``grammar``). vLLM 0.12 removed
+      the older ``guided_*`` fields and ignores unknown fields, so those would come back
+      unconstrained;
+    * SGLang: ``json_schema`` / ``regex`` / ``ebnf``; its chat request has no
+      ``json_schema`` field, so a chat turn's schema travels as ``response_format``.
+
+    A server that drops the grammar anyway is caught by the runtime, which parses every
+    answer as its type."""
     if flavor == "llama.cpp":
         return {"grammar": gbnf(spec), "repeat_penalty": 1.0}
     if flavor == "vllm":
-        if spec.kind == "json_schema":
-            return {"guided_json": json.loads(spec.source)}
-        if spec.kind == "regex":
-            return {"guided_regex": spec.source}
-        return {"guided_grammar": spec.source}
+        kind = {"json_schema": "json", "regex": "regex"}.get(spec.kind, "grammar")
+        value = json.loads(spec.source) if spec.kind == "json_schema" else spec.source
+        return {"structured_outputs": {kind: value}}
     if flavor == "sglang":
-        if spec.kind == "json_schema":
-            return {"json_schema": spec.source}
-        if spec.kind == "regex":
-            return {"regex": spec.source}
-        return {"ebnf": spec.source}
+        if spec.kind == "json_schema" and chat:
+            schema = {"name": "answer", "schema": json.loads(spec.source)}
+            return {"response_format": {"type": "json_schema", "json_schema": schema}}
+        kind = {"json_schema": "json_schema", "regex": "regex"}.get(spec.kind, "ebnf")
+        return {kind: spec.source}
     raise ValueError(f"unknown server flavor {flavor!r}; expected one of {FLAVORS}")
 
 
@@ -327,7 +334,7 @@ class HTTPRuntime:
 
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
         payload = self._payload(prompt, out_type.token_budget())
-        payload |= grammar_fields(out_type.spec(), self.flavor)
+        payload |= grammar_fields(out_type.spec(), self.flavor, self.chat)
         url, reply = self._complete(prompt, payload)
         try:
             choice = reply["choices"][0]
