@@ -272,7 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--queries", help="comma-separated query names, e.g. Q1,Q3")
     p.add_argument("--rows", type=int, help="a deterministic sample of N rows per table")
-    p.add_argument("--model", help="GGUF path (default: the bundled model)")
+    p.add_argument(
+        "--model", help="GGUF path or server URL(s), comma-separated (default: the bundled model)"
+    )
+    p.add_argument(
+        "--server",
+        metavar="JSON",
+        help='options for a server --model, e.g. \'{"chat": true, "flavor": "vllm"}\'',
+    )
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--timeout", type=float, help="seconds per query before it is marked timeout")
     p.add_argument("--out", default="sembench-results")
@@ -314,6 +321,14 @@ def options_from(args: argparse.Namespace) -> dict:
         overrides["precision_first"] = args.precision_first
     if args.rank_by:
         overrides["rank_by"] = args.rank_by
+    if args.server:
+        try:
+            server = json.loads(args.server)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--server is not JSON: {err}") from None
+        if not isinstance(server, dict):
+            raise ValueError("--server must be a JSON object of server options")
+        overrides["server"] = server
     return overrides
 
 
@@ -349,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         "calibration": args.calibration or "content_free",
         "precision_first": overrides.get("precision_first", semql.PlanOptions().precision_first),
         "rank_by": overrides.get("rank_by", semql.PlanOptions().rank_by),
+        "server": overrides.get("server"),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

@@ -84,6 +84,7 @@ class Connection:
         embedder: str = "auto",
         safe: bool = False,
         max_concurrency: int = 4,
+        server: dict | None = None,
         **options,
     ):
         self.options = PlanOptions.from_kwargs(**options)
@@ -109,6 +110,8 @@ class Connection:
             "extra_bufts": extra_bufts,
         }
         self._max_concurrency = max_concurrency  # requests in flight per server endpoint
+        # a server's options (flavor, model name, chat, api_key, timeout, label_scores)
+        self._server_args = dict(server or {})
         self._runtime_profile: ModelProfile | None = None
         self.progress = progress
         self.stats = QueryStats()
@@ -137,11 +140,15 @@ class Connection:
         """The LM runtime, loaded on first use.
 
         llama.cpp in-process for a GGUF path (or the bundled default); an OpenAI-compatible
-        endpoint when the model is an http(s):// URL.
+        endpoint when the model is an http(s):// URL, with ``server=`` options (``flavor``,
+        ``model``, ``chat``, ``api_key``, ``timeout``, ``label_scores``).
         """
         if self._runtime is None:
             self._runtime = open_runtime(
-                model_choice(self._model_arg), self._max_concurrency, **self._runtime_args
+                model_choice(self._model_arg),
+                self._max_concurrency,
+                self._server_args,
+                **self._runtime_args,
             )
         return self._runtime
 

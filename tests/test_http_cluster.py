@@ -126,10 +126,27 @@ def test_endpoint_errors_are_clear():
         _ = semql.connect(model="http://127.0.0.1:1", max_concurrency=0).runtime
 
 
+def test_server_options_are_checked_where_the_connection_opens():
+    url = "http://127.0.0.1:1"
+    runtime = semql.connect(model=url, server={"flavor": "vllm", "model": "m"}).runtime
+    assert (runtime.flavor, runtime.model, runtime.chat) == ("vllm", "m", False)
+    cases = [
+        (url, {"temperature": 1}, "unknown server option 'temperature'"),
+        (url, {"chat": "yes"}, "chat must be true or false"),
+        (url, {"timeout": 0}, "timeout must be seconds > 0"),
+        (url, {"flavor": "tgi"}, "unknown server flavor 'tgi'"),
+        (None, {"chat": True}, "apply to a model server, but the model is the bundled"),
+    ]
+    for model, server, message in cases:
+        with pytest.raises(ModelError, match=message):
+            _ = semql.connect(model=model, server=server).runtime
+
+
 def test_chat_completions_for_an_instruct_model(servers):
     (_, a), _ = servers
-    runtime = HTTPRuntime(a, chat=True)
-    with semql.connect(runtime=runtime, cache=False) as con:
+    with semql.connect(model=a, server={"chat": True}, cache=False) as con:
+        runtime = con.runtime
+        assert isinstance(runtime, HTTPRuntime) and runtime.chat
         semql.load_sample(con)
         frame = con.query(
             "SELECT reviewId, LLMMap('Is the review positive?', reviewText) AS pos, "
@@ -197,34 +214,67 @@ def test_closed_sets_are_scored_and_calibrated_from_the_servers_log_probabilitie
     assert runtime.unscored == 0
 
 
-def test_labels_the_top_list_cannot_tell_apart_are_decoded_under_the_grammar(servers):
-    (_, a), _ = servers
-    # ' very good' and ' very bad' open with one token (' very'): its log-probability
-    # cannot separate them, so each row (and each calibration prompt) is decoded greedily
-    labels = ("very good", "very bad")
-    sql = (
-        "SELECT reviewId, LLMMap('Is this movie review very good or very bad?', reviewText, "
-        f"options={labels}) AS verdict FROM (SELECT DISTINCT reviewId, reviewText FROM "
-        "Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 6) ORDER BY reviewId"
-    )
-    with semql.connect(model=a, cache=False) as con:
-        semql.load_sample(con)
-        frame = con.query(sql)
-        runtime, stats = con.runtime, con.stats
-    assert runtime.unscored == 6 + stats.calibration_calls
-    # one scoring request and one grammar-constrained request a row
-    assert sum(runtime.requests.values()) == 2 * runtime.unscored
-    assert frame["verdict"].null_count() == 0 and set(frame["verdict"]) <= set(labels)
-    # each row's answer is the greedy answer under the grammar on its prompt, and its
-    # scores say so: log-probability 0 for that label, -inf for the other
-    out_type = T.OptionsType(labels)
+VERDICT = "Is this movie review very good or very bad?"
+VERDICTS = ("very good", "very bad")
+VERDICT_SQL = (
+    f"SELECT reviewId, LLMMap('{VERDICT}', reviewText, options={VERDICTS}) AS verdict "
+    "FROM (SELECT DISTINCT reviewId, reviewText FROM Reviews WHERE id = 'taken_3' "
+    "ORDER BY reviewId LIMIT 6) ORDER BY reviewId"
+)
+
+
+def _verdict_prompts(frame) -> list:
+    """The completion prompts of VERDICT_SQL's rows, in its row order."""
     build = PromptBuilder("completion").build
     with semql.connect(cache=False) as con:
         semql.load_sample(con)
         texts = dict(con.query("SELECT reviewId, reviewText FROM Reviews").iter_rows())
-    for review_id, verdict in frame.iter_rows():
-        prompt = build(sql.split("'")[1], out_type, ["review"], [texts[review_id]])
-        greedy = runtime.generate(prompt, out_type).text.strip()
-        assert verdict == greedy
-        expected = [0.0 if label == greedy else float("-inf") for label in labels]
-        assert runtime.score(prompt, out_type).logprobs == expected
+    out_type = T.OptionsType(VERDICTS)
+    return [build(VERDICT, out_type, ["review"], [texts[r]]) for r in frame["reviewId"]]
+
+
+def test_labels_sharing_a_first_token_are_scored_past_it(servers):
+    (_, a), _ = servers
+    # ' very good' / ' very bad' open with one token: a second request, the prompt
+    # continued by ' very', tells them apart
+    with semql.connect(model=a, cache=False) as con:
+        semql.load_sample(con)
+        frame = con.query(VERDICT_SQL)
+        runtime, stats = con.runtime, con.stats
+    assert runtime.unscored == 0 and stats.calibration_calls == 3
+    assert sum(runtime.requests.values()) == 2 * (6 + 3)
+    assert frame["verdict"].null_count() == 0 and set(frame["verdict"]) <= set(VERDICTS)
+    # whole labels scored in process on the same prompts: the chain is their score
+    out_type = T.OptionsType(VERDICTS)
+    prompts = _verdict_prompts(frame)
+    local = LlamaRuntime(smollm2_path(), seed=0, n_threads=1)
+    try:
+        here = np.array([local.score(p, out_type).logprobs for p in prompts])
+    finally:
+        local.close()
+    there = np.array([runtime.score(p, out_type).logprobs for p in prompts])
+    assert np.abs(there - here).max() < 2 * DRIFT  # two tokens' drift
+    margin_here, margin_there = here[:, 0] - here[:, 1], there[:, 0] - there[:, 1]
+    clear = np.abs(margin_here) > 4 * DRIFT
+    assert (np.sign(margin_here) == np.sign(margin_there))[clear].all()
+
+
+def test_labels_the_top_list_cannot_tell_apart_are_decoded_under_the_grammar(servers):
+    (_, a), _ = servers
+    # a chat turn cannot be continued, and 'very good' / 'very bad' open with one token
+    # there too: each row (and each calibration prompt) is decoded under the grammar
+    with semql.connect(model=a, server={"chat": True}, cache=False) as con:
+        semql.load_sample(con)
+        frame = con.query(VERDICT_SQL)
+        runtime, stats = con.runtime, con.stats
+    assert runtime.unscored == 6 + stats.calibration_calls
+    # one scoring request and one grammar-constrained request a row
+    assert sum(runtime.requests.values()) == 2 * runtime.unscored
+    assert frame["verdict"].null_count() == 0 and set(frame["verdict"]) <= set(VERDICTS)
+    # each row's scores are its greedy answer's: log-probability 0 for that label, -inf
+    # for the other (not compared with the query's own answers: a server's cache state
+    # changes its arithmetic, so a near tie may decode either way from one request to the
+    # next)
+    out_type = T.OptionsType(VERDICTS)
+    for prompt in _verdict_prompts(frame):
+        assert sorted(runtime.score(prompt, out_type).logprobs) == [float("-inf"), 0.0]

@@ -7,7 +7,11 @@ import math
 
 import pytest
 
-from semql.executors.runtimes.http_scores import label_logprobs, top_logprobs
+from semql.executors.runtimes.http_scores import (
+    chained_label_logprobs,
+    label_logprobs,
+    top_logprobs,
+)
 
 
 def test_both_reply_shapes():
@@ -68,3 +72,48 @@ def test_labels_opening_a_chat_turn():
 )
 def test_rows_it_cannot_score(top, labels):
     assert label_logprobs(top, labels) is None
+
+
+def _server(tops: dict[str, dict[str, float]]):
+    """Top log-probabilities after each continuation of one prompt, and the continuations
+    asked for (a server's replies, written out)."""
+    asked: list[str] = []
+
+    def top_after(written: str) -> dict[str, float] | None:
+        asked.append(written)
+        return tops.get(written)
+
+    return top_after, asked
+
+
+def test_labels_sharing_leading_tokens_are_scored_on_past_them():
+    top_after, asked = _server(
+        {
+            "": {" very": -0.2, " neutral": -2.5, "\n": -3.0},
+            " very": {" bad": -0.4, " good": -1.5, " very": -4.0},
+        }
+    )
+    labels = ["very good", "very bad", "neutral"]
+    assert chained_label_logprobs(top_after, labels) == [-0.2 - 1.5, -0.2 - 0.4, -2.5]
+    assert asked == ["", " very"]
+    # labels that part at once: one request
+    top_after, asked = _server({"": {" yes": -0.3, " no": -1.4}})
+    assert chained_label_logprobs(top_after, ["yes", "no"]) == [-0.3, -1.4]
+    assert asked == [""]
+
+
+@pytest.mark.parametrize(
+    "tops, labels",
+    [
+        ({"": {" good": -0.1}}, ["good", "good enough"]),  # one label is the other's prefix
+        ({"": {" very": -0.1}}, ["very good", "very bad"]),  # nothing listed past " very"
+        ({"": {" maybe": -0.1}}, ["yes", "no"]),  # no label listed
+        (
+            {"": {" a": -0.1}, " a": {" a": -0.1}, " a a": {" a": -0.1}, " a a a": {" a": -0.1}},
+            ["a a a a x", "a a a a y"],
+        ),  # shared past MAX_CONTINUATIONS
+    ],
+)
+def test_labels_the_chain_cannot_tell_apart(tops, labels):
+    top_after, _ = _server(tops)
+    assert chained_label_logprobs(top_after, labels) is None

@@ -42,10 +42,12 @@ import xgrammar as xgr
 from semql.errors import ExecutionError
 from semql.grammar.types import GrammarSpec, OutputType
 
-from .http_scores import TOP_LOGPROBS, label_logprobs, top_logprobs
+from .http_scores import TOP_LOGPROBS, chained_label_logprobs, label_logprobs, top_logprobs
 from .runtime import Generation, Scored
 
 FLAVORS = ("llama.cpp", "vllm", "sglang")
+# what ``semql.connect(model=url, server={...})`` may set (the rest comes from connect)
+SERVER_OPTIONS = ("flavor", "model", "chat", "api_key", "timeout", "label_scores", "retry_after")
 
 
 def gbnf(spec: GrammarSpec) -> str:
@@ -203,6 +205,12 @@ class HTTPRuntime:
             raise ValueError(f"max_concurrency must be a whole number, got {max_concurrency!r}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        for name, value in (("chat", chat), ("label_scores", label_scores)):
+            if not isinstance(value, bool):
+                raise ValueError(f"server option {name} must be true or false, got {value!r}")
+        for name, value in (("timeout", timeout), ("retry_after", retry_after)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"server option {name} must be seconds > 0, got {value!r}")
         self.endpoints = endpoint_urls(base_url)
         self.model = model
         self.flavor = flavor
@@ -307,30 +315,41 @@ class HTTPRuntime:
 
     def score(self, prompt: str, out_type: OutputType) -> Scored:
         """Each label's log-probability from the server's top log-probabilities of the
-        first answer token (http_scores.py); where they cannot tell the labels apart, a
-        greedy answer under the grammar, as log-probabilities 0 for it and -inf else."""
+        answer's first token (in a completion, of the tokens up to where the labels part:
+        http_scores.py); where they cannot tell the labels apart, a greedy answer under
+        the grammar, as log-probabilities 0 for it and -inf else."""
         labels = out_type.labels()
-        payload = self._payload(prompt, 1)
-        if self.chat:
-            payload |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        used = [0, 0]  # prompt tokens, cached prompt tokens
+
+        def top_after(written: str) -> dict[str, float] | None:
+            # (the Prompt itself where nothing is appended: a chat request needs its parts)
+            payload = self._payload(prompt + written if written else prompt, 1)
+            if self.chat:
+                payload |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
+            else:
+                payload["logprobs"] = TOP_LOGPROBS
+            if self.flavor == "llama.cpp":
+                payload["repeat_penalty"] = 1.0
+            _, reply = self._complete(prompt, payload)  # routed by the row's own prompt
+            prompt_tokens, cached, _ = token_counts(reply)
+            used[0] += prompt_tokens
+            used[1] += cached
+            return top_logprobs((reply.get("choices") or [{}])[0])
+
+        if self.chat:  # a chat turn cannot be continued: its first token only
+            top = top_after("")
+            scores = label_logprobs(top, labels, chat=True) if top else None
         else:
-            payload["logprobs"] = TOP_LOGPROBS
-        if self.flavor == "llama.cpp":
-            payload["repeat_penalty"] = 1.0
-        url, reply = self._complete(prompt, payload)
-        choices = reply.get("choices") or [{}]
-        top = top_logprobs(choices[0])
-        scores = label_logprobs(top, labels, self.chat) if top else None
-        prompt_tokens, cached, _ = token_counts(reply)
+            scores = chained_label_logprobs(top_after, labels)
         if scores is None:
             with self._lock:
                 self.unscored += 1
             gen = self.generate(prompt, out_type)
             answer = gen.text.strip()
             scores = [0.0 if label == answer else float("-inf") for label in labels]
-            prompt_tokens += gen.prompt_tokens
-            cached += gen.cached_tokens
-        return Scored(scores, prompt_tokens, cached, 0)
+            used[0] += gen.prompt_tokens
+            used[1] += gen.cached_tokens
+        return Scored(scores, used[0], used[1], 0)
 
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
         payload = self._payload(prompt, out_type.token_budget())

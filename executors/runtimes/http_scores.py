@@ -8,9 +8,17 @@ scored by its first token: the listed token that its text (after the space the g
 writes) starts with, longest first. That is the in-process score where a label is one
 token (" yes", " no", " positive", " 1" ... in the bundled models) and its first-token
 part otherwise. Where two labels would share that token, or none of them is listed,
-the row cannot be scored and :func:`label_logprobs` says so (the runtime then decodes
-greedily under the grammar, as for a server without log-probabilities). A label not in
-the list gets the smallest listed log-probability, an upper bound.
+the row cannot be scored from that list alone: :func:`label_logprobs` says so.
+
+In a completion the answer can be continued, so labels that open with one token
+(" very good" / " very bad") are told apart by asking again with that token appended to
+the prompt: :func:`chained_label_logprobs` scores each label as the chain of its tokens
+up to where the labels part (log P(" very") + log P(" good" | " very")), which is the
+in-process whole-label score where the rest of each label is one token. Rows it still
+cannot score (none listed, a label that is another's prefix, more than
+``MAX_CONTINUATIONS`` levels) are decoded greedily under the grammar by the runtime, as
+for a server without log-probabilities. A label not in the list gets the smallest listed
+log-probability, an upper bound.
 
 A chat reply is the assistant's own turn: an instruct model starts it without a space
 and, as a sentence, often capitalised ("Yes", "No"). So in a chat turn a label is
@@ -20,11 +28,12 @@ is the total probability of the tokens that start either form.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 TOP_LOGPROBS = 20  # vLLM's default cap on top log-probabilities per token
+MAX_CONTINUATIONS = 3  # requests past the first for labels that share leading tokens
 
 
 def top_logprobs(choice: dict) -> dict[str, float] | None:
@@ -67,3 +76,43 @@ def label_logprobs(
         float(np.logaddexp.reduce([top[t] for t in tokens])) if tokens else floor
         for tokens in found
     ]
+
+
+def chained_label_logprobs(
+    top_after: Callable[[str], dict[str, float] | None],
+    labels: Sequence[str],
+    depth: int = MAX_CONTINUATIONS,
+) -> list[float] | None:
+    """Each label's log-probability in a completion, from ``top_after(text)``: the top
+    log-probabilities of the next token after the prompt continued by ``text``. Labels
+    that open with one listed token are scored on from the prompt continued by it (at
+    most ``depth`` more requests deep); None where the labels cannot be told apart."""
+    return _chain(top_after, "", [" " + label for label in labels], depth)
+
+
+def _chain(top_after, written: str, texts: list[str], depth: int) -> list[float] | None:
+    top = top_after(written)
+    if not top:
+        return None
+    firsts: list[str | None] = []
+    for text in texts:
+        prefixes = [t for t in top if t.strip() and text.startswith(t)]
+        firsts.append(max(prefixes, key=len) if prefixes else None)
+    if all(t is None for t in firsts):
+        return None
+    floor = min(top.values())
+    scores: list[float] = [floor] * len(texts)
+    for token in {t for t in firsts if t is not None}:
+        at = [i for i, t in enumerate(firsts) if t == token]
+        if len(at) == 1:
+            scores[at[0]] = top[token]
+            continue
+        rests = [texts[i][len(token) :] for i in at]
+        if depth == 0 or not all(rests) or len(set(rests)) < len(rests):
+            return None
+        deeper = _chain(top_after, written + token, rests, depth - 1)
+        if deeper is None:
+            return None
+        for i, score in zip(at, deeper, strict=True):
+            scores[i] = top[token] + score
+    return scores

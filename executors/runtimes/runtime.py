@@ -96,20 +96,38 @@ def is_remote(choice: str | None) -> bool:
     return bool(choice) and str(choice).startswith(("http://", "https://"))
 
 
-def open_runtime(choice: str | None, max_concurrency: int = 4, **args) -> Runtime:
+def open_runtime(
+    choice: str | None, max_concurrency: int = 4, server: dict | None = None, **args
+) -> Runtime:
     """The backend for a model choice: servers for URLs, else llama.cpp in-process
     (a GGUF path, a bundled model's name, or the default). ``args`` are the in-process
-    runtime's (threads, context, seed...); servers take the seed and
-    ``max_concurrency`` (requests in flight per endpoint)."""
+    runtime's (threads, context, seed...); servers take the seed, ``max_concurrency``
+    (requests in flight per endpoint) and ``server``: HTTPRuntime's options (flavor,
+    model name, chat, api_key, timeout, label_scores)."""
+    server = dict(server or {})
     if is_remote(choice):
-        from .http_runtime import HTTPRuntime
+        from .http_runtime import SERVER_OPTIONS, HTTPRuntime
 
+        unknown = sorted(set(server) - set(SERVER_OPTIONS))
+        if unknown:
+            raise ModelError(
+                f"unknown server option {', '.join(map(repr, unknown))}; "
+                f"expected any of {', '.join(SERVER_OPTIONS)}"
+            )
         try:
             return HTTPRuntime(
-                str(choice), seed=args.get("seed", 0), max_concurrency=max_concurrency
+                str(choice),
+                seed=args.get("seed", 0),
+                max_concurrency=max_concurrency,
+                **server,
             )
         except ValueError as err:
             raise ModelError(str(err)) from None
+    if server:
+        raise ModelError(
+            f"server options ({', '.join(sorted(server))}) apply to a model server, but the "
+            f"model is {choice or 'the bundled default'}, not an http(s):// URL"
+        )
     from .model_files import resolve_model_path
 
     try:
