@@ -202,10 +202,18 @@ def spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def run_model(model: str, rows: list[dict], n: int, seed: int, raw: list[dict]) -> list[dict]:
-    """Score every task; per-row label distributions go to ``raw`` (for re-analysis)."""
+def run_model(
+    model: str, rows: list[dict], n: int, seed: int, raw: list[dict], style: str = "auto"
+) -> list[dict]:
+    """Score every task; per-row label distributions go to ``raw`` (for re-analysis).
+    ``style``: the model's own prompt style (``auto``: its chat template if it has one),
+    or ``completion`` / ``chat`` forced, to compare the two on the same rows."""
     runtime = LlamaRuntime(model)
-    builder = PromptBuilder(runtime.style, runtime.format_chat)
+    chosen = runtime.style if style == "auto" else style
+    if chosen == "chat" and not runtime.chat_template:
+        raise SystemExit(f"{model} has no chat template")
+    builder = PromptBuilder(chosen, runtime.format_chat)
+    label = os.path.basename(model) + ("" if style == "auto" else f" ({chosen})")
     rng = random.Random(seed)
     results = []
     for task in TASKS:
@@ -229,7 +237,7 @@ def run_model(model: str, rows: list[dict], n: int, seed: int, raw: list[dict]) 
             dom = np.mean([dist(t) for t in domain_texts(rows, 8, rng)], axis=0)
             raw.append(
                 {
-                    "model": os.path.basename(model),
+                    "model": label,
                     "task": name,
                     "shots": shots,
                     "probs": probs.round(5).tolist(),
@@ -251,7 +259,7 @@ def run_model(model: str, rows: list[dict], n: int, seed: int, raw: list[dict]) 
                     "batch": p.mean(axis=0),
                 }
                 entry = {
-                    "model": os.path.basename(model),
+                    "model": label,
                     "task": name,
                     "kind": kind,
                     "question": question,
@@ -302,6 +310,12 @@ def run_model(model: str, rows: list[dict], n: int, seed: int, raw: list[dict]) 
 METHODS = ("off", "content_free", "domain", "batch")
 
 
+def short_name(model: str) -> str:
+    """A model's file name cut to 14 characters, with its forced prompt style if any."""
+    base, _, style = model.partition(" (")
+    return base[:14] + (f" ({style}" if style else "")
+
+
 def table(results: list[dict], split: str) -> list[str]:
     lines = [
         f"## split: {split} (macro-F1 for classification, Spearman of the expected value "
@@ -319,19 +333,20 @@ def table(results: list[dict], split: str) -> list[str]:
             keyword = f"{e['keyword_f1']:.3f}" if "keyword_f1" in e else "–"
             cells += [f"{e['majority_f1']:.3f}", keyword]
         lines.append(
-            f"| {e['model'][:14]} | {e['task']} | {e['shots']} | {e['rows']} | "
+            f"| {short_name(e['model'])} | {e['task']} | {e['shots']} | {e['rows']} | "
             + " | ".join(cells)
             + " |"
         )
-    means = []
-    for m in METHODS:
-        vals = [
-            e[f"{m}_spearman_ev"] if e["kind"] == "scale" else e[f"{m}_f1"]
-            for e in results
-            if e["split"] == split
-        ]
-        means.append(f"{np.mean(vals):.3f}")
-    lines.append("| **mean** | | | | " + " | ".join(means) + " | | |")
+    for model in dict.fromkeys(e["model"] for e in results):  # a mean per model and style
+        means = []
+        for m in METHODS:
+            vals = [
+                e[f"{m}_spearman_ev"] if e["kind"] == "scale" else e[f"{m}_f1"]
+                for e in results
+                if e["split"] == split and e["model"] == model
+            ]
+            means.append(f"{np.mean(vals):.3f}")
+        lines.append(f"| **mean** {short_name(model)} | | | | " + " | ".join(means) + " | | |")
     return lines
 
 
@@ -341,6 +356,11 @@ def main() -> None:
     ap.add_argument("--models", default="gemma3-270m,smollm2")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/results/quality")
+    ap.add_argument(
+        "--styles",
+        default="auto",
+        help="comma-separated prompt styles per model: auto (the model's own), completion, chat",
+    )
     args = ap.parse_args()
     rows = load_rows()
     results: list[dict] = []
@@ -349,8 +369,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name in args.models.split(","):
-        results += run_model(resolve_model_path(name), rows, args.rows, args.seed, raw)
-        (out / f"quality-{stamp}-rows.json").write_text(json.dumps(raw))
+        for style in args.styles.split(","):
+            path = resolve_model_path(name)
+            results += run_model(path, rows, args.rows, args.seed, raw, style)
+            (out / f"quality-{stamp}-rows.json").write_text(json.dumps(raw))
     out.mkdir(parents=True, exist_ok=True)
     (out / f"quality-{stamp}.json").write_text(json.dumps(results, indent=1))
     title = f"# Closed-set quality by decision method ({args.rows} rows a task, seed {args.seed})"

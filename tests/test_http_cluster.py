@@ -45,17 +45,19 @@ def servers():
             stop_server(proc)
 
 
-def _run(model, **options):
+def _run(model, sql: str = SQL, **options):
+    """``sql``'s answers over the sample tables, the runtime that gave them, its stats."""
     with semql.connect(model=model, cache=False, **options) as con:
         semql.load_sample(con)
-        frame = con.query(SQL)
-        return frame, con.runtime.requests, con.stats
+        frame = con.query(sql)
+        return frame, con.runtime, con.stats
 
 
 def test_requests_in_flight_on_two_endpoints_answer_as_one_at_a_time(servers):
     (_, a), (_, b) = servers
     one, _, _ = _run(a, max_concurrency=1)
-    both, served, stats = _run([a, b], max_concurrency=4)
+    both, runtime, stats = _run([a, b], max_concurrency=4)
+    served = runtime.requests
     assert both.equals(one)  # the same answers, in row order
     assert stats.lm_calls == ROWS
     assert sorted(served) == sorted(endpoint_urls([a, b])) and min(served.values()) > 0
@@ -237,10 +239,7 @@ def test_labels_sharing_a_first_token_are_scored_past_it(servers):
     (_, a), _ = servers
     # ' very good' / ' very bad' open with one token: a second request, the prompt
     # continued by ' very', tells them apart
-    with semql.connect(model=a, cache=False) as con:
-        semql.load_sample(con)
-        frame = con.query(VERDICT_SQL)
-        runtime, stats = con.runtime, con.stats
+    frame, runtime, stats = _run(a, VERDICT_SQL)
     assert runtime.unscored == 0 and stats.calibration_calls == 3
     assert sum(runtime.requests.values()) == 2 * (6 + 3)
     assert frame["verdict"].null_count() == 0 and set(frame["verdict"]) <= set(VERDICTS)
@@ -263,10 +262,7 @@ def test_labels_the_top_list_cannot_tell_apart_are_decoded_under_the_grammar(ser
     (_, a), _ = servers
     # a chat turn cannot be continued, and 'very good' / 'very bad' open with one token
     # there too: each row (and each calibration prompt) is decoded under the grammar
-    with semql.connect(model=a, server={"chat": True}, cache=False) as con:
-        semql.load_sample(con)
-        frame = con.query(VERDICT_SQL)
-        runtime, stats = con.runtime, con.stats
+    frame, runtime, stats = _run(a, VERDICT_SQL, server={"chat": True})
     assert runtime.unscored == 6 + stats.calibration_calls
     # one scoring request and one grammar-constrained request a row
     assert sum(runtime.requests.values()) == 2 * runtime.unscored
