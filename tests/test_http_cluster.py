@@ -138,6 +138,7 @@ def test_server_options_are_checked_where_the_connection_opens():
         (url, {"timeout": 0}, "timeout must be seconds > 0"),
         (url, {"flavor": "tgi"}, "unknown server flavor 'tgi'"),
         (None, {"chat": True}, "apply to a model server, but the model is the bundled"),
+        (url, "chat", "server= takes a dict"),
     ]
     for model, server, message in cases:
         with pytest.raises(ModelError, match=message):

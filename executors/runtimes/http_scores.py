@@ -102,7 +102,8 @@ def _chain(top_after, written: str, texts: list[str], depth: int) -> list[float]
         return None
     floor = min(top.values())
     scores: list[float] = [floor] * len(texts)
-    for token in {t for t in firsts if t is not None}:
+    # in the labels' order, so a row's requests go out in one order run after run
+    for token in dict.fromkeys(t for t in firsts if t is not None):
         at = [i for i, t in enumerate(firsts) if t == token]
         if len(at) == 1:
             scores[at[0]] = top[token]

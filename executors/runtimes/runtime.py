@@ -104,6 +104,8 @@ def open_runtime(
     runtime's (threads, context, seed...); servers take the seed, ``max_concurrency``
     (requests in flight per endpoint) and ``server``: HTTPRuntime's options (flavor,
     model name, chat, api_key, timeout, label_scores)."""
+    if server is not None and not isinstance(server, dict):
+        raise ModelError(f"server= takes a dict of server options, got {server!r}")
     server = dict(server or {})
     if is_remote(choice):
         from .http_runtime import SERVER_OPTIONS, HTTPRuntime
