@@ -111,7 +111,7 @@ class Connection:
         }
         self._max_concurrency = max_concurrency  # requests in flight per server endpoint
         # a server's options (flavor, model name, chat, api_key, timeout, label_scores)
-        self._server_args = dict(server or {})
+        self._server_args = server
         self._runtime_profile: ModelProfile | None = None
         self.progress = progress
         self.stats = QueryStats()
