@@ -369,8 +369,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name in args.models.split(","):
+        path = resolve_model_path(name)
         for style in args.styles.split(","):
-            path = resolve_model_path(name)
             results += run_model(path, rows, args.rows, args.seed, raw, style)
             (out / f"quality-{stamp}-rows.json").write_text(json.dumps(raw))
     out.mkdir(parents=True, exist_ok=True)

@@ -110,7 +110,7 @@ class Connection:
             "extra_bufts": extra_bufts,
         }
         self._max_concurrency = max_concurrency  # requests in flight per server endpoint
-        # a server's options (flavor, model name, chat, api_key, timeout, label_scores)
+        # a server's options (http_runtime.SERVER_OPTIONS), checked when the model opens
         self._server_args = server
         self._runtime_profile: ModelProfile | None = None
         self.progress = progress
@@ -141,7 +141,7 @@ class Connection:
 
         llama.cpp in-process for a GGUF path (or the bundled default); an OpenAI-compatible
         endpoint when the model is an http(s):// URL, with ``server=`` options (``flavor``,
-        ``model``, ``chat``, ``api_key``, ``timeout``, ``label_scores``).
+        ``model``, ``chat``, ``api_key``, ``timeout``, ``retry_after``, ``label_scores``).
         """
         if self._runtime is None:
             self._runtime = open_runtime(

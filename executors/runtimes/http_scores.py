@@ -53,6 +53,12 @@ def top_logprobs(choice: dict) -> dict[str, float] | None:
     return None
 
 
+def first_token(top: dict[str, float], text: str) -> str | None:
+    """The longest listed token that ``text`` starts with (a bare space is not one)."""
+    prefixes = [t for t in top if t.strip() and text.startswith(t)]
+    return max(prefixes, key=len) if prefixes else None
+
+
 def label_logprobs(
     top: dict[str, float], labels: Sequence[str], chat: bool = False
 ) -> list[float] | None:
@@ -62,12 +68,7 @@ def label_logprobs(
     found: list[set[str]] = []
     for label in labels:
         forms = {label, label[:1].upper() + label[1:]} if chat else {" " + label}
-        tokens = set()
-        for text in forms:
-            prefixes = [t for t in top if t.strip() and text.startswith(t)]
-            if prefixes:
-                tokens.add(max(prefixes, key=len))
-        found.append(tokens)
+        found.append({t for t in (first_token(top, text) for text in forms) if t is not None})
     listed = [t for tokens in found for t in tokens]
     if not listed or len(set(listed)) != len(listed):
         return None
@@ -94,10 +95,7 @@ def _chain(top_after, written: str, texts: list[str], depth: int) -> list[float]
     top = top_after(written)
     if not top:
         return None
-    firsts: list[str | None] = []
-    for text in texts:
-        prefixes = [t for t in top if t.strip() and text.startswith(t)]
-        firsts.append(max(prefixes, key=len) if prefixes else None)
+    firsts = [first_token(top, text) for text in texts]
     if all(t is None for t in firsts):
         return None
     floor = min(top.values())

@@ -102,8 +102,8 @@ def open_runtime(
     """The backend for a model choice: servers for URLs, else llama.cpp in-process
     (a GGUF path, a bundled model's name, or the default). ``args`` are the in-process
     runtime's (threads, context, seed...); servers take the seed, ``max_concurrency``
-    (requests in flight per endpoint) and ``server``: HTTPRuntime's options (flavor,
-    model name, chat, api_key, timeout, label_scores)."""
+    (requests in flight per endpoint) and ``server``: HTTPRuntime's options
+    (http_runtime.SERVER_OPTIONS)."""
     if server is not None and not isinstance(server, dict):
         raise ModelError(f"server= takes a dict of server options, got {server!r}")
     server = dict(server or {})
