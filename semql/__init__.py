@@ -9,7 +9,11 @@ df = con.query("SELECT reviewId FROM Reviews "
 
 from __future__ import annotations
 
-from .connection import Connection, connect
+from .executors.runtimes.thread_policy import quiet_openmp_waits
+
+quiet_openmp_waits()  # before llama.cpp's OpenMP runtime loads (thread_policy.py)
+
+from .connection import Connection, connect  # noqa: E402
 from .errors import (
     BindError,
     ExecutionError,

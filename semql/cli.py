@@ -6,6 +6,7 @@
     semql run FILE.sql [DB]             every statement of a file
     semql demo                          example semantic queries on the sample data
     semql info                          version, model, threads, CPU kernels in use and why
+    semql serve [MODEL] [--port N]      the model over HTTP, with SemQL's kernels and threads
     semql bench movie [options]         the SemBench runner (see semql bench --help)
 
 Errors print as one message (parse errors with a caret) and the exit status is 1; --debug
@@ -86,6 +87,25 @@ def _info(con: Connection) -> None:
     print("\n".join(lines))
 
 
+def _kernels_line(model: str | None) -> str:
+    """The kernel path already decided for the model, without loading or probing it."""
+    from semql.executors.runtimes import cpu_backend
+    from semql.executors.runtimes.model_files import resolve_model_path
+
+    try:
+        path = resolve_model_path(model)
+        forced = cpu_backend.forced_setting()
+        verdict = cpu_backend.stored_verdict(path) if forced is None else None
+    except SemQLError as err:
+        return f"CPU kernels: unknown ({err})"
+    if forced is not None:
+        return f"CPU kernels: extra buffer types {'on' if forced else 'off'} (SEMQL_EXTRA_BUFTS)"
+    if verdict is None:
+        return "CPU kernels: not probed yet for this model (semql info probes and shows them)"
+    state = "on" if verdict.extra_bufts else "off"
+    return f"CPU kernels: extra buffer types (AMX / repacked weights) {state}: {verdict.reason}"
+
+
 def _banner(con: Connection, database: str) -> str:
     where = "an in-memory database" if database == ":memory:" else database
     model = con.model_path or "the bundled Gemma 3 270M"
@@ -115,12 +135,16 @@ def main(argv: list[str] | None = None) -> int:
         from semql.sembench.runner import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:1] == ["serve"]:
+        from semql.serve import main as serve_main
+
+        return serve_main(argv[1:])
     opts = build_parser().parse_args(argv)
     words = list(opts.args)
     if opts.version:
         from semql import __version__
 
-        print(f"semql {__version__}")
+        print(f"semql {__version__}\n{_kernels_line(opts.model)}")
         return 0
     mode = words.pop(0) if words and words[0] in ("demo", "info", "run") else None
     file = words.pop(0) if mode == "run" and words else None

@@ -21,6 +21,7 @@ from semql.executors.operators.engine import Engine
 from semql.executors.operators.run_state import QueryRun
 from semql.executors.proxy.embedding_views import EmbeddingStore
 from semql.executors.proxy.embeddings import make_embedders
+from semql.executors.runtimes.cpu_backend import parse_setting
 from semql.executors.runtimes.runtime import is_remote, model_choice, open_runtime
 from semql.planner import logical as L
 from semql.planner import plan as plan_statement
@@ -78,7 +79,7 @@ class Connection:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         seed: int = 0,
-        extra_bufts: bool | None = None,
+        extra_bufts: bool | str | None = None,
         runtime=None,
         progress: Progress | None = None,
         embedder: str = "auto",
@@ -107,7 +108,7 @@ class Connection:
             "n_ctx": n_ctx,
             "n_threads": n_threads,
             "seed": seed,
-            "extra_bufts": extra_bufts,
+            "extra_bufts": parse_setting(extra_bufts),  # a typo fails here, named
         }
         self._max_concurrency = max_concurrency  # requests in flight per server endpoint
         # a server's options (http_runtime.SERVER_OPTIONS), checked when the model opens
@@ -168,7 +169,8 @@ class Connection:
         if is_remote(choice):  # opening a server's runtime connects to nothing
             self._runtime_profile = profile_for(self.runtime)
             return self._runtime_profile
-        from semql.executors.runtimes.model_files import default_threads, resolve_model_path
+        from semql.executors.runtimes.model_files import resolve_model_path
+        from semql.executors.runtimes.thread_policy import default_threads
 
         try:
             path = resolve_model_path(choice)
@@ -337,7 +339,9 @@ class Connection:
             else:
                 self._embed_store = EmbeddingStore(self._con.cursor())
         if self._embedders is None:
-            self._embedders = make_embedders(self._embedder_spec, self.model_path)
+            self._embedders = make_embedders(
+                self._embedder_spec, self.model_path, self._runtime_args["extra_bufts"]
+            )
         return self._embed_store, self._embedders, self._runtime_args["seed"]
 
     def _lm_executor(

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -45,32 +44,106 @@ def test_probe_that_fails_or_hangs_turns_them_off():
     assert hung.extra_bufts is False and "did not finish" in hung.reason
 
 
-def test_verdict_is_stored_per_build_and_cpu(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEMQL_CACHE_DIR", str(tmp_path))
-    monkeypatch.delenv("SEMQL_EXTRA_BUFTS", raising=False)
-    marker = tmp_path / "probe-ran"
+def _model_file(tmp_path, name: str, content: bytes = b"GGUF model bytes") -> str:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return str(path)
+
+
+def _counting_probe(monkeypatch, marker, code: str) -> None:
+    """probe_command runs ``code`` in a child that first appends to ``marker``."""
     monkeypatch.setattr(
         cpu_backend,
         "probe_command",
-        lambda path: _child(
-            f"open({str(marker)!r}, 'a').write('x'); "
-            "import os, signal; os.kill(os.getpid(), signal.SIGILL)"
-        ),
+        lambda path: _child(f"open({str(marker)!r}, 'a').write('x'); {code}"),
     )
-    first = cpu_backend.decide("unused.gguf")
-    second = cpu_backend.decide("unused.gguf")
+
+
+def test_verdict_is_stored_per_build_cpu_and_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMQL_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SEMQL_EXTRA_BUFTS", raising=False)
+    marker = tmp_path / "probe-ran"
+    _counting_probe(monkeypatch, marker, "import os, signal; os.kill(os.getpid(), signal.SIGILL)")
+    model = _model_file(tmp_path, "a.gguf")
+    first = cpu_backend.decide(model)
+    second = cpu_backend.decide(model)
     assert first == second and first.extra_bufts is False
     assert marker.read_text() == "x"  # the probe ran once
     stored = json.loads((tmp_path / cpu_backend.VERDICT_FILE).read_text())
-    assert stored[cpu_backend.machine_key()]["extra_bufts"] is False
+    assert stored[cpu_backend.verdict_key(model)]["extra_bufts"] is False
+    other = _model_file(tmp_path, "b.gguf", b"GGUF other tensors")  # another model: probed
+    assert cpu_backend.decide(other).extra_bufts is False
+    assert marker.read_text() == "xx"
+    assert len(json.loads((tmp_path / cpu_backend.VERDICT_FILE).read_text())) == 2
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import time; time.sleep(10)",  # timed out (a busy machine)
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",  # the OOM killer
+        "import sys; sys.exit('out of memory')",
+    ],
+)
+def test_inconclusive_probe_is_not_stored_and_runs_again_next_process(tmp_path, monkeypatch, code):
+    monkeypatch.setenv("SEMQL_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SEMQL_EXTRA_BUFTS", raising=False)
+    monkeypatch.setattr(cpu_backend, "PROBE_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(cpu_backend, "_THIS_PROCESS", {})
+    marker = tmp_path / "probe-ran"
+    _counting_probe(monkeypatch, marker, code)
+    model = _model_file(tmp_path, "a.gguf")
+    verdict = cpu_backend.decide(model)
+    assert verdict.extra_bufts is False and not verdict.lasting
+    assert "probed again" in verdict.reason
+    assert not (tmp_path / cpu_backend.VERDICT_FILE).exists()
+    cpu_backend.decide(model)  # the same process does not wait for another probe
+    assert marker.read_text() == "x"
+    monkeypatch.setattr(cpu_backend, "_THIS_PROCESS", {})  # as a new process
+    cpu_backend.decide(model)
+    assert marker.read_text() == "xx"
 
 
 def test_setting_forces_either_way(monkeypatch):
     monkeypatch.setenv("SEMQL_EXTRA_BUFTS", "off")
     assert cpu_backend.decide("unused.gguf").extra_bufts is False
-    monkeypatch.setenv("SEMQL_EXTRA_BUFTS", "on")
+    monkeypatch.setenv("SEMQL_EXTRA_BUFTS", "On")
     assert cpu_backend.decide("unused.gguf").extra_bufts is True
     assert cpu_backend.decide("unused.gguf", extra_bufts=False).extra_bufts is False
+    assert cpu_backend.decide("unused.gguf", extra_bufts="off").extra_bufts is False
+
+
+@pytest.mark.parametrize("value", ["offf", "2", "maybe"])
+def test_a_setting_that_is_no_setting_is_an_error_naming_it(monkeypatch, value):
+    from semql import ModelError
+
+    monkeypatch.delenv("SEMQL_EXTRA_BUFTS", raising=False)
+    with pytest.raises(ModelError, match=rf"extra_bufts='{value}'.*on / off / auto"):
+        cpu_backend.decide("unused.gguf", extra_bufts=value)
+    monkeypatch.setenv("SEMQL_EXTRA_BUFTS", value)
+    with pytest.raises(ModelError, match=rf"SEMQL_EXTRA_BUFTS='{value}'.*on / off / auto"):
+        cpu_backend.decide("unused.gguf")
+
+
+def test_connect_rejects_a_bad_setting_at_once():
+    import semql
+
+    with pytest.raises(semql.ModelError, match="extra_bufts='offf'"):
+        semql.connect(extra_bufts="offf")
+    with pytest.raises(semql.ModelError, match="extra_bufts=3"):
+        semql.connect(extra_bufts=3)
+
+
+def test_unwritable_cache_directory_is_a_clear_error(tmp_path, monkeypatch):
+    from semql import ModelError
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("SEMQL_CACHE_DIR", str(blocked / "semql"))
+    monkeypatch.delenv("SEMQL_EXTRA_BUFTS", raising=False)
+    monkeypatch.setattr(cpu_backend, "probe_command", lambda path: _child("pass"))
+    with pytest.raises(ModelError, match="cache directory .*not-a-folder.*SEMQL_CACHE_DIR"):
+        cpu_backend.decide(_model_file(tmp_path, "a.gguf"))
 
 
 def test_model_params_sets_the_flag_for_one_load_only():
@@ -114,35 +187,3 @@ def test_lm_query_in_a_child_process_exits_normally(tmp_path):
     )
     assert info.returncode == 0, info.stderr
     assert "extra buffer types" in info.stdout and "threads:" in info.stdout
-
-
-def test_thread_policy_leaves_cores_busy_elsewhere_alone():
-    from semql.executors.runtimes.thread_policy import ThreadPolicy
-
-    fixed = ThreadPolicy(3)
-    assert fixed.threads_now() == 3 and "configured" in fixed.reason
-    policy = ThreadPolicy()
-    if policy.max_threads < 2:
-        pytest.skip("one core: nothing to adapt")
-    before = policy.threads_now()  # other work on this machine may already hold cores
-    busy = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        for _ in range(policy.max_threads)
-    ]
-    try:
-        time.sleep(0.5)
-        policy._checked = 0.0  # recount now rather than a second after ``before``
-        assert policy.threads_now() == 1
-        assert "other processes" in policy.reason
-    finally:
-        for p in busy:
-            p.kill()
-            p.wait()
-    counts = []
-    for _ in range(20):  # the killed loops leave the run queue within moments
-        policy._checked = 0.0  # recount now rather than in a second
-        counts.append(policy.threads_now())
-        if counts[-1] >= before:
-            break
-        time.sleep(0.1)
-    assert counts[-1] >= before, counts

@@ -77,17 +77,19 @@ class MiniLMEmbedder:
 class GGUFEmbedder:
     """Mean-pooled llama.cpp embeddings of a GGUF model."""
 
-    def __init__(self, path: str, n_threads: int | None = None):
+    def __init__(self, path: str, n_threads: int | None = None, extra_bufts: object = None):
         import llama_cpp
 
         from ..runtimes import cpu_backend
-        from ..runtimes.model_files import check_gguf, default_threads
+        from ..runtimes.model_files import check_gguf
+        from ..runtimes.thread_policy import default_threads
 
         check_gguf(path)
         with open(path, "rb") as f:
             digest = hashlib.sha256(f.read(1 << 20)).hexdigest()[:16]
         self.id = f"gguf-{os.path.basename(path)}-{digest}"
-        verdict = cpu_backend.decide(path)  # never the kernels that die with SIGILL
+        # the connection's kernel setting, else the probe's: never kernels that crash here
+        verdict = cpu_backend.decide(path, extra_bufts)
         try:
             with cpu_backend.model_params(verdict.extra_bufts):
                 self._llm = llama_cpp.Llama(
@@ -109,27 +111,30 @@ class GGUFEmbedder:
         return out
 
 
-def make_embedder(spec: str, lm_path: str | None = None) -> Embedder:
-    """``lexical``, ``minilm``, ``gguf:PATH`` or ``lm`` (the connection's own model)."""
+def make_embedder(spec: str, lm_path: str | None = None, extra_bufts: object = None) -> Embedder:
+    """``lexical``, ``minilm``, ``gguf:PATH`` or ``lm`` (the connection's own model);
+    GGUF models load with the connection's ``extra_bufts`` setting."""
     if spec == "lexical":
         return LexicalEmbedder()
     if spec == "minilm":
         return MiniLMEmbedder()
     if spec.startswith("gguf:"):
-        return GGUFEmbedder(spec[5:])
+        return GGUFEmbedder(spec[5:], extra_bufts=extra_bufts)
     if spec == "lm" and lm_path:
-        return GGUFEmbedder(lm_path)
+        return GGUFEmbedder(lm_path, extra_bufts=extra_bufts)
     raise ModelError(f"unknown embedder {spec!r}; expected lexical, minilm, gguf:PATH or lm")
 
 
-def make_embedders(spec: str, lm_path: str | None = None) -> list[Embedder]:
+def make_embedders(
+    spec: str, lm_path: str | None = None, extra_bufts: object = None
+) -> list[Embedder]:
     """The embedders a comma-separated spec names; ``auto``: the lexical one, and MiniLM
     where it is installed (proxies measure which one pays, per query)."""
     if spec == "auto":
         names = ["lexical"] + (["minilm"] if minilm_available() else [])
     else:
         names = [s.strip() for s in spec.split(",")]
-    return [make_embedder(name, lm_path) for name in names]
+    return [make_embedder(name, lm_path, extra_bufts) for name in names]
 
 
 def minilm_available() -> bool:

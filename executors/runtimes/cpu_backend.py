@@ -10,10 +10,16 @@ error. Loading with ``use_extra_bufts = False`` avoids those kernels.
 So the first load on a machine runs a probe in a child process: it loads the model with
 the extra buffer types and runs a batched and a single-token decode on two threads. If
 the child exits normally they are kept (they are faster where they apply); if it dies
-(SIGILL shows as return code -4), times out or fails, SemQL loads without them. The
-verdict is stored per llama.cpp build and CPU in the cache directory, so the probe runs
-once. ``SEMQL_EXTRA_BUFTS=on|off`` (or ``connect(extra_bufts=True|False)``) forces
-either way; ``semql info`` shows the path in use and why.
+(SIGILL is return code -4, SIGSEGV -11), times out or fails, SemQL loads without them.
+
+Only a clear answer is stored: a clean exit, or death by a signal that a crashing kernel
+raises. It is stored per llama.cpp build, CPU and model file (which tensors reach the
+extra kernels depends on the model's tensor types), so the probe runs once per model. A
+probe that timed out, was killed from outside (the OOM killer's SIGKILL) or failed
+otherwise says nothing lasting about the kernels: this process loads without them and
+the next one probes again. ``SEMQL_EXTRA_BUFTS=on|off|auto`` (or ``connect(extra_bufts=
+True|False|None)``) forces either way; any other value is an error naming the accepted
+ones. ``semql info`` shows the path in use and why.
 """
 
 from __future__ import annotations
@@ -31,19 +37,32 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .model_files import atomic_write_text, cache_dir
+from semql.errors import ModelError
+
+from .model_files import atomic_write_text, cache_dir, model_sha256
 
 VERDICT_FILE = "cpu_backend.json"
 PROBE_TIMEOUT_S = 180.0
+# Deaths that a crashing kernel causes: a verdict worth keeping. Any other signal came
+# from outside the probe (SIGKILL from the OOM killer, SIGTERM at shutdown).
+CRASH_SIGNALS = {signal.SIGILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGABRT}
+SETTINGS = {
+    "on": True, "true": True, "1": True, "yes": True,
+    "off": False, "false": False, "0": False, "no": False,
+    "auto": None, "": None,
+}  # fmt: skip
 _PATCH_LOCK = threading.Lock()
+_THIS_PROCESS: dict[str, Verdict] = {}  # verdicts not stored: asked again next process
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether to load with the extra buffer types, and why."""
+    """Whether to load with the extra buffer types, and why; ``lasting`` when the probe
+    gave a clear answer worth storing."""
 
     extra_bufts: bool
     reason: str
+    lasting: bool = True
 
 
 def _cpuinfo(field: str) -> str:
@@ -78,63 +97,94 @@ def machine_key() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def forced_setting(extra_bufts: bool | None = None) -> bool | None:
-    """The user's choice: the argument, else $SEMQL_EXTRA_BUFTS (on/off/auto)."""
+def parse_setting(value: object, source: str = "extra_bufts") -> bool | None:
+    """True, False or None (auto) from a bool, None or one of SETTINGS' words; anything
+    else is a ModelError naming ``source`` and the accepted values."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in SETTINGS:
+        return SETTINGS[value.strip().lower()]
+    raise ModelError(
+        f"{source}={value!r} is not a setting for llama.cpp's extra buffer types; expected "
+        "on / off / auto (also true / false, 1 / 0, yes / no; True, False or None in Python)"
+    )
+
+
+def forced_setting(extra_bufts: object = None) -> bool | None:
+    """The user's choice: the argument, else $SEMQL_EXTRA_BUFTS, else None (auto)."""
     if extra_bufts is not None:
-        return bool(extra_bufts)
-    value = os.environ.get("SEMQL_EXTRA_BUFTS", "auto").strip().lower()
-    if value in ("1", "on", "true", "yes"):
-        return True
-    if value in ("0", "off", "false", "no"):
-        return False
-    return None
+        return parse_setting(extra_bufts, "extra_bufts")
+    return parse_setting(os.environ.get("SEMQL_EXTRA_BUFTS", "auto"), "SEMQL_EXTRA_BUFTS")
 
 
 def probe_command(model_path: str) -> list[str]:
     return [sys.executable, "-m", "semql.executors.runtimes.cpu_backend", model_path]
 
 
-def run_probe(command: list[str], timeout: float = PROBE_TIMEOUT_S) -> Verdict:
-    """Run ``command`` (a child that loads and decodes with the extra buffer types)."""
+def run_probe(command: list[str], timeout: float | None = None) -> Verdict:
+    """Run ``command`` (a child that loads and decodes with the extra buffer types)
+    for at most ``timeout`` seconds (PROBE_TIMEOUT_S)."""
+    timeout = timeout or PROBE_TIMEOUT_S
     started = time.perf_counter()
     try:
         done = subprocess.run(
             command, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
         )
     except subprocess.TimeoutExpired:
-        return Verdict(False, f"probe did not finish in {timeout:.0f} s")
+        return Verdict(False, f"probe did not finish in {timeout:.0f} s", lasting=False)
     except OSError as err:
-        return Verdict(False, f"probe could not start: {err}")
+        return Verdict(False, f"probe could not start: {err}", lasting=False)
     took = time.perf_counter() - started
     if done.returncode == 0:
         return Verdict(True, f"probe decoded with them ({took:.1f} s)")
     if done.returncode < 0:
-        name = signal.Signals(-done.returncode).name
-        return Verdict(False, f"probe died with {name} (return code {done.returncode})")
+        sig = signal.Signals(-done.returncode)
+        reason = f"probe died with {sig.name} (return code {done.returncode})"
+        return Verdict(False, reason, lasting=sig in CRASH_SIGNALS)
     tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-    return Verdict(False, f"probe failed with exit code {done.returncode}: {tail[0][:200]}")
+    reason = f"probe failed with exit code {done.returncode}: {tail[0][:200]}"
+    return Verdict(False, reason, lasting=False)
 
 
-def decide(model_path: str, extra_bufts: bool | None = None) -> Verdict:
-    """Forced setting, else the stored verdict for this build and CPU, else a probe."""
+def verdict_key(model_path: str) -> str:
+    """The llama.cpp build and CPU (machine_key) and the model file's sha256."""
+    return f"{machine_key()}:{model_sha256(model_path)[:16]}"
+
+
+def stored_verdict(model_path: str) -> Verdict | None:
+    """The verdict already known for this build, CPU and model, without probing."""
+    key = verdict_key(model_path)
+    if key in _THIS_PROCESS:
+        return _THIS_PROCESS[key]
+    try:
+        known = json.loads((cache_dir() / VERDICT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    entry = known.get(key)
+    return Verdict(**entry) if isinstance(entry, dict) else None
+
+
+def decide(model_path: str, extra_bufts: object = None) -> Verdict:
+    """Forced setting, else the known verdict for this build, CPU and model, else a probe
+    (stored when its answer is lasting, else kept for this process only)."""
     forced = forced_setting(extra_bufts)
     if forced is not None:
         return Verdict(forced, "forced by setting (extra_bufts / SEMQL_EXTRA_BUFTS)")
-    key = machine_key()
+    known = stored_verdict(model_path)
+    if known is not None:
+        return known
+    verdict = run_probe(probe_command(model_path))
+    key = verdict_key(model_path)
+    if not verdict.lasting:
+        _THIS_PROCESS[key] = Verdict(False, verdict.reason + "; probed again next run", False)
+        return _THIS_PROCESS[key]
     path = cache_dir() / VERDICT_FILE
     try:
-        known = json.loads(path.read_text())
+        stored = json.loads(path.read_text())
     except (OSError, ValueError):
-        known = {}
-    if key in known:
-        return Verdict(**known[key])
-    verdict = run_probe(probe_command(model_path))
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
-    known[key] = asdict(verdict)
-    atomic_write_text(path, json.dumps(known, indent=1))
+        stored = {}
+    stored[key] = asdict(verdict)
+    atomic_write_text(path, json.dumps(stored, indent=1))
     return verdict
 
 

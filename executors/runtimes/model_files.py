@@ -74,11 +74,25 @@ def model_sha256(path: str, known_digest: str | None = None) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Replace a file of SemQL's cache directory whole (a reader never sees half of it).
+
+    A directory that cannot be written is a ModelError naming it and the variable that
+    moves it, rather than a bare OSError from deep inside a model load.
+    """
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise ModelError(
+            f"cannot write {path.name} in SemQL's cache directory {path.parent}: "
+            f"{err.strerror or err}; set SEMQL_CACHE_DIR to a writable folder"
+        ) from None
 
 
 def default_model_path() -> str:
@@ -131,10 +145,3 @@ def resolve_model_path(model: str | None) -> str:
     path = os.path.expanduser(str(choice))
     check_gguf(path)
     return path
-
-
-def default_threads() -> int:
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # not on Linux
-        return max(os.cpu_count() or 1, 1)
