@@ -41,6 +41,10 @@ def serve(
             f"semql serve needs llama-cpp-python's server ({err.name} is missing): "
             "pip install 'semql[serve]'"
         ) from None
+    if not verbose:
+        from semql.executors.runtimes import llama_log
+
+        llama_log.errors_only()
     path = resolve_model_path(model)
     verdict = cpu_backend.decide(path, extra_bufts)
     if n_threads:

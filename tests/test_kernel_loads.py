@@ -101,3 +101,16 @@ def test_semql_serve_loads_with_the_kernels_asked(tmp_path):
     assert "extra buffer types (AMX / repacked weights): off" in log
     assert _buffers(log) == set(), f"loaded with {_buffers(log)} although forced off"
     assert isinstance(text, str)
+
+
+def test_version_shows_the_stored_kernel_path(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SEMQL_CACHE_DIR": str(tmp_path), "SEMQL_EXTRA_BUFTS": "off"}
+    done = subprocess.run(
+        [sys.executable, "-m", "semql.cli", "--version"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "CPU kernels: extra buffer types off (SEMQL_EXTRA_BUFTS)" in done.stdout

@@ -13,9 +13,7 @@ Why a hand-written decoding loop instead of ``Llama.__call__``:
 
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
 import threading
 import time
 
@@ -27,7 +25,7 @@ from semql.errors import ExecutionError, ModelError
 from semql.grammar.compile import to_xgrammar
 from semql.grammar.types import GrammarSpec, OutputType
 
-from . import cpu_backend
+from . import cpu_backend, llama_log
 from .closing import ClosingTokens
 from .model_files import check_gguf, model_sha256
 from .runtime import Generation, Scored
@@ -39,19 +37,7 @@ PREFILL_CHUNK = 16
 # key, so a cache filled by an older SemQL never serves answers decoded the old way.
 # 2: where the grammar may end, a next token of the model's outside it ends the answer.
 DECODING = 2
-_GGML_LOG_ERROR = 4  # ggml's levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
-
-
-@llama_cpp.llama_log_callback
-def _llama_log(level: int, text: bytes, user_data) -> None:
-    """llama.cpp's own log: errors only (llama-cpp-python maps the levels of this ggml
-    version wrongly and prints warnings such as the SWA-cache note on every model load);
-    SEMQL_LLAMA_LOG=1 shows everything."""
-    if level == _GGML_LOG_ERROR or os.environ.get("SEMQL_LLAMA_LOG"):
-        sys.stderr.write(text.decode("utf-8", errors="replace"))
-
-
-llama_cpp.llama_log_set(_llama_log, ctypes.c_void_p(0))
+llama_log.errors_only()  # llama.cpp's warnings stay out of the user's output
 
 
 class LlamaRuntime:
