@@ -30,20 +30,39 @@ ANCHORS = {
 
 
 def load(description: str) -> tuple[Path, list[dict]]:
-    """Parse the command line (one quality-*-rows.json path); the path and its entries."""
+    """Parse the command line (one quality-*-rows.json path, and --style where the file
+    holds several prompt styles of a model); the path and its entries of that style."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("rows", help="a quality-*-rows.json file")
-    path = Path(ap.parse_args().rows)
-    return path, json.loads(path.read_text())
+    ap.add_argument("--style", help="keep the entries of this prompt style (chat, completion)")
+    args = ap.parse_args()
+    path = Path(args.rows)
+    return path, of_style(json.loads(path.read_text()), args.style)
+
+
+def of_style(dump: list[dict], style: str | None) -> list[dict]:
+    """The entries of one prompt style (a model named 'X (chat)'); all without a style,
+    and entries that name no style (one style per model) in either case."""
+    if style is None:
+        return dump
+    return [e for e in dump if "(" not in e["model"] or e["model"].endswith(f"({style})")]
 
 
 def by_setting(dump: list[dict], tasks) -> dict[tuple, dict]:
-    """(task, shots) -> {"gemma": entry, "smollm2": entry} for the tasks asked."""
+    """(task, shots) -> {"gemma": entry, "smollm2": entry} for the tasks asked; a file
+    with two entries of one model for a setting (two prompt styles) is an error rather
+    than one of them silently kept."""
     settings: dict[tuple, dict] = {}
     for entry in dump:
         if entry["task"] in tasks:
             model = "gemma" if entry["model"].startswith("gemma") else "smollm2"
-            settings.setdefault((entry["task"], entry["shots"]), {})[model] = entry
+            setting = settings.setdefault((entry["task"], entry["shots"]), {})
+            if model in setting:
+                raise SystemExit(
+                    f"{setting[model]['model']} and {entry['model']} both score "
+                    f"{entry['task']} {entry['shots']}: pick one prompt style with --style"
+                )
+            setting[model] = entry
     return settings
 
 

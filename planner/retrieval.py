@@ -63,7 +63,7 @@ class Retrieval:
         select = self.source
         source = select.args.get("from_")
         simple = source is not None and isinstance(source.this, exp.Table)
-        parts = ("joins", "group", "having", "distinct", "limit", "order", "with", "qualify")
+        parts = ("joins", "group", "having", "distinct", "limit", "order", "with_", "qualify")
         shaped = not any(select.args.get(part) for part in parts)
         plain = not any(
             isinstance(n, (exp.AggFunc, exp.Window, exp.Subquery))

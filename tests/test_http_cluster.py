@@ -194,9 +194,10 @@ def test_closed_sets_are_scored_and_calibrated_from_the_servers_log_probabilitie
     # process SmolLM2 gets its chat template). The server evaluates a prompt in one batch,
     # or after what its cache kept of the last one, against 16-token chunks here: the
     # log-probabilities differ by up to DRIFT (measured up to 0.53, partly a shift per
-    # output type, which calibration on the same server absorbs), so the label margins
-    # correlate (measured 0.81 bool, 0.96 options) and a label can flip only where the
-    # two were within 2 * DRIFT of each other
+    # output type, which calibration on the same server absorbs), and the label margins
+    # correlate (measured 0.81 bool, 0.96 options). (A label can then flip only where the
+    # margins were within 2 * DRIFT: that follows from the bound, so it is not asserted
+    # apart; on these rows no margin is that clear, and such a check compared nothing.)
     build = PromptBuilder("completion").build
     local = LlamaRuntime(smollm2_path(), seed=0, n_threads=1)
     try:
@@ -210,8 +211,6 @@ def test_closed_sets_are_scored_and_calibrated_from_the_servers_log_probabilitie
             assert np.abs(there - here).max() < DRIFT
             margin_here, margin_there = here[:, 0] - here[:, 1], there[:, 0] - there[:, 1]
             assert np.corrcoef(margin_here, margin_there)[0, 1] > 0.7, str(out_type)
-            clear = np.abs(margin_here) > 2 * DRIFT
-            assert (there.argmax(axis=1) == here.argmax(axis=1))[clear].all(), str(out_type)
     finally:
         local.close()
     assert runtime.unscored == 0
@@ -253,10 +252,10 @@ def test_labels_sharing_a_first_token_are_scored_past_it(servers):
     finally:
         local.close()
     there = np.array([runtime.score(p, out_type).logprobs for p in prompts])
-    assert np.abs(there - here).max() < 2 * DRIFT  # two tokens' drift
-    margin_here, margin_there = here[:, 0] - here[:, 1], there[:, 0] - there[:, 1]
-    clear = np.abs(margin_here) > 4 * DRIFT
-    assert (np.sign(margin_here) == np.sign(margin_there))[clear].all()
+    # two tokens' drift; the labels' shared first token cancels in the margin, so the
+    # chain is checked where it differs from one request: the second token's scores
+    assert np.abs(there - here).max() < 2 * DRIFT
+    assert np.isfinite(there).all() and (there[:, 0] != there[:, 1]).all()
 
 
 def test_labels_the_top_list_cannot_tell_apart_are_decoded_under_the_grammar(servers):
@@ -275,3 +274,7 @@ def test_labels_the_top_list_cannot_tell_apart_are_decoded_under_the_grammar(ser
     out_type = T.OptionsType(VERDICTS)
     for prompt in _verdict_prompts(frame):
         assert sorted(runtime.score(prompt, out_type).logprobs) == [float("-inf"), 0.0]
+    # the content-free prompts were decoded too: a one-hot prior says nothing about the
+    # labels, so it is reported and not applied (dividing by its zero would decide rows)
+    assert any("prior" in w and "not applied" in w for w in stats.warnings), stats.warnings
+    assert any("calibration off" in op.calibration for op in stats.operators)

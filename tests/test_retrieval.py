@@ -328,3 +328,21 @@ def test_llmqa_options_narrow_to_the_retrieved_rows():
     (out_type,) = lm.types
     named = {line for line in _context_of(lm.prompts[-1])[10:-1].split("; ")[1:]}
     assert set(out_type.labels()) == named and len(named) == 2
+
+
+@pytest.mark.parametrize(
+    "sql, shared",
+    [
+        ("SELECT fact FROM Facts WHERE id > 3", "SELECT fact FROM Facts"),
+        # a CTE's own WHERE is part of the rows: the subquery is indexed as written
+        ("WITH f AS (SELECT fact FROM Facts WHERE id > 3) SELECT fact FROM f WHERE 1 = 1", None),
+    ],
+)
+def test_index_covers_the_unfiltered_table_only_for_a_plain_subquery(sql, shared):
+    import sqlglot
+
+    from semql.planner.retrieval import Retrieval
+
+    source = sqlglot.parse_one(sql, read="duckdb")
+    retrieval = Retrieval(source=source, k=3, method=None)
+    assert retrieval.index_sql == (shared or retrieval.source_sql)

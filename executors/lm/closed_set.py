@@ -63,7 +63,7 @@ class Prior:
     def calibrate(self, probs: np.ndarray) -> np.ndarray:
         if self.probs is None:
             return probs
-        q = probs / np.maximum(np.asarray(self.probs), 1e-9)
+        q = probs / np.maximum(np.asarray(self.probs), PRIOR_FLOOR)
         return q / q.sum()
 
     def describe(self, labels: Sequence[str]) -> str:
@@ -88,6 +88,41 @@ def confidence(out_type: OutputType, probs: np.ndarray, prior: Prior) -> float |
     if isinstance(out_type, OptionsType) and out_type.expected:
         return None
     return float(np.max(prior.calibrate(probs)))
+
+
+def unscored(logprobs: Sequence[float]) -> bool:
+    """A greedy answer in score form: one label at log-probability 0, every other at -inf
+    (a server that could not score the labels, http_runtime.py). A scored row never
+    has that shape: its labels' log-probabilities are finite sums."""
+    z = np.asarray(logprobs, dtype=np.float64)
+    return z.size > 1 and int(np.isneginf(z).sum()) == z.size - 1 and float(z.max()) == 0.0
+
+
+def row_confidence(out_type: OutputType, logprobs: Sequence[float], prior: Prior) -> float | None:
+    """The row's confidence, or None where it was not scored: a decoded answer carries no
+    probability, so it ranks after every scored one (precision-first LIMIT)."""
+    if unscored(logprobs):
+        return None
+    return confidence(out_type, probabilities(logprobs), prior)
+
+
+PRIOR_FLOOR = 1e-9  # Prior.calibrate divides by at least this
+
+
+def content_free_prior(method: str, rows: Sequence[Sequence[float]]) -> tuple[Prior, str | None]:
+    """The prior from the content-free prompts' label log-probabilities, or no
+    calibration and the reason, where they cannot make one: a prompt decoded rather than
+    scored (its one-hot "distribution" is an answer, not the model's belief), or a label
+    at the floor, which the division would turn into the answer of every row."""
+    decoded = sum(unscored(r) for r in rows)
+    if decoded:
+        return Prior("off", None), (
+            f"{decoded} of {len(rows)} content-free prompts were decoded, not scored"
+        )
+    probs = average([probabilities(r) for r in rows])
+    if min(probs) <= PRIOR_FLOOR:
+        return Prior("off", None), f"a label has prior probability {min(probs):.1e}"
+    return Prior(method, probs), None
 
 
 def average(prob_rows: Sequence[np.ndarray]) -> tuple[float, ...]:

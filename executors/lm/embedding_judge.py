@@ -67,13 +67,14 @@ def margins(embed, texts: Sequence[str], answers: Sequence, anchor_texts: dict) 
 
 def combined(confidences: Sequence[float | None], judged: np.ndarray) -> np.ndarray:
     """The mean of the two judges' standardised scores: the LM's log-odds of its answer's
-    calibrated probability and the embedder's margin. A row either judge could not
-    score keeps the other's (NaN where neither did)."""
+    calibrated probability and the embedder's margin. A row the embedder could not score
+    keeps the LM's; a row the LM did not score (a server's decoded fallback) is NaN, and
+    ranks after every scored row, whatever the embedder thinks of it."""
     conf = np.array([np.nan if c is None else c for c in confidences], dtype=np.float64)
     conf = np.clip(conf, 1e-6, 1 - 1e-6)
     both = np.vstack([standardise(np.log(conf / (1 - conf))), standardise(judged)])
     out = np.full(both.shape[1], np.nan)
-    scored = ~np.isnan(both).all(axis=0)
+    scored = ~np.isnan(conf)
     out[scored] = np.nanmean(both[:, scored], axis=0)
     return out
 

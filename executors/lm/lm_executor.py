@@ -63,7 +63,7 @@ class LMExecutor:
         self.runtime = runtime
         self.budget = budget
         self.calibration = calibration_value(calibration, "calibration")
-        self._priors: dict[tuple, closed_set.Prior] = {}
+        self._priors: dict[tuple, tuple[closed_set.Prior, str | None]] = {}
         self.cache = cache
         self.progress = progress
         self.prompts = PromptBuilder(runtime.style, runtime.format_chat if runtime.local else None)
@@ -166,9 +166,11 @@ class LMExecutor:
                     stats.prefix_hit_count += prefix_hits(previous, cells_of[i])
                     previous = cells_of[i]
                 if scored:
-                    probs = closed_set.probabilities(closed_set.decode(text))
-                    out[i] = closed_set.answer_value(out_type, probs, prior)
-                    conf[i] = closed_set.confidence(out_type, probs, prior)
+                    logprobs = closed_set.decode(text)
+                    out[i] = closed_set.answer_value(
+                        out_type, closed_set.probabilities(logprobs), prior
+                    )
+                    conf[i] = closed_set.row_confidence(out_type, logprobs, prior)
                 else:
                     out[i] = _parse(out_type, text, self.runtime)
                 if key not in texts:
@@ -344,9 +346,12 @@ class LMExecutor:
                 if text is None:
                     text = self._ask(prompt, out_type, True, stats, calibration=True)
                     self.cache.put_many([(ckey, text)])
-                rows.append(closed_set.probabilities(closed_set.decode(text)))
-            self._priors[key] = closed_set.Prior(method, closed_set.average(rows))
-        return self._priors[key]
+                rows.append(closed_set.decode(text))
+            self._priors[key] = closed_set.content_free_prior(method, rows)
+        prior, unusable = self._priors[key]
+        if unusable:
+            stats.prior_unusable = unusable
+        return prior
 
     def answer_rows(self, node, values: list[tuple], stats: OperatorStats, **options) -> list:
         """``answer`` for the rows of a plan's LMMap/LMFilter: its call's question, type,

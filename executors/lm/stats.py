@@ -35,6 +35,7 @@ class OperatorStats:
     calibration_calls: int = 0  # content-free prompts scored for the prior
     answer_counts: Counter = field(default_factory=Counter)  # per distinct input
     fields_cut: int = 0  # prompts whose field values were cut further to fit the window
+    prior_unusable: str = ""  # why the label prior was not applied (closed_set.py)
 
     def uninformative(self) -> str | None:
         """A warning when one answer covers nearly every distinct input."""
@@ -56,6 +57,15 @@ class OperatorStats:
         return (
             f"{self.operator}: the field values of {self.fields_cut} prompt(s) were cut "
             "further to fit the model's window; their answers read less of the row"
+        )
+
+    def prior_warning(self) -> str | None:
+        if not self.prior_unusable:
+            return None
+        return (
+            f"{self.operator}: the label prior of its content-free prompts is unusable "
+            f"({self.prior_unusable}); calibration not applied, each row's own highest "
+            "label answers"
         )
 
     def absorb(self, other: OperatorStats) -> None:
@@ -125,7 +135,7 @@ class QueryStats:
         ):
             setattr(self, name, sum(getattr(op, name) for op in self.operators))
         for op in self.operators:
-            for warning in (op.uninformative(), op.cut_warning()):
+            for warning in (op.uninformative(), op.cut_warning(), op.prior_warning()):
                 if warning and warning not in self.warnings:
                     self.warnings.append(warning)
 
