@@ -293,7 +293,7 @@ def note_index_builds(plan: L.QueryPlan, stats: Statistics) -> None:
         retrieval = node.call.retrieval
         if retrieval is not None:
             (size, _) = stats.fetch_row(retrieval.size_sql())
-            node.notes.append(retrieval.build_note(size))
+            node.notes.append(retrieval.build_note(size, plan.options.retrieval))
 
 
 def plan_totals(plan: L.QueryPlan) -> Estimate:

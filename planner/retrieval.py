@@ -25,9 +25,10 @@ from sqlglot import exp
 from semql.errors import BindError
 
 METHODS = ("hybrid", "embedding", "bm25")
-# MiniLM's embedding rate on 2 cores (executors/proxy/embeddings.py, issue #7): what a
-# first build of an index costs per row; BM25's tokenising is negligible beside it.
-EMBED_ROWS_PER_SECOND = 65.0
+# What a first build of an index costs per row, on 2 cores (bench/embed_rate.py,
+# bench/results/embeddings/embed-rate-20261203-092838.md, AMD EPYC): MiniLM's embeddings,
+# and BM25's term rows inserted into DuckDB. A hybrid index builds both.
+BUILD_ROWS_PER_SECOND = {"embedding": 107.0, "bm25": 316.0}
 DEFAULT_K = 3
 MAX_K = 50
 
@@ -80,11 +81,16 @@ class Retrieval:
         """Rows the index covers and their mean rendered length (for the cost model)."""
         return f"SELECT count(*), avg(length(CAST(__s AS VARCHAR))) FROM ({self.index_sql}) AS __s"
 
-    def build_note(self, rows: int) -> str:
+    def build_note(self, rows: int, default_method: str) -> str:
+        """The index's rows and the seconds a first build of them takes by this method."""
+        method = self.method or default_method
+        kinds = ("embedding", "bm25") if method == "hybrid" else (method,)
+        seconds = sum(rows / BUILD_ROWS_PER_SECOND[kind] for kind in kinds)
+        what = {"embedding": "embeds them with MiniLM", "bm25": "indexes their terms"}
         return (
-            f"retrieval index over ({self.index_sql}): {rows} rows; a first build embeds "
-            f"them, about {rows / EMBED_ROWS_PER_SECOND:.0f}s with MiniLM (rows stored before "
-            "are reused)"
+            f"retrieval index over ({self.index_sql}): {rows} rows; a first build "
+            f"{' and '.join(what[k] for k in kinds)}, about {seconds:.0f}s (rows stored "
+            "before are reused)"
         )
 
     def describe(self, default_method: str) -> str:

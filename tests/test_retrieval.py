@@ -346,3 +346,17 @@ def test_index_covers_the_unfiltered_table_only_for_a_plain_subquery(sql, shared
     source = sqlglot.parse_one(sql, read="duckdb")
     retrieval = Retrieval(source=source, k=3, method=None)
     assert retrieval.index_sql == (shared or retrieval.source_sql)
+
+
+def test_build_note_prices_the_index_the_method_builds():
+    import sqlglot
+
+    from semql.planner.retrieval import BUILD_ROWS_PER_SECOND, Retrieval
+
+    source = sqlglot.parse_one("SELECT fact FROM Facts", read="duckdb")
+    rows = 10_000
+    bm25 = Retrieval(source=source, k=3, method="bm25").build_note(rows, "hybrid")
+    hybrid = Retrieval(source=source, k=3, method=None).build_note(rows, "hybrid")
+    assert "MiniLM" not in bm25 and f"about {rows / BUILD_ROWS_PER_SECOND['bm25']:.0f}s" in bm25
+    both = rows / BUILD_ROWS_PER_SECOND["bm25"] + rows / BUILD_ROWS_PER_SECOND["embedding"]
+    assert "MiniLM" in hybrid and f"about {both:.0f}s" in hybrid

@@ -1,7 +1,8 @@
 """Embedding providers for proxy models: text in, one float32 vector per text out.
 
 Three kinds behind one interface, because the right one is a measurement, not a guess
-(issue #7: on 2,000 SemBench reviews MiniLM embeds ~65 rows/s, the bundled Gemma ~2):
+(bench/embed_rate.py, bench/results/embeddings/embed-rate-20261203-092838.md, AMD EPYC, 2
+cores: MiniLM embeds 107 sample reviews/s, the bundled Gemma through llama.cpp 3):
 
 * ``lexical``: scikit-learn's hashing of word uni- and bigrams, tf-idf-like weighting
   (sublinear tf, l2 norm). Stateless, so a stored vector never goes stale; costs nothing.

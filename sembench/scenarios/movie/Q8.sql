@@ -1,6 +1,6 @@
 -- Number of positive and negative reviews for movie "taken_3". Return scoreSentiment and count.
--- Lower-case labels: Gemma 270M answered NEGATIVE for every review with upper-case ones
--- (sentiment accuracy 0.27 vs 0.87 on 150 reviews).
+-- Lower-case labels, upper-cased in SQL: with greedy decoding, before closed sets were
+-- scored, Gemma 270M answered NEGATIVE for every review with upper-case ones.
 SELECT upper({{LLMMap('What is the sentiment of this movie review?', reviewText,
          options=('positive', 'negative'),
          examples=(('A joyless, plodding mess that wastes its talented cast.', 'negative'),
