@@ -23,15 +23,9 @@ import duckdb
 
 from semql.executors.proxy.embeddings import GGUFEmbedder, MiniLMEmbedder
 from semql.executors.retrieval.bm25 import Bm25Index
+from semql.executors.runtimes.cpu_backend import cpu_model
 from semql.executors.runtimes.model_files import default_model_path
 from semql.sample import sample_dir
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def _rate(embed, texts: list[str]) -> float:
@@ -58,7 +52,8 @@ def main() -> None:
     started = time.perf_counter()
     index.build(docs)
     rates["bm25"] = len(docs) / (time.perf_counter() - started)
-    meta = {"cpu": _cpu(), "cores": os.cpu_count(), "rows": len(texts), "gguf_rows": args.gguf_rows}
+    meta = {"cpu": cpu_model(), "cores": os.cpu_count(), "rows": len(texts)}
+    meta["gguf_rows"] = args.gguf_rows
     lines = [
         f"# Index build rates ({meta['cpu']}, {meta['cores']} cores)\n",
         f"Sample reviews: {len(texts)} (GGUF: {args.gguf_rows}), one run after a warm-up.\n",

@@ -23,18 +23,11 @@ from pathlib import Path
 import numpy as np
 from lm_limits import answer_all, prefill_limit, prompts_of, reviews
 
-from semql.executors.runtimes.cpu_backend import cpu_flags
+from semql.executors.runtimes.cpu_backend import cpu_flags, cpu_model
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import default_model_path
 
 ROUNDS = 3
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def _survives(extra: bool, threads: int) -> str | None:
@@ -57,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     texts = [t for t, _ in reviews(args.rows)]
     flags = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512f", "avx2")))
-    meta = {"cpu": _cpu(), "flags": flags, "rows": len(texts), "threads": args.threads}
+    meta = {"cpu": cpu_model(), "flags": flags, "rows": len(texts), "threads": args.threads}
     paths = {}
     for extra in (True, False):
         died = _survives(extra, args.threads)

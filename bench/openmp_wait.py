@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from semql.executors.runtimes.cpu_backend import cpu_model
 from semql.executors.runtimes.thread_policy import SPIN_COUNT
 
 SPINS = {"libgomp default": "300000", "SemQL": SPIN_COUNT, "none": "0"}
@@ -82,12 +82,8 @@ def main() -> None:
     first = results[0]["answers"]
     for r in results:
         r["answers_equal_to_first"] = r["answers"] == first[: len(r["answers"])]
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-         if ln.startswith("model name")),
-        platform.machine(),
-    )  # fmt: skip
-    meta = {"rows": args.rows, "cores": os.cpu_count(), "cpu": cpu, "spin_semql": SPIN_COUNT}
+    meta = {"rows": args.rows, "cores": os.cpu_count(), "cpu": cpu_model()}
+    meta["spin_semql"] = SPIN_COUNT
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

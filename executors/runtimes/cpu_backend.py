@@ -76,6 +76,11 @@ def _cpuinfo(field: str) -> str:
     return ""
 
 
+def cpu_model() -> str:
+    """The CPU's model name ("unknown" off Linux): results files say which CPU they ran on."""
+    return _cpuinfo("model name") or "unknown"
+
+
 def cpu_flags() -> set[str]:
     """The flags /proc/cpuinfo advertises for the first CPU (empty off Linux)."""
     return set(_cpuinfo("flags").split())
