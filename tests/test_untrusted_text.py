@@ -1,6 +1,6 @@
 """Untrusted row text: it stays data. It cannot add prompt lines or fields, change the
 output type, or run as SQL; how much it can still sway the model is measured by
-bench/injection.py and stated in the README."""
+bench/injection.py and stated in docs/safety.md."""
 
 from __future__ import annotations
 
