@@ -360,3 +360,52 @@ def test_build_note_prices_the_index_the_method_builds():
     assert "MiniLM" not in bm25 and f"about {rows / BUILD_ROWS_PER_SECOND['bm25']:.0f}s" in bm25
     both = rows / BUILD_ROWS_PER_SECOND["bm25"] + rows / BUILD_ROWS_PER_SECOND["embedding"]
     assert "MiniLM" in hybrid and f"about {both:.0f}s" in hybrid
+
+
+def test_max_seconds_stops_an_index_build_between_whole_batches(monkeypatch, tmp_path):
+    """The cap reaches the build itself (not only the LM calls after it); what was
+    stored stays whole, and the next query embeds only the rest."""
+    import time
+
+    from semql import LimitExceeded
+    from semql.executors.proxy.embedding_views import BATCH_ROWS
+
+    embedded: list[str] = []
+    real = LexicalEmbedder.embed
+
+    def slow(self, texts):  # 10 batches of the 600 rows take 2 s, far past the cap
+        time.sleep(0.2)
+        embedded.extend(texts)
+        return real(self, texts)
+
+    monkeypatch.setattr(LexicalEmbedder, "embed", slow)
+    con, lm = _con(tmp_path / "db.duckdb")  # a file: the index is stored in it
+    con.register("facts", _facts())
+    sql = QA.format(where="").replace("k=2", "k=2, retrieval='embedding'")
+    with pytest.raises(LimitExceeded, match="max_seconds"):
+        con.query(sql, max_seconds=0.5)
+    stored = max(_stored(con, "semql_embed").values())  # the index (beside the questions)
+    assert stored < FACTS and stored % BATCH_ROWS == 0 and lm.prompts == []
+    embedded.clear()
+    con.query(sql)
+    assert len(embedded) == FACTS - stored + 1  # the rest, and the question
+
+
+def test_max_seconds_stops_a_bm25_build_between_whole_batches(monkeypatch, tmp_path):
+    import time
+
+    from semql import LimitExceeded
+    from semql.executors.retrieval import bm25
+
+    real = bm25.tokens
+    monkeypatch.setattr(bm25, "tokens", lambda text: (time.sleep(0.004), real(text))[1])
+    con, _ = _con(tmp_path / "db.duckdb")
+    con.register("facts", _facts())
+    sql = QA.format(where="").replace("k=2", "k=2, retrieval='bm25'")
+    with pytest.raises(LimitExceeded, match="max_seconds"):
+        con.query(sql, max_seconds=0.5)
+    docs = [v for k, v in _stored(con, "semql_index").items() if k.endswith("_docs")]
+    assert docs in ([], [0], [bm25.BATCH_ROWS])
+    con.query(sql)
+    docs = [v for k, v in _stored(con, "semql_index").items() if k.endswith("_docs")]
+    assert docs == [FACTS]

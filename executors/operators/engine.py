@@ -123,7 +123,9 @@ class Engine:
             store, embedders = EmbeddingStore(self.con.cursor()), [LexicalEmbedder()]
         embedder = next((e for e in embedders if e.id == MiniLMEmbedder.id), embedders[0])
         method = plan.options.retrieval if plan.options else "hybrid"
-        return Retriever(self.db.fetch, store, embedder, method, self._lm().progress)
+        lm = self._lm()
+        check = lm.budget.check if lm.budget is not None else None
+        return Retriever(self.db.fetch, store, embedder, method, lm.progress, check)
 
     # -- plan walk ---------------------------------------------------------------------
 

@@ -121,13 +121,18 @@ class EmbeddingStore:
         texts: dict[str, str],
         embedder: Embedder,
         progress: Callable[[int, int], None] | None = None,
+        check: Callable[[], None] | None = None,
     ) -> tuple[dict[str, np.ndarray], int, float]:
         """Vectors of ``texts`` (hash -> text): stored ones read, missing ones embedded and
-        stored batch by batch. Returns (vectors, rows embedded now, seconds spent)."""
+        stored batch by batch. Returns (vectors, rows embedded now, seconds spent).
+        ``check`` (the query's caps) runs before each batch: a cap stops the build between
+        batches, and the batches already stored stay whole for the next query."""
         vectors = self.stored(view, list(texts))
         missing = [h for h in texts if h not in vectors]
         started = time.perf_counter()
         for start in range(0, len(missing), BATCH_ROWS):
+            if check is not None:
+                check()
             batch = missing[start : start + BATCH_ROWS]
             embedded = embedder.embed([texts[h] for h in batch])
             self.con.execute("BEGIN TRANSACTION")

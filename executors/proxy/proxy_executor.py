@@ -103,6 +103,8 @@ class ProxyRunner:
         self.source_texts = source_texts  # (node, names) -> row hashes now in the source
         self.seed = seed
         self.report: ProxyReport | None = None  # the last run's decision and figures
+        # the query's caps, before each batch of embeddings (budget.py)
+        self._check = lm.budget.check if lm.budget is not None else None
 
     def _labels(self, node, values, op: OperatorStats) -> list:
         return self.lm.answer_rows(node, values, op, remember=True)
@@ -139,7 +141,10 @@ class ProxyRunner:
             best, best_cost, evaluations = None, None, []
             for embedder in self.embedders:
                 got, fresh, secs = self.store.embed(
-                    views[embedder.id], {hashes[i]: texts[i] for i in sample}, embedder
+                    views[embedder.id],
+                    {hashes[i]: texts[i] for i in sample},
+                    embedder,
+                    check=self._check,
                 )
                 if fresh:
                     rates[embedder.id] = secs / fresh
@@ -213,7 +218,7 @@ class ProxyRunner:
 
         values, texts, hashes = rows.values, rows.texts, rows.hashes
         vectors, report.embedded_now, report.embed_seconds = self.store.embed(
-            view, dict(zip(hashes, texts, strict=True)), embedder
+            view, dict(zip(hashes, texts, strict=True)), embedder, check=self._check
         )
         X = np.stack([vectors[h] for h in hashes])
         y = np.array([str(v) for v in labels])

@@ -67,11 +67,17 @@ class Bm25Index:
         return [h for (h,) in rows]
 
     def build(
-        self, texts: dict[str, str], progress: Callable[[int, int], None] | None = None
+        self,
+        texts: dict[str, str],
+        progress: Callable[[int, int], None] | None = None,
+        check: Callable[[], None] | None = None,
     ) -> int:
-        """Index the rows of ``texts`` (hash -> text) not indexed yet; how many."""
+        """Index the rows of ``texts`` (hash -> text) not indexed yet; how many.
+        ``check`` (the query's caps) runs before each batch, as EmbeddingStore.embed's."""
         todo = self.missing(texts)
         for start in range(0, len(todo), BATCH_ROWS):
+            if check is not None:
+                check()
             batch = todo[start : start + BATCH_ROWS]
             docs, terms = [], []
             for h in batch:

@@ -68,8 +68,10 @@ class Retriever:
         embedder: Embedder,
         default_method: str,
         progress: Progress | None = None,
+        check: Callable[[], None] | None = None,
     ):
         self.fetch = fetch
+        self.check = check  # the query's caps, before each batch of an index build
         self.store = store
         self.embedder = embedder
         self.default_method = default_method
@@ -111,14 +113,20 @@ class Retriever:
         if method in ("embedding", "hybrid"):
             view = self.store.view(key, index_names, self.embedder)
             stored, embedded, _ = self.store.embed(
-                view, index_lines, self.embedder, self._progress(f"embedding index of {call.label}")
+                view,
+                index_lines,
+                self.embedder,
+                self._progress(f"embedding index of {call.label}"),
+                self.check,
             )
             self.store.refresh(view, set(index_lines))
             vectors = np.vstack([stored[h] for h in hashes]) if hashes else None
             built.append(f"{embedded} rows embedded ({self.embedder.id}, view {view})")
         if method in ("bm25", "hybrid"):
             bm25 = Bm25Index(self.store.con, "\x00".join([key, *index_names]))
-            indexed = bm25.build(index_lines, self._progress(f"BM25 index of {call.label}"))
+            indexed = bm25.build(
+                index_lines, self._progress(f"BM25 index of {call.label}"), self.check
+            )
             bm25.refresh(set(index_lines))
             built.append(f"{indexed} rows indexed for BM25 ({bm25.name})")
         seconds = time.perf_counter() - started
@@ -187,7 +195,7 @@ class Retriever:
         rows embeds nothing)."""
         view = self.store.view("retrieval queries", ["query"], self.embedder)
         texts = {text_hash(q): q for q in queries}
-        stored, _, _ = self.store.embed(view, texts, self.embedder)
+        stored, _, _ = self.store.embed(view, texts, self.embedder, check=self.check)
         return np.vstack([stored[text_hash(q)] for q in queries])
 
     # -- what the prompt gets ----------------------------------------------------------
