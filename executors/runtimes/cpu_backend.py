@@ -158,7 +158,10 @@ def verdict_key(model_path: str) -> str:
 
 def stored_verdict(model_path: str) -> Verdict | None:
     """The verdict already known for this build, CPU and model, without probing."""
-    key = verdict_key(model_path)
+    return _known(verdict_key(model_path))
+
+
+def _known(key: str) -> Verdict | None:
     if key in _THIS_PROCESS:
         return _THIS_PROCESS[key]
     try:
@@ -175,11 +178,11 @@ def decide(model_path: str, extra_bufts: object = None) -> Verdict:
     forced = forced_setting(extra_bufts)
     if forced is not None:
         return Verdict(forced, "forced by setting (extra_bufts / SEMQL_EXTRA_BUFTS)")
-    known = stored_verdict(model_path)
+    key = verdict_key(model_path)
+    known = _known(key)
     if known is not None:
         return known
     verdict = run_probe(probe_command(model_path))
-    key = verdict_key(model_path)
     if not verdict.lasting:
         _THIS_PROCESS[key] = Verdict(False, verdict.reason + "; probed again next run", False)
         return _THIS_PROCESS[key]

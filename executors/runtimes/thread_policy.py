@@ -13,9 +13,9 @@ libgomp), where a waiting thread spins GOMP_SPINCOUNT times, 300,000 by default,
 it sleeps. A thread whose core another process holds keeps the others spinning that
 long at every barrier, and ``pause`` costs far more cycles on recent Xeons than on EPYCs,
 so the same spin lasts longer there. SemQL sets GOMP_SPINCOUNT to SPIN_COUNT unless the
-user set it or OMP_WAIT_POLICY (bench/threads.py --spin measures both, idle and beside a
-busy process; bench/results/threads/). libgomp reads it once, when it loads, so it is set
-when ``semql`` is imported, before llama.cpp is.
+user set it or OMP_WAIT_POLICY (bench/openmp_wait.py measures the settings, idle and
+beside a busy process; bench/results/threads/openmp-wait-*). libgomp reads it once, when
+it loads, so it is set when ``semql`` is imported, before llama.cpp is.
 
 "All cores" is the smaller of the CPUs this process may run on (its affinity mask) and
 its cgroup's CPU quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``,
@@ -83,7 +83,7 @@ def cgroup_cpu_limit(
         for quota_file, period_file in files:
             cpus = _quota_cpus(quota_file, period_file)
             if cpus is not None and (best is None or cpus < best[0]):
-                best = (cpus, f"{quota_file}")
+                best = (cpus, str(quota_file))
     return best
 
 
