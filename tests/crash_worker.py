@@ -1,7 +1,8 @@
-"""A process for the crash tests (test_crash_safety.py): it writes the result cache or an
-embedding view of a database file slowly, printing its progress, until it is killed.
+"""A process for the crash tests (test_crash_safety.py): it writes the result cache, an
+embedding view or a retrieval query's index (``index-embedding``, ``index-bm25``) of a
+database file slowly, printing its progress, until it is killed.
 
-    python tests/crash_worker.py cache|ctas|insert|embed DB
+    python tests/crash_worker.py cache|ctas|insert|embed|index-embedding|index-bm25 DB
 """
 
 from __future__ import annotations
@@ -22,12 +23,51 @@ WRITES = {
     "insert": f"INSERT INTO kept {QUERY}",
 }
 TEXTS = 1000
+# a retrieval query whose first run builds the index of r's rows (tests/test_crash_safety.py)
+RETRIEVAL_QUERY = (
+    "SELECT {{LLMQA('What does review 7 say?', (SELECT id, txt FROM r), k=2, "
+    "retrieval='{method}')}} AS a"
+)
 
 
 class SlowEmbedder(LexicalEmbedder):
     def embed(self, texts):
         time.sleep(0.005 * len(texts))
         return super().embed(texts)
+
+
+def slow_index_builds() -> None:
+    """Builds slowed so that a kill lands in the middle of one: embedding sleeps before
+    each batch's write; BM25 sleeps inside each batch's transaction, between writing its
+    terms and its documents, where a build without that transaction would leave terms of
+    rows it never recorded."""
+    from semql.executors.retrieval.bm25 import Bm25Index
+
+    real_init, real_embed = Bm25Index.__init__, LexicalEmbedder.embed
+
+    class SlowWrites:
+        def __init__(self, con):
+            self._con = con
+
+        def executemany(self, sql, rows):
+            done = self._con.executemany(sql, rows)
+            if "_terms VALUES" in sql:
+                say("mid-batch")  # a kill now lands inside the batch's transaction
+                time.sleep(0.3)
+            return done
+
+        def __getattr__(self, name):
+            return getattr(self._con, name)
+
+    def slow_init(self, con, key):
+        real_init(self, con, key)
+        self.con = SlowWrites(self.con)
+
+    Bm25Index.__init__ = slow_init
+    LexicalEmbedder.embed = lambda self, texts: (
+        time.sleep(0.002 * len(texts)),
+        real_embed(self, texts),
+    )[1]
 
 
 def say(line: str) -> None:
@@ -40,6 +80,12 @@ def main(mode: str, db: str) -> None:
         con = semql.connect(db, runtime=FakeLM(seconds_per_call=0.01), cache=True)
         con.progress = lambda op, done, total: say(f"row {done}")
         con.query(WRITES[mode])
+    elif mode.startswith("index-"):
+        method = mode.removeprefix("index-")
+        slow_index_builds()
+        con = semql.connect(db, runtime=FakeLM(), cache=False, embedder="lexical")
+        con.progress = lambda op, done, total: say(f"row {done}")
+        con.query(RETRIEVAL_QUERY.replace("{method}", method))
     else:
         import duckdb
 

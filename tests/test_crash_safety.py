@@ -1,5 +1,6 @@
 """Crash safety with real processes: SIGKILL in the middle of an LM query that writes the
-result cache, and in the middle of building an embedding view. On restart the database
+result cache, in the middle of building an embedding view, and while a retrieval query
+builds its embedding or BM25 index. On restart the database
 opens, the user's table is unchanged, the cache and the view hold only whole batches,
 and a re-run finishes, paying only for what was lost."""
 
@@ -25,10 +26,10 @@ TESTS = Path(__file__).parent
 ROWS = 400
 
 
-def make_db(path: Path) -> str:
+def make_db(path: Path, rows: int = ROWS) -> str:
     con = duckdb.connect(str(path))
     frame = pl.DataFrame(
-        {"id": list(range(ROWS)), "txt": [f"review {i}: a good movie" for i in range(ROWS)]}
+        {"id": list(range(rows)), "txt": [f"review {i}: a good movie" for i in range(rows)]}
     )
     con.register("frame", frame)
     con.execute("CREATE TABLE r AS SELECT * FROM frame")
@@ -42,8 +43,9 @@ def digest_of(con) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
-def kill_after(mode: str, db: Path, rows: int) -> None:
-    """Start the worker, SIGKILL it once it reports ``rows`` rows done."""
+def kill_after(mode: str, db: Path, rows: int, mid_batch: bool = False) -> None:
+    """Start the worker, SIGKILL it once it reports ``rows`` rows done (``mid_batch``:
+    at its next report of being inside a batch's write)."""
     proc = subprocess.Popen(
         [sys.executable, str(TESTS / "crash_worker.py"), mode, str(db)],
         stdout=subprocess.PIPE,
@@ -53,6 +55,10 @@ def kill_after(mode: str, db: Path, rows: int) -> None:
     try:
         for line in proc.stdout:
             if line.startswith("row ") and int(line.split()[1]) >= rows:
+                if not mid_batch:
+                    break
+                rows = 0
+            if mid_batch and rows == 0 and line.strip() == "mid-batch":
                 break
             assert line.strip() != "done", "the worker finished before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
@@ -122,6 +128,59 @@ def test_sigkill_while_building_an_embedding_view_keeps_whole_batches(tmp_path):
     con.close()
 
 
+INDEX_ROWS = 2000
+
+
+def index_tables(con, method: str) -> dict[str, int]:
+    """Row counts of the stored index tables of one kind: the embedding view of r's rows
+    (the largest in semql_embed; the question's own view is beside it), or BM25's
+    documents table."""
+    schema, suffix = ("semql_embed", "") if method == "embedding" else ("semql_index", "_docs")
+    names = con.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+        f"WHERE schema_name = '{schema}' AND table_name LIKE '%{suffix}'"
+    ).fetchall()
+    return {n: con.execute(f"SELECT count(*) FROM {n}").fetchone()[0] for (n,) in names}
+
+
+@pytest.mark.parametrize("method", ["embedding", "bm25"])
+def test_sigkill_while_a_query_builds_its_retrieval_index(tmp_path, method):
+    """A process killed while its first retrieval query builds the index: the file opens,
+    the index holds whole batches only (BM25: no terms without their document), and the
+    next query finishes it and puts in the prompt exactly what an unbroken build does."""
+    from crash_worker import RETRIEVAL_QUERY
+
+    from semql.executors.proxy.embedding_views import BATCH_ROWS as EMBED_BATCH
+    from semql.executors.retrieval.bm25 import BATCH_ROWS as BM25_BATCH
+
+    from fake_lm import FakeLM
+
+    batch = EMBED_BATCH if method == "embedding" else BM25_BATCH
+    db, fresh = tmp_path / "db.duckdb", tmp_path / "fresh.duckdb"
+    before = make_db(db, INDEX_ROWS)
+    make_db(fresh, INDEX_ROWS)
+    kill_after(f"index-{method}", db, 2 * batch, mid_batch=method == "bm25")
+    con = semql.connect(str(db), runtime=(lm := FakeLM()), cache=False, embedder="lexical")
+    assert digest_of(con.duckdb) == before
+    stored = max(index_tables(con.duckdb, method).values())
+    assert 2 * batch <= stored < INDEX_ROWS and stored % batch == 0
+    if method == "bm25":
+        (docs,) = index_tables(con.duckdb, method)
+        orphans = con.duckdb.execute(
+            f"SELECT count(*) FROM {docs.replace('_docs', '_terms')} "
+            f"WHERE h NOT IN (SELECT h FROM {docs})"
+        ).fetchone()[0]
+        assert orphans == 0
+    sql = RETRIEVAL_QUERY.replace("{method}", method)
+    con.query(sql)
+    assert max(index_tables(con.duckdb, method).values()) == INDEX_ROWS
+    unbroken = semql.connect(str(fresh), runtime=(ref := FakeLM()), cache=False, embedder="lexical")
+    unbroken.query(sql)
+    assert lm.prompts == ref.prompts and "review 7" in lm.prompts[0]
+    con.close()
+    unbroken.close()
+
+
 def test_a_second_process_gets_a_clear_error_while_the_file_is_in_use(tmp_path):
     db = tmp_path / "db.duckdb"
     make_db(db)
@@ -144,7 +203,7 @@ def test_a_second_process_gets_a_clear_error_while_the_file_is_in_use(tmp_path):
         r.close()
 
 
-@pytest.mark.parametrize("mode", ["cache"])
+@pytest.mark.parametrize("mode", ["cache", "index-bm25"])
 def test_worker_finishes_when_not_killed(tmp_path, mode):
     """The worker really does the work the kill interrupts (guards the tests above)."""
     db = tmp_path / "db.duckdb"
