@@ -216,6 +216,51 @@ def test_closed_sets_are_scored_and_calibrated_from_the_servers_log_probabilitie
     assert runtime.unscored == 0
 
 
+def test_a_servers_greedy_answers_are_the_in_process_ones_where_the_model_is_clear(servers):
+    """What a server's greedy decoding shares with the in-process runtime: on the same
+    completion prompts, both decode the same label wherever the in-process label margin is
+    clearer than the two backends' drift (2 * DRIFT), and that label is the one scoring
+    ranks first. Near ties may decode either way (the server's arithmetic follows its
+    cache state), so they are not compared; the test insists that most rows are clear, so
+    it always compares something."""
+    (_, a), _ = servers
+    build = PromptBuilder("completion").build
+    with semql.connect(cache=False) as con:
+        semql.load_sample(con)
+        texts = [
+            t
+            for (t,) in con.duckdb.execute(
+                "SELECT DISTINCT reviewText FROM Reviews WHERE id = 'taken_3' "
+                f"ORDER BY reviewText LIMIT {ROWS}"
+            ).fetchall()
+        ]
+    server = HTTPRuntime([a], label_scores=False)
+    local = LlamaRuntime(smollm2_path(), seed=0, n_threads=1)
+    compared = 0
+    try:
+        for question, out_type in (
+            ("Is this movie review negative?", T.BoolType()),
+            ("Is this text written in English?", T.BoolType()),
+            (
+                "What is the sentiment of this movie review?",
+                T.OptionsType(("positive", "negative")),
+            ),
+        ):
+            for text in texts:
+                prompt = build(question, out_type, ["review"], [text])
+                scores = local.score(prompt, out_type).logprobs
+                here = out_type.parse(local.generate(prompt, out_type).text)
+                there = out_type.parse(server.generate(prompt, out_type).text)
+                if abs(scores[0] - scores[1]) > 2 * DRIFT:
+                    compared += 1
+                    best = out_type.labels()[int(np.argmax(scores))]
+                    assert here == there == out_type.parse(best), (question, text[:60])
+    finally:
+        local.close()
+        server.close()
+    assert compared >= 3 * ROWS // 2
+
+
 VERDICT = "Is this movie review very good or very bad?"
 VERDICTS = ("very good", "very bad")
 VERDICT_SQL = (
