@@ -244,10 +244,10 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
         cap: float | None = None  # rows fixed by a materialised LIMIT below
         ranked = None  # the call precision-first LIMIT ranks by, if it applies
         rank = scope.rank_limit
-        if rank is not None and rank.applies(
-            stats.fetch_row(count_query(select, rank.candidates))[0]
-        ):
-            ranked = rank.call
+        if rank is not None:
+            (candidates,) = stats.fetch_row(count_query(select, rank.candidates))
+            ranked = rank.call if rank.applies(candidates) else None
+            _note_rank_cost(scope.root, rank, int(candidates))
         steps[0].estimate = Estimate(rows_in=rows, rows_out=rows)
         for step in steps[1:]:
             est = Estimate(rows_in=rows)
@@ -282,6 +282,25 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
                     cap = rows
             est.rows_out = rows
             step.estimate = est
+
+
+def _note_rank_cost(root: L.PlanNode, rank: L.RankLimit, candidates: int) -> None:
+    """Say on the ranked operator whether precision-first applies to this query and what
+    it costs: every candidate answered, or the first rows that pass (its early exit)."""
+    if rank.applies(candidates):
+        note = (
+            f"precision-first applies: {candidates} candidate rows (at most {rank.max_rows}), "
+            "all answered and then ranked (no early exit)"
+        )
+    else:
+        note = (
+            f"precision-first does not apply: {candidates} candidate rows (over "
+            f"{rank.max_rows}), so the first rows that pass are kept"
+        )
+    for node in root.walk():
+        if getattr(node, "call", None) is rank.call:
+            node.notes.append(note)
+            return
 
 
 def note_index_builds(plan: L.QueryPlan, stats: Statistics) -> None:

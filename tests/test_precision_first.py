@@ -83,6 +83,11 @@ def test_explain_and_estimate_count_every_candidate(sample_con):
     calls_k = [n.estimate.lm_calls for n in first_k.root.walk() if hasattr(n, "call") and n.call]
     assert calls == [pytest.approx(119, abs=1)]  # every distinct taken_3 review
     assert calls_k[0] < 60  # the early exit's estimate
+    # EXPLAIN says whether it applies to this query, from the candidates it counted
+    assert "precision-first applies: 120 candidate rows (at most 256), all answered" in text
+    over = sample_con.explain(sql, precision_first=100)
+    assert "precision-first does not apply: 120 candidate rows (over 100)" in over
+    assert "applies:" not in over
 
 
 @pytest.fixture()
