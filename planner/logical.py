@@ -225,8 +225,10 @@ class QueryPlan:
     """Everything needed to run one statement.
 
     ``constants`` (LMQA) run first, then ``scopes`` in dependency order (CTEs and
-    subqueries before the queries that read them), then ``statement`` (the AST with
-    every LM call replaced by its result) runs in DuckDB.
+    subqueries before the queries that read them), then ``statement`` runs in DuckDB.
+    ``statement`` is the AST with its LM calls still in place: the plan is never
+    written to, so an execution copies it and puts each call's results into its copy
+    (executors/operators/run_state.QueryRun).
     """
 
     statement: exp.Expression | None

@@ -116,11 +116,6 @@ def chain_below(node: L.PlanNode) -> list[L.PlanNode]:
     return chain
 
 
-def predicates_below(node: L.PlanNode) -> list[exp.Expression]:
-    """Predicates applied by the operators under ``node`` (its input rows)."""
-    return predicates_in(chain_below(node))
-
-
 def predicates_in(
     chain: list[L.PlanNode],
     also: Callable[[L.LMFilter], list[exp.Expression]] | None = None,

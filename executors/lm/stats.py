@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 # An operator whose answers are (nearly) all the same over this many distinct inputs is
 # reported: a constant answer looks like a result but carries no information.
@@ -142,9 +142,3 @@ class QueryStats:
     @property
     def token_hit_rate(self) -> float:
         return token_hit_rate(self.cached_prompt_tokens, self.prompt_tokens)
-
-    def as_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "operators"}
-        out["token_hit_rate"] = self.token_hit_rate
-        out["operators"] = [vars(op).copy() for op in self.operators]
-        return out

@@ -126,9 +126,6 @@ class LlamaRuntime:
             tokens += self._llm.tokenize(text.encode("utf-8"), add_bos=i == 0, special=True)
         return tokens, starts
 
-    def count_tokens(self, text: str) -> int:
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
     def format_chat(self, messages: list[dict]) -> str:
         """Render messages with the model's own chat template, ready for the answer."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
