@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from .type_names import parse_quantifier, type_from_name, type_from_sql_type
 from .types import (
     MAX_OPTIONS,
     BoolType,
@@ -38,9 +39,6 @@ from .types import (
     OutputType,
     RegexType,
     StrType,
-    parse_quantifier,
-    type_from_name,
-    type_from_sql_type,
 )
 
 ColumnLookup = Callable[[exp.Column], "ColumnFacts | None"]

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import re
 from dataclasses import dataclass, field
+
+from .json_schema import DEFAULT_MAX_STRING, bounded_schema, open_strings, string_chars
 
 MAX_LIST_ITEMS = 20  # bound for '*' and '+' so that generation always terminates
 MAX_OPTIONS_IN_PROMPT = 50  # more options are enforced by the grammar but not listed
@@ -282,29 +283,6 @@ def _sql_type_of_values(values) -> str:
     return "VARCHAR"
 
 
-_QUANTIFIER_RE = re.compile(r"^\s*(\*|\+|\{\s*(\d+)\s*\}|\{\s*(\d+)\s*,\s*(\d+)\s*\})\s*$")
-
-
-def parse_quantifier(text: str) -> tuple[int, int]:
-    """'*' '+' '{n}' '{n,m}' -> (min, max) item counts; ValueError when malformed."""
-    m = _QUANTIFIER_RE.match(text or "")
-    if not m:
-        raise ValueError(f"quantifier {text!r} is not one of '*', '+', '{{n}}', '{{n,m}}'")
-    if m.group(1) == "*":
-        return 0, MAX_LIST_ITEMS
-    if m.group(1) == "+":
-        return 1, MAX_LIST_ITEMS
-    if m.group(2) is not None:
-        n = int(m.group(2))
-        return n, n
-    lo, hi = int(m.group(3)), int(m.group(4))
-    if lo > hi:
-        raise ValueError(f"quantifier {text!r} has min > max")
-    return lo, hi
-
-
-# A JSON string without escapes: no quote, backslash or control character (JSON forbids
-# raw control characters; the random-logits stress test wrote tabs before this).
 @dataclass(frozen=True)
 class ListType(OutputType):
     """A JSON array of ``item`` values, with between ``min_items`` and ``max_items``."""
@@ -320,10 +298,7 @@ class ListType(OutputType):
 
     def _item_rule(self) -> str:
         if isinstance(self.item, OptionsType):
-            return " | ".join(
-                ebnf_string(json.dumps(v) if not isinstance(v, str) else json.dumps(v))
-                for v in self.item.values
-            )
+            return " | ".join(ebnf_string(json.dumps(v)) for v in self.item.values)
         if isinstance(self.item, IntType):
             return '"-"? ("0" | [1-9] [0-9]{0,17})'
         if isinstance(self.item, FloatType):
@@ -334,7 +309,6 @@ class ListType(OutputType):
 
     def spec(self) -> GrammarSpec:
         lo, hi = self.min_items, self.max_items
-        rules = [f"item ::= {self._item_rule()}"]
         if hi == 0:
             body = '"[]"'
         else:
@@ -344,7 +318,7 @@ class ListType(OutputType):
                 rest = f' ("," " " item){{{rest_lo},{hi - 1}}}'
             items = f"item{rest}"
             body = f'"[" {items} "]"' if lo >= 1 else f'"[" ({items})? "]"'
-        return GrammarSpec("ebnf", f'root ::= " " {body}\n' + "\n".join(rules))
+        return GrammarSpec("ebnf", f'root ::= " " {body}\nitem ::= {self._item_rule()}')
 
     def parse(self, text: str) -> list:
         items = json.loads(_strip(text))
@@ -395,11 +369,11 @@ class JsonType(OutputType):
 
     def token_budget(self) -> int:
         """Room for every bounded string at two characters a token, plus the structure."""
-        return max(384, 128 + _string_chars(bounded_schema(json.loads(self.schema))) // 2)
+        return max(384, 128 + string_chars(bounded_schema(json.loads(self.schema))) // 2)
 
     def __str__(self) -> str:
         shown = f"json{self.schema if len(self.schema) < 60 else ''}"
-        if _open_strings(json.loads(self.schema)):
+        if open_strings(json.loads(self.schema)):
             shown += f" (strings without maxLength: at most {DEFAULT_MAX_STRING} characters)"
         return shown
 
@@ -423,126 +397,3 @@ class RegexType(OutputType):
 
     def __str__(self) -> str:
         return f"regex /{self.pattern}/"
-
-
-# The length of a JSON-schema string that sets no maxLength (EXPLAIN says so; a schema's
-# own "maxLength" raises or lowers it).
-DEFAULT_MAX_STRING = 64
-
-
-def _open_strings(schema) -> bool:
-    """Whether the schema has a free string that :func:`bounded_schema` will bound."""
-    if isinstance(schema, list):
-        return any(_open_strings(s) for s in schema)
-    if not isinstance(schema, dict):
-        return False
-    kinds = schema.get("type")
-    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
-    free = "string" in kinds and not {"enum", "pattern", "maxLength"} & set(schema)
-    return free or any(_open_strings(v) for v in schema.values())
-
-
-def _string_chars(schema) -> int:
-    """Characters of all bounded strings (array items counted maxItems times, else 8)."""
-    if isinstance(schema, list):
-        return sum(_string_chars(s) for s in schema)
-    if not isinstance(schema, dict):
-        return 0
-    own = int(schema.get("maxLength", 0)) if "string" in str(schema.get("type")) else 0
-    inner = 0
-    for key, value in schema.items():
-        part = _string_chars(value)
-        if key in ("items", "additionalItems"):
-            part *= int(schema.get("maxItems", 8))
-        inner += part
-    return own + inner
-
-
-def bounded_schema(schema):
-    """Bound the strings a schema leaves open, so that every generation terminates.
-
-    Small models happily write digits or characters until they run out of tokens; a
-    bound in the grammar forces the value to close: DEFAULT_MAX_STRING characters unless
-    the schema sets maxLength (kept, and the token budget grows with it). Digits and
-    array lengths are capped in the compiled grammar (grammar/compile.py).
-    """
-    if isinstance(schema, list):
-        return [bounded_schema(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: bounded_schema(v) for k, v in schema.items()}
-    kinds = out.get("type")
-    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
-    if "string" in kinds and "enum" not in out and "pattern" not in out:
-        out.setdefault("maxLength", DEFAULT_MAX_STRING)
-    return out
-
-
-_NAMED_TYPES = {
-    "bool": BoolType,
-    "boolean": BoolType,
-    "int": IntType,
-    "integer": IntType,
-    "bigint": IntType,
-    "float": FloatType,
-    "double": FloatType,
-    "number": FloatType,
-    "str": StrType,
-    "string": StrType,
-    "text": StrType,
-    "varchar": StrType,
-    "date": DateType,
-}
-
-
-def type_from_name(name: str, quantifier: str | None = None) -> OutputType:
-    """``return_type='int'`` (and friends, 'list[int]', 'int[]') -> an OutputType.
-
-    A name that is not a type but parses as a JSON object is a JSON schema.
-    Raises ValueError for anything else.
-    """
-    text = name.strip()
-    if text.startswith("{"):
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"return_type is not a valid JSON schema: {err}") from None
-        return JsonType(text)
-    lowered = text.lower()
-    m = re.fullmatch(r"list\[(\w+)\]|(\w+)\[\]", lowered)
-    if m:
-        item = type_from_name(m.group(1) or m.group(2))
-        lo, hi = parse_quantifier(quantifier or "+")
-        return ListType(item, lo, hi)
-    if lowered not in _NAMED_TYPES:
-        known = ", ".join(sorted({"bool", "int", "float", "str", "date", "list[T]"}))
-        raise ValueError(f"unknown return_type {name!r}; expected one of {known} or a JSON schema")
-    base = _NAMED_TYPES[lowered]()
-    if quantifier:
-        lo, hi = parse_quantifier(quantifier)
-        return ListType(base, lo, hi)
-    return base
-
-
-def type_from_sql_type(sql_type: str) -> OutputType | None:
-    """The output type for a DuckDB column type, or None for text (handled as options)."""
-    t = sql_type.upper()
-    if t == "BOOLEAN":
-        return BoolType()
-    if t in (
-        "TINYINT",
-        "SMALLINT",
-        "INTEGER",
-        "BIGINT",
-        "HUGEINT",
-        "UTINYINT",
-        "USMALLINT",
-        "UINTEGER",
-        "UBIGINT",
-    ):
-        return IntType()
-    if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
-        return FloatType()
-    if t == "DATE":
-        return DateType()
-    return None

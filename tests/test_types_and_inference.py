@@ -9,6 +9,7 @@ from sqlglot import exp
 
 import semql
 from semql.dialect import parse
+from semql.grammar import type_names
 from semql.grammar import types as T
 from semql.grammar.inference import ColumnFacts, infer_type
 from semql.planner.calls import is_lm_call
@@ -161,15 +162,15 @@ def test_duckdb_types():
 @pytest.mark.parametrize("bad", ["", "**", "{3", "{4,2}", "{a}"])
 def test_bad_quantifier(bad):
     with pytest.raises(ValueError):
-        T.parse_quantifier(bad)
+        type_names.parse_quantifier(bad)
 
 
 def test_type_names():
-    assert isinstance(T.type_from_name("BOOLEAN"), T.BoolType)
-    assert isinstance(T.type_from_name("int[]"), T.ListType)
-    assert isinstance(T.type_from_name('{"type": "array"}'), T.JsonType)
+    assert isinstance(type_names.type_from_name("BOOLEAN"), T.BoolType)
+    assert isinstance(type_names.type_from_name("int[]"), T.ListType)
+    assert isinstance(type_names.type_from_name('{"type": "array"}'), T.JsonType)
     with pytest.raises(ValueError, match="unknown return_type"):
-        T.type_from_name("colour")
+        type_names.type_from_name("colour")
 
 
 def test_every_grammar_compiles():
@@ -200,7 +201,8 @@ def test_type_error_surfaces_through_the_api():
 def test_json_strings_are_bounded_visibly_and_a_schema_can_lift_the_bound():
     import json
 
-    from semql.grammar.types import DEFAULT_MAX_STRING, JsonType
+    from semql.grammar.json_schema import DEFAULT_MAX_STRING
+    from semql.grammar.types import JsonType
 
     free = JsonType(json.dumps({"type": "object", "properties": {"name": {"type": "string"}}}))
     assert f"at most {DEFAULT_MAX_STRING} characters" in str(free)
