@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from semql import explain_text
 from semql.executors.lm.budget import Budget
 from semql.executors.lm.lm_executor import LMExecutor, Progress
 from semql.executors.lm.result_cache import ResultCache
@@ -26,7 +27,6 @@ from semql.executors.runtimes.runtime import is_remote, model_choice, open_runti
 from semql.planner import logical as L
 from semql.planner import plan as plan_statement
 from semql.planner.cost import DEFAULT_PROFILE, ModelProfile
-from semql.planner.explain import render_plan
 from semql.planner.options import PlanOptions
 
 from .catalog import DuckDBCatalog, quote_ident
@@ -353,19 +353,10 @@ class Connection:
         """The plan as a tree; with ``analyze=True`` the query runs and figures are shown."""
         plan = self.plan(sql, **options)
         if not analyze:
-            return render_plan(plan, _estimate_of)
+            return explain_text.planned(plan)
         with _names_located_in(sql):
             self._run(plan, None)
-        run = self.last_run
-        text = render_plan(plan, lambda node: _estimate_and_actual(node, run), run)
-        s = self.stats
-        total = (
-            f"total: {s.lm_calls} LM calls, {s.prompt_tokens} prompt tokens "
-            f"({s.cached_prompt_tokens} from KV cache), {s.generated_tokens} generated, "
-            f"{s.cache_hits} result-cache hits, {s.seconds:.2f}s"
-        )
-        warnings = "".join(f"\nwarning: {w}" for w in s.warnings)
-        return f"{text}\n\n{total}{warnings}"
+        return explain_text.analyzed(plan, self.last_run, self.stats)
 
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -397,18 +388,6 @@ SAFE_MODE = (
     "autoload_known_extensions = false",
     "lock_configuration = true",
 )
-
-
-def _estimate_of(node: L.PlanNode) -> str:
-    return node.estimate.summary() if node.estimate is not None else ""
-
-
-def _estimate_and_actual(node: L.PlanNode, run: QueryRun) -> str:
-    parts = [_estimate_of(node)] if node.estimate is not None else []
-    actual = run.stats_of(node)
-    if actual is not None:
-        parts.append("actual: " + actual.summary())
-    return " | ".join(parts)
 
 
 def connect(database: str = ":memory:", **kwargs) -> Connection:
