@@ -24,13 +24,13 @@ from semql.planner.rules.predicate_order import SAMPLE_ROWS, group_units, reorde
 from semql.planner.scope_sql import (
     argument_columns,
     argument_name,
-    row_columns,
     same_arguments,
     scope_query,
 )
 
 from ..lm.lm_executor import LMExecutor
 from ..lm.stats import OperatorStats
+from .column_slots import ColumnSlots
 from .database import Database
 from .run_state import ExitPoint, QueryRun
 
@@ -49,13 +49,8 @@ class _Sample:
     def __init__(self, io: SampleIO, select: exp.Select, below: list[exp.Expression], preds):
         self.io = io
         self.view = f"__semql_sample_{uuid.uuid4().hex[:8]}"
-        self.names: dict[str, str] = {}
-        for pred in preds:
-            for col in row_columns(pred):
-                self.names.setdefault(col.sql(dialect="duckdb"), f"__c{len(self.names)}")
-        cols = [
-            exp.alias_(exp.maybe_parse(sql, dialect="duckdb"), n) for sql, n in self.names.items()
-        ]
+        self.slots = ColumnSlots(list(preds))
+        cols = self.slots.projection()
         # The first rows in input order: the filters' first batches are the same rows,
         # so under an early exit the sampled answers are the ones needed anyway.
         sql = f"{scope_query(select, cols, below)} LIMIT {SAMPLE_ROWS}"
@@ -67,11 +62,7 @@ class _Sample:
 
     def over_sample(self, node: exp.Expression) -> exp.Expression:
         """``node`` (a copy) reading the sample view's columns instead of the scope's."""
-        for col in list(node.find_all(exp.Column)):
-            name = self.names.get(col.sql(dialect="duckdb"))
-            if name is not None:
-                col.replace(exp.column(name, table=self.view))
-        return node
+        return self.slots.redirect(node, self.view)
 
     def answer(
         self, node: L.LMOperator, op: OperatorStats, args: list[exp.Expression]

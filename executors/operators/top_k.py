@@ -7,8 +7,9 @@ import sqlglot
 from sqlglot import exp
 
 from semql.planner import logical as L
-from semql.planner.scope_sql import row_columns, scope_query
+from semql.planner.scope_sql import scope_query
 
+from .column_slots import ColumnSlots
 from .database import Database
 from .run_state import QueryRun
 
@@ -21,10 +22,7 @@ def fix_limited_rows(node: L.Limit, scope: L.ScopePlan, run: QueryRun, db: Datab
     other rows on a second evaluation).
     """
     select = run.select(scope)
-    names: dict[str, str] = {}
-    for item in select.expressions:
-        for col in row_columns(item):
-            names.setdefault(col.sql(dialect="duckdb"), f"__c{len(names)}")
+    slots = ColumnSlots(list(select.expressions))
     aliases = {e.alias: e.this for e in select.expressions if isinstance(e, exp.Alias)}
     order = select.args.get("order")
     keys = []
@@ -35,9 +33,10 @@ def fix_limited_rows(node: L.Limit, scope: L.ScopePlan, run: QueryRun, db: Datab
                 col.replace(aliases[col.name].copy())
         keys.append(key)
     window = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=keys) if keys else None)
-    cols = [exp.alias_(sqlglot.parse_one(sql, read="duckdb"), name) for sql, name in names.items()]
     query = sqlglot.parse_one(
-        scope_query(select, cols + [exp.alias_(window, "__pos")], run.below(scope, node)),
+        scope_query(
+            select, slots.projection() + [exp.alias_(window, "__pos")], run.below(scope, node)
+        ),
         read="duckdb",
     )
     if keys:
@@ -50,8 +49,7 @@ def fix_limited_rows(node: L.Limit, scope: L.ScopePlan, run: QueryRun, db: Datab
     for item in select.expressions:
         if isinstance(item, exp.Column):
             item = item.replace(exp.alias_(item.copy(), item.output_name))
-        for col in row_columns(item):
-            col.replace(exp.column(names[col.sql(dialect="duckdb")], table=table))
+        slots.redirect(item, table)
     select.set("from_", exp.From(this=exp.to_table(table)))
     for arg in ("joins", "where", "limit", "offset"):
         select.set(arg, None)
