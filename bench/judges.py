@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
-from stored_scores import ANCHORS, by_setting, load, publish, review_field
+from stored_scores import ANCHORS, by_setting, calibrated, load, publish, review_field
 
 from semql.executors.proxy.embeddings import MiniLMEmbedder
 
@@ -32,9 +32,7 @@ JUDGES = ("gemma", "smollm2", "minilm")
 
 
 def log_odds(entry: dict) -> np.ndarray:
-    probs = np.asarray(entry["probs"]) / np.asarray(entry["content_free"])
-    probs /= probs.sum(axis=1, keepdims=True)
-    p = np.clip(probs[:, 0], 1e-6, 1 - 1e-6)
+    p = np.clip(calibrated(entry)[:, 0], 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 from closed_set_quality import TASKS, out_type_of
-from stored_scores import QUERY_MOVIES, by_setting, load, publish, review_field
+from stored_scores import QUERY_MOVIES, by_setting, calibrated, load, publish, review_field
 
 from semql.executors.lm.embedding_judge import anchors, combined, margins
 from semql.executors.proxy.embeddings import MiniLMEmbedder
@@ -33,11 +33,6 @@ DRAWS = 200
 SHARES = (0.25, 0.12)
 MODELS = ("gemma", "smollm2")
 KINDS = {name: (kind, shots) for name, kind, _, _, shots in TASKS if kind != "scale"}
-
-
-def calibrated(entry: dict) -> np.ndarray:
-    probs = np.asarray(entry["probs"]) / np.asarray(entry["content_free"])
-    return probs / probs.sum(axis=1, keepdims=True)
 
 
 def replay(conf, judged, passing, gold, share, k, rng) -> tuple[float, float, float]:

@@ -21,18 +21,12 @@ are used by either method; they only score the picks.
 from __future__ import annotations
 
 import numpy as np
-from stored_scores import QUERY_MOVIES, load, publish, review_field
+from stored_scores import QUERY_MOVIES, calibrated, load, publish, review_field
 
 TASKS = ("pos_bool", "likes_bool", "sentiment")  # the label asked for is label 0
 K = 3
 SHUFFLES = 200
 SKEW = 0.25
-
-
-def calibrated(entry: dict, idx: list[int]) -> np.ndarray:
-    probs = np.asarray(entry["probs"])[idx]
-    q = probs / np.asarray(entry["content_free"])
-    return q / q.sum(axis=1, keepdims=True)
 
 
 def replay(q: np.ndarray, gold: np.ndarray, rng: np.random.Generator, skew: float | None):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
-from stored_scores import ANCHORS, load, publish, review_field
+from stored_scores import ANCHORS, calibrated, load, publish, review_field
 
 from semql.executors.proxy.embeddings import MiniLMEmbedder
 
@@ -28,8 +28,7 @@ def main() -> None:
             continue
         gold = np.asarray(entry["truth"], dtype=bool)
         probs = np.asarray(entry["probs"])
-        calibrated = probs / np.asarray(entry["content_free"])
-        calibrated /= calibrated.sum(axis=1, keepdims=True)
+        calibrated_probs = calibrated(entry)
         vectors = embedder.embed([text[i] for i in entry["reviewId"]])
         anchors = embedder.embed(list(ANCHORS[entry["task"]]))
         sims = vectors @ anchors.T
@@ -40,7 +39,7 @@ def main() -> None:
                 "shots": entry["shots"],
                 "rows": len(gold),
                 "lm_auc": round(float(roc_auc_score(gold, probs[:, 0])), 3),
-                "lm_calibrated_auc": round(float(roc_auc_score(gold, calibrated[:, 0])), 3),
+                "lm_calibrated_auc": round(float(roc_auc_score(gold, calibrated_probs[:, 0])), 3),
                 "minilm_zero_shot_auc": round(
                     float(roc_auc_score(gold, sims[:, 0] - sims[:, 1])), 3
                 ),

@@ -14,6 +14,9 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
+
+from semql.executors.lm.closed_set import DEFAULT_METHOD, Prior
 from semql.sample import sample_dir
 
 # the two movies SemBench's Q2-Q9 ask about: left out where a method must not see them
@@ -64,6 +67,14 @@ def by_setting(dump: list[dict], tasks) -> dict[tuple, dict]:
                 )
             setting[model] = entry
     return settings
+
+
+def calibrated(entry: dict, idx: list[int] | None = None) -> np.ndarray:
+    """The stored rows' label distributions (``idx``: those rows) calibrated by their
+    content-free prior exactly as the engine decides (executors/lm/closed_set.Prior)."""
+    prior = Prior(DEFAULT_METHOD, tuple(entry["content_free"]))
+    probs = np.asarray(entry["probs"])
+    return np.vstack([prior.calibrate(p) for p in (probs if idx is None else probs[idx])])
 
 
 def review_field(name: str) -> dict[str, str]:
