@@ -93,6 +93,19 @@ def test_the_row_fields_choose_each_rows_context():
     assert got == {"101", "444"}
 
 
+def test_without_k_each_row_gets_its_most_relevant_row_only():
+    """The default k is 1: on the measured tasks (bench/retrieval_k.py) the bundled model
+    answered best from the single most relevant row."""
+    con, lm = _con()
+    con.register("facts", _facts())
+    con.register("q", pl.DataFrame({"t": ["sensor 101 reads", "sensor 444 reads"]}))
+    con.query("SELECT {{LLMMap('Which level?', q.t, context=(SELECT id, txt FROM facts))}} FROM q")
+    assert [len(_ids_in(_context_of(p))) for p in lm.prompts] == [1, 1]
+    assert "top 1 rows by hybrid relevance" in con.explain(
+        "SELECT {{LLMMap('Which level?', q.t, context=(SELECT id, txt FROM facts))}} FROM q"
+    )
+
+
 def _stored(con, schema_like: str) -> dict[str, int]:
     """Row counts of the index tables of one kind (view name -> rows)."""
     db = con.duckdb
