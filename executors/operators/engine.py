@@ -69,9 +69,6 @@ class Engine:
         self._make_lm = lm
         self._executor: LMExecutor | None = None
         self._proxy = proxy  # () -> (EmbeddingStore, embedders, seed), made on first use
-        self._ranked: LMCall | None = None  # the scope's precision-first call, if it ranks
-        self._rank: L.RankLimit | None = None  # the scope's precision-first LIMIT
-        self._retriever: Retriever | None = None
         self.last_run: QueryRun | None = None
 
     def _lm(self) -> LMExecutor:
@@ -92,14 +89,14 @@ class Engine:
                 return self.db.frame(plan.sql, params, own=True)
             try:
                 if any(c.retrieval is not None for c in plan.calls):
-                    self._retriever = self._make_retriever(plan)
-                    self._lm().retrieve = self._retriever.contexts
+                    run.retriever = self._make_retriever(plan)
+                    self._lm().retrieve = run.retriever.contexts
                 for qa in plan.constants:
-                    run_qa(qa, run, self.db.fetch, self._lm(), self._retriever)
+                    run_qa(qa, run, self.db.fetch, self._lm(), run.retriever)
                 for scope in plan.scopes:
                     self._run_scope(scope, run, plan.profile)
-                if self._retriever is not None:
-                    stats.warnings += self._retriever.warnings
+                if run.retriever is not None:
+                    stats.warnings += run.retriever.warnings
                 final = run.tree.sql(dialect="duckdb")
                 return self.db.frame(
                     final,
@@ -132,7 +129,7 @@ class Engine:
     def _run_scope(self, scope: L.ScopePlan, run: QueryRun, profile) -> None:
         """Run the scope's operators bottom-up (a group of LM filters in the order
         sampling gives it; the run records the order)."""
-        self._ranked = self._rank_applies(scope, run)
+        run.ranked[id(scope)] = self._rank_applies(scope, run)
         steps = run.steps(scope)
         ordered: set[int] = set()
         self._run_node(steps[0], scope, run)
@@ -149,7 +146,7 @@ class Engine:
         """The call whose confidence orders the LIMITed rows (precision-first), if the
         scope's candidate rows are few enough; counted with the WHERE's relational
         conjuncts only, so naive and optimized plans decide alike."""
-        rank = self._rank = scope.rank_limit
+        rank = scope.rank_limit
         if rank is None or not self._lm().scores(rank.call.output):
             return None  # no rank without label scores (an HTTP server, a fake LM)
         _, rows = self.db.fetch(count_query(run.select(scope), rank.candidates))
@@ -227,7 +224,7 @@ class Engine:
         _, rows = self.db.fetch(f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx")
         lookup = self._lookup_expr(fields, inputs, results)
         done = None
-        ranked = self._ranked is call
+        ranked = run.ranked.get(id(scope)) is call
         ranked_by = "the LM's calibrated confidence"
         exit_at = run.exit_point(node) if not ranked else None
         if exit_at is not None:
@@ -250,7 +247,9 @@ class Engine:
                 node, values, op, dedup=node.dedup, total=len(rows), confidences=confidences
             )
             if ranked and any(c is not None for c in confidences):
-                confidences, ranked_by = self._rank_keys(call, values, answers, confidences)
+                confidences, ranked_by = self._rank_keys(
+                    call, scope.rank_limit, values, answers, confidences
+                )
             self._insert(results, [r[0] for r in chunk], answers, call.output, confidences)
             if done is not None and start + batch < len(rows):
                 preds = run.below(scope, node) + [run.working(node.predicate), done]
@@ -259,8 +258,8 @@ class Engine:
                     break
         if done is not None:
             run.done[id(node)] = done
-        if call.retrieval is not None and self._retriever is not None:
-            run.note(node, self._retriever.report(call))
+        if call.retrieval is not None and run.retriever is not None:
+            run.note(node, run.retriever.report(call))
         if ranked:
             self._rank_by_confidence(fields, select, inputs, results)
             run.note(node, f"precision-first: ranked {len(rows)} candidate rows by {ranked_by}")
@@ -273,13 +272,17 @@ class Engine:
             op.rows_out = op.rows_in
 
     def _rank_keys(
-        self, call: LMCall, values: list[tuple], answers: list, confidences: list
+        self,
+        call: LMCall,
+        rank: L.RankLimit | None,
+        values: list[tuple],
+        answers: list,
+        confidences: list,
     ) -> tuple[list, str]:
         """Precision-first order keys: the LM's confidences, or their mean with the
         embedding judge (executors/lm/embedding_judge.py) where the plan asks for it, the
         call names texts for its answers and MiniLM is installed. Scored over the
         distinct input tuples, so naive (no dedup) and optimized plans rank alike."""
-        rank = self._rank
         anchor_texts = (
             embedding_judge.anchors(call.output, call.examples)
             if rank is not None and rank.rank_by == "lm+embedding"

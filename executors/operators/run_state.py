@@ -52,6 +52,8 @@ class QueryRun:
         self.guards: dict[int, exp.Expression] = {}  # LM operator -> rows that need an answer
         self.exits: dict[int, ExitPoint | None] = {}  # moved by run-time filter ordering
         self._order: dict[int, Steps] = {}  # scope -> operators bottom-up, as they ran
+        self.ranked: dict[int, LMCall | None] = {}  # scope -> the call precision-first ranks
+        self.retriever = None  # executors/retrieval.Retriever, where a call retrieves
 
     # -- the working SQL tree ----------------------------------------------------------
 
