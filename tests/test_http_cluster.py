@@ -221,8 +221,8 @@ def test_a_servers_greedy_answers_are_the_in_process_ones_where_the_model_is_cle
     completion prompts, both decode the same label wherever the in-process label margin is
     clearer than the two backends' drift (2 * DRIFT), and that label is the one scoring
     ranks first. Near ties may decode either way (the server's arithmetic follows its
-    cache state), so they are not compared; the test insists that most rows are clear, so
-    it always compares something."""
+    cache state), so they are not compared; the test insists that at least half the rows
+    are clear, so it always compares something."""
     (_, a), _ = servers
     build = PromptBuilder("completion").build
     with semql.connect(cache=False) as con:
@@ -231,7 +231,7 @@ def test_a_servers_greedy_answers_are_the_in_process_ones_where_the_model_is_cle
             t
             for (t,) in con.duckdb.execute(
                 "SELECT DISTINCT reviewText FROM Reviews WHERE id = 'taken_3' "
-                f"ORDER BY reviewText LIMIT {ROWS}"
+                f"ORDER BY reviewText LIMIT {ROWS // 2}"
             ).fetchall()
         ]
     server = HTTPRuntime([a], label_scores=False)
@@ -258,7 +258,7 @@ def test_a_servers_greedy_answers_are_the_in_process_ones_where_the_model_is_cle
     finally:
         local.close()
         server.close()
-    assert compared >= 3 * ROWS // 2
+    assert compared >= 3 * (ROWS // 2) // 2
 
 
 VERDICT = "Is this movie review very good or very bad?"
