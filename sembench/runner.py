@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="ROWS",
         help="LIMIT over an LM condition takes the rows the model is surest of when at most "
-        "ROWS are candidates (default: SemQL's, 256; 0: the first rows that pass)",
+        "ROWS are candidates (default: SemQL's, 64; 0: the first rows that pass)",
     )
     p.add_argument(
         "--rank-by",

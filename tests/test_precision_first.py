@@ -57,7 +57,7 @@ def test_applies_where_it_is_defined(sample_con, sql, ranks):
     rank = _scope(sample_con, sql).rank_limit
     assert (rank is not None) is ranks
     if ranks:
-        assert rank.max_rows == 256 and not any("LLMMap" in c.sql() for c in rank.candidates)
+        assert rank.max_rows == 64 and not any("LLMMap" in c.sql() for c in rank.candidates)
 
 
 def test_off_switch_and_bad_values(sample_con):
@@ -75,18 +75,18 @@ def test_off_switch_and_bad_values(sample_con):
 
 def test_explain_and_estimate_count_every_candidate(sample_con):
     sql = f"SELECT reviewId FROM Reviews WHERE id = 'taken_3' AND {FILTER} LIMIT 3"
-    text = sample_con.explain(sql)
+    text = sample_con.explain(sql, precision_first=256)
     assert "precision-first: LIMIT 3 takes the 3 rows the model is surest of" in text
-    ranked = sample_con.plan(sql).scopes[0]
-    first_k = sample_con.plan(sql, precision_first=100).scopes[0]  # 120 candidates > 100
+    ranked = sample_con.plan(sql, precision_first=256).scopes[0]
+    first_k = sample_con.plan(sql).scopes[0]  # 120 candidates > the default 64
     calls = [n.estimate.lm_calls for n in ranked.root.walk() if hasattr(n, "call") and n.call]
     calls_k = [n.estimate.lm_calls for n in first_k.root.walk() if hasattr(n, "call") and n.call]
     assert calls == [pytest.approx(119, abs=1)]  # every distinct taken_3 review
     assert calls_k[0] < 60  # the early exit's estimate
     # EXPLAIN says whether it applies to this query, from the candidates it counted
     assert "precision-first applies: 120 candidate rows (at most 256), all answered" in text
-    over = sample_con.explain(sql, precision_first=100)
-    assert "precision-first does not apply: 120 candidate rows (over 100)" in over
+    over = sample_con.explain(sql)
+    assert "precision-first does not apply: 120 candidate rows (over 64)" in over
     assert "applies:" not in over
 
 
