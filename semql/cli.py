@@ -28,7 +28,8 @@ from .shell import Shell
 
 DEMO_QUERIES = [
     (
-        "Five positive reviews of 'taken_3' (relational filter first, the 5 it is surest of)",
+        "Five positive reviews of 'taken_3' (relational filter first; its 120 reviews are more "
+        "than precision-first ranks by default, 64, so the first 5 the model passes)",
         "SELECT reviewId, reviewText FROM Reviews\n"
         "WHERE id = 'taken_3'\n"
         "  AND {{LLMMap('Is this movie review positive?', reviewText,\n"
