@@ -9,8 +9,11 @@ scores a count (1 / (1 + relative error)), for the decisions and for the expecte
 (the sum of the calibrated probabilities of the positive side).
 
 Methods decide through the engine's code (executors/lm/closed_set.py): ``off`` (the
-highest whole-label probability) and ``content_free`` (today's default: divided by the
-mean distribution of the content-free prompts, unless that prior is unusable).
+highest whole-label probability), ``content_free`` (today's default: divided by the
+mean distribution of the content-free prompts, unless that prior is unusable), and two
+label-free candidates, to be chosen between on the dev part only: ``half`` (the prior's
+square root: half the correction) and ``unless examples`` (the prior for zero-shot calls,
+none with examples).
 
     python bench/wording_report.py bench/results/wording/wording-...-rows.json
 """
@@ -24,7 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from semql.executors.lm.closed_set import DEFAULT_METHOD, content_free_prior, probabilities
+from semql.executors.lm.closed_set import (
+    DEFAULT_METHOD,
+    Prior,
+    content_free_prior,
+    probabilities,
+)
 
 Method = Callable[[dict], np.ndarray]  # a setting -> calibrated label distributions per row
 
@@ -38,7 +46,28 @@ def _content_free(entry: dict) -> np.ndarray:
     return np.vstack([prior.calibrate(probabilities(r)) for r in entry["logprobs"]])
 
 
-METHODS: dict[str, Method] = {"off": _off, "content_free": _content_free}
+def _half(entry: dict) -> np.ndarray:
+    """Candidate: a tempered prior, the content-free distribution to the power 1/2 (half
+    the correction in log space), for calibration that over-corrects."""
+    prior, _ = content_free_prior(DEFAULT_METHOD, entry["content_free"])
+    if prior.probs is not None:
+        tempered = np.sqrt(np.asarray(prior.probs))
+        prior = Prior("half", tuple(float(x) for x in tempered / tempered.sum()))
+    return np.vstack([prior.calibrate(probabilities(r)) for r in entry["logprobs"]])
+
+
+def _unless_examples(entry: dict) -> np.ndarray:
+    """Candidate: the content-free prior for zero-shot calls only; with examples, which
+    show the model both answers, none."""
+    return _off(entry) if entry["examples"] != "none" else _content_free(entry)
+
+
+METHODS: dict[str, Method] = {
+    "off": _off,
+    "content_free": _content_free,
+    "half": _half,
+    "unless examples": _unless_examples,
+}
 
 
 def macro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
