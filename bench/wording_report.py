@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,6 +110,10 @@ def qualities(entry: dict, q: np.ndarray) -> dict[str, float]:
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else sys.exit(__doc__)
     settings = json.loads(path.read_text())["settings"]
+    full = 6 * 3  # wordings x example sets of a task
+    groups = Counter((e["model"], e["task"]) for e in settings)
+    partial = sorted(f"{m}: {t}" for (m, t), n in groups.items() if n < full)
+    settings = [e for e in settings if groups[(e["model"], e["task"])] == full]
     scored = []
     for entry in settings:
         for method, fn in METHODS.items():
@@ -119,6 +124,12 @@ def main() -> None:
         f"From `{path.name}`. Dev: the first four wordings of each task; test: the last two "
         "(held out). Cells: test mean / worst / spread (best - worst), then the dev mean.\n",
     ]
+    if partial:
+        lines.append(
+            "Left out, not all of their settings were measured (a run stopped early): "
+            + "; ".join(partial)
+            + ". A model's *all tasks* rows cover its complete tasks only.\n"
+        )
     for model in dict.fromkeys(s["model"] for s in scored):
         lines += [f"## {model}\n", _header()]
         for task in dict.fromkeys(s["task"] for s in scored):
