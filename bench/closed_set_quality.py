@@ -128,7 +128,7 @@ TASKS = [
 ]
 
 
-def _score_of(text: str) -> float | None:
+def score_of(text: str) -> float | None:
     """originalScore as a fraction (3/4, 7.5/10); letter grades and blanks -> None."""
     if "/" not in text:
         return None
@@ -169,7 +169,7 @@ def domain_texts(rows: list[dict], n: int, rng: random.Random) -> list[str]:
 
 def truth_value(task, kind, row):
     if kind == "scale":
-        return _score_of(row["originalScore"])
+        return score_of(row["originalScore"])
     return bool(task[3](row))
 
 

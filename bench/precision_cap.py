@@ -32,13 +32,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from stored_scores import QUERY_MOVIES
 
 import semql
 from semql.sample import sample_dir
 
 CAPS = (0, 16, 64, 256, 1024)
 K = 3
-QUERY_MOVIES = ("taken_3", "ant_man_and_the_wasp_quantumania")
 MIN_REVIEWS = 10
 MIN_YEAR_REVIEWS = 50
 # (name, the condition on reviewText, the label a passing row must have)
@@ -81,7 +81,7 @@ def connect(path: Path) -> semql.Connection:
 
 def tasks(con: semql.Connection) -> list[tuple[str, str, int]]:
     """(task, relational WHERE, distinct candidate reviews), chosen by size alone."""
-    outside = "id NOT IN (" + ", ".join(f"'{m}'" for m in QUERY_MOVIES) + ")"
+    outside = "id NOT IN (" + ", ".join(f"'{m}'" for m in sorted(QUERY_MOVIES)) + ")"
     rows = con.duckdb.execute(
         f"SELECT id, count(DISTINCT reviewId) FROM Reviews WHERE {outside} "
         "GROUP BY id HAVING count(DISTINCT reviewId) >= ? ORDER BY id",

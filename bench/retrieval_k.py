@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from retrieval import connect, held_rows
+from retrieval import connect, fetch_of, held_rows
 
 import semql
 
@@ -106,12 +106,10 @@ def retrieved_share(con, sql: str, qs, k: int) -> float:
     from semql.executors.proxy.embeddings import MiniLMEmbedder
     from semql.executors.retrieval.retriever import Retriever
 
-    def fetch(text: str):
-        cur = con.duckdb.execute(text)
-        return [d[0] for d in cur.description], cur.fetchall()
-
     call = next(c for c in con.plan(sql).calls if c.retrieval is not None)
-    retriever = Retriever(fetch, EmbeddingStore(con.duckdb.cursor()), MiniLMEmbedder(), "hybrid")
+    retriever = Retriever(
+        fetch_of(con), EmbeddingStore(con.duckdb.cursor()), MiniLMEmbedder(), "hybrid"
+    )
     coll = retriever.collection(call)
     found = retriever.top_k(call, [" ".join(q[1].split()) for q in qs])
     titles = [{coll.lines[j].split(" | ")[0] for j in rows[:k]} for rows in found]

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from closed_set_quality import score_of
+from stored_scores import QUERY_MOVIES
 
 from semql.executors.lm.closed_set import CONTENT_FREE
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
@@ -36,7 +38,6 @@ from semql.grammar.types import BoolType, OptionsType
 from semql.planner.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
-QUERY_MOVIES = {"taken_3", "ant_man_and_the_wasp_quantumania"}
 TEST_WORDINGS = 2  # the last two of each task's six
 FIELD = "reviewText"
 
@@ -142,15 +143,6 @@ def example_answer(kind: str, labels, polarity: int):
     if kind == "options":
         return labels[0] if positive else labels[1]
     return polarity
-
-
-def score_of(text: str) -> float | None:
-    """originalScore as a fraction (3/4, 7.5/10); letter grades and blanks -> None."""
-    a, sep, b = text.partition("/")
-    try:
-        return float(a) / float(b) if sep and float(b) > 0 else None
-    except ValueError:
-        return None
 
 
 def load_rows(n: int, seed: int) -> list[dict]:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from closed_set_quality import macro_f1, spearman
 
 from semql.executors.lm.closed_set import (
     DEFAULT_METHOD,
@@ -71,24 +72,8 @@ METHODS: dict[str, Method] = {
 }
 
 
-def macro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
-    f1s = []
-    for cls in (True, False):
-        tp = np.sum((pred == cls) & (gold == cls))
-        fp = np.sum((pred == cls) & (gold != cls))
-        fn = np.sum((pred != cls) & (gold == cls))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return float(np.mean(f1s))
-
-
 def count_quality(estimate: float, true: float) -> float:
     return 1.0 / (1.0 + abs(estimate - true) / true) if true else float(estimate == 0)
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    return 0.0 if len(set(a)) < 2 else float(spearmanr(a, b).statistic)
 
 
 def qualities(entry: dict, q: np.ndarray) -> dict[str, float]:
@@ -96,12 +81,12 @@ def qualities(entry: dict, q: np.ndarray) -> dict[str, float]:
     if entry["kind"] == "scale":
         keep = [i for i, t in enumerate(entry["truth"]) if t is not None]
         ev = q[keep] @ np.arange(1, q.shape[1] + 1)
-        return {"rows": spearman(ev, np.asarray([entry["truth"][i] for i in keep]))}
+        return {"rows": spearman(list(ev), [entry["truth"][i] for i in keep])}
     # the label asked about: yes for yes/no, the first (positive-side) label for options
     gold = np.asarray(entry["truth"], dtype=bool)
     pred = q.argmax(axis=1) == 0
     return {
-        "rows": macro_f1(pred, gold),
+        "rows": macro_f1(list(pred), list(gold)),
         "count": count_quality(float(pred.sum()), float(gold.sum())),
         "expected count": count_quality(float(q[:, 0].sum()), float(gold.sum())),
     }
