@@ -16,6 +16,7 @@ are the *test* part: nothing may be chosen by looking at their results. Rows are
 seeded sample of distinct reviews of movies SemBench's queries do not ask about.
 
     python bench/wording.py --models gemma3-270m,smollm2 --rows 120 --out bench/results/wording
+    python bench/wording.py --models smollm2 --tasks "sentiment options,score 1-5"
 """
 
 from __future__ import annotations
@@ -163,10 +164,11 @@ def truth(kind: str, row: dict):
     return not positive if kind == "bool-negated" else positive
 
 
-def run_model(model: str, rows: list[dict], raw: list[dict], progress) -> None:
+def run_model(model: str, tasks: list[str], rows: list[dict], raw: list[dict], progress) -> None:
     runtime = LlamaRuntime(model)
     builder = PromptBuilder(runtime.style, runtime.format_chat)
-    for task, (kind, wordings) in TASKS.items():
+    for task in tasks:
+        kind, wordings = TASKS[task]
         for w, (question, labels) in enumerate(wordings):
             out_type = out_type_of(kind, labels)
             for set_name, examples in EXAMPLE_SETS.items():
@@ -206,7 +208,12 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=120)
     ap.add_argument("--seed", type=int, default=20261203)
     ap.add_argument("--out", default="bench/results/wording")
+    ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
     args = ap.parse_args()
+    tasks = args.tasks.split(",")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        ap.error(f"unknown task(s) {unknown}; known: {list(TASKS)}")
     rows = load_rows(args.rows, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +229,7 @@ def main() -> None:
         )
 
     for name in args.models.split(","):
-        run_model(resolve_model_path(name), rows, raw, progress)
+        run_model(resolve_model_path(name), tasks, rows, raw, progress)
     print(f"stored {len(raw)} settings in {target}")
 
 

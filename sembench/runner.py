@@ -92,9 +92,11 @@ def run(
     timeout: float | None = None,
     overrides: dict | None = None,
     progress: bool | None = None,
+    sql_dir: Path | None = None,
 ) -> list[QueryResult]:
-    """Run scenario ``name``; one QueryResult per (config, repeat, query)."""
-    scen = scenarios.load(name)
+    """Run scenario ``name`` (its queries' SQL from ``sql_dir`` when given); one
+    QueryResult per (config, repeat, query)."""
+    scen = scenarios.load(name, sql_dir)
     chosen = [q for q in scen.queries if not queries or q.name in queries]
     unknown = set(queries or []) - {q.name for q in scen.queries}
     if unknown:
@@ -273,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", help="comma-separated query names, e.g. Q1,Q3")
     p.add_argument("--rows", type=int, help="a deterministic sample of N rows per table")
     p.add_argument(
+        "--sql-dir",
+        type=Path,
+        help="take each query's SQL from DIR/Qn.sql (your own wording), scored as the scenario's",
+    )
+    p.add_argument(
         "--model", help="GGUF path or server URL(s), comma-separated (default: the bundled model)"
     )
     p.add_argument(
@@ -351,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             args.repeat,
             args.timeout,
             overrides,
+            sql_dir=args.sql_dir,
         )
     except (ValueError, semql.SemQLError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -359,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenario": args.scenario,
         "configs": configs,
         "rows": args.rows,
+        "sql_dir": str(args.sql_dir) if args.sql_dir else None,
         "model": args.model or "bundled gemma3-270m-q4_k_m",
         "repeat": args.repeat,
         "calibration": args.calibration or "content_free",

@@ -92,7 +92,9 @@ def available() -> list[str]:
     return sorted(p.name for p in scenarios_root().iterdir() if (p / "scenario.json").exists())
 
 
-def load(name: str) -> Scenario:
+def load(name: str, sql_dir: Path | None = None) -> Scenario:
+    """Scenario ``name``; with ``sql_dir``, each query's SQL is ``sql_dir/Qn.sql`` (a wording
+    of one's own, scored against the scenario's gold) instead of the scenario's."""
     folder = scenarios_root() / name
     manifest = folder / "scenario.json"
     if not manifest.exists():
@@ -100,11 +102,14 @@ def load(name: str) -> Scenario:
     spec = json.loads(manifest.read_text())
     queries = []
     for qname, metric in spec["queries"].items():
+        sql_file = (sql_dir or folder) / f"{qname}.sql"
+        if not sql_file.exists():
+            raise ValueError(f"no SQL for query {qname} of scenario {name}: {sql_file} is missing")
         intent_file = folder / "gold" / f"{qname}.txt"
         queries.append(
             QuerySpec(
                 name=qname,
-                sql=(folder / f"{qname}.sql").read_text(),
+                sql=sql_file.read_text(),
                 gold_sql=(folder / "gold" / f"{qname}.sql").read_text(),
                 intent=intent_file.read_text().strip() if intent_file.exists() else "",
                 metric=metric,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -172,3 +173,18 @@ def test_disable_takes_every_rewrite_switch_and_names_an_unknown_one():
     assert len(REWRITES) == 10 and "proxy" in REWRITES
     with pytest.raises(ValueError, match="unknown rewrite 'dedupe'"):
         options_from(build_parser().parse_args(["movie", "--disable", "dedup,dedupe"]))
+
+
+def test_sql_dir_replaces_the_scenario_sql_and_names_a_missing_file(tmp_path, capsys):
+    """--sql-dir scores one's own wording against the scenario's gold."""
+    reworded = Path(__file__).parent.parent / "bench" / "sembench_reworded" / "movie"
+    own = scenario.load("movie", reworded)
+    base = scenario.load("movie")
+    assert [q.name for q in own.queries] == [q.name for q in base.queries]
+    for mine, theirs in zip(own.queries, base.queries, strict=True):
+        assert mine.sql == (reworded / f"{mine.name}.sql").read_text() != theirs.sql
+        assert mine.gold_sql == theirs.gold_sql
+    (tmp_path / "Q1.sql").write_text("SELECT 1")
+    assert bench_main(["movie", "--sql-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Q2" in err and str(tmp_path / "Q2.sql") in err
