@@ -146,7 +146,8 @@ def example_answer(kind: str, labels, polarity: int):
     return polarity
 
 
-def load_rows(n: int, seed: int) -> list[dict]:
+def candidate_rows() -> list[dict]:
+    """Distinct reviews of movies SemBench's queries do not ask about, in file order."""
     seen, rows = set(), []
     for r in csv.DictReader(open(sample_dir() / "Reviews.csv")):
         text = r["reviewText"].strip()
@@ -154,7 +155,24 @@ def load_rows(n: int, seed: int) -> list[dict]:
             continue
         seen.add(text)
         rows.append(r)
-    return random.Random(seed).sample(rows, n)
+    return rows
+
+
+def load_rows(n: int, seed: int) -> list[dict]:
+    return random.Random(seed).sample(candidate_rows(), n)
+
+
+def more_negative_rows(n: int, seed: int, taken: set[str]) -> list[dict]:
+    """``n`` more negative reviews, seeded, none of them already ``taken``: with them the
+    report can score each method on mostly-negative, balanced and mostly-positive
+    populations (a random sample of reviews is about 86% positive, which rewards a
+    method that leans positive and hides what it does on a movie most critics panned)."""
+    pool = [
+        r
+        for r in candidate_rows()
+        if r["scoreSentiment"] == "NEGATIVE" and r["reviewId"] not in taken
+    ]
+    return random.Random(seed + 1).sample(pool, n)
 
 
 def truth(kind: str, row: dict):
@@ -162,6 +180,63 @@ def truth(kind: str, row: dict):
     if kind == "scale":
         return score_of(row["originalScore"])
     return not positive if kind == "bool-negated" else positive
+
+
+def held_out_scores(builder, runtime, question, out_type, shots) -> list[list[float]]:
+    """Each example's label log-probabilities asked as a row, with the other examples in
+    the prompt (leave one out): what calibration on the user's own examples sees."""
+    out = []
+    for i, (text, _) in enumerate(shots):
+        others = shots[:i] + shots[i + 1 :]
+        prompt = builder.build(question, out_type, [FIELD], [text], others)
+        out.append(np.round(runtime.score(prompt, out_type).logprobs, 5).tolist())
+    return out
+
+
+def add_rows(path: Path, model: str, rows: list[dict]) -> None:
+    """Append ``rows``' scores to every setting of ``model`` in a stored rows file."""
+    doc = json.loads(path.read_text())
+    runtime = LlamaRuntime(model)
+    builder = PromptBuilder(runtime.style, runtime.format_chat)
+    for entry in doc["settings"]:
+        if entry["model"] != runtime.name:
+            continue
+        new = [r for r in rows if r["reviewId"] not in set(entry["reviewId"])]
+        kind, wordings = TASKS[entry["task"]]
+        question, labels = wordings[entry["wording"]]
+        out_type = out_type_of(kind, labels)
+        shots = [(t, example_answer(kind, labels, p)) for t, p in EXAMPLE_SETS[entry["examples"]]]
+        for r in new:
+            prompt = builder.build(question, out_type, [FIELD], [r["reviewText"]], shots)
+            entry["logprobs"].append(np.round(runtime.score(prompt, out_type).logprobs, 5).tolist())
+            entry["truth"].append(truth(kind, r))
+            entry["reviewId"].append(r["reviewId"])
+        print(
+            f"{runtime.name} | {entry['task']} | {entry['wording']} | {entry['examples']}: "
+            f"+{len(new)} rows",
+            flush=True,
+        )
+        path.write_text(json.dumps(doc))
+    runtime.close()
+
+
+def add_held_out(path: Path, model: str) -> None:
+    """Add ``examples_held_out`` to every setting of ``model`` in a stored rows file (one
+    written before that field existed); the other stored scores are kept as they are."""
+    doc = json.loads(path.read_text())
+    runtime = LlamaRuntime(model)
+    builder = PromptBuilder(runtime.style, runtime.format_chat)
+    for entry in doc["settings"]:
+        if entry["model"] != runtime.name or "examples_held_out" in entry:
+            continue
+        kind, wordings = TASKS[entry["task"]]
+        question, labels = wordings[entry["wording"]]
+        out_type = out_type_of(kind, labels)
+        shots = [(t, example_answer(kind, labels, p)) for t, p in EXAMPLE_SETS[entry["examples"]]]
+        entry["examples_held_out"] = held_out_scores(builder, runtime, question, out_type, shots)
+        entry["example_truth"] = [a for _, a in shots]
+    path.write_text(json.dumps(doc))
+    runtime.close()
 
 
 def run_model(model: str, tasks: list[str], rows: list[dict], raw: list[dict], progress) -> None:
@@ -193,7 +268,11 @@ def run_model(model: str, tasks: list[str], rows: list[dict], raw: list[dict], p
                         "examples": set_name,
                         "logprobs": np.round(scores, 5).tolist(),
                         "content_free": [logprobs(v) for v in CONTENT_FREE],
+                        "examples_held_out": held_out_scores(
+                            builder, runtime, question, out_type, shots
+                        ),
                         "truth": [truth(kind, r) for r in rows],
+                        "example_truth": [a for _, a in shots],
                         "reviewId": [r["reviewId"] for r in rows],
                         "seconds": round(seconds, 2),
                     }
@@ -209,7 +288,33 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20261203)
     ap.add_argument("--out", default="bench/results/wording")
     ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
+    ap.add_argument(
+        "--add-held-out",
+        type=Path,
+        metavar="ROWS_JSON",
+        help="only add the examples' held-out scores to a stored rows file, for --models",
+    )
+    ap.add_argument(
+        "--add-negatives",
+        type=int,
+        metavar="N",
+        help="with --to ROWS_JSON: append N more negative reviews' scores, for --models",
+    )
+    ap.add_argument("--to", type=Path, metavar="ROWS_JSON")
     args = ap.parse_args()
+    if args.add_negatives:
+        doc = json.loads(args.to.read_text())
+        taken = set(doc["settings"][0]["reviewId"])
+        extra = more_negative_rows(args.add_negatives, doc["seed"], taken)
+        doc["negatives_added"] = args.add_negatives
+        args.to.write_text(json.dumps(doc))
+        for name in args.models.split(","):
+            add_rows(args.to, resolve_model_path(name), extra)
+        return
+    if args.add_held_out:
+        for name in args.models.split(","):
+            add_held_out(args.add_held_out, resolve_model_path(name))
+        return
     tasks = args.tasks.split(",")
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:

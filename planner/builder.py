@@ -184,6 +184,13 @@ def _naive_steps(select: exp.Select, binder: Binder) -> list[L.PlanNode]:
     return steps
 
 
+def _relational_where(select: exp.Select) -> list[exp.Expression]:
+    """The WHERE's conjuncts without LM calls (copies: the plan's own, not the query's)."""
+    where = select.args.get("where")
+    parts = conjuncts(where.this) if where is not None else []
+    return [c.copy() for c in parts if not calls_in(c)]
+
+
 def _inside(node: exp.Expression, clause: exp.Expression | None) -> bool:
     return clause is not None and any(n is node for n in clause.walk())
 
@@ -370,6 +377,8 @@ def build_plan(ast: exp.Expression, sql: str, catalog: Catalog, opts: PlanOption
             rank = _rank_limit(select, binder, opts, facts)
             if rank is not None:
                 _note_rank(root, rank, facts.limit)
-            plan.scopes.append(L.ScopePlan(_scope_name(scope, i), select, root, rank))
+            plan.scopes.append(
+                L.ScopePlan(_scope_name(scope, i), select, root, rank, _relational_where(select))
+            )
     plan.calls = list(binder.calls.values())
     return plan

@@ -218,6 +218,9 @@ class ScopePlan:
     select: exp.Select
     root: PlanNode
     rank_limit: RankLimit | None = None
+    # The WHERE's conjuncts without LM calls: the rows a "batch" calibration prior is
+    # sampled from, whatever order a plan runs the conjuncts in.
+    population: list[exp.Expression] = field(default_factory=list)
 
 
 @dataclass(eq=False)

@@ -22,9 +22,10 @@ REWRITES = (
 
 
 PREFIX_ORDERS = ("ggr", "column", "table")
-# How closed-set answers are calibrated (executors/lm/closed_set.py); "off": the label with
-# the highest probability as the model gives it.
-CALIBRATIONS = ("content_free", "off")
+# How closed-set answers are calibrated (executors/lm/closed_set.py, priors.py): the prior
+# of content-free inputs, or of a seeded sample of the operator's rows ("batch"); "off":
+# the label with the highest probability as the model gives it.
+CALIBRATIONS = ("content_free", "batch", "off")
 # What orders precision-first LIMIT's rows (executors/lm/embedding_judge.py): the LM's
 # calibrated confidence alone, or averaged with the sentence embedder's judgement where
 # the query names texts for its answers (options, or examples of each answer).
@@ -71,6 +72,9 @@ class PlanOptions:
     # Label-free calibration of closed-set answers: what the model reads and how its
     # answer is read, not a rewrite, so naive plans use it too.
     calibration: str = "content_free"
+    # How many of the operator's rows (those passing the WHERE's relational conjuncts,
+    # seeded) a "batch" prior is the mean of.
+    calibration_rows: int = 32
     # How retrieval ranks context rows where a call does not say (planner/retrieval.py).
     retrieval: str = "hybrid"
     # Precision-first LIMIT (planner.logical.RankLimit): LIMIT k over an LM condition
@@ -102,6 +106,14 @@ class PlanOptions:
             raise TypeError(
                 "precision_first must be a number of rows (0 turns it off), "
                 f"got {self.precision_first!r}"
+            )
+        if (
+            isinstance(self.calibration_rows, bool)
+            or not isinstance(self.calibration_rows, int)
+            or self.calibration_rows < 1
+        ):
+            raise TypeError(
+                f"calibration_rows must be a positive number of rows, got {self.calibration_rows!r}"
             )
         if self.accuracy_target is not None:
             accuracy_value(self.accuracy_target, "accuracy_target")

@@ -8,11 +8,11 @@ probability:
 
     p_cal(label | row) ∝ p(label | row) / prior(label)
 
-where ``prior`` is the model's label distribution for inputs that carry no content
-(contextual calibration, Zhao et al. 2021): the same prompt, examples and question with
-each field set to "N/A", "" and "[MASK]", averaged. The prior depends only on the
-operator's prompt template, never on other rows, so a row's answer is the same under
-naive and optimized execution, dedup, early exit and the result cache.
+where ``prior`` is the model's label distribution for the operator's prompt: for inputs
+that carry no content (``content_free``, Zhao et al. 2021), or for a fixed, seeded sample
+of the operator's rows (``batch``, Zhou et al. 2023); executors/lm/priors.py computes it
+once per operator. Neither depends on which rows a plan lets through, so a row's answer
+is the same under naive and optimized execution, dedup, early exit and the result cache.
 
 Where the SQL wants a number from a numeric scale (``AVG(LLMMap(..., options=(1,2,3,4,5)))``,
 ORDER BY, arithmetic) the answer is the expected value under the calibrated distribution
@@ -59,6 +59,7 @@ class Prior:
 
     method: str
     probs: tuple[float, ...] | None  # None: no calibration
+    sampled: int = 0  # batch: how many of the operator's rows the prior is the mean of
 
     def calibrate(self, probs: np.ndarray) -> np.ndarray:
         if self.probs is None:
@@ -70,7 +71,8 @@ class Prior:
         if self.probs is None:
             return "calibration off (highest whole-label probability)"
         shown = ", ".join(f"{lab} {p:.2f}" for lab, p in zip(labels, self.probs, strict=True))
-        return f"calibration {self.method}: prior {shown}"
+        source = f" over {self.sampled} sampled rows" if self.sampled else ""
+        return f"calibration {self.method}: prior {shown}{source}"
 
 
 def answer_value(out_type: OutputType, probs: np.ndarray, prior: Prior):
@@ -111,14 +113,27 @@ PRIOR_FLOOR = 1e-9  # Prior.calibrate divides by at least this
 
 def content_free_prior(method: str, rows: Sequence[Sequence[float]]) -> tuple[Prior, str | None]:
     """The prior from the content-free prompts' label log-probabilities, or no
-    calibration and the reason, where they cannot make one: a prompt decoded rather than
-    scored (its one-hot "distribution" is an answer, not the model's belief), or a label
-    at the floor, which the division would turn into the answer of every row."""
+    calibration and the reason, where they cannot make one (see :func:`_prior_of`)."""
+    return _prior_of(method, rows, "content-free prompts")
+
+
+def sample_prior(rows: Sequence[Sequence[float]], sampled: int) -> tuple[Prior, str | None]:
+    """Batch calibration's prior: the mean label distribution of ``sampled`` rows of the
+    operator's own input (executors/lm/priors.py)."""
+    prior, unusable = _prior_of("batch", rows, "sampled rows")
+    if prior.probs is not None:
+        prior = Prior("batch", prior.probs, sampled)
+    return prior, unusable
+
+
+def _prior_of(method: str, rows, what: str) -> tuple[Prior, str | None]:
+    """No calibration, and the reason, where the rows cannot make a prior: a prompt
+    decoded rather than scored (its one-hot "distribution" is an answer, not the model's
+    belief), or a label at the floor, which the division would turn into the answer of
+    every row."""
     decoded = sum(unscored(r) for r in rows)
     if decoded:
-        return Prior("off", None), (
-            f"{decoded} of {len(rows)} content-free prompts were decoded, not scored"
-        )
+        return Prior("off", None), f"{decoded} of {len(rows)} {what} were decoded, not scored"
     probs = average([probabilities(r) for r in rows])
     if min(probs) <= PRIOR_FLOOR:
         return Prior("off", None), f"a label has prior probability {min(probs):.1e}"

@@ -22,6 +22,7 @@ from ..runtimes.runtime import Runtime
 from . import closed_set
 from .budget import Budget
 from .prefetch import Prefetch
+from .priors import Priors, Sample
 from .result_cache import ResultCache, cache_key
 from .stats import OperatorStats
 
@@ -63,7 +64,9 @@ class LMExecutor:
         self.runtime = runtime
         self.budget = budget
         self.calibration = calibration_value(calibration, "calibration")
-        self._priors: dict[tuple, tuple[closed_set.Prior, str | None]] = {}
+        self.priors = Priors(self)
+        # call -> its batch-calibration rows; set by the engine for each scope it runs
+        self.calibration_rows: Callable[[LMCall], list[tuple]] | None = None
         self.cache = cache
         self.progress = progress
         self.prompts = PromptBuilder(runtime.style, runtime.format_chat if runtime.local else None)
@@ -90,6 +93,7 @@ class LMExecutor:
         calibration: str | None = None,
         confidences: list | None = None,
         max_chars: int | None = MAX_FIELD_CHARS,
+        calibration_sample: Sample | None = None,
     ) -> list:
         """One parsed answer per row; a row whose fields are all NULL answers NULL.
 
@@ -99,6 +103,7 @@ class LMExecutor:
         ``calibration``: this call's method for closed sets (else the executor's).
         ``max_chars``: the cut of each field value (None: an LLMQA context, already
         fitted to the window by :meth:`fit_context`).
+        ``calibration_sample``: the operator's rows for a ``batch`` prior (priors.py).
         ``confidences``: if given, filled with each row's calibrated probability of its
         answer (None where the answer was generated, not scored): precision-first LIMIT
         ranks by it.
@@ -112,7 +117,9 @@ class LMExecutor:
         prior = None
         if scored:
             method = calibration or self.calibration
-            prior = self._prior(question, out_type, names, examples, method, stats)
+            prior = self.priors.prior(
+                question, out_type, names, examples, method, stats, calibration_sample
+            )
             stats.calibration = prior.describe(out_type.labels())
         cells_of = [
             [(names[j], row[j]) for j in (field_orders[i] if field_orders else range(len(row)))]
@@ -194,6 +201,24 @@ class LMExecutor:
         if confidences is not None:
             confidences[:] = conf
         return out
+
+    def row_prompt(self, question, out_type, names, row: tuple, examples) -> str:
+        """A row's prompt with its fields as the call lists them, cut to the window as
+        :meth:`answer` cuts it (so its cache key is the row's own)."""
+        prompt = self.prompts.build(question, out_type, names, list(row), examples)
+        if self._fits(prompt, out_type):
+            return prompt
+        return self._fitted(
+            question, out_type, list(zip(names, row, strict=True)), examples, MAX_FIELD_CHARS
+        )
+
+    def scored_key(self, out_type: OutputType, prompt: str) -> str:
+        """The result-cache key of a prompt whose labels are scored."""
+        return cache_key(self._model_key(), _grammar_id(out_type.spec(), scored=True), prompt)
+
+    def ask_for_prior(self, prompt: str, out_type: OutputType, stats: OperatorStats) -> str:
+        """A prompt scored for the operator's prior, counted as a calibration call."""
+        return self._ask(prompt, out_type, True, stats, calibration=True)
 
     def _model_key(self) -> str:
         """The model part of result-cache keys: weights and decoding version."""
@@ -318,41 +343,6 @@ class LMExecutor:
         request = lambda i: self._request(prompts[i], out_type, scored)  # noqa: E731
         return Prefetch(request, jobs, self.runtime.concurrency, self.budget)
 
-    def _prior(
-        self,
-        question: str,
-        out_type: OutputType,
-        names: Sequence[str],
-        examples: Sequence[tuple],
-        method: str,
-        stats: OperatorStats,
-    ) -> closed_set.Prior:
-        """The operator's label prior, once per executor (and via the result cache,
-        once per prompt template): the mean label distribution of content-free rows."""
-        if method == "off" or not names:  # no field: the content-free prompt is the prompt
-            return closed_set.Prior("off", None)
-        key = (question, out_type.spec(), tuple(names), repr(list(examples)), method)
-        if key not in self._priors:
-            grammar_id = _grammar_id(out_type.spec(), scored=True)
-            prompts = [
-                self.prompts.build(question, out_type, names, [value] * len(names), examples)
-                for value in closed_set.CONTENT_FREE
-            ]
-            keys = [cache_key(self._model_key(), grammar_id, p) for p in prompts]
-            cached = self.cache.get_many(keys)
-            rows = []
-            for prompt, ckey in zip(prompts, keys, strict=True):
-                text = cached.get(ckey)
-                if text is None:
-                    text = self._ask(prompt, out_type, True, stats, calibration=True)
-                    self.cache.put_many([(ckey, text)])
-                rows.append(closed_set.decode(text))
-            self._priors[key] = closed_set.content_free_prior(method, rows)
-        prior, unusable = self._priors[key]
-        if unusable:
-            stats.prior_unusable = unusable
-        return prior
-
     def answer_rows(self, node, values: list[tuple], stats: OperatorStats, **options) -> list:
         """``answer`` for the rows of a plan's LMMap/LMFilter: its call's question, type,
         field names and examples, each row laid out as the operator's prompt layout says
@@ -378,6 +368,9 @@ class LMExecutor:
                 for ex in call.examples
             ]
             return answer_with_context(self, call, values, contexts, stats, examples, **options)
+        if self.calibration_rows is not None and call.retrieval is None:
+            rows_of = self.calibration_rows
+            options.setdefault("calibration_sample", lambda: rows_of(call))
         return self.answer(
             call.question, call.output, names, values, stats, call.examples, **options
         )

@@ -30,6 +30,7 @@ from sqlglot import exp
 from semql.grammar.types import OutputType
 from semql.planner import logical as L
 from semql.planner.calls import LMCall
+from semql.planner.options import PlanOptions
 from semql.planner.rules import dedup, projection_pruning
 from semql.planner.rules.short_circuit import needed_condition
 from semql.planner.scope_sql import (
@@ -47,6 +48,7 @@ from ..proxy.embedding_views import EmbeddingStore, text_hash
 from ..proxy.embeddings import LexicalEmbedder, MiniLMEmbedder
 from ..proxy.proxy_executor import ProxyRunner, render
 from ..retrieval.retriever import Retriever
+from .calibration_sample import population_sample
 from .database import Database
 from .filter_order import SampleIO, order_filters
 from .join_runner import run_join
@@ -130,6 +132,8 @@ class Engine:
         """Run the scope's operators bottom-up (a group of LM filters in the order
         sampling gives it; the run records the order)."""
         run.ranked[id(scope)] = self._rank_applies(scope, run)
+        size = getattr(run.plan.options, "calibration_rows", PlanOptions.calibration_rows)
+        self._lm().calibration_rows = population_sample(self.db.fetch, run, scope, size)
         steps = run.steps(scope)
         ordered: set[int] = set()
         self._run_node(steps[0], scope, run)

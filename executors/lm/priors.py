@@ -1,0 +1,94 @@
+"""The label prior of one LM operator, computed once: what calibration divides by.
+
+Two label-free estimates (executors/lm/closed_set.py applies them):
+
+- ``content_free``: the mean label distribution of the call's prompt with every field
+  set to "N/A", "" and "[MASK]" (Zhao et al. 2021). Three calls, whatever the data. It
+  reads the model's bias from inputs that look like none of the real ones, so how well it
+  corrects depends on the wording: bench/wording.py measures that.
+- ``batch``: the mean label distribution of a fixed, seeded sample of the operator's own
+  rows (batch calibration, Zhou et al. 2023). The sample is drawn by the engine from the
+  rows that pass the scope's relational WHERE conjuncts (executors/operators/
+  calibration_sample.py), never from what a rewrite lets through, so naive and optimized
+  plans divide by the same prior and give the same answers. Its prompts are the rows'
+  own, so their answers go to the result cache and a row asked later costs nothing.
+
+A prior the model cannot give (a prompt decoded rather than scored, a label at the floor)
+means no calibration, with the reason in the operator's stats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+from semql.grammar.types import OutputType
+
+from . import closed_set
+
+Sample = Callable[[], list[tuple]]  # the operator's calibration rows, fetched on first use
+
+
+class Priors:
+    """One executor's priors, keyed by the operator's prompt template (and sample)."""
+
+    def __init__(self, executor):
+        self.lm = executor  # LMExecutor: prompts, result cache, model calls
+        self._known: dict[tuple, tuple[closed_set.Prior, str | None]] = {}
+
+    def prior(
+        self,
+        question: str,
+        out_type: OutputType,
+        names: Sequence[str],
+        examples: Sequence[tuple],
+        method: str,
+        stats,
+        sample: Sample | None = None,
+    ) -> closed_set.Prior:
+        if method == "off" or not names:  # no field: the content-free prompt is the prompt
+            return closed_set.Prior("off", None)
+        rows: list[tuple] | None = None
+        if method == "batch":
+            rows = sample() if sample is not None else []
+            if not rows:  # no rows to sample (a constant call, retrieval, no WHERE rows)
+                method = "content_free"
+        template = (question, out_type.spec(), tuple(names), repr(list(examples)))
+        key = (*template, method, _digest(rows) if method == "batch" else "")
+        if key not in self._known:
+            if method == "batch":
+                prompts = [self.lm.row_prompt(question, out_type, names, r, examples) for r in rows]
+                scores = self._scores(prompts, out_type, stats)
+                found = closed_set.sample_prior(scores, len(rows))
+            else:
+                prompts = [
+                    self.lm.prompts.build(question, out_type, names, [v] * len(names), examples)
+                    for v in closed_set.CONTENT_FREE
+                ]
+                scores = self._scores(prompts, out_type, stats)
+                found = closed_set.content_free_prior(method, scores)
+            self._known[key] = found
+        prior, unusable = self._known[key]
+        if unusable:
+            stats.prior_unusable = unusable
+        return prior
+
+    def _scores(self, prompts: list[str], out_type: OutputType, stats) -> list[list[float]]:
+        """The prompts' label log-probabilities, from the result cache where it has them
+        (counted as calibration calls where the model is asked)."""
+        lm = self.lm
+        keys = [lm.scored_key(out_type, p) for p in prompts]
+        cached = lm.cache.get_many(keys)
+        out = []
+        for prompt, key in zip(prompts, keys, strict=True):
+            text = cached.get(key)
+            if text is None:
+                text = lm.ask_for_prior(prompt, out_type, stats)
+                lm.cache.put_many([(key, text)])
+                cached[key] = text
+            out.append(closed_set.decode(text))
+        return out
+
+
+def _digest(rows: list[tuple] | None) -> str:
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]

@@ -1,0 +1,103 @@
+"""Batch calibration: the prior is the mean label distribution of a fixed sample of the
+operator's rows, drawn where every plan agrees (the WHERE's relational conjuncts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import semql
+from semql.executors.lm import closed_set
+from semql.grammar.types import BoolType
+from semql.planner.prompt_format import PromptBuilder
+
+QUESTION = "Is this review positive?"
+CALL = "{{LLMMap('" + QUESTION + "', reviewText)}}"
+TWO_MOVIES = "('taken_3', 'ant_man_and_the_wasp_quantumania')"
+
+
+@pytest.fixture()
+def two_movies(gemma_runtime):
+    con = semql.connect(runtime=gemma_runtime, cache=False, calibration="batch")
+    semql.load_sample(con)
+    con.query(
+        f"CREATE TABLE Small AS SELECT * FROM Reviews WHERE id IN {TWO_MOVIES} AND reviewId % 5 = 0"
+    )
+    yield con
+    con._runtime = None
+    con.close()
+
+
+def _prior_of(con) -> str:
+    (op,) = [o for o in con.stats.operators if o.calibration]
+    return op.calibration
+
+
+@pytest.mark.model
+def test_the_prior_is_the_mean_of_the_sampled_rows(two_movies, gemma_runtime):
+    """The prior reported equals the mean label distribution of the rows the sample
+    rule names (distinct texts of the WHERE's rows, hash order, the first 6), scored
+    here directly on the runtime."""
+    con = two_movies
+    sql = "SELECT count(*) AS n FROM Small WHERE id = 'taken_3' AND " + CALL
+    con.query(sql, calibration_rows=6)
+    texts = [
+        r[0]
+        for r in con.duckdb.sql(
+            "SELECT DISTINCT reviewText AS __c0 FROM Small WHERE id = 'taken_3' "
+            "AND __c0 IS NOT NULL ORDER BY hash(__c0), __c0 LIMIT 6"
+        ).fetchall()
+    ]
+    builder = PromptBuilder(gemma_runtime.style, gemma_runtime.format_chat)
+    probs = [
+        closed_set.probabilities(
+            gemma_runtime.score(
+                builder.build(QUESTION, BoolType(), ["reviewText"], [t]), BoolType()
+            ).logprobs
+        )
+        for t in texts
+    ]
+    yes, no = np.mean(probs, axis=0)
+    assert (
+        _prior_of(con) == f"calibration batch: prior yes {yes:.2f}, no {no:.2f} over 6 sampled rows"
+    )
+
+
+@pytest.mark.model
+def test_naive_and_optimized_share_the_prior_and_the_answers(two_movies):
+    """Pushdown sends the LM one movie's rows, naive execution both movies': the sample
+    comes from the WHERE's relational rows in both, so prior and answers are the same;
+    and it does depend on that WHERE (another movie, another prior)."""
+    con = two_movies
+    sql = "SELECT reviewId FROM Small WHERE id = 'MOVIE' AND " + CALL + " ORDER BY reviewId"
+    found, priors = {}, {}
+    for optimize in (True, False):
+        found[optimize] = con.query(sql.replace("MOVIE", "taken_3"), optimize=optimize)[
+            "reviewId"
+        ].to_list()
+        priors[optimize] = _prior_of(con)
+    assert found[True] == found[False]
+    assert priors[True] == priors[False]
+    assert con.stats.lm_calls + con.stats.cache_hits >= con.stats.operators[0].rows_in
+    con.query(sql.replace("MOVIE", "ant_man_and_the_wasp_quantumania"))
+    assert _prior_of(con) != priors[True]
+
+
+@pytest.mark.model
+def test_an_early_exit_still_samples_the_whole_population(two_movies):
+    """LIMIT stops the LM early; the prior is the same as the full query's, paid for with
+    calibration calls for the sampled rows the LIMIT never reached."""
+    con = two_movies
+    where = "WHERE id = 'taken_3' AND " + CALL
+    con.query(f"SELECT count(*) FROM Small {where}")
+    full = _prior_of(con)
+    con.query(f"SELECT reviewId FROM Small {where} LIMIT 1", precision_first=0)
+    assert _prior_of(con) == full
+    assert con.stats.calibration_calls > 0
+
+
+def test_calibration_rows_must_be_a_positive_count(sample_con):
+    with pytest.raises(semql.BindError, match="calibration_rows must be a positive"):
+        sample_con.explain("SELECT 1", calibration_rows=0)
+    sql = "SELECT {{LLMMap('Is it good?', reviewText, calibration='batch')}} AS g FROM Reviews"
+    assert "calibration batch" in sample_con.explain(sql)
