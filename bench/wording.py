@@ -182,17 +182,6 @@ def truth(kind: str, row: dict):
     return not positive if kind == "bool-negated" else positive
 
 
-def held_out_scores(builder, runtime, question, out_type, shots) -> list[list[float]]:
-    """Each example's label log-probabilities asked as a row, with the other examples in
-    the prompt (leave one out): what calibration on the user's own examples sees."""
-    out = []
-    for i, (text, _) in enumerate(shots):
-        others = shots[:i] + shots[i + 1 :]
-        prompt = builder.build(question, out_type, [FIELD], [text], others)
-        out.append(np.round(runtime.score(prompt, out_type).logprobs, 5).tolist())
-    return out
-
-
 def add_rows(path: Path, model: str, rows: list[dict]) -> None:
     """Append ``rows``' scores to every setting of ``model`` in a stored rows file."""
     doc = json.loads(path.read_text())
@@ -217,25 +206,6 @@ def add_rows(path: Path, model: str, rows: list[dict]) -> None:
             flush=True,
         )
         path.write_text(json.dumps(doc))
-    runtime.close()
-
-
-def add_held_out(path: Path, model: str) -> None:
-    """Add ``examples_held_out`` to every setting of ``model`` in a stored rows file (one
-    written before that field existed); the other stored scores are kept as they are."""
-    doc = json.loads(path.read_text())
-    runtime = LlamaRuntime(model)
-    builder = PromptBuilder(runtime.style, runtime.format_chat)
-    for entry in doc["settings"]:
-        if entry["model"] != runtime.name or "examples_held_out" in entry:
-            continue
-        kind, wordings = TASKS[entry["task"]]
-        question, labels = wordings[entry["wording"]]
-        out_type = out_type_of(kind, labels)
-        shots = [(t, example_answer(kind, labels, p)) for t, p in EXAMPLE_SETS[entry["examples"]]]
-        entry["examples_held_out"] = held_out_scores(builder, runtime, question, out_type, shots)
-        entry["example_truth"] = [a for _, a in shots]
-    path.write_text(json.dumps(doc))
     runtime.close()
 
 
@@ -268,11 +238,7 @@ def run_model(model: str, tasks: list[str], rows: list[dict], raw: list[dict], p
                         "examples": set_name,
                         "logprobs": np.round(scores, 5).tolist(),
                         "content_free": [logprobs(v) for v in CONTENT_FREE],
-                        "examples_held_out": held_out_scores(
-                            builder, runtime, question, out_type, shots
-                        ),
                         "truth": [truth(kind, r) for r in rows],
-                        "example_truth": [a for _, a in shots],
                         "reviewId": [r["reviewId"] for r in rows],
                         "seconds": round(seconds, 2),
                     }
@@ -289,12 +255,6 @@ def main() -> None:
     ap.add_argument("--out", default="bench/results/wording")
     ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
     ap.add_argument(
-        "--add-held-out",
-        type=Path,
-        metavar="ROWS_JSON",
-        help="only add the examples' held-out scores to a stored rows file, for --models",
-    )
-    ap.add_argument(
         "--add-negatives",
         type=int,
         metavar="N",
@@ -304,16 +264,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.add_negatives:
         doc = json.loads(args.to.read_text())
-        taken = set(doc["settings"][0]["reviewId"])
+        taken = {r["reviewId"] for r in load_rows(doc["rows"], doc["seed"])}
         extra = more_negative_rows(args.add_negatives, doc["seed"], taken)
         doc["negatives_added"] = args.add_negatives
         args.to.write_text(json.dumps(doc))
         for name in args.models.split(","):
             add_rows(args.to, resolve_model_path(name), extra)
-        return
-    if args.add_held_out:
-        for name in args.models.split(","):
-            add_held_out(args.add_held_out, resolve_model_path(name))
         return
     tasks = args.tasks.split(",")
     unknown = [t for t in tasks if t not in TASKS]

@@ -1,19 +1,28 @@
 """Quality across wordings, per decision method, from bench/wording.py's stored scores.
 
-For each model, task and example set: the mean over the *dev* wordings, and over the
-*test* wordings (the last two of each task, held out) the mean, the worst and the
-spread (best minus worst). Per-row decisions are scored by macro-F1 (classification) or the
-Spearman correlation of the expected value with the critic's own score (the 1-5 scale);
-aggregates by the count of positive-side answers against the true count, as SemBench
-scores a count (1 / (1 + relative error)), for the decisions and for the expected count
-(the sum of the calibrated probabilities of the positive side).
+Each setting (model, task, wording, example set) is scored on three *populations* of the
+stored rows, since a method that leans toward one label looks good on data where that
+label is common: the seeded sample as drawn (about 86% positive reviews), a balanced one
+(every negative review and as many positives) and a mostly negative one (every negative
+and a quarter as many positives), as a movie most critics panned would be.
+
+Per-row decisions are scored by macro-F1 (classification) or the Spearman correlation
+of the expected value with the critic's own score (the 1-5 scale); aggregates by the
+count of positive-side answers against the true count, as SemBench scores a count
+(1 / (1 + relative error)), for the decisions and for the expected count (the sum of the
+calibrated probabilities of the positive side).
+
+For the *dev* wordings (the first four of each task) and the *test* ones (the last two,
+held out: nothing is chosen on them) a cell gives the mean, the worst setting, and the
+spread: best minus worst wording within one task, example set and population, averaged
+over those groups (what changes when only the question is reworded).
 
 Methods decide through the engine's code (executors/lm/closed_set.py): ``off`` (the
-highest whole-label probability), ``content_free`` (today's default: divided by the
-mean distribution of the content-free prompts, unless that prior is unusable), and two
-label-free candidates, to be chosen between on the dev part only: ``half`` (the prior's
-square root: half the correction) and ``unless examples`` (the prior for zero-shot calls,
-none with examples).
+highest whole-label probability), ``content_free`` (the prior of content-free prompts),
+``half`` (its square root: half the correction), ``unless examples`` (the content-free
+prior for zero-shot calls only) and ``batch`` (the mean distribution of 32 rows of the
+population, seeded; the engine draws its 32 in hash order from the rows of the WHERE's
+relational conjuncts).
 
     python bench/wording_report.py bench/results/wording/wording-...-rows.json
 """
@@ -22,7 +31,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,34 +43,48 @@ from semql.executors.lm.closed_set import (
     Prior,
     content_free_prior,
     probabilities,
+    sample_prior,
 )
+from semql.planner.options import PlanOptions
 
-Method = Callable[[dict], np.ndarray]  # a setting -> calibrated label distributions per row
-
-
-def _off(entry: dict) -> np.ndarray:
-    return np.vstack([probabilities(r) for r in entry["logprobs"]])
-
-
-def _content_free(entry: dict) -> np.ndarray:
-    prior, _ = content_free_prior(DEFAULT_METHOD, entry["content_free"])
-    return np.vstack([prior.calibrate(probabilities(r)) for r in entry["logprobs"]])
+BATCH_ROWS = PlanOptions().calibration_rows
+MEASURES = ("rows", "count", "expected count")
+# (logprobs of the population's rows, the setting) -> calibrated distributions per row
+Method = Callable[[np.ndarray, dict], np.ndarray]
 
 
-def _half(entry: dict) -> np.ndarray:
-    """Candidate: a tempered prior, the content-free distribution to the power 1/2 (half
-    the correction in log space), for calibration that over-corrects."""
+def _calibrated(prior: Prior, logprobs: np.ndarray) -> np.ndarray:
+    return np.vstack([prior.calibrate(probabilities(r)) for r in logprobs])
+
+
+def _off(logprobs: np.ndarray, entry: dict) -> np.ndarray:
+    return _calibrated(Prior("off", None), logprobs)
+
+
+def _content_free(logprobs: np.ndarray, entry: dict) -> np.ndarray:
+    return _calibrated(content_free_prior(DEFAULT_METHOD, entry["content_free"])[0], logprobs)
+
+
+def _half(logprobs: np.ndarray, entry: dict) -> np.ndarray:
     prior, _ = content_free_prior(DEFAULT_METHOD, entry["content_free"])
     if prior.probs is not None:
         tempered = np.sqrt(np.asarray(prior.probs))
         prior = Prior("half", tuple(float(x) for x in tempered / tempered.sum()))
-    return np.vstack([prior.calibrate(probabilities(r)) for r in entry["logprobs"]])
+    return _calibrated(prior, logprobs)
 
 
-def _unless_examples(entry: dict) -> np.ndarray:
-    """Candidate: the content-free prior for zero-shot calls only; with examples, which
-    show the model both answers, none."""
-    return _off(entry) if entry["examples"] != "none" else _content_free(entry)
+def _unless_examples(logprobs: np.ndarray, entry: dict) -> np.ndarray:
+    if entry["examples"] != "none":
+        return _off(logprobs, entry)
+    return _content_free(logprobs, entry)
+
+
+def _batch(logprobs: np.ndarray, entry: dict) -> np.ndarray:
+    pick = np.random.default_rng(7).choice(
+        len(logprobs), min(BATCH_ROWS, len(logprobs)), replace=False
+    )
+    prior, _ = sample_prior(logprobs[pick].tolist(), len(pick))
+    return _calibrated(prior, logprobs)
 
 
 METHODS: dict[str, Method] = {
@@ -69,21 +92,40 @@ METHODS: dict[str, Method] = {
     "content_free": _content_free,
     "half": _half,
     "unless examples": _unless_examples,
+    "batch": _batch,
 }
+
+
+def populations(entry: dict, sampled: int) -> dict[str, list[int]]:
+    """Row indices of each population: the sample as drawn (the first ``sampled`` rows),
+    balanced, mostly negative (by the review's own sentiment, seeded)."""
+    if entry["kind"] == "scale":
+        return {"as sampled": list(range(sampled))}
+    negated = entry["kind"] == "bool-negated"
+    positive = [i for i, t in enumerate(entry["truth"]) if t != negated]
+    negative = [i for i, t in enumerate(entry["truth"]) if t == negated]
+    rng = np.random.default_rng(11)
+    return {
+        "as sampled": list(range(sampled)),
+        "balanced": sorted(negative + list(rng.choice(positive, len(negative), replace=False))),
+        "mostly negative": sorted(
+            negative + list(rng.choice(positive, len(negative) // 4, replace=False))
+        ),
+    }
 
 
 def count_quality(estimate: float, true: float) -> float:
     return 1.0 / (1.0 + abs(estimate - true) / true) if true else float(estimate == 0)
 
 
-def qualities(entry: dict, q: np.ndarray) -> dict[str, float]:
-    """The setting's per-row and aggregate quality under one method's distributions."""
-    if entry["kind"] == "scale":
-        keep = [i for i, t in enumerate(entry["truth"]) if t is not None]
+def qualities(kind: str, truth: list, q: np.ndarray) -> dict[str, float]:
+    """Per-row and aggregate quality of one population's calibrated distributions."""
+    if kind == "scale":
+        keep = [i for i, t in enumerate(truth) if t is not None]
         ev = q[keep] @ np.arange(1, q.shape[1] + 1)
-        return {"rows": spearman(list(ev), [entry["truth"][i] for i in keep])}
+        return {"rows": spearman(list(ev), [truth[i] for i in keep])}
     # the label asked about: yes for yes/no, the first (positive-side) label for options
-    gold = np.asarray(entry["truth"], dtype=bool)
+    gold = np.asarray(truth, dtype=bool)
     pred = q.argmax(axis=1) == 0
     return {
         "rows": macro_f1(list(pred), list(gold)),
@@ -92,76 +134,136 @@ def qualities(entry: dict, q: np.ndarray) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else sys.exit(__doc__)
-    settings = json.loads(path.read_text())["settings"]
-    full = 6 * 3  # wordings x example sets of a task
-    groups = Counter((e["model"], e["task"]) for e in settings)
-    partial = sorted(f"{m}: {t}" for (m, t), n in groups.items() if n < full)
-    settings = [e for e in settings if groups[(e["model"], e["task"])] == full]
+def score_all(settings: list[dict], sampled: int) -> list[dict]:
     scored = []
     for entry in settings:
-        for method, fn in METHODS.items():
-            for measure, value in qualities(entry, fn(entry)).items():
-                scored.append({**_key(entry), "method": method, "measure": measure, "q": value})
+        logprobs = np.asarray(entry["logprobs"])
+        for population, index in populations(entry, sampled).items():
+            truth = [entry["truth"][i] for i in index]
+            for method, fn in METHODS.items():
+                q = fn(logprobs[index], entry)
+                for measure, value in qualities(entry["kind"], truth, q).items():
+                    scored.append(
+                        {
+                            **{k: entry[k] for k in ("model", "task", "wording", "part")},
+                            "examples": entry["examples"],
+                            "population": population,
+                            "method": method,
+                            "measure": measure,
+                            "q": value,
+                        }
+                    )
+    return scored
+
+
+def cell(rows: list[dict], part: str) -> tuple[float, float, float] | None:
+    """(mean, worst, mean spread over wordings) of one part's scored settings."""
+    values = [r["q"] for r in rows if r["part"] == part]
+    if not values:
+        return None
+    groups = defaultdict(list)
+    for r in rows:
+        if r["part"] == part:
+            groups[(r["task"], r["examples"], r["population"])].append(r["q"])
+    spread = float(np.mean([max(g) - min(g) for g in groups.values()]))
+    return float(np.mean(values)), float(min(values)), spread
+
+
+def _text(rows: list[dict]) -> str:
+    test, dev = cell(rows, "test"), cell(rows, "dev")
+    if test is None or dev is None:
+        return "-"
+    return f"{test[0]:.3f} / {test[1]:.3f} / {test[2]:.3f}, dev {dev[0]:.3f} / {dev[2]:.3f}"
+
+
+def report(path: Path) -> str:
+    doc = json.loads(path.read_text())
+    settings = doc["settings"]
+    full = {(e["model"], e["task"]) for e in settings}
+    complete = {k for k in full if sum((e["model"], e["task"]) == k for e in settings) == 18}
+    left_out = sorted(f"{m}: {t}" for m, t in full - complete)
+    settings = [e for e in settings if (e["model"], e["task"]) in complete]
+    scored = score_all(settings, doc["rows"])
+    by = defaultdict(list)
+    for s in scored:
+        by[(s["model"], s["method"], s["measure"])].append(s)
+    names = " | ".join(METHODS)
+    header = f"| measure | {names} |\n|---|" + "---|" * len(METHODS)
     lines = [
         "# Quality across wordings, by decision method\n",
-        f"From `{path.name}`. Dev: the first four wordings of each task; test: the last two "
-        "(held out). Cells: test mean / worst / spread (best - worst), then the dev mean.\n",
+        f"From `{path.name}`: {doc['rows']} seeded reviews plus "
+        f"{doc.get('negatives_added', 0)} more negative ones; populations as sampled, "
+        "balanced and mostly negative (bench/wording_report.py). Cells: **test** mean / "
+        "worst / spread (best - worst wording within a task, example set and population, "
+        "averaged), then the dev mean / spread. Nothing is chosen on the test part.\n",
     ]
-    if partial:
-        lines.append(
-            "Left out, not all of their settings were measured (a run stopped early): "
-            + "; ".join(partial)
-            + ". A model's *all tasks* rows cover its complete tasks only.\n"
-        )
+    if left_out:
+        lines.append("Left out, not all their settings were measured: " + "; ".join(left_out))
     for model in dict.fromkeys(s["model"] for s in scored):
-        lines += [f"## {model}\n", _header()]
-        for task in dict.fromkeys(s["task"] for s in scored):
+        lines += [f"\n## {model}: all tasks\n", header]
+        for measure in MEASURES:
+            cells = [_text(by[(model, m, measure)]) for m in METHODS]
+            lines.append(f"| {measure} | " + " | ".join(cells) + " |")
+        lines += [f"\n### {model}: by population (all tasks)\n"]
+        lines.append(f"| population | measure | {names} |\n|---|---|" + "---|" * len(METHODS))
+        for population in ("as sampled", "balanced", "mostly negative"):
+            for measure in MEASURES:
+                cells = [
+                    _text([s for s in by[(model, m, measure)] if s["population"] == population])
+                    for m in METHODS
+                ]
+                lines.append(f"| {population} | {measure} | " + " | ".join(cells) + " |")
+        lines += [f"\n### {model}: by task and example set (all populations)\n"]
+        lines.append(
+            f"| task | examples | measure | {names} |\n|---|---|---|" + "---|" * len(METHODS)
+        )
+        for task in dict.fromkeys(s["task"] for s in scored if s["model"] == model):
             for examples in ("none", "easy", "borderline"):
-                for measure in ("rows", "count", "expected count"):
-                    cells = _cells(scored, model, task, examples, measure)
-                    if cells:
-                        lines.append(f"| {task} | {examples} | {measure} | " + cells + " |")
-        for measure in ("rows", "count", "expected count"):
-            cells = _cells(scored, model, None, None, measure)
-            if cells:
-                lines.append(f"| **all tasks** | all | {measure} | " + cells + " |")
-        lines.append("")
-    target = path.with_name(path.name.replace("-rows.json", ".md"))
-    target.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+                for measure in MEASURES:
+                    cells = []
+                    for m in METHODS:
+                        rows = [
+                            s
+                            for s in by[(model, m, measure)]
+                            if s["task"] == task and s["examples"] == examples
+                        ]
+                        cells.append(_text(rows) if rows else "")
+                    if any(cells):
+                        lines.append(
+                            f"| {task} | {examples} | {measure} | " + " | ".join(cells) + " |"
+                        )
+    lines += ["", _costs(doc)]
+    return "\n".join(lines) + "\n"
 
 
-def _key(entry: dict) -> dict:
-    keys = ("model", "task", "wording", "part", "examples")
-    return {k: entry[k] for k in keys}
+def _costs(doc: dict) -> str:
+    """What each method costs per LM operator, in calls and in seconds on this run."""
+    per_call = defaultdict(list)
+    for e in doc["settings"]:
+        per_call[e["model"]].append(e["seconds"] / doc["rows"])
+    parts = [
+        "## Cost per LM operator\n",
+        "| model | s per call | content_free | batch |",
+        "|---|---|---|---|",
+    ]
+    for model, secs in per_call.items():
+        s = float(np.mean(secs))
+        parts.append(
+            f"| {model} | {s:.2f} | 3 calls, {3 * s:.1f} s | at most {BATCH_ROWS} calls, "
+            f"{BATCH_ROWS * s:.1f} s (none where the operator asks those rows anyway) |"
+        )
+    parts.append(
+        "\n`off`, `half` and `unless examples` cost what content_free costs or nothing. "
+        "Seconds are the run's own (rows of the first sample, prompts as queries build them)."
+    )
+    return "\n".join(parts)
 
 
-def _header() -> str:
-    names = " | ".join(METHODS)
-    return f"| task | examples | measure | {names} |\n|---|---|---|" + "---|" * len(METHODS)
-
-
-def _cells(scored, model, task, examples, measure) -> str:
-    out = []
-    for method in METHODS:
-        rows = [
-            s
-            for s in scored
-            if s["model"] == model
-            and s["method"] == method
-            and s["measure"] == measure
-            and (task is None or s["task"] == task)
-            and (examples is None or s["examples"] == examples)
-        ]
-        test = np.asarray([s["q"] for s in rows if s["part"] == "test"])
-        dev = np.asarray([s["q"] for s in rows if s["part"] == "dev"])
-        if not len(test):
-            return ""
-        spread = test.max() - test.min()
-        out.append(f"{test.mean():.3f} / {test.min():.3f} / {spread:.3f}, dev {dev.mean():.3f}")
-    return " | ".join(out)
+def main() -> None:
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else sys.exit(__doc__)
+    text = report(path)
+    path.with_name(path.name.replace("-rows.json", ".md")).write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,10 @@ class PlanOptions:
     # How many of the operator's rows (those passing the WHERE's relational conjuncts,
     # seeded) a "batch" prior is the mean of.
     calibration_rows: int = 32
+    # Ask each closed-set operator's calibration sample again under a trivial rewording
+    # and report how many answers change (executors/lm/wording_check.py); costs up to
+    # calibration_rows more calls an operator.
+    check_wording: bool = False
     # How retrieval ranks context rows where a call does not say (planner/retrieval.py).
     retrieval: str = "hybrid"
     # Precision-first LIMIT (planner.logical.RankLimit): LIMIT k over an LM condition
@@ -115,6 +119,8 @@ class PlanOptions:
             raise TypeError(
                 f"calibration_rows must be a positive number of rows, got {self.calibration_rows!r}"
             )
+        if not isinstance(self.check_wording, bool):
+            raise TypeError(f"check_wording must be True or False, got {self.check_wording!r}")
         if self.accuracy_target is not None:
             accuracy_value(self.accuracy_target, "accuracy_target")
         calibration_value(self.calibration, "calibration")

@@ -284,7 +284,9 @@ class Connection:
             opts.max_lm_calls, opts.max_prompt_tokens, opts.max_seconds, self._cache.enabled
         )
         engine = Engine(
-            self._con, lambda: self._lm_executor(budget, opts.calibration), self._proxy_parts
+            self._con,
+            lambda: self._lm_executor(budget, opts.calibration, opts.check_wording),
+            self._proxy_parts,
         )
         deadline = None
         if opts.max_seconds is not None:  # DuckDB's part too: interrupt it at the deadline
@@ -345,9 +347,14 @@ class Connection:
         return self._embed_store, self._embedders, self._runtime_args["seed"]
 
     def _lm_executor(
-        self, budget: Budget | None = None, calibration: str = "content_free"
+        self,
+        budget: Budget | None = None,
+        calibration: str = "content_free",
+        check_wording: bool = False,
     ) -> LMExecutor:
-        return LMExecutor(self.runtime, self._cache, self.progress, budget, calibration)
+        return LMExecutor(
+            self.runtime, self._cache, self.progress, budget, calibration, check_wording
+        )
 
     def explain(self, sql: str, analyze: bool = False, **options) -> str:
         """The plan as a tree; with ``analyze=True`` the query runs and figures are shown."""

@@ -19,7 +19,7 @@ from semql.planner.prompt_format import (
 from ..retrieval.answers import answer_with_context
 from ..retrieval.retriever import RowContext
 from ..runtimes.runtime import Runtime
-from . import closed_set
+from . import closed_set, wording_check
 from .budget import Budget
 from .prefetch import Prefetch
 from .priors import Priors, Sample
@@ -60,8 +60,10 @@ class LMExecutor:
         progress: Progress | None = None,
         budget: Budget | None = None,
         calibration: str = closed_set.DEFAULT_METHOD,
+        check_wording: bool = False,
     ):
         self.runtime = runtime
+        self.check_wording = check_wording  # wording_check.py, once per operator
         self.budget = budget
         self.calibration = calibration_value(calibration, "calibration")
         self.priors = Priors(self)
@@ -121,6 +123,18 @@ class LMExecutor:
                 question, out_type, names, examples, method, stats, calibration_sample
             )
             stats.calibration = prior.describe(out_type.labels())
+            if self.check_wording and calibration_sample is not None and not stats.wording_check:
+                wording_check.check(
+                    self,
+                    question,
+                    out_type,
+                    names,
+                    examples,
+                    method,
+                    calibration_sample,
+                    prior,
+                    stats,
+                )
         cells_of = [
             [(names[j], row[j]) for j in (field_orders[i] if field_orders else range(len(row)))]
             for i, row in enumerate(rows)
@@ -216,9 +230,11 @@ class LMExecutor:
         """The result-cache key of a prompt whose labels are scored."""
         return cache_key(self._model_key(), _grammar_id(out_type.spec(), scored=True), prompt)
 
-    def ask_for_prior(self, prompt: str, out_type: OutputType, stats: OperatorStats) -> str:
-        """A prompt scored for the operator's prior, counted as a calibration call."""
-        return self._ask(prompt, out_type, True, stats, calibration=True)
+    def ask_scored(
+        self, prompt: str, out_type: OutputType, stats: OperatorStats, calibration: bool
+    ) -> str:
+        """One prompt's label scores (a calibration call, or a row's LM call)."""
+        return self._ask(prompt, out_type, True, stats, calibration=calibration)
 
     def _model_key(self) -> str:
         """The model part of result-cache keys: weights and decoding version."""

@@ -45,7 +45,10 @@ class Priors:
         method: str,
         stats,
         sample: Sample | None = None,
+        own: bool = True,
     ) -> closed_set.Prior:
+        """``own``: the call's own wording, whose sampled prompts are its rows' (their calls
+        count as LM calls); False for another wording of it (calibration calls)."""
         if method == "off" or not names:  # no field: the content-free prompt is the prompt
             return closed_set.Prior("off", None)
         rows: list[tuple] | None = None
@@ -58,14 +61,14 @@ class Priors:
         if key not in self._known:
             if method == "batch":
                 prompts = [self.lm.row_prompt(question, out_type, names, r, examples) for r in rows]
-                scores = self._scores(prompts, out_type, stats)
+                scores = self.scores(prompts, out_type, stats, rows=own)
                 found = closed_set.sample_prior(scores, len(rows))
             else:
                 prompts = [
                     self.lm.prompts.build(question, out_type, names, [v] * len(names), examples)
                     for v in closed_set.CONTENT_FREE
                 ]
-                scores = self._scores(prompts, out_type, stats)
+                scores = self.scores(prompts, out_type, stats)
                 found = closed_set.content_free_prior(method, scores)
             self._known[key] = found
         prior, unusable = self._known[key]
@@ -73,19 +76,24 @@ class Priors:
             stats.prior_unusable = unusable
         return prior
 
-    def _scores(self, prompts: list[str], out_type: OutputType, stats) -> list[list[float]]:
-        """The prompts' label log-probabilities, from the result cache where it has them
-        (counted as calibration calls where the model is asked)."""
+    def scores(
+        self, prompts: list[str], out_type: OutputType, stats, rows: bool = False
+    ) -> list[list[float]]:
+        """The prompts' label log-probabilities, from the result cache where it has them.
+        Asked of the model, a row's prompt (``rows``) counts as an LM call, as it would
+        had the operator asked it (it answers that row when the operator does); any other
+        prompt as a calibration call."""
         lm = self.lm
         keys = [lm.scored_key(out_type, p) for p in prompts]
         cached = lm.cache.get_many(keys)
         out = []
         for prompt, key in zip(prompts, keys, strict=True):
-            text = cached.get(key)
+            text = lm.remembered.get(key) or cached.get(key)
             if text is None:
-                text = lm.ask_for_prior(prompt, out_type, stats)
+                text = lm.ask_scored(prompt, out_type, stats, calibration=not rows)
                 lm.cache.put_many([(key, text)])
-                cached[key] = text
+            # kept for the operator's own rows, also where the result cache is off
+            lm.remembered[key] = text
             out.append(closed_set.decode(text))
         return out
 

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 # reported: a constant answer looks like a result but carries no information.
 UNIFORM_MIN_INPUTS = 20
 UNIFORM_SHARE = 0.95
+# A warning when at least one sampled row in five changes its answer under a trivial
+# rewording (executors/lm/wording_check.py): a user-facing line, not a tuned threshold.
+WORDING_WARN_SHARE = 0.2
 
 
 def token_hit_rate(cached: int, total: int) -> float:
@@ -36,6 +39,8 @@ class OperatorStats:
     answer_counts: Counter = field(default_factory=Counter)  # per distinct input
     fields_cut: int = 0  # prompts whose field values were cut further to fit the window
     prior_unusable: str = ""  # why the label prior was not applied (closed_set.py)
+    wording_check: str = ""  # what moved under a trivial rewording (wording_check.py)
+    wording_changed: float = 0.0  # the share of sampled rows whose answer changed
 
     def uninformative(self) -> str | None:
         """A warning when one answer covers nearly every distinct input."""
@@ -66,6 +71,14 @@ class OperatorStats:
             f"{self.operator}: the label prior of its content-free prompts is unusable "
             f"({self.prior_unusable}); calibration not applied, each row's own highest "
             "label answers"
+        )
+
+    def wording_warning(self) -> str | None:
+        if self.wording_changed < WORDING_WARN_SHARE:
+            return None
+        return (
+            f"{self.operator}: {self.wording_check}; its answers depend on the wording, "
+            "so check a few of them (add examples of both answers, or reword the question)"
         )
 
     def absorb(self, other: OperatorStats) -> None:
@@ -101,6 +114,8 @@ class OperatorStats:
             parts.append("stopped early")
         if self.calibration:
             parts.append(self.calibration)
+        if self.wording_check:
+            parts.append("wording check: " + self.wording_check)
         return ", ".join(parts)
 
 
@@ -135,7 +150,8 @@ class QueryStats:
         ):
             setattr(self, name, sum(getattr(op, name) for op in self.operators))
         for op in self.operators:
-            for warning in (op.uninformative(), op.cut_warning(), op.prior_warning()):
+            warnings = (op.uninformative(), op.cut_warning(), op.prior_warning())
+            for warning in (*warnings, op.wording_warning()):
                 if warning and warning not in self.warnings:
                     self.warnings.append(warning)
 
