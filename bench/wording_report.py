@@ -232,8 +232,35 @@ def report(path: Path) -> str:
                         lines.append(
                             f"| {task} | {examples} | {measure} | " + " | ".join(cells) + " |"
                         )
-    lines += ["", _costs(doc)]
+    lines += ["", _ranking(settings), "", _costs(doc)]
     return "\n".join(lines) + "\n"
+
+
+def _ranking(settings: list[dict]) -> str:
+    """How well each two-label setting *ranks* the rows (ROC AUC of the positive side's
+    log-odds over all stored rows): calibration moves the cut, never this order, so a
+    wording ranked below 0.5 is one the model reads backwards."""
+    from sklearn.metrics import roc_auc_score
+
+    aucs = defaultdict(list)
+    for e in settings:
+        if len(e["labels"]) == 2:
+            z = np.asarray(e["logprobs"])
+            aucs[(e["model"], e["task"], e["examples"])].append(
+                roc_auc_score(e["truth"], z[:, 0] - z[:, 1])
+            )
+    parts = [
+        "## Ranking: ROC AUC over the six wordings (min - max)\n",
+        "| model | task | none | easy | borderline |",
+        "|---|---|---|---|---|",
+    ]
+    for model, task in dict.fromkeys((m, t) for m, t, _ in aucs):
+        cells = [
+            f"{min(a):.2f} - {max(a):.2f}"
+            for a in (aucs[(model, task, x)] for x in ("none", "easy", "borderline"))
+        ]
+        parts.append(f"| {model} | {task} | " + " | ".join(cells) + " |")
+    return "\n".join(parts)
 
 
 def _costs(doc: dict) -> str:

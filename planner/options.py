@@ -70,7 +70,11 @@ class PlanOptions:
     # reorder fields from the data, so a row's prompt can change when other rows do.
     prefix_order: str = "table"
     # Label-free calibration of closed-set answers: what the model reads and how its
-    # answer is read, not a rewrite, so naive plans use it too.
+    # answer is read, not a rewrite, so naive plans use it too. "batch" had the higher
+    # mean and the smaller spread between wordings on bench/wording.py's dev part; on its
+    # held-out wordings it kept the smaller spread, but for the bundled Gemma not the
+    # higher mean, and on SemBench movie worded afresh it scored 0.395 against 0.436
+    # (bench/results/wording/wording-20261203-162430.md, docs/wording.md): not the default.
     calibration: str = "content_free"
     # How many of the operator's rows (those passing the WHERE's relational conjuncts,
     # seeded) a "batch" prior is the mean of.

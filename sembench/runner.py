@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "sql_dir": str(args.sql_dir) if args.sql_dir else None,
         "model": args.model or "bundled gemma3-270m-q4_k_m",
         "repeat": args.repeat,
-        "calibration": args.calibration or "content_free",
+        "calibration": args.calibration or semql.PlanOptions().calibration,
         "precision_first": overrides.get("precision_first", semql.PlanOptions().precision_first),
         "rank_by": overrides.get("rank_by", semql.PlanOptions().rank_by),
         "server": overrides.get("server"),

@@ -349,7 +349,7 @@ class Connection:
     def _lm_executor(
         self,
         budget: Budget | None = None,
-        calibration: str = "content_free",
+        calibration: str = PlanOptions.calibration,
         check_wording: bool = False,
     ) -> LMExecutor:
         return LMExecutor(

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sampled_rows import label_probs, sampled_texts
 
 import semql
-from semql.executors.lm import closed_set
-from semql.grammar.types import BoolType
-from semql.planner.prompt_format import PromptBuilder
 
 QUESTION = "Is this review positive?"
 CALL = "{{LLMMap('" + QUESTION + "', reviewText)}}"
@@ -41,22 +39,8 @@ def test_the_prior_is_the_mean_of_the_sampled_rows(two_movies, gemma_runtime):
     con = two_movies
     sql = "SELECT count(*) AS n FROM Small WHERE id = 'taken_3' AND " + CALL
     con.query(sql, calibration_rows=6)
-    texts = [
-        r[0]
-        for r in con.duckdb.sql(
-            "SELECT DISTINCT reviewText AS __c0 FROM Small WHERE id = 'taken_3' "
-            "AND __c0 IS NOT NULL ORDER BY hash(__c0), __c0 LIMIT 6"
-        ).fetchall()
-    ]
-    builder = PromptBuilder(gemma_runtime.style, gemma_runtime.format_chat)
-    probs = [
-        closed_set.probabilities(
-            gemma_runtime.score(
-                builder.build(QUESTION, BoolType(), ["reviewText"], [t]), BoolType()
-            ).logprobs
-        )
-        for t in texts
-    ]
+    texts = sampled_texts(con, "id = 'taken_3'", 6)
+    probs = label_probs(gemma_runtime, QUESTION, texts)
     yes, no = np.mean(probs, axis=0)
     assert (
         _prior_of(con) == f"calibration batch: prior yes {yes:.2f}, no {no:.2f} over 6 sampled rows"
@@ -102,3 +86,23 @@ def test_calibration_rows_must_be_a_positive_count(sample_con):
         sample_con.explain("SELECT 1", calibration_rows=0)
     sql = "SELECT {{LLMMap('Is it good?', reviewText, calibration='batch')}} AS g FROM Reviews"
     assert "calibration batch" in sample_con.explain(sql)
+
+
+@pytest.mark.model
+def test_a_fixed_limit_samples_the_rows_before_it(two_movies):
+    """late_select runs the SELECT list's call on the LIMITed rows only; the sample is
+    still the scope's rows, as in naive execution, so both answer alike."""
+    con = two_movies
+    sql = (
+        "SELECT reviewId, "
+        + CALL
+        + " AS p FROM Small WHERE id = 'taken_3' ORDER BY reviewId LIMIT 4"
+    )
+    found, priors = {}, {}
+    for optimize in (True, False):
+        found[optimize] = con.query(sql, optimize=optimize).rows()
+        priors[optimize] = _prior_of(con)
+    assert "late_select" in con.explain(sql)
+    assert found[True] == found[False] and priors[True] == priors[False]
+    rows = len(sampled_texts(con, "id = 'taken_3'", 32))
+    assert priors[True].endswith(f"over {rows} sampled rows")

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sampled_rows import label_probs, sampled_texts
 
 import semql
-from semql.executors.lm import closed_set
 from semql.executors.lm.stats import OperatorStats
 from semql.executors.lm.wording_check import reworded
 from semql.grammar.types import BoolType, OptionsType
-from semql.planner.prompt_format import PromptBuilder
 
 QUESTION = "Is this review positive?"
 EXAMPLES = (("Great fun from start to finish.", True), ("Dull, slow and far too long.", False))
@@ -55,27 +54,10 @@ def test_the_check_counts_the_rows_that_move_and_changes_no_answer(gemma_runtime
     assert checked == plain
     (op,) = con.stats.operators
     # the same count, computed here: each wording decided with its own batch prior
-    texts = [
-        r[0]
-        for r in con.duckdb.sql(
-            "SELECT DISTINCT reviewText AS __c0 FROM Small WHERE __c0 IS NOT NULL "
-            "ORDER BY hash(__c0), __c0 LIMIT 8"
-        ).fetchall()
-    ]
-    builder = PromptBuilder(gemma_runtime.style, gemma_runtime.format_chat)
+    texts = sampled_texts(con, "TRUE", 8)
 
     def answers(examples) -> list[int]:
-        probs = np.array(
-            [
-                closed_set.probabilities(
-                    gemma_runtime.score(
-                        builder.build(QUESTION, BoolType(), ["reviewText"], [t], examples),
-                        BoolType(),
-                    ).logprobs
-                )
-                for t in texts
-            ]
-        )
+        probs = label_probs(gemma_runtime, QUESTION, texts, examples)
         return list(np.argmax(probs / probs.mean(axis=0), axis=1))
 
     moved = sum(a != b for a, b in zip(answers(EXAMPLES), answers(EXAMPLES[::-1]), strict=True))

@@ -7,6 +7,11 @@ is drawn from one set every plan agrees on: the scope's FROM under the WHERE's
 relational conjuncts (``ScopePlan.population``), the distinct argument tuples ordered by
 their hash (a fixed, seeded order that no other row changes) and the first ``size``
 kept. Rows whose arguments are all NULL answer NULL and are left out.
+
+The sample's SQL is written when the scope starts, before any operator of it runs: a
+fixed LIMIT (executors/operators/top_k.py) then points the scope at its k rows, which
+naive execution does not. Only a call whose arguments hold another LM call of the scope
+waits until that one has answered.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Callable
 from sqlglot import exp
 
 from semql.planner import logical as L
+from semql.planner.binder import calls_in
 from semql.planner.calls import LMCall
 from semql.planner.scope_sql import scope_query
 
@@ -28,11 +34,19 @@ def population_sample(
     fetch: Fetch, run: QueryRun, scope: L.ScopePlan, size: int
 ) -> Callable[[LMCall], list[tuple]]:
     """``call -> its sample``, each call's fetched once per run."""
+    written = {
+        id(node.call): _sample_sql(run, scope, node.call, size)
+        for node in scope.root.walk()
+        if isinstance(node, L.LMOperator)
+        and node.call is not None
+        and not any(calls_in(f) for f in run.fields(node.call))
+    }
     known: dict[int, list[tuple]] = {}
 
     def rows_of(call: LMCall) -> list[tuple]:
         if id(call) not in known:
-            known[id(call)] = fetch(_sample_sql(run, scope, call, size))[1]
+            sql = written.get(id(call)) or _sample_sql(run, scope, call, size)
+            known[id(call)] = fetch(sql)[1]
         return known[id(call)]
 
     return rows_of
