@@ -68,7 +68,7 @@ class OperatorStats:
         if not self.prior_unusable:
             return None
         return (
-            f"{self.operator}: the label prior of its content-free prompts is unusable "
+            f"{self.operator}: its label prior is unusable "
             f"({self.prior_unusable}); calibration not applied, each row's own highest "
             "label answers"
         )
