@@ -23,6 +23,7 @@ from pathlib import Path
 from .connection import Connection
 from .errors import SemQLError
 from .output import MODES, format_frame
+from .planner.options import CALIBRATIONS
 from .sample import load_sample
 from .shell import Shell
 
@@ -126,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=MODES, default="table", help="how results print")
     p.add_argument("--no-cache", action="store_true", help="do not use the LM result cache")
     p.add_argument("--naive", action="store_true", help="turn every optimisation off")
+    p.add_argument(
+        "--calibration",
+        choices=CALIBRATIONS,
+        help="how bool and options answers are decided (default: content_free)",
+    )
+    p.add_argument(
+        "--check-wording",
+        action="store_true",
+        help="report how many sampled answers change under a trivial rewording",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -156,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             model=opts.model,
             cache=not opts.no_cache,
             **({"optimize": False} if opts.naive else {}),
+            **({"calibration": opts.calibration} if opts.calibration else {}),
+            **({"check_wording": True} if opts.check_wording else {}),
         ) as con:
             if opts.sample:
                 load_sample(con)

@@ -203,3 +203,21 @@ def test_one_shot_formats_and_output_file(tmp_path):
     script = f".output {out}\n.mode csv\nSELECT 5 AS five;\n.output\n"
     assert _semql("--no-cache", stdin=script).returncode == 0
     assert out.read_text() == "five\n5\n"
+
+
+@pytest.mark.model
+def test_calibration_and_wording_check_from_the_command_line():
+    """--calibration and --check-wording reach the connection: the plan names the method
+    and .stats shows the wording check of the statement that ran."""
+    sql = "SELECT {{LLMMap('Is it positive?', reviewText)}} AS p FROM Reviews LIMIT 1;\n"
+    run = _semql(
+        "--sample",
+        "--no-cache",
+        "--calibration",
+        "batch",
+        "--check-wording",
+        stdin=".explain on\n" + sql + ".stats\n",
+    )
+    assert run.returncode == 0, run.stderr
+    assert "calibration batch" in run.stdout
+    assert "when the question mark is dropped" in run.stdout
