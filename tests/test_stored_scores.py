@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+# appended, not first: a bench script must never shadow an installed package
+sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
 from stored_scores import by_setting, of_style  # noqa: E402
 
 DUMP = [

@@ -8,7 +8,7 @@ llama.cpp's own prefill of the same row tokens in batches of 512 with the same k
 label log-probs) the two kernel paths share. A CPU whose extra kernels crash cannot run
 the "on" half; it is reported as such, from a child process, instead of killing this one.
 
-    python bench/kernels.py --rows 200 --threads 2   # on an idle machine
+    python bench/cpu_kernels.py --rows 200 --threads 2   # on an idle machine
 """
 
 from __future__ import annotations
