@@ -19,7 +19,8 @@ def two_movies(gemma_runtime):
     con = semql.connect(runtime=gemma_runtime, cache=False, calibration="batch")
     semql.load_sample(con)
     con.query(
-        f"CREATE TABLE Small AS SELECT * FROM Reviews WHERE id IN {TWO_MOVIES} AND reviewId % 5 = 0"
+        "CREATE TABLE Small AS SELECT * FROM Reviews "
+        f"WHERE id IN {TWO_MOVIES} AND reviewId % 10 = 0"
     )
     yield con
     con._runtime = None

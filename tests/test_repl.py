@@ -209,7 +209,10 @@ def test_one_shot_formats_and_output_file(tmp_path):
 def test_calibration_and_wording_check_from_the_command_line():
     """--calibration and --check-wording reach the connection: the plan names the method
     and .stats shows the wording check of the statement that ran."""
-    sql = "SELECT {{LLMMap('Is it positive?', reviewText)}} AS p FROM Reviews LIMIT 1;\n"
+    sql = (
+        "SELECT {{LLMMap('Is it positive?', reviewText)}} AS p FROM Reviews "
+        "WHERE id = 'taken_3' AND reviewId % 20 = 0 LIMIT 1;\n"
+    )
     run = _semql(
         "--sample",
         "--no-cache",

@@ -48,21 +48,21 @@ def test_a_warning_when_one_sampled_row_in_five_moves():
 def test_the_check_counts_the_rows_that_move_and_changes_no_answer(gemma_runtime):
     con = semql.connect(runtime=gemma_runtime, cache=False, calibration="batch")
     semql.load_sample(con)
-    con.query("CREATE TABLE Small AS SELECT * FROM Reviews WHERE id = 'taken_3' LIMIT 12")
+    con.query("CREATE TABLE Small AS SELECT * FROM Reviews WHERE id = 'taken_3' LIMIT 8")
     plain = con.query(SQL)["reviewId"].to_list()
-    checked = con.query(SQL, check_wording=True, calibration_rows=8)["reviewId"].to_list()
+    checked = con.query(SQL, check_wording=True, calibration_rows=6)["reviewId"].to_list()
     assert checked == plain
     (op,) = con.stats.operators
     # the same count, computed here: each wording decided with its own batch prior
-    texts = sampled_texts(con, "TRUE", 8)
+    texts = sampled_texts(con, "TRUE", 6)
 
     def answers(examples) -> list[int]:
         probs = label_probs(gemma_runtime, QUESTION, texts, examples)
         return list(np.argmax(probs / probs.mean(axis=0), axis=1))
 
     moved = sum(a != b for a, b in zip(answers(EXAMPLES), answers(EXAMPLES[::-1]), strict=True))
-    expected = f"{moved} of 8 sampled rows change their answer when the examples are reversed"
+    expected = f"{moved} of 6 sampled rows change their answer when the examples are reversed"
     assert op.wording_check == expected
     assert "wording check: " + expected in con.explain(
-        SQL, analyze=True, check_wording=True, calibration_rows=8
+        SQL, analyze=True, check_wording=True, calibration_rows=6
     )
