@@ -182,6 +182,21 @@ def truth(kind: str, row: dict):
     return not positive if kind == "bool-negated" else positive
 
 
+def scorer(runtime, builder, task: str, wording: int, examples: str):
+    """``text -> label log-probabilities`` of one setting's prompt, as queries build it
+    (the same for a first run and for rows added to it later)."""
+    kind, wordings = TASKS[task]
+    question, labels = wordings[wording]
+    out_type = out_type_of(kind, labels)
+    shots = [(t, example_answer(kind, labels, p)) for t, p in EXAMPLE_SETS[examples]]
+
+    def logprobs(text: str) -> list[float]:
+        prompt = builder.build(question, out_type, [FIELD], [text], shots)
+        return runtime.score(prompt, out_type).logprobs
+
+    return logprobs
+
+
 def add_rows(path: Path, model: str, rows: list[dict]) -> None:
     """Append ``rows``' scores to every setting of ``model`` in a stored rows file."""
     doc = json.loads(path.read_text())
@@ -190,15 +205,12 @@ def add_rows(path: Path, model: str, rows: list[dict]) -> None:
     for entry in doc["settings"]:
         if entry["model"] != runtime.name:
             continue
-        new = [r for r in rows if r["reviewId"] not in set(entry["reviewId"])]
-        kind, wordings = TASKS[entry["task"]]
-        question, labels = wordings[entry["wording"]]
-        out_type = out_type_of(kind, labels)
-        shots = [(t, example_answer(kind, labels, p)) for t, p in EXAMPLE_SETS[entry["examples"]]]
+        stored = set(entry["reviewId"])
+        new = [r for r in rows if r["reviewId"] not in stored]
+        logprobs = scorer(runtime, builder, entry["task"], entry["wording"], entry["examples"])
         for r in new:
-            prompt = builder.build(question, out_type, [FIELD], [r["reviewText"]], shots)
-            entry["logprobs"].append(np.round(runtime.score(prompt, out_type).logprobs, 5).tolist())
-            entry["truth"].append(truth(kind, r))
+            entry["logprobs"].append(np.round(logprobs(r["reviewText"]), 5).tolist())
+            entry["truth"].append(truth(entry["kind"], r))
             entry["reviewId"].append(r["reviewId"])
         print(
             f"{runtime.name} | {entry['task']} | {entry['wording']} | {entry['examples']}: "
@@ -216,13 +228,8 @@ def run_model(model: str, tasks: list[str], rows: list[dict], raw: list[dict], p
         kind, wordings = TASKS[task]
         for w, (question, labels) in enumerate(wordings):
             out_type = out_type_of(kind, labels)
-            for set_name, examples in EXAMPLE_SETS.items():
-                shots = [(t, example_answer(kind, labels, p)) for t, p in examples]
-
-                def logprobs(text: str, question=question, out_type=out_type, shots=shots):
-                    prompt = builder.build(question, out_type, [FIELD], [text], shots)
-                    return runtime.score(prompt, out_type).logprobs
-
+            for set_name in EXAMPLE_SETS:
+                logprobs = scorer(runtime, builder, task, w, set_name)
                 started = time.perf_counter()
                 scores = [logprobs(r["reviewText"]) for r in rows]
                 seconds = time.perf_counter() - started
@@ -262,6 +269,8 @@ def main() -> None:
     )
     ap.add_argument("--to", type=Path, metavar="ROWS_JSON")
     args = ap.parse_args()
+    if args.add_negatives and args.to is None:
+        ap.error("--add-negatives needs --to ROWS_JSON, the stored run to extend")
     if args.add_negatives:
         doc = json.loads(args.to.read_text())
         taken = {r["reviewId"] for r in load_rows(doc["rows"], doc["seed"])}
