@@ -232,8 +232,7 @@ def _rank_limit(
         return None
     if getattr(out, "expected", False):
         return None  # a number (expected value), not a label with a probability
-    rest = [c.copy() for c in parts if not calls_in(c)]
-    return L.RankLimit(call, rest, opts.precision_first, opts.rank_by)
+    return L.RankLimit(call, _relational_where(select), opts.precision_first, opts.rank_by)
 
 
 _RANKED_BY = {
