@@ -19,6 +19,7 @@ from .binder import Catalog
 from .builder import build_plan
 from .cost import ModelProfile, estimate_plan, note_index_builds
 from .options import PlanOptions
+from .physical import attach_tasks
 from .prefix.layout import attach_layouts
 from .proxy_choice import attach_proxies
 
@@ -43,6 +44,7 @@ def plan(
     out = build_plan(ast, sql, catalog, options)
     attach_layouts(out, catalog, options.prefix_order)
     attach_proxies(out, options)
+    attach_tasks(out, options.calibration)
     if out.scopes:
         out.profile = profile()  # predicate_order ranks filters with it
     if estimate:

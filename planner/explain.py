@@ -11,6 +11,7 @@ from typing import Protocol
 
 from . import logical as L
 from .cost import plan_totals
+from .physical import calibration_of
 
 Annotate = Callable[[L.PlanNode], str]
 
@@ -49,7 +50,7 @@ def _decision(call, plan: L.QueryPlan) -> str:
     labels = call.output.labels() if call.output is not None else None
     if labels is None or call.function == "LLMJoin":
         return ""
-    method = call.kwargs.get("calibration") or (plan.options.calibration if plan.options else "")
+    method = calibration_of(call, plan.options.calibration if plan.options else "")
     return f"; label probabilities, calibration {method}" if method else ""
 
 

@@ -17,6 +17,7 @@ from sqlglot import exp
 from .calls import LMCall
 
 if TYPE_CHECKING:
+    from .physical import LMTask
     from .prefix.layout import PromptLayout
 
 
@@ -103,6 +104,7 @@ class LMOperator(PlanNode):
     reorder_rows: bool = False  # ask rows in the layout's order (prefix_reorder)
     proxy_target: float | None = None  # agreement with the LM a proxy model must keep
     proxy_source: str | None = None  # SQL of the rows its embedding view covers
+    task: LMTask | None = None  # what the LM side runs (planner/physical.py), set last
 
 
 @dataclass(eq=False)

@@ -30,21 +30,8 @@ from semql.planner.cost import DEFAULT_PROFILE, ModelProfile
 from semql.planner.options import PlanOptions
 
 from .catalog import DuckDBCatalog, quote_ident
-from .dialect import (
-    bind_params,
-    has_lm_call,
-    is_blank,
-    locate_unbound_name,
-    parse,
-    strip_braces,
-)
-from .errors import (
-    BindError,
-    ExecutionError,
-    LimitExceeded,
-    ParseError,
-    SemQLError,
-)
+from .dialect import bind_params, has_lm_call, is_blank, locate_unbound_name, parse, strip_braces
+from .errors import BindError, ExecutionError, LimitExceeded, ParseError, SemQLError
 from .files import create_from_file
 
 

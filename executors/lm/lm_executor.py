@@ -7,13 +7,12 @@ from collections.abc import Callable, Sequence
 
 from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
-from semql.planner.calls import LMCall
 from semql.planner.options import calibration_value
+from semql.planner.physical import LMTask
 from semql.planner.prompt_format import (
     MAX_FIELD_CHARS,
     PromptBuilder,
     context_text,
-    quote_value,
 )
 
 from ..retrieval.answers import answer_with_context
@@ -24,7 +23,7 @@ from .budget import Budget
 from .prefetch import Prefetch
 from .priors import Priors, Sample
 from .result_cache import ResultCache, cache_key
-from .stats import OperatorStats
+from .stats import OperatorStats, prefix_hits
 
 Progress = Callable[[OperatorStats, int, int], None]
 CACHE_FLUSH_ROWS = 16  # new answers are committed to the result cache this often
@@ -37,17 +36,6 @@ def _parse(out_type: OutputType, text: str, runtime):
         raise ExecutionError(
             f"model {runtime.path} answered {text[:80]!r}, which is not a valid {out_type}: {err}"
         ) from None
-
-
-def prefix_hits(previous: list | None, fields: list) -> int:
-    """Seed 003's hit count of one prompt: squared lengths of its leading (name, value)
-    fields equal to the previous prompt's."""
-    hits = 0
-    for a, b in zip(previous or (), fields, strict=False):
-        if a != b:
-            break
-        hits += (len(b[0]) + len(quote_value(b[1])) + 3) ** 2  # ": " and the newline
-    return hits
 
 
 class LMExecutor:
@@ -67,17 +55,12 @@ class LMExecutor:
         self.budget = budget
         self.calibration = calibration_value(calibration, "calibration")
         self.priors = Priors(self)
-        # call -> its batch-calibration rows; set by the engine for each scope it runs
-        self.calibration_rows: Callable[[LMCall], list[tuple]] | None = None
         self.cache = cache
         self.progress = progress
         self.prompts = PromptBuilder(runtime.style, runtime.format_chat if runtime.local else None)
         # Answers given while planning (sampled selectivities), reused when the operator
         # runs, so a sample costs no extra LM calls even without the result cache.
         self.remembered: dict[str, str] = {}
-        # An LLMMap call's retrieved contexts for its rows (executors/retrieval), given
-        # by the engine, which holds the database they are searched in.
-        self.retrieve: Callable[[LMCall, list[tuple]], list[RowContext | None]] | None = None
 
     def answer(
         self,
@@ -359,36 +342,39 @@ class LMExecutor:
         request = lambda i: self._request(prompts[i], out_type, scored)  # noqa: E731
         return Prefetch(request, jobs, self.runtime.concurrency, self.budget)
 
-    def answer_rows(self, node, values: list[tuple], stats: OperatorStats, **options) -> list:
-        """``answer`` for the rows of a plan's LMMap/LMFilter: its call's question, type,
-        field names and examples, each row laid out as the operator's prompt layout says
-        (field order per row; with prefix_reorder, the run order — under an early exit,
-        within its batch only, so the rows asked before the exit stay the same).
+    def run_task(
+        self,
+        task: LMTask,
+        values: list[tuple],
+        stats: OperatorStats,
+        contexts: Sequence[RowContext | None] | None = None,
+        calibration_sample: Sample | None = None,
+        **options,
+    ) -> list:
+        """``answer`` for the rows of an LMMap/LMFilter's task (planner/physical.py): its
+        question, type, field names and examples, each row laid out as the task's layout
+        says (field order per row; with reorder_rows, the run order, within the rows
+        handed over, so under an early exit the rows asked before the exit stay the same).
 
-        A call with retrieval gets each row's retrieved context as a last field (from
-        ``retrieve``, set by the engine; executors/retrieval/answers.py)."""
-        call = node.call
-        names = call.prompt_names
-        layout = node.layout
-        if layout is not None:
-            options["field_orders"] = [layout.order_of(v) for v in values]
-            if node.reorder_rows:
-                options["run_order"] = layout.run_order(values)
-        options.setdefault("calibration", call.kwargs.get("calibration"))
-        if call.retrieval is not None:
-            if self.retrieve is None:
-                raise ExecutionError(f"{call.label}: retrieval needs the query's database")
-            contexts = self.retrieve(call, values)
-            examples = [  # an example without a context shows it as NULL
-                ex if len(ex) - 1 == len(names) else (*ex[:-1], None, ex[-1])
-                for ex in call.examples
-            ]
-            return answer_with_context(self, call, values, contexts, stats, examples, **options)
-        if self.calibration_rows is not None and call.retrieval is None:
-            rows_of = self.calibration_rows
-            options.setdefault("calibration_sample", lambda: rows_of(call))
+        Run inputs the coordinator computes: ``contexts``, each row's retrieved context
+        for a task ``with_context`` (its prompt's last field;
+        executors/retrieval/answers.py); ``calibration_sample``, the operator's rows for
+        a ``batch`` prior."""
+        orders = task.field_orders(values)
+        if orders is not None:
+            options["field_orders"] = orders
+            run_order = task.run_order(values)
+            if run_order is not None:
+                options["run_order"] = run_order
+        options.setdefault("calibration", task.calibration)
+        if task.with_context:
+            if contexts is None or len(contexts) != len(values):
+                raise ExecutionError(f"{task.label}: retrieval needs each row's context")
+            return answer_with_context(self, task, values, contexts, stats, **options)
+        if calibration_sample is not None:
+            options.setdefault("calibration_sample", calibration_sample)
         return self.answer(
-            call.question, call.output, names, values, stats, call.examples, **options
+            task.question, task.output, task.names, values, stats, task.examples, **options
         )
 
 

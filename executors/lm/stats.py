@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from semql.planner.prompt_format import quote_value
+
 # An operator whose answers are (nearly) all the same over this many distinct inputs is
 # reported: a constant answer looks like a result but carries no information.
 UNIFORM_MIN_INPUTS = 20
@@ -158,3 +160,14 @@ class QueryStats:
     @property
     def token_hit_rate(self) -> float:
         return token_hit_rate(self.cached_prompt_tokens, self.prompt_tokens)
+
+
+def prefix_hits(previous: list | None, fields: list) -> int:
+    """Seed 003's hit count of one prompt: squared lengths of its leading (name, value)
+    fields equal to the previous prompt's."""
+    hits = 0
+    for a, b in zip(previous or (), fields, strict=False):
+        if a != b:
+            break
+        hits += (len(b[0]) + len(quote_value(b[1])) + 3) ** 2  # ": " and the newline
+    return hits

@@ -3,12 +3,11 @@
 How LM results meet the rest of the query: for each LM operator, DuckDB computes the
 operator's input (the scope's FROM and the predicates of the operators below it) into a
 temp table of distinct argument tuples; the LM answers them into a second temp table;
-then every occurrence of the call in the AST is replaced by a correlated lookup
-
-    (SELECT any_value(r.__out) FROM inputs i JOIN results r USING (__idx)
-     WHERE i.__a0 IS NOT DISTINCT FROM <arg 0> ...)
-
-which DuckDB decorrelates into a hash join. After all LM operators ran, the rewritten
+then every occurrence of the call in the AST is replaced by a correlated lookup of its
+answer (lookups.py), which DuckDB decorrelates into a hash join. The LM side gets each
+operator's LM task (planner/physical.py) with its rows and the run inputs only the
+engine can compute (retrieved contexts, the calibration sample). After all LM operators
+ran, the rewritten
 statement runs in DuckDB as one query, so joins, aggregates, ORDER BY and LIMIT keep
 DuckDB's exact semantics. Temp tables are dropped afterwards, on success or failure.
 
@@ -37,17 +36,16 @@ from semql.planner.scope_sql import (
     argument_columns,
     argument_list,
     count_query,
-    same_arguments,
     scope_query,
 )
 
-from ..lm import embedding_judge
 from ..lm.lm_executor import LMExecutor
 from ..lm.stats import QueryStats
 from ..proxy.embedding_views import EmbeddingStore, text_hash
 from ..proxy.embeddings import LexicalEmbedder, MiniLMEmbedder
 from ..proxy.proxy_executor import ProxyRunner, render
 from ..retrieval.retriever import Retriever
+from . import lookups, precision_first
 from .calibration_sample import population_sample
 from .database import Database
 from .filter_order import SampleIO, order_filters
@@ -55,6 +53,8 @@ from .join_runner import run_join
 from .qa_runner import run_qa
 from .run_state import QueryRun
 from .top_k import fix_limited_rows
+
+Answerer = Callable[..., list]  # (node, values, stats, **options) -> one answer per row
 
 
 class Engine:
@@ -92,7 +92,6 @@ class Engine:
             try:
                 if any(c.retrieval is not None for c in plan.calls):
                     run.retriever = self._make_retriever(plan)
-                    self._lm().retrieve = run.retriever.contexts
                 for qa in plan.constants:
                     run_qa(qa, run, self.db.fetch, self._lm(), run.retriever)
                 for scope in plan.scopes:
@@ -131,9 +130,11 @@ class Engine:
     def _run_scope(self, scope: L.ScopePlan, run: QueryRun, profile) -> None:
         """Run the scope's operators bottom-up (a group of LM filters in the order
         sampling gives it; the run records the order)."""
-        run.ranked[id(scope)] = self._rank_applies(scope, run)
+        run.ranked[id(scope)] = precision_first.ranked_call(
+            self.db.fetch, self._lm().scores, scope, run
+        )
         size = getattr(run.plan.options, "calibration_rows", PlanOptions.calibration_rows)
-        self._lm().calibration_rows = population_sample(self.db.fetch, run, scope, size)
+        run.samples[id(scope)] = population_sample(self.db.fetch, run, scope, size)
         steps = run.steps(scope)
         ordered: set[int] = set()
         self._run_node(steps[0], scope, run)
@@ -142,34 +143,9 @@ class Engine:
             group = step.reorder_group if isinstance(step, L.LMOperator) else None
             if group is not None and group not in ordered:
                 ordered.add(group)
-                io = SampleIO(self.db, self._lm)
+                io = SampleIO(self.db, self._answerer(scope, run))
                 steps = order_filters(io, run, scope, steps, i, profile)
             self._run_node(steps[i], scope, run)
-
-    def _rank_applies(self, scope: L.ScopePlan, run: QueryRun) -> LMCall | None:
-        """The call whose confidence orders the LIMITed rows (precision-first), if the
-        scope's candidate rows are few enough; counted with the WHERE's relational
-        conjuncts only, so naive and optimized plans decide alike."""
-        rank = scope.rank_limit
-        if rank is None or not self._lm().scores(rank.call.output):
-            return None  # no rank without label scores (an HTTP server, a fake LM)
-        _, rows = self.db.fetch(count_query(run.select(scope), rank.candidates))
-        return rank.call if rank.applies(rows[0][0]) else None
-
-    def _rank_by_confidence(
-        self, fields: list[exp.Expression], select: exp.Select, inputs: str, results: str
-    ) -> None:
-        """ORDER BY the confidence of the row's answer (highest first), then the order
-        the rows came in: LIMIT k then keeps the k rows the model is surest of."""
-        conf = self._answered_rows(fields, inputs, results, "any_value(__r.__rank)")
-        idx = self._answered_rows(fields, inputs, results, "min(__i.__idx)")
-        keys = [
-            exp.Ordered(
-                this=sqlglot.parse_one(f"({conf})", read="duckdb"), desc=True, nulls_first=False
-            ),
-            exp.Ordered(this=sqlglot.parse_one(f"({idx})", read="duckdb"), nulls_first=False),
-        ]
-        select.set("order", exp.Order(expressions=keys))
 
     def _run_node(self, node: L.PlanNode, scope: L.ScopePlan, run: QueryRun) -> None:
         """Run one operator; a source subtree (joins, LMJoin) runs its children first."""
@@ -226,19 +202,19 @@ class Engine:
             f"(__idx BIGINT, __out {call.output.duckdb_type}, __rank DOUBLE)"
         )
         _, rows = self.db.fetch(f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx")
-        lookup = self._lookup_expr(fields, inputs, results)
+        lookup = lookups.lookup(fields, inputs, results)
         done = None
         ranked = run.ranked.get(id(scope)) is call
-        ranked_by = "the LM's calibrated confidence"
+        ranked_by = precision_first.LM_ONLY
         exit_at = run.exit_point(node) if not ranked else None
         if exit_at is not None:
-            done = self._done_expr(fields, inputs, results, run.guards.get(id(node)))
+            done = lookups.known(fields, inputs, results, run.guards.get(id(node)))
         for n in run.call_nodes(call):
             n.replace(lookup.copy())
-        lm = self._lm()
+        answer = self._answerer(scope, run)
         names = [f.name for f in call.fields]
         if node.proxy_target is not None and self._proxy is not None and exit_at is None:
-            answers = self._run_proxy(node, run, names, [r[1:] for r in rows], op)
+            answers = self._run_proxy(node, run, answer, names, [r[1:] for r in rows], op)
             if answers is not None:
                 self._insert(results, [r[0] for r in rows], answers, call.output)
                 rows = []  # all answered
@@ -247,12 +223,12 @@ class Engine:
             chunk = rows[start : start + batch]
             values = [r[1:] for r in chunk]
             confidences: list[float | None] = []
-            answers = lm.answer_rows(
+            answers = answer(
                 node, values, op, dedup=node.dedup, total=len(rows), confidences=confidences
             )
             if ranked and any(c is not None for c in confidences):
-                confidences, ranked_by = self._rank_keys(
-                    call, scope.rank_limit, values, answers, confidences
+                confidences, ranked_by = precision_first.rank_keys(
+                    call, scope.rank_limit, values, answers, confidences, self._judge_embedder
                 )
             self._insert(results, [r[0] for r in chunk], answers, call.output, confidences)
             if done is not None and start + batch < len(rows):
@@ -265,7 +241,7 @@ class Engine:
         if call.retrieval is not None and run.retriever is not None:
             run.note(node, run.retriever.report(call))
         if ranked:
-            self._rank_by_confidence(fields, select, inputs, results)
+            select.set("order", lookups.by_confidence(fields, inputs, results))
             run.note(node, f"precision-first: ranked {len(rows)} candidate rows by {ranked_by}")
         if isinstance(node, L.LMFilter):
             preds = run.below(scope, node) + [run.working(node.predicate)]
@@ -275,39 +251,25 @@ class Engine:
         else:
             op.rows_out = op.rows_in
 
-    def _rank_keys(
-        self,
-        call: LMCall,
-        rank: L.RankLimit | None,
-        values: list[tuple],
-        answers: list,
-        confidences: list,
-    ) -> tuple[list, str]:
-        """Precision-first order keys: the LM's confidences, or their mean with the
-        embedding judge (executors/lm/embedding_judge.py) where the plan asks for it, the
-        call names texts for its answers and MiniLM is installed. Scored over the
-        distinct input tuples, so naive (no dedup) and optimized plans rank alike."""
-        anchor_texts = (
-            embedding_judge.anchors(call.output, call.examples)
-            if rank is not None and rank.rank_by == "lm+embedding"
-            else None
-        )
-        embedder = self._judge_embedder() if anchor_texts else None
-        if embedder is None:
-            return confidences, "the LM's calibrated confidence"
-        first = {}
-        for i, row in enumerate(values):
-            first.setdefault(tuple(row), i)
-        keep = list(first.values())
-        texts = [embedding_judge.row_text(values[i]) for i in keep]
-        judged = embedding_judge.margins(
-            embedder.embed, texts, [answers[i] for i in keep], anchor_texts
-        )
-        scores = embedding_judge.combined([confidences[i] for i in keep], judged)
-        by_row = dict(zip(first, scores.tolist(), strict=True))
-        keys = [by_row[tuple(row)] for row in values]
-        keys = [None if k != k else k for k in keys]  # NaN (unscored) ranks last
-        return keys, "the LM's calibrated confidence averaged with MiniLM's (both standardised)"
+    def _answerer(self, scope: L.ScopePlan, run: QueryRun) -> Answerer:
+        """``(node, values, stats, **options) -> answers`` for the scope's LM operators:
+        each node's LM task with the run inputs only the coordinator can compute (the
+        rows' retrieved contexts, the scope's calibration sample)."""
+        rows_of = run.samples.get(id(scope))
+
+        def answer(node: L.LMOperator, values: list[tuple], op, **options) -> list:
+            task = node.task
+            contexts = None
+            if task.with_context and run.retriever is not None:
+                contexts = run.retriever.contexts(node.call, values)
+            sample = None
+            if rows_of is not None and not task.with_context:
+                sample = lambda: rows_of(node.call)  # noqa: E731 (fetched on first use)
+            return self._lm().run_task(
+                task, values, op, contexts=contexts, calibration_sample=sample, **options
+            )
+
+        return answer
 
     def _judge_embedder(self):
         """MiniLM from the connection's embedders, or None (no other embedder judges)."""
@@ -316,14 +278,18 @@ class Engine:
         _, embedders, _ = self._proxy()
         return next((e for e in embedders if e.id == MiniLMEmbedder.id), None)
 
-    def _run_proxy(self, node: L.LMOperator, run: QueryRun, names, values, op) -> list | None:
+    def _run_proxy(
+        self, node: L.LMOperator, run: QueryRun, answer: Answerer, names, values, op
+    ) -> list | None:
         store, embedders, seed = self._proxy()
 
         def source_hashes(node: L.LMOperator, names: list[str]) -> set[str]:
             _, rows = self.db.fetch(f"SELECT DISTINCT * FROM ({node.proxy_source})")
             return {text_hash(render(names, r)) for r in rows}
 
-        runner = ProxyRunner(self._lm(), store, embedders, source_hashes, seed)
+        budget = self._lm().budget
+        check = budget.check if budget is not None else None
+        runner = ProxyRunner(answer, check, store, embedders, source_hashes, seed)
         answers = runner.run(node, names, values, op)
         if runner.report is not None:  # EXPLAIN ANALYZE and the REPL show the decision
             run.proxy_reports[id(node)] = runner.report
@@ -335,39 +301,6 @@ class Engine:
         inner = scope_query(select, [exp.Literal.number(1)], preds)
         _, rows = self.db.fetch(f"SELECT count(*) FROM ({inner} LIMIT {cap})")
         return rows[0][0]
-
-    @staticmethod
-    def _answered_rows(fields: list[exp.Expression], inputs: str, results: str, select: str) -> str:
-        """``SELECT {select}`` over the answered input tuples equal to this row's fields."""
-        conds = same_arguments(fields, "__i")
-        return (
-            f"SELECT {select} FROM {inputs} AS __i JOIN {results} AS __r "
-            f"ON __r.__idx = __i.__idx WHERE {conds}"
-        )
-
-    def _lookup_expr(
-        self, fields: list[exp.Expression], inputs: str, results: str
-    ) -> exp.Expression:
-        """The row's answer: replaces the call in the query."""
-        sql = self._answered_rows(fields, inputs, results, "any_value(__r.__out)")
-        return sqlglot.parse_one(f"({sql})", read="duckdb")
-
-    def _done_expr(
-        self,
-        fields: list[exp.Expression],
-        inputs: str,
-        results: str,
-        guard: exp.Expression | None,
-    ) -> exp.Expression:
-        """Whether the row's answer is known yet (early exit stops before all are).
-
-        A row the short-circuit guard leaves out is known without an answer.
-        """
-        sql = self._answered_rows(fields, inputs, results, "1")
-        known = sqlglot.parse_one(f"EXISTS ({sql})", read="duckdb")
-        if guard is None:
-            return known
-        return exp.or_(exp.Not(this=exp.Paren(this=guard.copy())), known)
 
     def _insert(
         self,

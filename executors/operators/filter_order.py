@@ -28,7 +28,6 @@ from semql.planner.scope_sql import (
     scope_query,
 )
 
-from ..lm.lm_executor import LMExecutor
 from ..lm.stats import OperatorStats
 from .column_slots import ColumnSlots
 from .database import Database
@@ -37,10 +36,11 @@ from .run_state import ExitPoint, QueryRun
 
 @dataclass(frozen=True)
 class SampleIO:
-    """What sampling needs from the engine: the query's database side and LM executor."""
+    """What sampling needs from the engine: the query's database side and its answers to
+    an operator's rows (the node's LM task with the run's inputs)."""
 
     db: Database
-    lm: Callable[[], LMExecutor]
+    answer: Callable[..., list]
 
 
 class _Sample:
@@ -70,7 +70,7 @@ class _Sample:
         """Answer the call for the sample's distinct argument tuples; (answers view, chars)."""
         select = ", ".join(c.sql(dialect="duckdb") for c in argument_columns(args))
         _, rows = self.io.db.fetch(f"SELECT DISTINCT {select} FROM {self.view}")
-        answers = self.io.lm().answer_rows(node, rows, op, remember=True)
+        answers = self.io.answer(node, rows, op, remember=True)
         view = f"{self.view}_a{len(self.views)}"
         data = {argument_name(i): [r[i] for r in rows] for i in range(len(args))}
         data["__out"] = answers

@@ -54,6 +54,8 @@ class QueryRun:
         self._order: dict[int, Steps] = {}  # scope -> operators bottom-up, as they ran
         self.ranked: dict[int, LMCall | None] = {}  # scope -> the call precision-first ranks
         self.retriever = None  # executors/retrieval.Retriever, where a call retrieves
+        # scope -> (call -> its batch-calibration rows), written when the scope starts
+        self.samples: dict[int, object] = {}
 
     # -- the working SQL tree ----------------------------------------------------------
 

@@ -17,6 +17,7 @@ them).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,6 @@ import numpy as np
 from semql.planner import logical as L
 from semql.planner.prompt_format import field_block
 
-from ..lm.lm_executor import LMExecutor
 from ..lm.stats import OperatorStats
 from .embedding_views import EmbeddingStore, text_hash
 from .embeddings import Embedder
@@ -91,23 +91,23 @@ def render(names: list[str], values: tuple) -> str:
 class ProxyRunner:
     def __init__(
         self,
-        lm: LMExecutor,
+        answer: Callable[..., list],
+        check: Callable[[], None] | None,
         store: EmbeddingStore,
         embedders: list[Embedder],
         source_texts,
         seed: int = 0,
     ):
-        self.lm = lm
+        self.answer = answer  # (node, values, stats, **options) -> the LM's answers
         self.store = store
         self.embedders = embedders
         self.source_texts = source_texts  # (node, names) -> row hashes now in the source
         self.seed = seed
         self.report: ProxyReport | None = None  # the last run's decision and figures
-        # the query's caps, before each batch of embeddings (budget.py)
-        self._check = lm.budget.check if lm.budget is not None else None
+        self._check = check  # the query's caps, before each batch of embeddings (budget.py)
 
     def _labels(self, node, values, op: OperatorStats) -> list:
-        return self.lm.answer_rows(node, values, op, remember=True)
+        return self.answer(node, values, op, remember=True)
 
     def run(self, node: L.LMOperator, names: list[str], values: list[tuple], op: OperatorStats):
         """Answers for every row (proxy or LM), or None when the LM should answer all."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from semql.grammar.types import OptionsType
-from semql.planner.calls import LMCall
+from semql.planner.physical import LMTask
 from semql.planner.prompt_format import clean_value
 
 from ..lm.stats import OperatorStats
@@ -34,26 +34,25 @@ def narrowed(out_type: OptionsType, context: RowContext | None) -> tuple:
 
 def answer_with_context(
     lm,
-    call: LMCall,
+    task: LMTask,
     values: list[tuple],
     contexts: Sequence[RowContext | None],
     stats: OperatorStats,
-    examples: list[tuple],
     **options,
 ) -> list:
     """``lm.answer`` for rows with their contexts; options narrowed per row where the
     context names some (each group of rows with the same set asked together)."""
-    names = call.prompt_names
+    names, examples = task.names, task.examples
     rows = [(*v, c.text if c is not None else None) for v, c in zip(values, contexts, strict=True)]
     if "field_orders" in options:
         options["field_orders"] = [[*o, len(names) - 1] for o in options["field_orders"]]
-    out_type = call.output
+    out_type = task.output
     groups: dict[tuple, list[int]] = {}
     if isinstance(out_type, OptionsType) and not out_type.expected:
         for i, context in enumerate(contexts):
             groups.setdefault(narrowed(out_type, context), []).append(i)
     if set(groups) <= {()}:
-        return lm.answer(call.question, out_type, names, rows, stats, examples, **options)
+        return lm.answer(task.question, out_type, names, rows, stats, examples, **options)
     confidences = options.pop("confidences", None)
     orders = options.pop("field_orders", None)
     options.pop("run_order", None)  # each group runs in row order
@@ -67,7 +66,7 @@ def answer_with_context(
             group["field_orders"] = [orders[i] for i in idx]
         got: list[float | None] = []
         answers = lm.answer(
-            call.question,
+            task.question,
             OptionsType(labels) if labels else out_type,
             names,
             [rows[i] for i in idx],
