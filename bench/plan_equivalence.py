@@ -72,10 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         a, b = (json.loads(p.read_text())["queries"] for p in args.compare)
         diffs = compare(a, b)
-        print("\n".join(diffs) if diffs else f"identical: {len(a)} query runs")
+        lines = diffs or [
+            f"identical: {len(a)} query runs (rows, LM calls, calibration calls, prompt tokens)"
+        ]
         names = {k.split()[1] for k in b}
         apart = [n for n in sorted(names) if b[f"naive {n}"]["rows"] != b[f"optimized {n}"]["rows"]]
-        print("naive vs optimized answers differ in:", ", ".join(apart) or "none")
+        lines.append(f"naive vs optimized answers differ in: {', '.join(apart) or 'none'}")
+        a_name, b_name = args.compare[0].stem, args.compare[1].stem
+        text = f"# {b_name} against {a_name}\n\n" + "\n".join(f"- {x}" for x in lines) + "\n"
+        args.compare[1].with_name(f"{b_name}-vs-{a_name}.md").write_text(text)
+        print(text)
         return 1 if diffs else 0
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

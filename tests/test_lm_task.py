@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 import semql
+from semql.executors.lm.lm_executor import LMExecutor
+from semql.executors.lm.result_cache import ResultCache
+from semql.executors.lm.stats import OperatorStats
 from semql.planner import logical as L
 from semql.planner.physical import LMTask
 from semql.sembench import scenario
@@ -68,7 +71,8 @@ def test_a_task_answers_in_a_fresh_process_as_the_query_did(gemma_runtime, tmp_p
     """Q9's call (a 1-5 scale with examples), asked per row by a query here under AVG, so
     each answer is the expected value of its calibrated label scores (a float that any
     change to the prompt, prior or decision moves), then its task and rows pickled to a
-    fresh interpreter."""
+    fresh interpreter: once alone (it computes the content-free prior itself), once with
+    the prior computed here (it asks for none and decides the same)."""
     scen = scenario.load("movie")
     q9 = next(q for q in scen.queries if q.name == "Q9")
     call = re.search(r"\{\{.*?\}\}", q9.sql, re.S).group(0)
@@ -83,8 +87,19 @@ def test_a_task_answers_in_a_fresh_process_as_the_query_did(gemma_runtime, tmp_p
     con._runtime = None  # the session's runtime: not closed with this connection
     con.close()
     values = [(text,) for text in rows["reviewText"].to_list()]
+    prior = LMExecutor(gemma_runtime, ResultCache(None)).task_prior(task, OperatorStats("here"))
+    assert prior is not None and prior.probs is not None
+    alone = _in_fresh_process(task, values, None, tmp_path)
+    sent = _in_fresh_process(task, values, prior, tmp_path)
+    assert alone["calibration_calls"] > 0 and sent["calibration_calls"] == 0
+    assert alone["answers"] == sent["answers"] == rows["s"].to_list()
+    assert task.output.expected
+    assert len(set(sent["answers"])) > 1  # rows answered apart, not one constant
+
+
+def _in_fresh_process(task, values, prior, tmp_path) -> dict:
     source, target = tmp_path / "task.pickle", tmp_path / "answers.json"
-    source.write_bytes(pickle.dumps((task, values)))
+    source.write_bytes(pickle.dumps((task, values, prior)))
     subprocess.run(
         [sys.executable, str(WORKER), str(source), str(target)],
         check=True,
@@ -92,7 +107,4 @@ def test_a_task_answers_in_a_fresh_process_as_the_query_did(gemma_runtime, tmp_p
         capture_output=True,
         timeout=300,
     )
-    there = json.loads(target.read_text())
-    assert task.output.expected
-    assert there["answers"] == rows["s"].to_list()
-    assert len(set(there["answers"])) > 1  # rows answered apart, not one constant
+    return json.loads(target.read_text())

@@ -9,21 +9,19 @@ from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
 from semql.planner.options import calibration_value
 from semql.planner.physical import LMTask
-from semql.planner.prompt_format import (
-    MAX_FIELD_CHARS,
-    PromptBuilder,
-    context_text,
-)
+from semql.planner.prompt_format import MAX_FIELD_CHARS, PromptBuilder
 
 from ..retrieval.answers import answer_with_context
 from ..retrieval.retriever import RowContext
 from ..runtimes.runtime import Runtime
 from . import closed_set, wording_check
 from .budget import Budget
+from .closed_set import Prior
 from .prefetch import Prefetch
 from .priors import Priors, Sample
 from .result_cache import ResultCache, cache_key
 from .stats import OperatorStats, prefix_hits
+from .window import Window
 
 Progress = Callable[[OperatorStats, int, int], None]
 CACHE_FLUSH_ROWS = 16  # new answers are committed to the result cache this often
@@ -58,6 +56,7 @@ class LMExecutor:
         self.cache = cache
         self.progress = progress
         self.prompts = PromptBuilder(runtime.style, runtime.format_chat if runtime.local else None)
+        self.window = Window(runtime, self.prompts)
         # Answers given while planning (sampled selectivities), reused when the operator
         # runs, so a sample costs no extra LM calls even without the result cache.
         self.remembered: dict[str, str] = {}
@@ -79,6 +78,7 @@ class LMExecutor:
         confidences: list | None = None,
         max_chars: int | None = MAX_FIELD_CHARS,
         calibration_sample: Sample | None = None,
+        prior: Prior | None = None,
     ) -> list:
         """One parsed answer per row; a row whose fields are all NULL answers NULL.
 
@@ -87,8 +87,9 @@ class LMExecutor:
         ``run_order``: the order to ask the rows in (answers come back in row order).
         ``calibration``: this call's method for closed sets (else the executor's).
         ``max_chars``: the cut of each field value (None: an LLMQA context, already
-        fitted to the window by :meth:`fit_context`).
+        fitted to the window by window.py).
         ``calibration_sample``: the operator's rows for a ``batch`` prior (priors.py).
+        ``prior``: the operator's prior, computed before (:meth:`task_prior`); else here.
         ``confidences``: if given, filled with each row's calibrated probability of its
         answer (None where the answer was generated, not scored): precision-first LIMIT
         ranks by it.
@@ -99,12 +100,12 @@ class LMExecutor:
         spec = out_type.spec()
         scored = self.scores(out_type)
         grammar_id = _grammar_id(spec, scored)
-        prior = None
         if scored:
             method = calibration or self.calibration
-            prior = self.priors.prior(
-                question, out_type, names, examples, method, stats, calibration_sample
-            )
+            if prior is None:
+                prior = self.priors.prior(
+                    question, out_type, names, examples, method, stats, calibration_sample
+                )
             stats.calibration = prior.describe(out_type.labels())
             if self.check_wording and calibration_sample is not None and not stats.wording_check:
                 wording_check.check(
@@ -136,8 +137,10 @@ class LMExecutor:
             for row, cells in zip(rows, cells_of, strict=True)
         ]
         for i, prompt in enumerate(prompts):
-            if prompt is not None and not self._fits(prompt, out_type):
-                prompts[i] = self._fitted(question, out_type, cells_of[i], examples, max_chars)
+            if prompt is not None and not self.window.fits(prompt, out_type):
+                prompts[i] = self.window.fitted(
+                    question, out_type, cells_of[i], examples, max_chars
+                )
                 stats.fields_cut += 1
         model = self._model_key()
         keys = [cache_key(model, grammar_id, p) if p is not None else None for p in prompts]
@@ -199,16 +202,6 @@ class LMExecutor:
             confidences[:] = conf
         return out
 
-    def row_prompt(self, question, out_type, names, row: tuple, examples) -> str:
-        """A row's prompt with its fields as the call lists them, cut to the window as
-        :meth:`answer` cuts it (so its cache key is the row's own)."""
-        prompt = self.prompts.build(question, out_type, names, list(row), examples)
-        if self._fits(prompt, out_type):
-            return prompt
-        return self._fitted(
-            question, out_type, list(zip(names, row, strict=True)), examples, MAX_FIELD_CHARS
-        )
-
     def scored_key(self, out_type: OutputType, prompt: str) -> str:
         """The result-cache key of a prompt whose labels are scored."""
         return cache_key(self._model_key(), _grammar_id(out_type.spec(), scored=True), prompt)
@@ -222,54 +215,6 @@ class LMExecutor:
     def _model_key(self) -> str:
         """The model part of result-cache keys: weights and decoding version."""
         return f"{self.runtime.model_id}|decoding {self.runtime.decoding}"
-
-    def _fits(self, prompt: str, out_type: OutputType) -> bool:
-        """Whether the prompt and the longest answer fit the model's window, in the
-        model's own tokens (4 characters a token where the runtime cannot count; a prompt
-        of fewer characters than the room always fits: a token is at least one)."""
-        window = self.runtime.n_ctx
-        if window is None:
-            return True
-        room = window - out_type.token_budget() - 8  # the label scoring's extra steps
-        if len(prompt) <= room:
-            return True
-        if self.runtime.local:
-            return len(self.runtime.tokenize(prompt)) <= room
-        return len(prompt) // 4 <= room
-
-    def _fitted(self, question, out_type, cells, examples, max_chars) -> str:
-        """The row's prompt with its field values cut shorter until it fits (the question
-        and examples stay whole; if they alone overflow, the runtime says so)."""
-        names, values = [n for n, _ in cells], [v for _, v in cells]
-        limit = max_chars or MAX_FIELD_CHARS
-        while True:
-            limit //= 2
-            prompt = self.prompts.build(question, out_type, names, values, examples, limit)
-            if limit <= 40 or self._fits(prompt, out_type):
-                return prompt
-
-    def fit_context(
-        self,
-        question: str,
-        out_type: OutputType,
-        lines: list[str],
-        examples: Sequence[tuple] = (),
-    ) -> int:
-        """How many of the context ``lines`` fit the model's window with the question,
-        examples and the longest answer: all of them, or the most that fit."""
-
-        def fits(k: int) -> bool:
-            text = context_text(lines[:k])
-            prompt = self.prompts.build(question, out_type, ["context"], [text], examples, None)
-            return self._fits(prompt, out_type)
-
-        if fits(len(lines)):
-            return len(lines)
-        lo, hi = 0, len(lines)  # lo fits (or is 0), hi does not
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-        return lo
 
     def scores(self, out_type: OutputType) -> bool:
         """Whether answers of this type are decided from label scores (with a confidence)."""
@@ -359,7 +304,8 @@ class LMExecutor:
         Run inputs the coordinator computes: ``contexts``, each row's retrieved context
         for a task ``with_context`` (its prompt's last field;
         executors/retrieval/answers.py); ``calibration_sample``, the operator's rows for
-        a ``batch`` prior."""
+        a ``batch`` prior; ``prior`` (an option), the prior :meth:`task_prior` gave, so a
+        worker that is sent it decides as this process does without asking for it."""
         orders = task.field_orders(values)
         if orders is not None:
             options["field_orders"] = orders
@@ -375,6 +321,19 @@ class LMExecutor:
             options.setdefault("calibration_sample", calibration_sample)
         return self.answer(
             task.question, task.output, task.names, values, stats, task.examples, **options
+        )
+
+    def task_prior(
+        self, task: LMTask, stats: OperatorStats, calibration_sample: Sample | None = None
+    ) -> Prior | None:
+        """The prior a task's closed-set answers divide by, computed once per executor
+        (None: its answers are not decided from label scores, or rows come with a context,
+        whose narrowed options take no prior)."""
+        if task.with_context or not self.scores(task.output):
+            return None
+        t = task
+        return self.priors.prior(
+            t.question, t.output, t.names, t.examples, t.calibration, stats, calibration_sample
         )
 
 

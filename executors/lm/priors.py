@@ -60,7 +60,9 @@ class Priors:
         key = (*template, method, _digest(rows) if method == "batch" else "")
         if key not in self._known:
             if method == "batch":
-                prompts = [self.lm.row_prompt(question, out_type, names, r, examples) for r in rows]
+                prompts = [
+                    self.lm.window.row_prompt(question, out_type, names, r, examples) for r in rows
+                ]
                 scores = self.scores(prompts, out_type, stats, rows=own)
                 found = closed_set.sample_prior(scores, len(rows))
             else:

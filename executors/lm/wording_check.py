@@ -60,7 +60,7 @@ def check(lm, question, out_type, names, examples, method, sample: Sample, prior
 
 def _labels(lm, question, out_type, names, examples, rows, prior, stats, own) -> list[str]:
     """Each row's calibrated label; ``own``: the call's own wording (its rows' answers)."""
-    prompts = [lm.row_prompt(question, out_type, names, r, examples) for r in rows]
+    prompts = [lm.window.row_prompt(question, out_type, names, r, examples) for r in rows]
     labels = out_type.labels()
     return [
         labels[int(np.argmax(prior.calibrate(closed_set.probabilities(s))))]

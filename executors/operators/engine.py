@@ -265,8 +265,16 @@ class Engine:
             sample = None
             if rows_of is not None and not task.with_context:
                 sample = lambda: rows_of(node.call)  # noqa: E731 (fetched on first use)
-            return self._lm().run_task(
-                task, values, op, contexts=contexts, calibration_sample=sample, **options
+            lm = self._lm()
+            prior = lm.task_prior(task, op, sample)  # computed once, sent with the rows
+            return lm.run_task(
+                task,
+                values,
+                op,
+                contexts=contexts,
+                calibration_sample=sample,
+                prior=prior,
+                **options,
             )
 
         return answer

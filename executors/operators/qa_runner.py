@@ -86,7 +86,7 @@ def run_qa(
             lines += textwrap.wrap(str(ctx.this), 200) or [""]
         else:
             lines += context_values(ctx, nodes[0], call.label, fetch)
-    kept = lm.fit_context(call.question, out_type, lines, call.examples)
+    kept = lm.window.context_lines(call.question, out_type, lines, call.examples)
     if kept < len(lines):
         run.query_stats.warnings.append(
             f"{call.label}: context cut to {kept} of {len(lines)} lines to fit the "
