@@ -317,10 +317,15 @@ class LMExecutor:
             if contexts is None or len(contexts) != len(values):
                 raise ExecutionError(f"{task.label}: retrieval needs each row's context")
             return answer_with_context(self, task, values, contexts, stats, **options)
-        if calibration_sample is not None:
-            options.setdefault("calibration_sample", calibration_sample)
         return self.answer(
-            task.question, task.output, task.names, values, stats, task.examples, **options
+            task.question,
+            task.output,
+            task.names,
+            values,
+            stats,
+            task.examples,
+            calibration_sample=calibration_sample,
+            **options,
         )
 
     def task_prior(

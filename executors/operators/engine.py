@@ -6,10 +6,10 @@ temp table of distinct argument tuples; the LM answers them into a second temp t
 then every occurrence of the call in the AST is replaced by a correlated lookup of its
 answer (lookups.py), which DuckDB decorrelates into a hash join. The LM side gets each
 operator's LM task (planner/physical.py) with its rows and the run inputs only the
-engine can compute (retrieved contexts, the calibration sample). After all LM operators
-ran, the rewritten
-statement runs in DuckDB as one query, so joins, aggregates, ORDER BY and LIMIT keep
-DuckDB's exact semantics. Temp tables are dropped afterwards, on success or failure.
+engine can compute (retrieved contexts, the calibration sample and prior). After all LM
+operators ran, the rewritten statement runs in DuckDB as one query, so joins,
+aggregates, ORDER BY and LIMIT keep DuckDB's exact semantics. Temp tables are dropped
+afterwards, on success or failure.
 
 The plan is read, never written: the rewriting happens on the run's own copy of the
 statement, and what happens at run time is kept in a :class:`QueryRun`.
@@ -254,7 +254,7 @@ class Engine:
     def _answerer(self, scope: L.ScopePlan, run: QueryRun) -> Answerer:
         """``(node, values, stats, **options) -> answers`` for the scope's LM operators:
         each node's LM task with the run inputs only the coordinator can compute (the
-        rows' retrieved contexts, the scope's calibration sample)."""
+        rows' retrieved contexts, the scope's calibration sample, the operator's prior)."""
         rows_of = run.samples.get(id(scope))
 
         def answer(node: L.LMOperator, values: list[tuple], op, **options) -> list:

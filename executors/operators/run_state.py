@@ -11,6 +11,7 @@ EXPLAIN ANALYZE, ``Connection.stats`` and the REPL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -55,7 +56,7 @@ class QueryRun:
         self.ranked: dict[int, LMCall | None] = {}  # scope -> the call precision-first ranks
         self.retriever = None  # executors/retrieval.Retriever, where a call retrieves
         # scope -> (call -> its batch-calibration rows), written when the scope starts
-        self.samples: dict[int, object] = {}
+        self.samples: dict[int, Callable[[LMCall], list[tuple]]] = {}
 
     # -- the working SQL tree ----------------------------------------------------------
 
