@@ -16,6 +16,7 @@ quiet_openmp_waits()  # before llama.cpp's OpenMP runtime loads (thread_policy.p
 from .connection import Connection, connect  # noqa: E402
 from .errors import (
     BindError,
+    ClusterError,
     ExecutionError,
     LimitExceeded,
     ModelError,
@@ -52,6 +53,7 @@ __all__ = [
     "RANK_BY",
     "REWRITES",
     "BindError",
+    "ClusterError",
     "Connection",
     "ExecutionError",
     "LimitExceeded",

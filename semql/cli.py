@@ -77,6 +77,7 @@ def _info(con: Connection) -> None:
     lines = [
         f"semql {__version__}, llama-cpp-python {llama_cpp.__version__}",
         f"model: {runtime.path} ({runtime.name})",
+        f"LM operators run: {runtime.placement}",
     ]
     if runtime.local:
         lines.append(f"threads: {runtime.n_threads} ({runtime.threads_reason})")

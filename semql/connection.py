@@ -23,7 +23,7 @@ from semql.executors.operators.run_state import QueryRun
 from semql.executors.proxy.embedding_views import EmbeddingStore
 from semql.executors.proxy.embeddings import make_embedders
 from semql.executors.runtimes.cpu_backend import parse_setting
-from semql.executors.runtimes.runtime import is_remote, model_choice, open_runtime
+from semql.executors.runtimes.runtime import is_remote, model_choice, open_runtime, placement_of
 from semql.planner import logical as L
 from semql.planner import plan as plan_statement
 from semql.planner.cost import DEFAULT_PROFILE, ModelProfile
@@ -73,6 +73,8 @@ class Connection:
         safe: bool = False,
         max_concurrency: int = 4,
         server: dict | None = None,
+        cluster: str | None = None,
+        actors: int | None = None,
         **options,
     ):
         self.options = PlanOptions.from_kwargs(**options)
@@ -100,6 +102,9 @@ class Connection:
         self._max_concurrency = max_concurrency  # requests in flight per server endpoint
         # a server's options (http_runtime.SERVER_OPTIONS), checked when the model opens
         self._server_args = server
+        # a Ray cluster for the LM work (ray_runtime.py): "auto", ray://HOST:PORT, or
+        # $SEMQL_CLUSTER; ``actors`` of ``n_threads`` threads each (default one per CPU)
+        self._cluster = {"cluster": cluster, "actors": actors}
         self._runtime_profile: ModelProfile | None = None
         self.progress = progress
         self.stats = QueryStats()
@@ -129,13 +134,15 @@ class Connection:
 
         llama.cpp in-process for a GGUF path (or the bundled default); an OpenAI-compatible
         endpoint when the model is an http(s):// URL, with ``server=`` options (``flavor``,
-        ``model``, ``chat``, ``api_key``, ``timeout``, ``retry_after``, ``label_scores``).
+        ``model``, ``chat``, ``api_key``, ``timeout``, ``retry_after``, ``label_scores``);
+        Ray actors holding the GGUF with ``cluster=`` (or ``SEMQL_CLUSTER``).
         """
         if self._runtime is None:
             self._runtime = open_runtime(
                 model_choice(self._model_arg),
                 self._max_concurrency,
                 self._server_args,
+                **self._cluster,
                 **self._runtime_args,
             )
         return self._runtime
@@ -346,11 +353,14 @@ class Connection:
     def explain(self, sql: str, analyze: bool = False, **options) -> str:
         """The plan as a tree; with ``analyze=True`` the query runs and figures are shown."""
         plan = self.plan(sql, **options)
+        if analyze:
+            with _names_located_in(sql):
+                self._run(plan, None)
+        choice, cluster = model_choice(self._model_arg), self._cluster["cluster"]
+        where = placement_of(self._runtime, choice, cluster)
         if not analyze:
-            return explain_text.planned(plan)
-        with _names_located_in(sql):
-            self._run(plan, None)
-        return explain_text.analyzed(plan, self.last_run, self.stats)
+            return explain_text.planned(plan, where)
+        return explain_text.analyzed(plan, self.last_run, self.stats, where)
 
     def clear_cache(self) -> None:
         self._cache.clear()

@@ -61,6 +61,11 @@ class ExecutionError(SemQLError):
     """The query was valid but failed while running (in DuckDB or the LM runtime)."""
 
 
+class ClusterError(ExecutionError):
+    """A Ray cluster could not run the LM work: unreachable, no room for its actors, or
+    every actor lost (``semql.connect(..., cluster=...)``)."""
+
+
 class SafetyError(ExecutionError):
     """Refused by safe mode: the statement would read or write files, attach databases or
     load extensions (``semql.connect(..., safe=True)``)."""

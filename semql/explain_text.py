@@ -9,14 +9,15 @@ from semql.planner import logical as L
 from semql.planner.explain import render_plan
 
 
-def planned(plan: L.QueryPlan) -> str:
-    """The plan with its estimates (nothing runs)."""
-    return render_plan(plan, _estimate_of)
+def planned(plan: L.QueryPlan, placement: str) -> str:
+    """The plan with its estimates (nothing runs); ``placement``: where LM work runs."""
+    return _with_placement(render_plan(plan, _estimate_of), plan, placement)
 
 
-def analyzed(plan: L.QueryPlan, run: QueryRun, stats: QueryStats) -> str:
+def analyzed(plan: L.QueryPlan, run: QueryRun, stats: QueryStats, placement: str) -> str:
     """The plan beside what its run did, then the totals and warnings of the run."""
     text = render_plan(plan, lambda node: _estimate_and_actual(node, run), run)
+    text = _with_placement(text, plan, placement)
     total = (
         f"total: {stats.lm_calls} LM calls, {stats.prompt_tokens} prompt tokens "
         f"({stats.cached_prompt_tokens} from KV cache), {stats.generated_tokens} generated, "
@@ -24,6 +25,13 @@ def analyzed(plan: L.QueryPlan, run: QueryRun, stats: QueryStats) -> str:
     )
     warnings = "".join(f"\nwarning: {w}" for w in stats.warnings)
     return f"{text}\n\n{total}{warnings}"
+
+
+def _with_placement(text: str, plan: L.QueryPlan, placement: str) -> str:
+    """The plan's text with a line saying where its LM operators run (none: no line)."""
+    if not plan.has_lm:
+        return text
+    return f"LM operators run: {placement}\n{text}"
 
 
 def _estimate_of(node: L.PlanNode) -> str:

@@ -30,6 +30,8 @@ class FakeLM:
     decoding = 0
     local = False
     concurrency = 1
+    blocks = False
+    placement = "in-process (a fake LM for planner tests)"
     remote_speeds = False
     label_scores = False
 

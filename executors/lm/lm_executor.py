@@ -15,6 +15,7 @@ from ..retrieval.answers import answer_with_context
 from ..retrieval.retriever import RowContext
 from ..runtimes.runtime import Runtime
 from . import closed_set, wording_check
+from .block_prefetch import BlockPrefetch
 from .budget import Budget
 from .closed_set import Prior
 from .prefetch import Prefetch
@@ -195,6 +196,7 @@ class LMExecutor:
         finally:  # answers already paid for are kept, also when the query is cancelled
             if ahead is not None:
                 ahead.close()
+                stats.retries += ahead.retries
             self.cache.put_many(fresh)
             stats.seconds += time.perf_counter() - started
         stats.rows_in += len(rows)
@@ -264,6 +266,8 @@ class LMExecutor:
             stats.lm_calls += 1
         stats.prompt_tokens += result.prompt_tokens
         stats.cached_prompt_tokens += result.cached_tokens
+        if result.worker:
+            stats.count_worker(result.worker, result.prompt_tokens, result.cached_tokens)
         stats.generated_tokens += generated
         return text
 
@@ -284,6 +288,9 @@ class LMExecutor:
                 jobs.append(i)
         if len(jobs) < 2:
             return None
+        if self.runtime.blocks:
+            prompts_of = {i: prompts[i] for i in jobs}
+            return BlockPrefetch(self.runtime, prompts_of, jobs, out_type, scored, self.budget)
         request = lambda i: self._request(prompts[i], out_type, scored)  # noqa: E731
         return Prefetch(request, jobs, self.runtime.concurrency, self.budget)
 

@@ -35,6 +35,7 @@ class Prefetch:
         self._budget = budget
         self._pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="semql-lm")
         self._flying: dict[int, Future] = {}
+        self.retries = 0  # none here: a server pool fails over inside http_runtime.py
 
     def _fill(self) -> None:
         while len(self._flying) < self._window and self._next < len(self._jobs):

@@ -43,6 +43,15 @@ class OperatorStats:
     prior_unusable: str = ""  # why the label prior was not applied (closed_set.py)
     wording_check: str = ""  # what moved under a trivial rewording (wording_check.py)
     wording_changed: float = 0.0  # the share of sampled rows whose answer changed
+    # on a cluster: per actor, [LM calls, prompt tokens, KV-cached prompt tokens]
+    workers: dict[str, list[int]] = field(default_factory=dict)
+    retries: int = 0  # blocks sent again because their actor died
+
+    def count_worker(self, worker: str, prompt_tokens: int, cached_tokens: int) -> None:
+        figures = self.workers.setdefault(worker, [0, 0, 0])
+        figures[0] += 1
+        figures[1] += prompt_tokens
+        figures[2] += cached_tokens
 
     def uninformative(self) -> str | None:
         """A warning when one answer covers nearly every distinct input."""
@@ -96,6 +105,12 @@ class OperatorStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.cache_hits += other.cache_hits
         self.seconds += other.seconds
+        self.retries += other.retries
+        for worker, (calls, tokens, cached) in other.workers.items():
+            figures = self.workers.setdefault(worker, [0, 0, 0])
+            figures[0] += calls
+            figures[1] += tokens
+            figures[2] += cached
 
     def summary(self) -> str:
         parts = [f"rows in {self.rows_in}"]
@@ -118,7 +133,18 @@ class OperatorStats:
             parts.append(self.calibration)
         if self.wording_check:
             parts.append("wording check: " + self.wording_check)
+        if self.workers:
+            parts.append(self.placement_summary())
         return ", ".join(parts)
+
+    def placement_summary(self) -> str:
+        """Per cluster actor: LM calls and the share of prompt tokens its KV cache served."""
+        each = "; ".join(
+            f"{worker} {calls} calls ({token_hit_rate(cached, tokens):.0%} KV-cached)"
+            for worker, (calls, tokens, cached) in sorted(self.workers.items())
+        )
+        retried = f", {self.retries} block(s) retried" if self.retries else ""
+        return f"actors: {each}{retried}"
 
 
 @dataclass

@@ -184,6 +184,7 @@ class HTTPRuntime:
     decoding = 0
     local = False
     remote_speeds = True
+    blocks = False
 
     def __init__(
         self,
@@ -227,6 +228,9 @@ class HTTPRuntime:
         self.concurrency = max_concurrency * len(self.endpoints)
         self.path = ", ".join(self.endpoints)
         self.name = f"{model or 'default model'} at {self.path}"
+        n = len(self.endpoints)
+        each = f"{max_concurrency} requests each"
+        self.placement = f"{n} server endpoint{'s' if n > 1 else ''}, {each}"
         # the weights are the servers' own; they must serve the same model
         self.model_id = f"http|{'|'.join(sorted(self.endpoints))}|{model or ''}"
         self.model_id += "|chat" if chat else ""

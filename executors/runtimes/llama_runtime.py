@@ -30,7 +30,7 @@ from .closing import ClosingTokens
 from .model_files import check_gguf, model_sha256
 from .runtime import Generation, Scored
 from .thread_policy import ThreadPolicy
-from .vocab import stop_tokens, token_pieces, tokenizer_info
+from .vocab import chat_prompt, stop_tokens, token_pieces, tokenizer_info
 
 PREFILL_CHUNK = 16
 # Bumped whenever a change in decoding can change answers: it is part of the result-cache
@@ -46,6 +46,7 @@ class LlamaRuntime:
 
     local = True
     concurrency = 1  # one llama.cpp context: one request at a time
+    blocks = False
     remote_speeds = False
     label_scores = True
 
@@ -94,6 +95,7 @@ class LlamaRuntime:
         self.chat_template = self._llm.metadata.get("tokenizer.chat_template")
         self.style = "chat" if self.chat_template else "completion"
         self.name = self._llm.metadata.get("general.name") or os.path.basename(path)
+        self.placement = f"in-process, {threads} threads"
         self._pieces = token_pieces(self._llm.model)
         self._stops = stop_tokens(self._llm.model)
         self._stop_mask = np.zeros(self.n_vocab, dtype=bool)
@@ -128,14 +130,7 @@ class LlamaRuntime:
 
     def format_chat(self, messages: list[dict]) -> str:
         """Render messages with the model's own chat template, ready for the answer."""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        model = self._llm._model
-        eos = model.token_get_text(self._llm.token_eos())
-        bos = model.token_get_text(self._llm.token_bos())
-        formatter = Jinja2ChatFormatter(self.chat_template, eos_token=eos, bos_token=bos)
-        prompt = formatter(messages=messages).prompt
-        return prompt[len(bos) :] if bos and prompt.startswith(bos) else prompt
+        return chat_prompt(self._llm, self.chat_template, messages)
 
     # -- grammar ---------------------------------------------------------------------
 

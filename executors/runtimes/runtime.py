@@ -30,6 +30,7 @@ class Generation:
     prompt_tokens: int
     cached_tokens: int
     generated_tokens: int
+    worker: str = ""  # the cluster actor that ran it ("" in-process and on servers)
 
 
 @dataclass
@@ -40,6 +41,11 @@ class Scored:
     prompt_tokens: int
     cached_tokens: int
     extra_steps: int  # single-token decodes for labels longer than one token
+    worker: str = ""  # the cluster actor that ran it ("" in-process and on servers)
+
+
+class WorkerLost(Exception):
+    """A cluster's worker died (or its node did) before it returned a block of prompts."""
 
 
 class Runtime(Protocol):
@@ -53,6 +59,8 @@ class Runtime(Protocol):
     decoding: int  # version of the decoding rules: part of every result-cache key
     local: bool  # True: also a LocalRuntime
     concurrency: int  # requests it takes at once (1: one at a time, in-process models)
+    blocks: bool  # takes contiguous blocks of prompts per worker (a Ray cluster)
+    placement: str  # where LM work runs, for EXPLAIN ("in-process, 2 threads"...)
     remote_speeds: bool  # a server whose speeds are learnt from runs (model_profile.py)
     label_scores: bool  # closed sets are decided from score() (else generated greedily)
 
@@ -92,18 +100,48 @@ def model_choice(model: str | list[str] | tuple | None) -> str | None:
     return model or os.environ.get("SEMQL_MODEL")
 
 
+def cluster_choice(cluster: str | None) -> str | None:
+    """The Ray cluster asked for: the argument, else ``SEMQL_CLUSTER``, else None."""
+    return cluster or os.environ.get("SEMQL_CLUSTER") or None
+
+
+def placement_of(runtime: Runtime | None, choice: str | None, cluster: str | None) -> str:
+    """Where LM operators run, for EXPLAIN: the loaded runtime's own account, else what
+    the connection's arguments will open (without loading a model)."""
+    if runtime is not None:
+        return runtime.placement
+    cluster = cluster_choice(cluster)
+    if cluster is not None:
+        return f"Ray cluster at {cluster} (actors start with the first LM query)"
+    if is_remote(choice):
+        return f"server endpoint(s) {choice}"
+    return "in-process (llama.cpp)"
+
+
 def is_remote(choice: str | None) -> bool:
     return bool(choice) and str(choice).startswith(("http://", "https://"))
 
 
 def open_runtime(
-    choice: str | None, max_concurrency: int = 4, server: dict | None = None, **args
+    choice: str | None,
+    max_concurrency: int = 4,
+    server: dict | None = None,
+    cluster: str | None = None,
+    actors: int | None = None,
+    **args,
 ) -> Runtime:
     """The backend for a model choice: servers for URLs, else llama.cpp in-process
-    (a GGUF path, a bundled model's name, or the default). ``args`` are the in-process
-    runtime's (threads, context, seed...); servers take the seed, ``max_concurrency``
-    (requests in flight per endpoint) and ``server``: HTTPRuntime's options
-    (http_runtime.SERVER_OPTIONS)."""
+    (a GGUF path, a bundled model's name, or the default), or on Ray actors when a
+    ``cluster`` is given (or ``SEMQL_CLUSTER``; ``actors`` of ``n_threads`` each).
+    ``args`` are the in-process runtime's (threads, context, seed...); servers take
+    the seed, ``max_concurrency`` (requests in flight per endpoint) and ``server``:
+    HTTPRuntime's options (http_runtime.SERVER_OPTIONS)."""
+    cluster = cluster_choice(cluster)
+    if cluster is not None and (is_remote(choice) or server):
+        raise ModelError(
+            f"cluster={cluster!r} runs a GGUF model on Ray actors, but the model is a "
+            "server; drop cluster= (servers spread the work themselves) or pass a GGUF"
+        )
     if server is not None and not isinstance(server, dict):
         raise ModelError(f"server= takes a dict of server options, got {server!r}")
     server = dict(server or {})
@@ -140,4 +178,11 @@ def open_runtime(
             "llama-cpp-python and xgrammar (pip install --no-deps xgrammar==0.2.9; "
             "see the README's quick start)"
         ) from None
+    if cluster is not None:
+        from .ray_runtime import RayRuntime
+
+        threads = args.pop("n_threads", None) or 1
+        return RayRuntime(resolve_model_path(choice), str(cluster), actors, threads, **args)
+    if actors is not None:
+        raise ModelError("actors= applies to a Ray cluster; pass cluster= as well")
     return LlamaRuntime(resolve_model_path(choice), **args)

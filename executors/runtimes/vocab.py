@@ -47,3 +47,16 @@ def tokenizer_info(pieces: list[bytes], stops: list[int]) -> xgr.TokenizerInfo:
         stop_token_ids=stops,
         add_prefix_space=False,
     )
+
+
+def chat_prompt(llm: llama_cpp.Llama, template: str, messages: list[dict]) -> str:
+    """Messages rendered with the model's own chat template, ready for the answer (the
+    same text in-process and on a cluster's coordinator, which loads only the vocabulary)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    model = llm._model
+    eos = model.token_get_text(llm.token_eos())
+    bos = model.token_get_text(llm.token_bos())
+    formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
+    prompt = formatter(messages=messages).prompt
+    return prompt[len(bos) :] if bos and prompt.startswith(bos) else prompt
