@@ -72,6 +72,9 @@ def serve(
         app = create_app(
             server_settings=ServerSettings(host=host, port=port), model_settings=[settings]
         )
+        # Gateways in front of servers (SMG, and Kubernetes probes) register a worker only
+        # once GET /health answers; llama-cpp-python's app has no such route.
+        app.add_api_route("/health", lambda: {"status": "ok"}, methods=["GET"])
         uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning")
 
 

@@ -47,6 +47,16 @@ def test_query_through_the_server(server):
         assert con.runtime.model_id.startswith("http|")
 
 
+def test_health_route_for_gateways(server):
+    """Gateways (SMG) and Kubernetes probes register a worker only once GET /health
+    answers; llama-cpp-python's own app has no such route."""
+    import urllib.request
+
+    with urllib.request.urlopen(server + "/health", timeout=5) as resp:
+        assert resp.status == 200
+        assert json.loads(resp.read()) == {"status": "ok"}
+
+
 def test_unreachable_endpoint_is_a_clear_error():
     port = free_port()
     with semql.connect(model=f"http://127.0.0.1:{port}", cache=False) as con:
