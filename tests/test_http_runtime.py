@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 
 import polars as pl
 import pytest
@@ -50,8 +51,6 @@ def test_query_through_the_server(server):
 def test_health_route_for_gateways(server):
     """Gateways (SMG) and Kubernetes probes register a worker only once GET /health
     answers; llama-cpp-python's own app has no such route."""
-    import urllib.request
-
     with urllib.request.urlopen(server + "/health", timeout=5) as resp:
         assert resp.status == 200
         assert json.loads(resp.read()) == {"status": "ok"}
