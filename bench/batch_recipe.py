@@ -7,7 +7,9 @@ segment, prefilled once in stream 0 as the runtime chunks it and copied to each 
 go in pieces of ``chunk`` tokens counted from the head's end; a short piece is padded
 with filler tokens at the positions after it, which no real token attends to (causal
 mask) and which are removed before the row's next piece; an idle stream decodes filler
-only. Only a row's last real token asks for logits.
+only. Every stream asks for one output each decode (its piece's last token), whether
+or not its row ends there: llama.cpp also picks the output layer's kernel by how many
+outputs a decode asks for.
 
 Why it can be independent: llama.cpp picks its matrix kernels by the number of tokens
 in a ubatch (the earlier probe: the same row in 8 identical slots still differed from
@@ -42,17 +44,18 @@ from pathlib import Path
 
 import llama_cpp
 import numpy as np
-from lm_limits import MAPS, SHOTS, answer_all, prefill_limit, prompts_of, reviews
-
-from semql.executors.lm.closed_set import (
-    CONTENT_FREE,
-    answer_value,
-    content_free_prior,
-    probabilities,
+from lm_limits import (
+    MAPS,
+    answer_all,
+    calibrated_accuracy,
+    prefill_limit,
+    prompts_of,
+    reviews,
 )
+
+from semql.executors.runtimes import cpu_backend
 from semql.executors.runtimes.llama_runtime import LlamaRuntime, _chunk_starts, _log_softmax
 from semql.executors.runtimes.model_files import default_model_path
-from semql.planner.prompt_format import PromptBuilder
 
 
 class FixedShapeScorer:
@@ -159,19 +162,6 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * 4096 / 1e6
 
 
-def accuracy(rt, kind: str, scorer, logprobs: list, gold: list[bool]) -> float:
-    """Accuracy of the content-free calibrated answers, decided as queries decide them
-    (executors/lm/closed_set.py); ``scorer`` scores the content-free prompts."""
-    question, out_type, answers = MAPS[kind]
-    shots = [(text, answers[label]) for text, label in SHOTS]
-    builder = PromptBuilder(rt.style, rt.format_chat)
-    empty = [builder.build(question, out_type, ["reviewText"], [v], shots) for v in CONTENT_FREE]
-    prior, _ = content_free_prior("content_free", scorer(empty))
-    positive = answers[1]
-    decided = [answer_value(out_type, probabilities(list(lp)), prior) for lp in logprobs]
-    return float(np.mean([(d == positive) == g for d, g in zip(decided, gold, strict=True)]))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1000)
@@ -196,7 +186,8 @@ def main() -> None:
         "chunk": args.chunk,
         "flash_attn": not args.no_flash_attn,
         "context_mb": rss_mb() - before,
-        "cpu": cpu_name(),
+        "cpu": cpu_backend.cpu_model(),
+        "amx": "amx_tile" in cpu_backend.cpu_flags(),
         "maps": {},
     }
     rng = random.Random(0)
@@ -226,7 +217,6 @@ def main() -> None:
         fresh = t_stats["fresh_tokens_per_row"]
         limit_rows = limit_tokens / fresh
         batched_lp = lambda ps, labels=labels: fixed.score(ps, labels)  # noqa: E731
-        today_lp = lambda ps, t=out_type: [rt.score(p, t).logprobs for p in ps]  # noqa: E731
         decide = lambda lps: [int(np.argmax(lp)) for lp in lps]  # noqa: E731
         res["maps"][kind] = {
             "limit_rows_per_s": limit_rows,
@@ -241,20 +231,12 @@ def main() -> None:
                 a != b for a, b in zip(decide(today), decide(base), strict=True)
             ),
             "max_logprob_diff": float(np.max(np.abs(np.asarray(today) - np.asarray(base)))),
-            "today_accuracy": accuracy(rt, kind, today_lp, today, gold),
-            "recipe_accuracy": accuracy(rt, kind, batched_lp, base, gold),
+            "today_accuracy": calibrated_accuracy(rt, kind, today, gold),
+            "recipe_accuracy": calibrated_accuracy(rt, kind, base, gold, batched_lp),
         }
         print(kind, json.dumps(res["maps"][kind], indent=1), flush=True)
     fixed.close()
     write(res, Path(args.out))
-
-
-def cpu_name() -> str:
-    with open("/proc/cpuinfo") as f:
-        name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-    with open("/proc/cpuinfo") as f:
-        amx = "amx_tile" in f.read()
-    return f"{name}{' (AMX)' if amx else ''}"
 
 
 def write(res: dict, out: Path) -> None:
@@ -267,7 +249,8 @@ def write(res: dict, out: Path) -> None:
         "",
         f"From `bench/batch_recipe.py`, one run: {res['rows']} distinct reviews outside "
         f"SemBench's query movies, bundled Gemma 3 270M Q4_K_M, {res['threads']} threads, "
-        f"{res['cpu']}. Batched context: {res['context_mb']:.0f} MB.",
+        f"{res['cpu']}{' (AMX)' if res['amx'] else ''}. "
+        f"Batched context: {res['context_mb']:.0f} MB.",
         "",
         "| map | limit rows/s | today rows/s (share) | recipe rows/s (share) | orders bitwise"
         " | alone bitwise | answers differing | accuracy today / recipe |",

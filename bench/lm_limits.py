@@ -41,7 +41,12 @@ import llama_cpp._internals as internals
 import numpy as np
 from stored_scores import QUERY_MOVIES
 
-from semql.executors.lm.closed_set import CONTENT_FREE, probabilities
+from semql.executors.lm.closed_set import (
+    CONTENT_FREE,
+    answer_value,
+    content_free_prior,
+    probabilities,
+)
 from semql.executors.runtimes import llama_runtime
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import default_model_path
@@ -174,16 +179,22 @@ def prefill_limit(runtime: LlamaRuntime, prompts: list) -> float:
     return best
 
 
-def calibrated_accuracy(runtime, kind: str, prompts, logprobs, gold) -> float:
-    """Accuracy of the content-free calibrated answer (as queries decide it)."""
+def calibrated_accuracy(runtime, kind: str, logprobs, gold, score=None) -> float:
+    """Accuracy of the content-free calibrated answers, decided as queries decide them
+    (executors/lm/closed_set.py). ``score`` gives the content-free prompts' label
+    log-probs (default: the runtime's own ``score``)."""
     question, out_type, answers = MAPS[kind]
     shots = [(text, answers[label]) for text, label in SHOTS]
     builder = PromptBuilder(runtime.style, runtime.format_chat)
     empty = [builder.build(question, out_type, ["reviewText"], [v], shots) for v in CONTENT_FREE]
-    prior = np.mean([probabilities(runtime.score(p, out_type).logprobs) for p in empty], axis=0)
-    q = np.vstack([probabilities(lp) for lp in logprobs]) / prior
-    positive = q.argmax(axis=1) == 0  # the first label is the positive one in both maps
-    return float(np.mean(positive == np.asarray(gold)))
+    if score is None:
+        empty_scores = [runtime.score(p, out_type).logprobs for p in empty]
+    else:
+        empty_scores = score(empty)
+    prior, _ = content_free_prior("content_free", empty_scores)
+    decided = [answer_value(out_type, probabilities(list(lp)), prior) for lp in logprobs]
+    positive = answers[1]  # the examples' answers are (negative, positive)
+    return float(np.mean([(d == positive) == g for d, g in zip(decided, gold, strict=True)]))
 
 
 def batched_scores(runtime: LlamaRuntime, prompts: list, rows: int) -> tuple[list, float]:
@@ -285,11 +296,7 @@ def main() -> None:
                     out = outs[chunk]
                     runs = sorted(timings[chunk], key=lambda t: t["rows_per_s"])
                     r = runs[len(runs) // 2]  # the median run
-                    acc = (
-                        calibrated_accuracy(runtime, kind, prompts, out, gold)
-                        if kind != "int"
-                        else None
-                    )
+                    acc = calibrated_accuracy(runtime, kind, out, gold) if kind != "int" else None
                     if kind == "int":
                         same = sum(a == b for a, b in zip(out, first, strict=True))
                     else:
