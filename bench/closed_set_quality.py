@@ -208,7 +208,7 @@ def run_model(
     """Score every task; per-row label distributions go to ``raw`` (for re-analysis).
     ``style``: the model's own prompt style (``auto``: its chat template if it has one),
     or ``completion`` / ``chat`` forced, to compare the two on the same rows."""
-    runtime = LlamaRuntime(model)
+    runtime = LlamaRuntime(model, batch_rows=1)  # as the stored runs were scored
     chosen = runtime.style if style == "auto" else style
     if chosen == "chat" and not runtime.chat_template:
         raise SystemExit(f"{model} has no chat template")

@@ -105,7 +105,8 @@ def agreement(url: str) -> dict[str, float]:
                 f"SELECT DISTINCT reviewText FROM Reviews ORDER BY 1 LIMIT {ROWS}"
             ).fetchall()
         ]
-    server, local = HTTPRuntime(url), LlamaRuntime(smollm2_path(), seed=0, n_threads=1)
+    server = HTTPRuntime(url)
+    local = LlamaRuntime(smollm2_path(), seed=0, n_threads=1, batch_rows=1)  # as a server
     build = PromptBuilder("completion").build
     out = {}
     try:

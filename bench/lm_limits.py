@@ -205,7 +205,7 @@ def batched_scores(runtime: LlamaRuntime, prompts: list, rows: int) -> tuple[lis
     params.n_seq_max, params.kv_unified = rows, True
     ctx = internals.LlamaContext(model=llm._model, params=params, verbose=False)
     batch = internals.LlamaBatch(n_tokens=4096, embd=0, n_seq_max=rows, verbose=False)
-    labels = [runtime._label_tokens(lab)[0] for lab in BoolType().labels()]
+    labels = [runtime.label_tokens(lab)[0] for lab in BoolType().labels()]
     toks = [runtime.tokenize_segments(p) for p in prompts]
     head_len = toks[0][1][1]
 
@@ -273,7 +273,7 @@ def main() -> None:
                 qp.ftype, qp.allow_requantize, qp.nthread = ftype, True, args.threads
                 if llama_cpp.llama_model_quantize(default_model_path().encode(), path.encode(), qp):
                     raise SystemExit(f"requantising to {fmt} failed")
-            runtime = LlamaRuntime(path, n_threads=args.threads)
+            runtime = LlamaRuntime(path, n_threads=args.threads, batch_rows=1)  # one row
             limit = None
             for kind in MAPS:
                 prompts = prompts_of(runtime, kind, texts)

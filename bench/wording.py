@@ -200,7 +200,7 @@ def scorer(runtime, builder, task: str, wording: int, examples: str):
 def add_rows(path: Path, model: str, rows: list[dict]) -> None:
     """Append ``rows``' scores to every setting of ``model`` in a stored rows file."""
     doc = json.loads(path.read_text())
-    runtime = LlamaRuntime(model)
+    runtime = LlamaRuntime(model, batch_rows=1)  # as the stored runs were scored
     builder = PromptBuilder(runtime.style, runtime.format_chat)
     for entry in doc["settings"]:
         if entry["model"] != runtime.name:
@@ -222,7 +222,7 @@ def add_rows(path: Path, model: str, rows: list[dict]) -> None:
 
 
 def run_model(model: str, tasks: list[str], rows: list[dict], raw: list[dict], progress) -> None:
-    runtime = LlamaRuntime(model)
+    runtime = LlamaRuntime(model, batch_rows=1)  # as the stored runs were scored
     builder = PromptBuilder(runtime.style, runtime.format_chat)
     for task in tasks:
         kind, wordings = TASKS[task]

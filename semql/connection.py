@@ -67,6 +67,7 @@ class Connection:
         n_threads: int | None = None,
         seed: int = 0,
         extra_bufts: bool | str | None = None,
+        batch_rows: int = 8,
         runtime=None,
         progress: Progress | None = None,
         embedder: str = "auto",
@@ -98,6 +99,8 @@ class Connection:
             "n_threads": n_threads,
             "seed": seed,
             "extra_bufts": parse_setting(extra_bufts),  # a typo fails here, named
+            # closed-set rows per decode of the in-process model (label_scores.py)
+            "batch_rows": batch_rows,
         }
         self._max_concurrency = max_concurrency  # requests in flight per server endpoint
         # a server's options (http_runtime.SERVER_OPTIONS), checked when the model opens

@@ -31,6 +31,7 @@ class FakeLM:
     local = False
     concurrency = 1
     blocks = False
+    batch_rows = 1
     placement = "in-process (a fake LM for planner tests)"
     remote_speeds = False
     label_scores = False

@@ -142,13 +142,16 @@ def test_a_constant_answer_is_reported_to_the_user(model_con):
 
 
 @pytest.mark.model
-def test_a_multi_token_label_scores_the_sum_of_its_tokens(gemma_runtime):
+def test_a_multi_token_label_scores_the_sum_of_its_tokens():
     """The label's log-probability is log p(t1 | prompt) + log p(t2 | prompt t1) + ...,
-    each step computed as a fresh evaluation would compute it."""
-    from semql.executors.runtimes.llama_runtime import _log_softmax
+    each step computed as a fresh evaluation would compute it (the one-row recipe, whose
+    steps are the runtime's own prefill; the batched one is checked for independence in
+    test_batched_scores.py)."""
+    from semql.executors.runtimes.llama_runtime import LlamaRuntime, _log_softmax
+    from semql.executors.runtimes.model_files import default_model_path
     from semql.planner.prompt_format import PromptBuilder
 
-    rt = gemma_runtime
+    rt = LlamaRuntime(default_model_path(), batch_rows=1)
     out_type = T.OptionsType(("thrilling adventure", "quiet drama"))
     prompt = PromptBuilder(rt.style, rt.format_chat).build(
         "What kind of film is it?", out_type, ["reviewText"], ["Chases, explosions, a heist."]
@@ -156,7 +159,7 @@ def test_a_multi_token_label_scores_the_sum_of_its_tokens(gemma_runtime):
     scored = rt.score(prompt, out_type)
     tokens, segments = rt.tokenize_segments(prompt)
     for label, got in zip(out_type.labels(), scored.logprobs, strict=True):
-        label_tokens = rt._label_tokens(label)
+        label_tokens = rt.label_tokens(label)
         expected = 0.0
         for k, token in enumerate(label_tokens):
             with rt._lock:
@@ -166,3 +169,4 @@ def test_a_multi_token_label_scores_the_sum_of_its_tokens(gemma_runtime):
                 rt._prefill(tokens + label_tokens[:k], segments + [len(tokens)] * (k > 0))
                 expected += float(_log_softmax(rt._logits())[token])
         assert got == pytest.approx(expected, abs=1e-3)
+    rt.close()

@@ -199,7 +199,7 @@ def test_closed_sets_are_scored_and_calibrated_from_the_servers_log_probabilitie
     # margins were within 2 * DRIFT: that follows from the bound, so it is not asserted
     # apart; on these rows no margin is that clear, and such a check compared nothing.)
     build = PromptBuilder("completion").build
-    local = LlamaRuntime(smollm2_path(), seed=0, n_threads=1)
+    local = LlamaRuntime(smollm2_path(), seed=0, n_threads=1, batch_rows=1)  # as a server
     try:
         for out_type in (T.BoolType(), T.OptionsType(("positive", "negative"))):
             prompts = [
@@ -235,7 +235,7 @@ def test_a_servers_greedy_answers_are_the_in_process_ones_where_the_model_is_cle
             ).fetchall()
         ]
     server = HTTPRuntime([a], label_scores=False)
-    local = LlamaRuntime(smollm2_path(), seed=0, n_threads=1)
+    local = LlamaRuntime(smollm2_path(), seed=0, n_threads=1, batch_rows=1)  # as a server
     compared = 0
     try:
         for question, out_type in (
@@ -291,7 +291,7 @@ def test_labels_sharing_a_first_token_are_scored_past_it(servers):
     # whole labels scored in process on the same prompts: the chain is their score
     out_type = T.OptionsType(VERDICTS)
     prompts = _verdict_prompts(frame)
-    local = LlamaRuntime(smollm2_path(), seed=0, n_threads=1)
+    local = LlamaRuntime(smollm2_path(), seed=0, n_threads=1, batch_rows=1)  # as a server
     try:
         here = np.array([local.score(p, out_type).logprobs for p in prompts])
     finally:

@@ -129,12 +129,13 @@ def test_rerun_is_served_from_cache(gemma_runtime, tmp_path):
         second = con.query(sql)
         assert con.stats.lm_calls == 0 and con.stats.cache_hits > 0
         assert first.rows() == second.rows()
-        gemma_runtime.decoding += 1  # a SemQL whose decoding changed must not reuse them
-        try:
+        decoding = gemma_runtime.decoding
+        gemma_runtime.decoding = f"{decoding} changed"  # a SemQL whose decoding changed
+        try:  # must not reuse them
             con.query(sql)
             assert con.stats.lm_calls > 0 and con.stats.cache_hits == 0
         finally:
-            gemma_runtime.decoding -= 1
+            gemma_runtime.decoding = decoding
         con._runtime = None
 
 

@@ -130,24 +130,31 @@ def test_caps_stop_remote_work(ray_con):
     assert _prompts_run(ray_con) - before == 7  # 3 calibration prompts and 4 rows
 
 
-def test_cancel_stops_remote_work(ray_con):
-    """A query interrupted (Ctrl-C in the REPL) cancels its blocks on the actors."""
+def test_cancel_stops_remote_work(cluster):
+    """A query interrupted (Ctrl-C in the REPL) cancels its blocks on the actors; a
+    running block stops after the rows scored together (4 here, so a block of 15 rows
+    has places to stop; the default 16 makes such a block one step)."""
     sql = "SELECT {{LLMMap('Is it a pan?', reviewText)}} AS v " + TAKEN_3  # 120 rows
 
     def interrupt(stats, done, total):
         raise KeyboardInterrupt
 
-    before = _prompts_run(ray_con)
-    ray_con.progress = interrupt
+    con = semql.connect(cluster="auto", actors=2, cache=False, batch_rows=4)
     try:
+        semql.load_sample(con)
+        before = _prompts_run(con)
+        con.progress = interrupt
         with pytest.raises(KeyboardInterrupt):
-            ray_con.query(sql)
+            con.query(sql)
+        time.sleep(1.0)
+        settled = _prompts_run(con)
+        time.sleep(1.0)
+        assert _prompts_run(con) == settled  # nothing runs on after the cancel
     finally:
-        ray_con.progress = None
-    time.sleep(1.0)
-    settled = _prompts_run(ray_con)
-    time.sleep(1.0)
-    assert _prompts_run(ray_con) == settled  # nothing runs on after the cancel
+        con.close()
+        deadline = time.monotonic() + 30  # the next test's actors need these CPUs back
+        while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
     # blocks of 15 rows, two in flight per actor: 60 sent; the cancel stops them early
     assert settled - before < 3 + 45
 

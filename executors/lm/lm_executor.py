@@ -15,6 +15,7 @@ from ..retrieval.answers import answer_with_context
 from ..retrieval.retriever import RowContext
 from ..runtimes.runtime import Runtime
 from . import closed_set, wording_check
+from .batch_ahead import BatchAhead
 from .block_prefetch import BlockPrefetch
 from .budget import Budget
 from .closed_set import Prior
@@ -208,11 +209,22 @@ class LMExecutor:
         """The result-cache key of a prompt whose labels are scored."""
         return cache_key(self._model_key(), _grammar_id(out_type.spec(), scored=True), prompt)
 
-    def ask_scored(
-        self, prompt: str, out_type: OutputType, stats: OperatorStats, calibration: bool
-    ) -> str:
-        """One prompt's label scores (a calibration call, or a row's LM call)."""
-        return self._ask(prompt, out_type, True, stats, calibration=calibration)
+    def ask_scored_many(
+        self, prompts: list[str], out_type: OutputType, stats: OperatorStats, calibration: bool
+    ) -> list[str]:
+        """The prompts' label scores (calibration calls, or rows' LM calls), as many to a
+        decode as the runtime batches and the query's caps allow (exactly, as rows are)."""
+        out: list[str] = []
+        while len(out) < len(prompts):
+            rest = prompts[len(out) :]
+            n = 0
+            while n < len(rest) and (self.budget is None or self.budget.allows(pending=n)):
+                n += 1
+            if n == 0 and self.budget is not None:
+                self.budget.check()  # raises: the cap is reached
+            for result in self.runtime.score_many(rest[:n], out_type):
+                out.append(self._account(result, True, stats, calibration))
+        return out
 
     def _model_key(self) -> str:
         """The model part of result-cache keys: weights and decoding version."""
@@ -272,10 +284,12 @@ class LMExecutor:
         return text
 
     def _prefetch(self, order, prompts, keys, cached, dedup, remember, out_type, scored):
-        """Requests sent ahead for a runtime that takes several at once (prefetch.py):
-        the rows the loop of ``answer`` will ask the model, in its order. None for a
-        runtime that takes one at a time."""
-        if self.runtime.concurrency < 2:
+        """Requests sent ahead for a runtime that takes several at once (prefetch.py),
+        closed-set rows scored several to a decode in-process (batch_ahead.py): the rows
+        the loop of ``answer`` will ask the model, in its order. None for a runtime that
+        takes one at a time."""
+        batched = scored and self.runtime.batch_rows > 1
+        if self.runtime.concurrency < 2 and not batched:
             return None
         seen: set[str] = set()
         jobs = []
@@ -288,6 +302,9 @@ class LMExecutor:
                 jobs.append(i)
         if len(jobs) < 2:
             return None
+        if batched:
+            prompts_of = {i: prompts[i] for i in jobs}
+            return BatchAhead(self.runtime, prompts_of, jobs, out_type, self.budget)
         if self.runtime.blocks:
             prompts_of = {i: prompts[i] for i in jobs}
             return BlockPrefetch(self.runtime, prompts_of, jobs, out_type, scored, self.budget)

@@ -88,16 +88,16 @@ class Priors:
         lm = self.lm
         keys = [lm.scored_key(out_type, p) for p in prompts]
         cached = lm.cache.get_many(keys)
-        out = []
-        for prompt, key in zip(prompts, keys, strict=True):
-            text = lm.remembered.get(key) or cached.get(key)
-            if text is None:
-                text = lm.ask_scored(prompt, out_type, stats, calibration=not rows)
-                lm.cache.put_many([(key, text)])
-            # kept for the operator's own rows, also where the result cache is off
-            lm.remembered[key] = text
-            out.append(closed_set.decode(text))
-        return out
+        texts = {k: lm.remembered.get(k) or cached.get(k) for k in keys}
+        missing = [i for i, k in enumerate(keys) if texts[k] is None and keys.index(k) == i]
+        if missing:  # asked together: the in-process model scores them in shared decodes
+            asked = lm.ask_scored_many([prompts[i] for i in missing], out_type, stats, not rows)
+            fresh = [(keys[i], text) for i, text in zip(missing, asked, strict=True)]
+            lm.cache.put_many(fresh)
+            texts.update(fresh)
+        # kept for the operator's own rows, also where the result cache is off
+        lm.remembered.update(texts)
+        return [closed_set.decode(texts[k]) for k in keys]
 
 
 def _digest(rows: list[tuple] | None) -> str:

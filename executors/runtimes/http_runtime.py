@@ -185,6 +185,7 @@ class HTTPRuntime:
     local = False
     remote_speeds = True
     blocks = False
+    batch_rows = 1  # concurrent requests instead (prefetch.py)
 
     def __init__(
         self,
@@ -316,6 +317,9 @@ class HTTPRuntime:
         if self.model:
             payload["model"] = self.model
         return payload
+
+    def score_many(self, prompts: list[str], out_type: OutputType) -> list[Scored]:
+        return [self.score(p, out_type) for p in prompts]  # batch_rows = 1: one at a time
 
     def score(self, prompt: str, out_type: OutputType) -> Scored:
         """Each label's log-probability from the server's top log-probabilities of the

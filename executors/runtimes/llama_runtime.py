@@ -25,7 +25,7 @@ from semql.errors import ExecutionError, ModelError
 from semql.grammar.compile import to_xgrammar
 from semql.grammar.types import GrammarSpec, OutputType
 
-from . import cpu_backend, llama_log
+from . import cpu_backend, label_scores, llama_log
 from .closing import ClosingTokens
 from .model_files import check_gguf, model_sha256
 from .runtime import Generation, Scored
@@ -36,7 +36,14 @@ PREFILL_CHUNK = 16
 # Bumped whenever a change in decoding can change answers: it is part of the result-cache
 # key, so a cache filled by an older SemQL never serves answers decoded the old way.
 # 2: where the grammar may end, a next token of the model's outside it ends the answer.
+# 3: closed-set rows scored BATCH_ROWS at a time in fixed-shape decodes (batch_scorer.py);
+# the key names the rows per decode, since the shape is part of the numbers.
 DECODING = 2
+BATCHED_DECODING = 3
+# Closed-set rows per decode (bench/batch_recipe.py): 8 keeps most of 16's speed on many
+# rows (71% of llama.cpp's prefill limit against 78%), costs half its latency for a row
+# alone, and fills the batches of 8 rows an early exit asks for; 32 was slower than 16.
+BATCH_ROWS = 8
 llama_log.errors_only()  # llama.cpp's warnings stay out of the user's output
 
 
@@ -61,7 +68,10 @@ class LlamaRuntime:
         closed_set_fast_path: bool = True,
         prefix_reuse: bool = True,
         extra_bufts: bool | None = None,
+        batch_rows: int = BATCH_ROWS,
     ):
+        if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
+            raise ModelError(f"batch_rows must be a whole number >= 1, got {batch_rows!r}")
         check_gguf(path)
         self.path = path
         self.n_ctx = n_ctx
@@ -90,12 +100,19 @@ class LlamaRuntime:
         except (ValueError, RuntimeError, OSError) as err:
             raise ModelError(f"cannot load model {path}: {err}") from None
         self.model_id = model_sha256(path)
-        self.decoding = DECODING
+        # Closed-set rows per decode: 1 scores a row at a time (lowest latency for a few
+        # rows); more share fixed-shape decodes (batch_scorer.py), the same numbers for a
+        # row whatever its batch mates, faster on many rows.
+        self.batch_rows = batch_rows
+        self.decoding = DECODING if batch_rows == 1 else f"{BATCHED_DECODING}x{batch_rows}"
+        self._scorer = None  # the batched context, allocated on the first batched score
         self.n_vocab = self._llm.n_vocab()
         self.chat_template = self._llm.metadata.get("tokenizer.chat_template")
         self.style = "chat" if self.chat_template else "completion"
         self.name = self._llm.metadata.get("general.name") or os.path.basename(path)
-        self.placement = f"in-process, {threads} threads"
+        self.placement = f"in-process, {threads} threads" + (
+            f", closed sets {batch_rows} rows per decode" if batch_rows > 1 else ""
+        )
         self._pieces = token_pieces(self._llm.model)
         self._stops = stop_tokens(self._llm.model)
         self._stop_mask = np.zeros(self.n_vocab, dtype=bool)
@@ -152,6 +169,8 @@ class LlamaRuntime:
         n = self.threads.threads_now()
         if n != self._applied_threads:
             llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, n, n)
+            if self._scorer is not None:
+                self._scorer.set_threads(n)
             self._applied_threads = n
 
     def _prefill(self, tokens: list[int], segments: list[int] | None = None) -> int:
@@ -272,59 +291,26 @@ class LlamaRuntime:
         return Generation(text, len(tokens), cached, generated)
 
     def score(self, prompt: str, out_type: OutputType) -> Scored:
-        """Log-probability of every label of a closed set (bool, options) after ``prompt``.
-
-        Each label is scored whole: its tokens (" " + label, as the grammar writes it)
-        one after another, each given the prompt and the label's earlier tokens, summed.
-        Labels sharing leading tokens share those steps; most label sets here are one
-        token each, so the prompt's own forward pass answers all of them.
-        """
-        labels = out_type.labels()
+        """Log-probability of every label of a closed set (bool, options) after ``prompt``
+        (label_scores.py: one row at a time, or ``batch_rows`` rows per decode)."""
+        if self.batch_rows > 1:
+            return self.score_many([prompt], out_type)[0]
         with self._lock:
             self._fit_threads()
-            tokens, segments = self.tokenize_segments(prompt)
-            seqs = [self._label_tokens(label) for label in labels]
-            longest = max(len(q) for q in seqs)
-            if len(tokens) + longest > self.n_ctx:
-                raise ExecutionError(
-                    f"prompt of {len(tokens)} tokens plus {longest} label tokens exceeds the "
-                    f"model context of {self.n_ctx} tokens (model {self.path})"
-                )
-            cached = self._prefill(tokens, segments)
-            base = len(tokens)
-            first = _log_softmax(self._logits())
-            steps: dict[tuple[int, ...], np.ndarray] = {(): first}
-            extra = 0
-            scores = []
-            for seq in seqs:
-                total = 0.0
-                for k, token in enumerate(seq):
-                    prefix = tuple(seq[:k])
-                    if prefix not in steps:
-                        self._extend(base, list(prefix))
-                        extra += 1
-                        steps[prefix] = _log_softmax(self._logits())
-                    total += float(steps[prefix][token])
-                scores.append(total)
-            return Scored(scores, len(tokens), cached, extra)
+            return label_scores.one_row(self, prompt, out_type)
 
-    def _label_tokens(self, label: str) -> list[int]:
+    def score_many(self, prompts: list, out_type: OutputType) -> list[Scored]:
+        """:meth:`score` of each prompt; with ``batch_rows`` > 1 they share decodes."""
+        if self.batch_rows == 1:
+            return [self.score(p, out_type) for p in prompts]
+        with self._lock:
+            self._fit_threads()
+            return label_scores.batched(self, prompts, out_type)
+
+    def label_tokens(self, label: str) -> list[int]:
+        """A label's tokens as the grammar writes it (" " + label)."""
         text = (" " + label).encode("utf-8")
         return self._llm.tokenize(text, add_bos=False, special=False)
-
-    def _extend(self, base: int, tokens: list[int]) -> None:
-        """Put ``tokens`` right after the prompt's ``base`` tokens in the KV cache,
-        keeping what already matches, one token per step (as generation decodes)."""
-        llm = self._llm
-        have = llm.input_ids[base : llm.n_tokens].tolist()
-        keep = 0
-        while keep < min(len(have), len(tokens) - 1) and have[keep] == tokens[keep]:
-            keep += 1
-        if llm.n_tokens > base + keep:
-            llm._ctx.kv_cache_seq_rm(-1, base + keep, -1)
-            llm.n_tokens = base + keep
-        for token in tokens[keep:]:
-            self._decode([token], logits=True)
 
     def measure_speeds(self, text: str) -> dict[str, float]:
         """Prefill and decode speed, and the fixed cost of one constrained call
@@ -363,6 +349,9 @@ class LlamaRuntime:
         }
 
     def close(self) -> None:
+        scorer, self._scorer = getattr(self, "_scorer", None), None
+        if scorer is not None:
+            scorer.close()
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:
             llm.close()

@@ -102,6 +102,7 @@ class RayRuntime:
     remote_speeds = False
     label_scores = True
     blocks = True
+    batch_rows = 1  # its actors batch within a block (ray_worker.py)
 
     def __init__(
         self, path: str, address: str, actors: int | None = None, threads: int = 1, **args
@@ -213,6 +214,9 @@ class RayRuntime:
 
     def format_chat(self, messages: list[dict]) -> str:
         return chat_prompt(self._vocab, self._template, messages)
+
+    def score_many(self, prompts: list[str], out_type: OutputType) -> list[Scored]:
+        return [self.score(p, out_type) for p in prompts]  # batch_rows = 1: one at a time
 
     def score(self, prompt: str, out_type: OutputType) -> Scored:
         return self._one(prompt, out_type, True)

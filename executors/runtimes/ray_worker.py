@@ -76,19 +76,21 @@ class LMWorker:
 
         Between prompts the actor looks for a cancel (``ray.cancel`` sets a flag on a
         running actor task; it cannot interrupt llama.cpp itself), so a cancelled query's
-        block stops after the prompt in progress."""
+        block stops after the prompt (or the closed-set rows scored together) in progress."""
         import ray
 
         context = ray.get_runtime_context()
         out: list[Scored | Generation] = []
-        for prompt in prompts:
+        step = self.runtime.batch_rows if scored else 1  # closed sets: rows share decodes
+        for start in range(0, len(prompts), step):
             if context.is_canceled():
                 raise BlockCancelled(f"cancelled after {len(out)} of {len(prompts)} prompts")
+            part = prompts[start : start + step]
             if scored:
-                out.append(self.runtime.score(prompt, out_type))
+                out += self.runtime.score_many(part, out_type)
             else:
-                out.append(self.runtime.generate(prompt, out_type))
-            self.prompts_run += 1
+                out += [self.runtime.generate(p, out_type) for p in part]
+            self.prompts_run += len(part)
         return out
 
     def measure_speeds(self, text: str) -> dict[str, float]:

@@ -56,10 +56,11 @@ class Runtime(Protocol):
     name: str  # for EXPLAIN, the REPL and reports
     style: str  # "completion" (plain text prompts) or "chat" (the model's template)
     n_ctx: int | None  # the context window in tokens; None when unknown (a server)
-    decoding: int  # version of the decoding rules: part of every result-cache key
+    decoding: int | str  # version of the decoding rules: part of every result-cache key
     local: bool  # True: also a LocalRuntime
     concurrency: int  # requests it takes at once (1: one at a time, in-process models)
     blocks: bool  # takes contiguous blocks of prompts per worker (a Ray cluster)
+    batch_rows: int  # closed-set prompts it scores in one decode (score_many); 1: one
     placement: str  # where LM work runs, for EXPLAIN ("in-process, 2 threads"...)
     remote_speeds: bool  # a server whose speeds are learnt from runs (model_profile.py)
     label_scores: bool  # closed sets are decided from score() (else generated greedily)
@@ -70,6 +71,10 @@ class Runtime(Protocol):
 
     def score(self, prompt: str, out_type: OutputType) -> Scored:
         """Log-probability of every label of a closed set (executors/lm/closed_set.py)."""
+        ...
+
+    def score_many(self, prompts: list[str], out_type: OutputType) -> list[Scored]:
+        """:meth:`score` of each prompt, up to ``batch_rows`` of them in one decode."""
         ...
 
     def close(self) -> None: ...

@@ -1,0 +1,74 @@
+"""Closed-set rows scored several at a time on an in-process model (``batch_rows`` > 1).
+
+The in-process runtime scores ``batch_rows`` rows in one fixed-shape decode
+(executors/runtimes/batch_scorer.py), and a row's scores do not depend on its batch mates,
+so the LM executor may hand it the next rows before it reads their answers. The executor
+decides first which rows need the model (after dedup, the result cache and remembered
+answers), in the order it will read them; when it reaches a row not yet scored, the next
+``CALL_BATCHES x batch_rows`` of those rows go to the runtime in one call, and results
+are read back in the executor's order, so answers, statistics and the cache are those of
+one row at a time. A call is cut to the LM calls the query's budget still allows
+(counting rows scored and not yet read), so ``max_lm_calls`` holds exactly; a row refused
+by a cap raises when the executor reaches it, after the answers before it were kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from semql.grammar.types import OutputType
+
+from .budget import Budget
+
+# Rows handed to the runtime per call, in batches of ``batch_rows``: a stream whose row
+# ends takes the next row at once, so only a call's last rows wait for its longest one
+# (16 rows a call kept 4.8 decodes a batch where 3 sufficed, bench/batch_recipe.py); and
+# few enough that progress and the caps are reported every few seconds.
+CALL_BATCHES = 4
+
+
+class BatchAhead:
+    """``take(job)``: the label scores of job's prompt, scored with the rows after it."""
+
+    def __init__(
+        self,
+        runtime,
+        prompts: dict[int, str],
+        jobs: Sequence[int],
+        out_type: OutputType,
+        budget: Budget | None = None,
+    ):
+        self._runtime = runtime
+        self._prompts = prompts
+        self._jobs = list(jobs)
+        self._out_type = out_type
+        self._budget = budget
+        self._next = 0
+        self._done: dict[int, object] = {}
+        self.retries = 0  # nothing is retried in-process
+
+    def _score_next(self) -> None:
+        batch: list[int] = []
+        while (
+            len(batch) < CALL_BATCHES * self._runtime.batch_rows
+            and self._next < len(self._jobs)
+            and (self._budget is None or self._budget.allows(pending=len(self._done) + len(batch)))
+        ):
+            batch.append(self._jobs[self._next])
+            self._next += 1
+        if batch:
+            results = self._runtime.score_many([self._prompts[j] for j in batch], self._out_type)
+            self._done.update(zip(batch, results, strict=True))
+
+    def take(self, job: int):
+        if job not in self._done:
+            self._score_next()
+        if job not in self._done:  # a cap refused it: say which, with the work done
+            if self._budget is not None:
+                self._budget.check()
+            raise RuntimeError(f"request {job} was never sent")  # a bug, not bad input
+        return self._done.pop(job)
+
+    def close(self) -> None:
+        """Rows scored and not read are dropped with the query (nothing runs behind)."""
+        self._done.clear()

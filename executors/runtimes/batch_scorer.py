@@ -1,0 +1,191 @@
+"""Label scores of many prompts at once, each row's numbers independent of its batch mates.
+
+Several rows share every ``llama_decode``, each in its own KV stream of a context with a
+non-unified cache (``kv_unified = False``), and every decode has one fixed shape:
+``slots`` streams x ``CHUNK`` tokens. llama.cpp picks its matrix kernels by the number of
+tokens in a ubatch and the output layer's by the number of outputs, so a batch whose size
+varied with the rows gave a row numbers that depended on its mates (bench/batch_recipe.py
+measured 22 of 24 rows differing from the row alone). Here nothing varies:
+
+* the prompt's first segment (the head: instructions, examples, question) is prefilled
+  once in stream 0, in chunks of ``CHUNK`` from its start, and copied into each stream;
+* a row's tokens after the head go in pieces of ``CHUNK`` counted from the head's end; a
+  short piece is padded with filler tokens at the positions after it, which no real token
+  attends to (causal mask) and which are removed before the row's next piece;
+* a label longer than one token is scored as further pieces (its leading tokens after the
+  row), removed again once their logits are read;
+* an idle stream decodes filler only, and every stream asks for exactly one output each
+  decode (its piece's last token).
+
+So a row's label scores depend on its own tokens only: bench/batch_recipe.py found them
+bit for bit equal across random orders, splits and the row alone (2000/2000 and 16/16
+rows, Intel Xeon AVX-512+AMX). Plain attention, not flash attention: flash attention was
+faster but moved the content-free prior and cost calibrated accuracy (0.779 -> 0.706).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import llama_cpp
+import numpy as np
+
+from semql.errors import ExecutionError
+
+from .llama_runtime import PREFILL_CHUNK as CHUNK  # tokens of one stream per decode
+from .llama_runtime import _chunk_starts as chunk_starts
+from .llama_runtime import _log_softmax as log_softmax
+
+
+@dataclass
+class _Step:
+    """One piece a stream decodes: its tokens from ``pos``, the label prefix whose next-
+    token distribution its last token gives (None: none needed), where to cut after."""
+
+    tokens: list[int]
+    pos: int
+    key: tuple[int, ...] | None
+    keep: int  # positions kept after the decode (filler, or a label branch, removed)
+
+
+@dataclass
+class _Row:
+    index: int
+    steps: list[_Step]
+    dists: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict)
+
+
+class BatchScorer:
+    """A second llama.cpp context on the runtime's model: ``slots`` streams of ``n_ctx``."""
+
+    def __init__(self, model, n_vocab: int, n_ctx: int, slots: int, threads: int):
+        self.slots, self.n_vocab = slots, n_vocab
+        self.n_ctx = n_ctx  # a stream's positions, padding included
+        p = llama_cpp.llama_context_default_params()
+        p.n_ctx, p.n_seq_max, p.kv_unified = (n_ctx + CHUNK) * (slots + 1), slots + 1, False
+        p.n_batch = p.n_ubatch = slots * CHUNK
+        p.n_threads = p.n_threads_batch = threads
+        p.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        self.ctx = llama_cpp.llama_init_from_model(model, p)
+        if not self.ctx:
+            raise ExecutionError(f"cannot allocate a batched context of {slots} rows")
+        self.mem = llama_cpp.llama_get_memory(self.ctx)
+        self.batch = llama_cpp.llama_batch_init(slots * CHUNK, 0, slots + 1)
+        self.head: list[int] = []
+
+    def set_threads(self, n: int) -> None:
+        llama_cpp.llama_set_n_threads(self.ctx, n, n)
+
+    def score(
+        self, rows: list[tuple[list[int], int]], labels: list[list[int]]
+    ) -> list[tuple[list[float], int]]:
+        """(log-prob of each label, head tokens reused) of each ``(tokens, head length)``.
+
+        Rows are taken in groups of one head (in their order); a new head is prefilled
+        once. Labels are token sequences (" " + label, as the grammar writes it)."""
+        out: dict[int, tuple[list[float], int]] = {}
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (tokens, head_len) in enumerate(rows):
+            groups.setdefault(tuple(tokens[:head_len]), []).append(i)
+        for head, members in groups.items():
+            reused = len(head) if list(head) == self.head else 0
+            if reused == 0:
+                self._prefill_head(list(head))
+            for n, (i, scores) in enumerate(self._score_group(rows, members, labels)):
+                out[i] = (scores, len(head) if n or reused else 0)
+        return [out[i] for i in range(len(rows))]
+
+    def _score_group(self, rows, members: list[int], labels: list[list[int]]):
+        prefixes = sorted({tuple(seq[:k]) for seq in labels for k in range(1, len(seq))})
+        head_len, pad = len(self.head), self.head[-1]
+        queue = [self._plan(i, rows[i][0], head_len, prefixes) for i in members]
+        queue.reverse()
+        slots: list[_Row | None] = [None] * self.slots
+        while queue or any(s is not None for s in slots):
+            for j in range(self.slots):
+                if slots[j] is None and queue:
+                    slots[j] = queue.pop()
+            items: list[tuple[int, int, int, bool]] = []
+            wanted: dict[int, int] = {}
+            for j, row in enumerate(slots):
+                if row is None:
+                    items += [(pad, head_len + k, j + 1, k == CHUNK - 1) for k in range(CHUNK)]
+                    continue
+                step = row.steps[0]
+                n = len(step.tokens)
+                wanted[j] = len(items) + n - 1
+                items += [
+                    (step.tokens[k] if k < n else pad, step.pos + k, j + 1, k == n - 1)
+                    for k in range(CHUNK)
+                ]
+            self._decode(items)
+            for j, row in enumerate(slots):
+                if row is None:
+                    llama_cpp.llama_memory_seq_rm(self.mem, j + 1, head_len, -1)
+                    continue
+                step = row.steps.pop(0)
+                if step.key is not None:
+                    ptr = llama_cpp.llama_get_logits_ith(self.ctx, wanted[j])
+                    row.dists[step.key] = log_softmax(
+                        np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+                    )
+                if row.steps:
+                    llama_cpp.llama_memory_seq_rm(self.mem, j + 1, step.keep, -1)
+                    continue
+                self._reset(j + 1)
+                slots[j] = None
+                yield row.index, [_label_score(row.dists, seq) for seq in labels]
+
+    def _plan(self, index: int, tokens: list[int], head_len: int, prefixes) -> _Row:
+        """A row's pieces: its tokens after the head, then each label prefix's."""
+        end = len(tokens)
+        steps = [
+            _Step(tokens[a : a + CHUNK], a, None, min(a + CHUNK, end))
+            for a in range(head_len, end, CHUNK)
+        ]
+        steps[-1].key = ()
+        for prefix in prefixes:
+            parts = [list(prefix[a : a + CHUNK]) for a in range(0, len(prefix), CHUNK)]
+            for k, part in enumerate(parts):
+                pos = end + k * CHUNK
+                last = k == len(parts) - 1  # a branch ends back at the row's end
+                keep = end if last else pos + len(part)
+                steps.append(_Step(part, pos, prefix if last else None, keep))
+        if steps[-1].pos + CHUNK > self.n_ctx:
+            raise ExecutionError(
+                f"prompt of {end} tokens with its labels and padding exceeds the model "
+                f"context of {self.n_ctx} tokens"
+            )
+        return _Row(index, steps)
+
+    def _decode(self, items: list[tuple[int, int, int, bool]]) -> None:
+        b = self.batch
+        b.n_tokens = len(items)
+        for i, (token, pos, seq, logits) in enumerate(items):
+            b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0] = token, pos, 1, seq
+            b.logits[i] = logits
+        if llama_cpp.llama_decode(self.ctx, b) != 0:
+            raise ExecutionError("llama_decode failed in the batched context")
+
+    def _prefill_head(self, head: list[int]) -> None:
+        """The head in stream 0, in chunks of CHUNK from its start, for every stream."""
+        llama_cpp.llama_memory_clear(self.mem, True)
+        self.head = []
+        bounds = [*chunk_starts([0], len(head)), len(head)]
+        for a, e in zip(bounds[:-1], bounds[1:], strict=True):
+            self._decode([(head[k], k, 0, False) for k in range(a, e)])
+        for seq in range(1, self.slots + 1):
+            llama_cpp.llama_memory_seq_cp(self.mem, 0, seq, -1, -1)
+        self.head = head
+
+    def _reset(self, seq: int) -> None:
+        """Stream ``seq`` as stream 0 holds it: the head alone."""
+        llama_cpp.llama_memory_seq_rm(self.mem, seq, len(self.head), -1)
+
+    def close(self) -> None:
+        llama_cpp.llama_batch_free(self.batch)
+        llama_cpp.llama_free(self.ctx)
+
+
+def _label_score(dists: dict[tuple[int, ...], np.ndarray], seq: list[int]) -> float:
+    return float(sum(dists[tuple(seq[:k])][t] for k, t in enumerate(seq)))

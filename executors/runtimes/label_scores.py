@@ -1,0 +1,98 @@
+"""Whole-label log-probabilities of a closed set (bool, options) on the in-process model.
+
+Each label is scored whole: its tokens (" " + label, as the grammar writes it) one after
+another, each given the prompt and the label's earlier tokens, summed. Labels sharing
+leading tokens share those steps; most label sets here are one token each, so the
+prompt's own forward pass answers all of them.
+
+Two recipes, chosen per runtime (``LlamaRuntime.batch_rows``) and named in the result-
+cache key, since they give different numbers: :func:`one_row` runs a row in the
+runtime's own context, reusing the KV prefix of the previous prompt chunk by chunk;
+:func:`batched` puts ``batch_rows`` rows in every decode of a second context
+(batch_scorer.py). Each recipe gives a row the same numbers whatever ran before or
+beside it. Both are called with the runtime's lock held.
+"""
+
+from __future__ import annotations
+
+from semql.errors import ExecutionError
+from semql.grammar.types import OutputType
+
+from .runtime import Scored
+
+
+def _sequences(rt, out_type: OutputType) -> list[list[int]]:
+    return [rt.label_tokens(label) for label in out_type.labels()]
+
+
+def _tokens(rt, prompt: str, longest: int) -> tuple[list[int], list[int]]:
+    tokens, segments = rt.tokenize_segments(prompt)
+    if len(tokens) + longest > rt.n_ctx:
+        raise ExecutionError(
+            f"prompt of {len(tokens)} tokens plus {longest} label tokens exceeds the "
+            f"model context of {rt.n_ctx} tokens (model {rt.path})"
+        )
+    return tokens, segments
+
+
+def one_row(rt, prompt: str, out_type: OutputType) -> Scored:
+    """A row alone in the runtime's context (its KV prefix reused chunk by chunk)."""
+    from .llama_runtime import _log_softmax
+
+    seqs = _sequences(rt, out_type)
+    tokens, segments = _tokens(rt, prompt, max(len(q) for q in seqs))
+    cached = rt._prefill(tokens, segments)
+    base = len(tokens)
+    steps = {(): _log_softmax(rt._logits())}
+    extra = 0
+    scores = []
+    for seq in seqs:
+        total = 0.0
+        for k, token in enumerate(seq):
+            prefix = tuple(seq[:k])
+            if prefix not in steps:
+                _extend(rt, base, list(prefix))
+                extra += 1
+                steps[prefix] = _log_softmax(rt._logits())
+            total += float(steps[prefix][token])
+        scores.append(total)
+    return Scored(scores, len(tokens), cached, extra)
+
+
+def _extend(rt, base: int, tokens: list[int]) -> None:
+    """Put ``tokens`` right after the prompt's ``base`` tokens in the KV cache, keeping
+    what already matches, one token per step (as generation decodes)."""
+    llm = rt._llm
+    have = llm.input_ids[base : llm.n_tokens].tolist()
+    keep = 0
+    while keep < min(len(have), len(tokens) - 1) and have[keep] == tokens[keep]:
+        keep += 1
+    if llm.n_tokens > base + keep:
+        llm._ctx.kv_cache_seq_rm(-1, base + keep, -1)
+        llm.n_tokens = base + keep
+    for token in tokens[keep:]:
+        rt._decode([token], logits=True)
+
+
+def batched(rt, prompts: list, out_type: OutputType) -> list[Scored]:
+    """Rows ``rt.batch_rows`` to a decode; the head is the prompt's first segment (the
+    instructions, examples and question every row of an operator shares)."""
+    from .batch_scorer import BatchScorer
+
+    seqs = _sequences(rt, out_type)
+    longest = max(len(q) for q in seqs)
+    extra = len({tuple(q[:k]) for q in seqs for k in range(1, len(q))})
+    rows = []
+    for prompt in prompts:
+        tokens, segments = _tokens(rt, prompt, longest)
+        head = segments[1] if len(segments) > 1 else len(tokens) - 1
+        rows.append((tokens, min(head, len(tokens) - 1)))
+    if rt._scorer is None:
+        rt._scorer = BatchScorer(
+            rt._llm._model.model, rt.n_vocab, rt.n_ctx, rt.batch_rows, rt._applied_threads
+        )
+    scored = rt._scorer.score(rows, seqs)
+    return [
+        Scored(logprobs, len(tokens), cached, extra)
+        for (tokens, _), (logprobs, cached) in zip(rows, scored, strict=True)
+    ]

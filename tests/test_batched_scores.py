@@ -1,0 +1,78 @@
+"""Closed-set rows scored several to a decode (executors/runtimes/batch_scorer.py): a row's
+label scores are the same bits whatever rows share its decodes, and the executor's
+answers, counts and caps are those of one row at a time."""
+
+from __future__ import annotations
+
+import csv
+import random
+
+import pytest
+
+import semql
+from semql.errors import LimitExceeded, ModelError
+from semql.executors.runtimes.llama_runtime import LlamaRuntime
+from semql.grammar import types as T
+from semql.planner.prompt_format import PromptBuilder
+from semql.sample import sample_dir
+
+
+def _reviews(n: int) -> list[str]:
+    with open(sample_dir() / "Reviews.csv", newline="") as f:
+        texts = list(dict.fromkeys(r["reviewText"] for r in csv.DictReader(f)))
+    return random.Random(3).sample(texts, n)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    "out_type",
+    [T.BoolType(), T.OptionsType(("thrilling adventure", "quiet drama"))],
+    ids=["bool", "multi-token options"],
+)
+def test_a_rows_scores_do_not_depend_on_its_batch_mates(gemma_runtime, out_type):
+    rt = gemma_runtime
+    assert rt.batch_rows > 1
+    build = PromptBuilder(rt.style, rt.format_chat).build
+    texts = _reviews(21)
+    prompts = [build("Is the review positive?", out_type, ["reviewText"], [t]) for t in texts]
+    base = [s.logprobs for s in rt.score_many(prompts, out_type)]
+    order = list(range(len(prompts)))
+    random.Random(5).shuffle(order)
+    got = {}
+    for part in (order[:4], order[4:]):  # another order, a batch of 4 and one of 17
+        scored = rt.score_many([prompts[i] for i in part], out_type)
+        got.update((i, s.logprobs) for i, s in zip(part, scored, strict=True))
+    assert [got[i] for i in range(len(prompts))] == base  # bit for bit
+    for i in order[:3]:  # alone: fifteen idle streams beside it
+        assert rt.score(prompts[i], out_type).logprobs == base[i]
+
+
+@pytest.mark.model
+def test_batched_maps_answer_as_rows_one_at_a_time_and_caps_hold(gemma_runtime):
+    """The same rows asked in table order, in reverse order and by the optimized plan
+    (cut into other batches each time) get the same answers, one LM call per distinct
+    row; max_lm_calls stops a batched map exactly at its cap."""
+    con = semql.connect(runtime=gemma_runtime, cache=False)
+    try:
+        semql.load_sample(con)
+        rows = "SELECT * FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId"
+        con.query(f"CREATE TABLE fwd AS {rows} LIMIT 19")
+        con.query("CREATE TABLE bwd AS SELECT * FROM fwd ORDER BY reviewId DESC")
+        distinct = con.query("SELECT count(DISTINCT reviewText) AS n FROM fwd").item()
+        ask = "SELECT reviewId, {{LLMMap('Is the review positive?', reviewText)}} AS p FROM "
+        answers = []
+        for table, optimize in (("fwd", False), ("bwd", False), ("fwd", True)):
+            answers.append(dict(con.query(ask + table, optimize=optimize).iter_rows()))
+            assert con.stats.lm_calls == distinct
+        assert answers[0] == answers[1] == answers[2]
+        with pytest.raises(LimitExceeded, match=r"max_lm_calls=5 reached: stopped after 5 LM"):
+            con.query(ask + "fwd", max_lm_calls=5)
+    finally:
+        con._runtime = None  # shared by the session
+        con.close()
+
+
+def test_batch_rows_must_be_a_whole_number_at_least_one():
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ModelError, match="batch_rows must be a whole number >= 1"):
+            LlamaRuntime("model.gguf", batch_rows=bad)
