@@ -20,6 +20,8 @@ from semql.grammar.types import OutputType
 
 from .runtime import Scored
 
+ONE_FIELD = 3  # segments of a one-field prompt: the head, the field, the answer cue
+
 
 def _sequences(rt, out_type: OutputType) -> list[list[int]]:
     return [rt.label_tokens(label) for label in out_type.labels()]
@@ -76,23 +78,31 @@ def _extend(rt, base: int, tokens: list[int]) -> None:
 
 def batched(rt, prompts: list, out_type: OutputType) -> list[Scored]:
     """Rows ``rt.batch_rows`` to a decode; the head is the prompt's first segment (the
-    instructions, examples and question every row of an operator shares)."""
+    instructions, examples and question every row of an operator shares).
+
+    A prompt of several non-empty fields goes one row at a time instead: a stream keeps
+    only the head, so rows sharing leading fields (the planner's GGR prefix order) would
+    recompute them, where the runtime's own context reuses them from the row before. The
+    recipe follows from the prompt alone, so a row's scores still never depend on others."""
     from .batch_scorer import BatchScorer
 
     seqs = _sequences(rt, out_type)
     longest = max(len(q) for q in seqs)
     extra = len({tuple(q[:k]) for q in seqs for k in range(1, len(q))})
-    rows = []
-    for prompt in prompts:
+    rows, batch, out = [], [], {}
+    for i, prompt in enumerate(prompts):
         tokens, segments = _tokens(rt, prompt, longest)
+        if len(segments) > ONE_FIELD:
+            out[i] = one_row(rt, prompt, out_type)
+            continue
         head = segments[1] if len(segments) > 1 else len(tokens) - 1
         rows.append((tokens, min(head, len(tokens) - 1)))
-    if rt._scorer is None:
+        batch.append(i)
+    if rows and rt._scorer is None:
         rt._scorer = BatchScorer(
             rt._llm._model.model, rt.n_vocab, rt.n_ctx, rt.batch_rows, rt._applied_threads
         )
-    scored = rt._scorer.score(rows, seqs)
-    return [
-        Scored(logprobs, len(tokens), cached, extra)
-        for (tokens, _), (logprobs, cached) in zip(rows, scored, strict=True)
-    ]
+    scored = rt._scorer.score(rows, seqs) if rows else []
+    for i, (tokens, _), (logprobs, cached) in zip(batch, rows, scored, strict=True):
+        out[i] = Scored(logprobs, len(tokens), cached, extra)
+    return [out[i] for i in range(len(prompts))]
