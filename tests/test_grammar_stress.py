@@ -26,7 +26,8 @@ from semql.grammar.compile import to_xgrammar
 sys.path.insert(0, str(Path(__file__).parent))
 from grammar_cases import CASES, SUMMARY_SCHEMA  # noqa: E402
 
-GENERATIONS = int(os.environ.get("SEMQL_STRESS_GENERATIONS", "2000"))
+# 1,000 a type keeps the suite under 20 minutes; SEMQL_STRESS_GENERATIONS=2000 walks more
+GENERATIONS = int(os.environ.get("SEMQL_STRESS_GENERATIONS", "1000"))
 WORKERS = 2
 
 
@@ -46,7 +47,7 @@ def _worker(part: int) -> list[dict]:
 
 
 @pytest.mark.model
-def test_two_thousand_random_walk_generations_per_type_are_all_valid():
+def test_random_walk_generations_of_every_type_are_all_valid():
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
         parts = list(pool.map(_worker, range(WORKERS)))
@@ -54,7 +55,7 @@ def test_two_thousand_random_walk_generations_per_type_are_all_valid():
         results = [part[i] for part in parts]
         generations = sum(r["generations"] for r in results)
         invalid = [e for r in results for e in r["examples"]]
-        assert generations >= min(GENERATIONS, 2000), out_type
+        assert generations >= GENERATIONS, out_type
         assert sum(r["invalid"] for r in results) == 0, (str(out_type), invalid)
         if isinstance(out_type, (T.StrType, T.JsonType)) or (
             isinstance(out_type, T.ListType) and isinstance(out_type.item, T.StrType)
