@@ -48,14 +48,11 @@ class BatchAhead:
         self.retries = 0  # nothing is retried in-process
 
     def _score_next(self) -> None:
-        batch: list[int] = []
-        while (
-            len(batch) < CALL_BATCHES * self._runtime.batch_rows
-            and self._next < len(self._jobs)
-            and (self._budget is None or self._budget.allows(pending=len(self._done) + len(batch)))
-        ):
-            batch.append(self._jobs[self._next])
-            self._next += 1
+        n = min(CALL_BATCHES * self._runtime.batch_rows, len(self._jobs) - self._next)
+        if self._budget is not None:
+            n = self._budget.room(n, pending=len(self._done))
+        batch = self._jobs[self._next : self._next + n]
+        self._next += n
         if batch:
             results = self._runtime.score_many([self._prompts[j] for j in batch], self._out_type)
             self._done.update(zip(batch, results, strict=True))

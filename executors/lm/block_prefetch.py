@@ -92,10 +92,7 @@ class BlockPrefetch:
     def _allowed(self, rows: int) -> int:
         if self._budget is None:
             return rows
-        n = 0
-        while n < rows and self._budget.allows(pending=self._unread + n):
-            n += 1
-        return n
+        return self._budget.room(rows, pending=self._unread)
 
     def _send(self, b: int, actor: int) -> None:
         prompts = [self._prompts[j] for j in self._blocks[b]]

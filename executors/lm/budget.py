@@ -38,6 +38,13 @@ class Budget:
         """Whether one more LM call may start with ``pending`` others still in flight."""
         return self._hit(pending) is None
 
+    def room(self, calls: int, pending: int = 0) -> int:
+        """How many of ``calls`` more LM calls may start with ``pending`` still unread."""
+        n = 0
+        while n < calls and self.allows(pending=pending + n):
+            n += 1
+        return n
+
     def check(self) -> None:
         """Raise LimitExceeded if the next LM call would pass a cap."""
         hit = self._hit(0)

@@ -217,10 +217,8 @@ class LMExecutor:
         out: list[str] = []
         while len(out) < len(prompts):
             rest = prompts[len(out) :]
-            n = 0
-            while n < len(rest) and (self.budget is None or self.budget.allows(pending=n)):
-                n += 1
-            if n == 0 and self.budget is not None:
+            n = len(rest) if self.budget is None else self.budget.room(len(rest))
+            if n == 0:
                 self.budget.check()  # raises: the cap is reached
             for result in self.runtime.score_many(rest[:n], out_type):
                 out.append(self._account(result, True, stats, calibration))

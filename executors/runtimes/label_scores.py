@@ -39,10 +39,14 @@ def _tokens(rt, prompt: str, longest: int) -> tuple[list[int], list[int]]:
 
 def one_row(rt, prompt: str, out_type: OutputType) -> Scored:
     """A row alone in the runtime's context (its KV prefix reused chunk by chunk)."""
-    from .llama_runtime import _log_softmax
-
     seqs = _sequences(rt, out_type)
     tokens, segments = _tokens(rt, prompt, max(len(q) for q in seqs))
+    return _one_row(rt, tokens, segments, seqs)
+
+
+def _one_row(rt, tokens: list[int], segments: list[int], seqs: list[list[int]]) -> Scored:
+    from .llama_runtime import _log_softmax
+
     cached = rt._prefill(tokens, segments)
     base = len(tokens)
     steps = {(): _log_softmax(rt._logits())}
@@ -93,7 +97,7 @@ def batched(rt, prompts: list, out_type: OutputType) -> list[Scored]:
     for i, prompt in enumerate(prompts):
         tokens, segments = _tokens(rt, prompt, longest)
         if len(segments) > ONE_FIELD:
-            out[i] = one_row(rt, prompt, out_type)
+            out[i] = _one_row(rt, tokens, segments, seqs)
             continue
         head = segments[1] if len(segments) > 1 else len(tokens) - 1
         rows.append((tokens, min(head, len(tokens) - 1)))
