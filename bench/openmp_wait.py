@@ -27,6 +27,7 @@ from semql.executors.runtimes.cpu_backend import cpu_model
 from semql.executors.runtimes.thread_policy import SPIN_COUNT
 
 SPINS = {"libgomp default": "300000", "SemQL": SPIN_COUNT, "none": "0"}
+# --spins adds spin counts to weigh against these (each named by its count)
 
 
 def child(threads: int | None, load: str, rows: int, deadline: float) -> None:
@@ -54,16 +55,19 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=60)
     ap.add_argument("--deadline", type=float, default=120.0)
     ap.add_argument("--out", default="bench/results/threads")
+    ap.add_argument("--spins", default="", help="more GOMP_SPINCOUNT values, comma-separated")
     ap.add_argument("--child", nargs=2, metavar=("THREADS", "LOAD"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         threads = None if args.child[0] == "default" else int(args.child[0])
         child(threads, args.child[1], args.rows, args.deadline)
         return
+    spins = dict(SPINS)
+    spins |= {v: v for v in filter(None, (x.strip() for x in args.spins.split(",")))}
     results = []
     for load in ("idle", "loaded"):
         for threads in ("2", "default"):
-            for name, spin in SPINS.items():
+            for name, spin in spins.items():
                 env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
                 env["GOMP_SPINCOUNT"] = spin
                 done = subprocess.run(

@@ -45,7 +45,7 @@ def run(
     deadline: float,
     extra_bufts: bool | None = None,
 ) -> dict:
-    runtime = LlamaRuntime(model, n_threads=threads, extra_bufts=extra_bufts)
+    runtime = LlamaRuntime(model, n_threads=threads, extra_bufts=extra_bufts, batch_rows=1)
     out_type = BoolType()
     builder = PromptBuilder(runtime.style, runtime.format_chat)
     prompts = [builder.build(QUESTION, out_type, ["reviewText"], [t], EXAMPLES) for t in texts]

@@ -32,7 +32,11 @@ import time
 from pathlib import Path
 
 RECHECK_S = 1.0
-SPIN_COUNT = "100"  # spins at an OpenMP barrier before sleeping (libgomp's default 300000)
+# Spins at an OpenMP barrier before sleeping (libgomp's default 300000). 100 made an idle
+# Intel Xeon run at 57% of its speed (waking at every barrier); 3000 kept the idle speed
+# and, with the adaptive thread count, the loaded one (bench/openmp_wait.py,
+# bench/results/threads/openmp-wait-20261204-232303.md; docs/models.md).
+SPIN_COUNT = "3000"
 
 
 def quiet_openmp_waits() -> None:
