@@ -1,28 +1,25 @@
-"""Where LM time goes on this CPU, and how close SemQL gets to llama.cpp's prefill limit.
+"""How close SemQL's LM maps get to llama.cpp's own prefill limit on this CPU.
 
 For N distinct reviews (seeded draw, rows of SemBench's query movies left out) and the
 bundled Gemma 3 270M, run a bool map and an options map (label-scored, as queries run
-them) and an int map (generated under its grammar) through the runtime, with the prompt
-layout queries use (instruction and two invented examples, then the review, then the
-answer cue), and report:
+them) and an int map (generated under its grammar) through the runtime as queries call
+it, with the prompt layout queries use (instruction and two invented examples, then the
+review, then the answer cue), and report in one run:
 
-- rows/s, and the prompt tokens each row computes (those not served by the KV cache);
-- the split of the time: llama_decode calls, reading and normalising the logits (a
-  262k-token vocabulary), the rest (tokenising, grammar, Python);
-- the limit: llama.cpp's own prefill rate for the same tokens in batches of 512 from an
-  empty cache, as rows/s (the rate divided by the tokens a row computes), and the share of
-  it reached;
-- prefill chunks of 16 (SemQL's), 64 and 512 tokens (answers compared with 16's), in
-  ROUNDS interleaved rounds, the median reported: on this shared machine the speed of
-  one run moves by about 10% from the next;
-- weight formats: the shipped Q4_K_M and the same weights requantised by llama.cpp to
-  Q4_0 and Q8_0: speed, and accuracy of the calibrated bool and options answers against
-  SemBench's labels (labels only score; nothing is chosen on these rows);
-- several rows in one llama_decode (one sequence per row, the shared head copied with
-  the KV cache's sequence operations): speed, and whether each row's label log-probs are
-  bitwise those of one row at a time.
+- rows/s one row at a time (``batch_rows=1``) and with the shipped recipe (``BATCH_ROWS``
+  rows per fixed-shape decode, executors/runtimes/batch_scorer.py and
+  batch_generator.py), handed over ``CALL_BATCHES x batch_rows`` rows a call as the LM
+  executor does (executors/lm/batch_ahead.py);
+- the limit: llama.cpp's own prefill rate for the same row tokens in batches of 512 from
+  an empty cache, as rows/s (the rate divided by the tokens a row brings after the shared
+  head), and the share of it each recipe reaches;
+- how many answers the two recipes share (they are different numerics), and the
+  calibrated accuracy of bool and options against SemBench's labels (labels only score;
+  nothing is chosen on these rows);
+- with ``--sembench``, the whole SemBench movie scenario (Q1-Q10, all 2,000 rows,
+  optimized, result cache off) timed in the same run.
 
-    python bench/lm_limits.py --rows 200 --threads 2   # on an idle machine
+    python bench/lm_limits.py --rows 200 --threads 2 --sembench   # on an idle machine
 """
 
 from __future__ import annotations
@@ -30,25 +27,22 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
-import tempfile
 import time
 from pathlib import Path
 
-import llama_cpp
-import llama_cpp._internals as internals
 import numpy as np
 from stored_scores import QUERY_MOVIES
 
+from semql.executors.lm.batch_ahead import CALL_BATCHES
 from semql.executors.lm.closed_set import (
     CONTENT_FREE,
     answer_value,
     content_free_prior,
     probabilities,
 )
-from semql.executors.runtimes import llama_runtime
-from semql.executors.runtimes.llama_runtime import LlamaRuntime
+from semql.executors.runtimes import cpu_backend
+from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime
 from semql.executors.runtimes.model_files import default_model_path
 from semql.grammar.types import BoolType, IntType, OptionsType
 from semql.planner.prompt_format import PromptBuilder
@@ -67,11 +61,6 @@ MAPS = {  # name: question, output type, the examples' answers (negative, positi
     ),
     "int": ("How many stars from 1 to 5 would the critic give?", IntType(), (1, 5)),
 }
-FORMATS = {"q4_k_m": None, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}
-FORMATS["q8_0"] = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
-CHUNKS = (16, 64, 512)
-ROUNDS = 3
-BATCH_ROWS = 8
 
 
 def reviews(n: int, seed: int = 0) -> list[tuple[str, bool]]:
@@ -91,64 +80,25 @@ def prompts_of(runtime: LlamaRuntime, kind: str, texts: list[str]) -> list:
     return [builder.build(question, out_type, ["reviewText"], [t], shots) for t in texts]
 
 
-class Timed:
-    """Wraps the runtime's llama_decode and logits reads to split the time."""
-
-    def __init__(self, runtime: LlamaRuntime):
-        self.decode = self.logits = 0.0
-        decode, logits = runtime._decode, runtime._logits
-        softmax = llama_runtime._log_softmax
-
-        def timed_decode(tokens, logits):
-            t = time.perf_counter()
-            decode(tokens, logits)
-            self.decode += time.perf_counter() - t
-
-        def timed_logits():
-            t = time.perf_counter()
-            out = logits()
-            self.logits += time.perf_counter() - t
-            return out
-
-        def timed_softmax(z):
-            t = time.perf_counter()
-            out = softmax(z)
-            self.logits += time.perf_counter() - t
-            return out
-
-        runtime._decode, runtime._logits = timed_decode, timed_logits
-        llama_runtime._log_softmax = timed_softmax
-        self._runtime, self._softmax = runtime, softmax
-
-    def close(self) -> None:
-        del self._runtime._decode, self._runtime._logits  # the class's methods again
-        llama_runtime._log_softmax = self._softmax
-
-
 def answer_all(runtime: LlamaRuntime, kind: str, prompts: list) -> tuple[list, dict]:
-    """Each row's raw label log-probs (bool, options) or generated text (int), timed."""
+    """Each row's raw label log-probs (bool, options) or generated text (int), timed, in
+    calls of ``CALL_BATCHES x batch_rows`` rows as the LM executor hands them over."""
     out_type = MAPS[kind][1]
     scored = out_type.labels() is not None
-    ask = runtime.score if scored else runtime.generate
-    for p in prompts[:8]:  # grammar compiled, head in the KV cache, caches warm
-        ask(p, out_type)
-    timed = Timed(runtime)
+    ask = runtime.score_many if scored else runtime.generate_many
+    ask(prompts[:8], out_type)  # grammar compiled, head in the KV cache, caches warm
+    per_call = CALL_BATCHES * runtime.batch_rows
     fresh = 0
     out = []
     started = time.perf_counter()
-    try:
-        for p in prompts:
-            r = ask(p, out_type)
+    for start in range(0, len(prompts), per_call):
+        for r in ask(prompts[start : start + per_call], out_type):
             fresh += r.prompt_tokens - r.cached_tokens
             out.append(r.logprobs if scored else r.text)
-    finally:
-        timed.close()
     seconds = time.perf_counter() - started
     return out, {
         "rows_per_s": len(prompts) / seconds,
         "fresh_tokens_per_row": fresh / len(prompts),
-        "decode_share": timed.decode / seconds,
-        "logits_share": timed.logits / seconds,
         "seconds": seconds,
     }
 
@@ -197,159 +147,123 @@ def calibrated_accuracy(runtime, kind: str, logprobs, gold, score=None) -> float
     return float(np.mean([(d == positive) == g for d, g in zip(decided, gold, strict=True)]))
 
 
-def batched_scores(runtime: LlamaRuntime, prompts: list, rows: int) -> tuple[list, float]:
-    """Label log-probs with ``rows`` prompts per llama_decode (one sequence each, the
-    shared head copied), and rows/s. An experiment: not how SemQL runs."""
-    llm = runtime._llm
-    params = llm.context_params
-    params.n_seq_max, params.kv_unified = rows, True
-    ctx = internals.LlamaContext(model=llm._model, params=params, verbose=False)
-    batch = internals.LlamaBatch(n_tokens=4096, embd=0, n_seq_max=rows, verbose=False)
-    labels = [runtime.label_tokens(lab)[0] for lab in BoolType().labels()]
-    toks = [runtime.tokenize_segments(p) for p in prompts]
-    head_len = toks[0][1][1]
+def row_tokens(runtime: LlamaRuntime, prompts: list) -> float:
+    """Tokens a row brings after the shared head (what the limit is divided by)."""
+    n = 0
+    for p in prompts:
+        toks, starts = runtime.tokenize_segments(p)
+        n += len(toks) - starts[1]
+    return n / len(prompts)
 
-    def add(tokens, pos0, seq):
-        n0 = batch.batch.n_tokens
-        for k, tok in enumerate(tokens):
-            j = n0 + k
-            batch.batch.token[j], batch.batch.pos[j] = tok, pos0 + k
-            batch.batch.seq_id[j][0], batch.batch.n_seq_id[j] = seq, 1
-            batch.batch.logits[j] = k == len(tokens) - 1
-        batch.batch.n_tokens = n0 + len(tokens)
-        return n0 + len(tokens) - 1
 
-    starts = llama_runtime._chunk_starts([0], head_len)
-    for s, e in zip(starts, [*starts[1:], head_len], strict=True):
-        batch.batch.n_tokens = 0
-        add(toks[0][0][s:e], s, 0)
-        ctx.decode(batch)
-    out = []
+def sembench_seconds(threads: int) -> dict:
+    """The whole SemBench movie scenario, optimized, result cache off, all rows."""
+    from semql.sembench import runner
+
     started = time.perf_counter()
-    for g in range(0, len(toks), rows):
-        group = toks[g : g + rows]
-        for j in range(1, len(group)):
-            ctx.kv_cache_seq_cp(0, j, 0, head_len)
-        batch.batch.n_tokens = 0
-        lasts = [add(t[head_len:], head_len, j) for j, (t, _) in enumerate(group)]
-        ctx.decode(batch)
-        for i in lasts:
-            ptr = llama_cpp.llama_get_logits_ith(ctx.ctx, i)
-            z = llama_runtime._log_softmax(np.ctypeslib.as_array(ptr, shape=(runtime.n_vocab,)))
-            out.append([float(z[t]) for t in labels])
-        for j in range(len(group)):
-            ctx.kv_cache_seq_rm(j, head_len, -1)
-    seconds = time.perf_counter() - started
-    ctx.close()
-    batch.close()
-    return out, len(prompts) / seconds
+    results = runner.run("movie", ["optimized"], overrides={"cache": False, "n_threads": threads})
+    return {
+        "seconds": time.perf_counter() - started,
+        "query_seconds": sum(r.seconds for r in results),
+        "lm_calls": sum(r.lm_calls for r in results),
+        "mean_quality": float(np.mean([r.quality or 0.0 for r in results])),
+        "queries": len(results),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sembench", action="store_true", help="also time SemBench movie")
     ap.add_argument("--out", default="bench/results/throughput")
     args = ap.parse_args()
     data = reviews(args.rows)
     texts, gold = [t for t, _ in data], [g for _, g in data]
-    results: dict = {"rows": len(texts), "threads": args.threads, "runs": []}
-    lines = [
-        "# Where LM time goes, and the prefill limit\n",
-        f"{len(texts)} distinct reviews (SemBench's query movies left out), bundled Gemma 3 "
-        f"270M, {args.threads} thread(s), prompt head in the KV cache. Accuracy: calibrated "
-        f"answer vs SemBench's label. Q4_K_M bool: median of {ROUNDS} interleaved rounds "
-        "per chunk size.\n",
-        "| weights | map | chunk | rows/s | tokens/row | decode | logits | other | "
-        "limit rows/s | share of limit | accuracy | answers as chunk 16 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        for fmt, ftype in FORMATS.items():
-            path = default_model_path()
-            if ftype is not None:
-                path = os.path.join(tmp, f"gemma-{fmt}.gguf")
-                qp = llama_cpp.llama_model_quantize_default_params()
-                qp.ftype, qp.allow_requantize, qp.nthread = ftype, True, args.threads
-                if llama_cpp.llama_model_quantize(default_model_path().encode(), path.encode(), qp):
-                    raise SystemExit(f"requantising to {fmt} failed")
-            runtime = LlamaRuntime(path, n_threads=args.threads, batch_rows=1)  # one row
-            limit = None
-            for kind in MAPS:
-                prompts = prompts_of(runtime, kind, texts)
-                if limit is None:
-                    limit = prefill_limit(runtime, prompts)
-                chunks = CHUNKS if fmt == "q4_k_m" and kind == "bool" else (16,)
-                rounds = ROUNDS if len(chunks) > 1 else 1
-                timings: dict[int, list[dict]] = {c: [] for c in chunks}
-                outs: dict[int, list] = {}
-                for _ in range(rounds):
-                    for chunk in chunks:
-                        llama_runtime.PREFILL_CHUNK = chunk
-                        runtime._chunk_starts = []
-                        out, r = answer_all(runtime, kind, prompts)
-                        llama_runtime.PREFILL_CHUNK = 16
-                        outs.setdefault(chunk, out)
-                        timings[chunk].append(r)
-                first = outs[16]
-                for chunk in chunks:
-                    out = outs[chunk]
-                    runs = sorted(timings[chunk], key=lambda t: t["rows_per_s"])
-                    r = runs[len(runs) // 2]  # the median run
-                    acc = calibrated_accuracy(runtime, kind, out, gold) if kind != "int" else None
-                    if kind == "int":
-                        same = sum(a == b for a, b in zip(out, first, strict=True))
-                    else:
-                        same = sum(
-                            int(np.argmax(a)) == int(np.argmax(b))
-                            for a, b in zip(out, first, strict=True)
-                        )
-                    lim = limit / r["fresh_tokens_per_row"]
-                    run = {"weights": fmt, "map": kind, "chunk": chunk, **r}
-                    run |= {"rounds_rows_per_s": [t["rows_per_s"] for t in timings[chunk]]}
-                    run |= {"limit_tokens_per_s": limit, "limit_rows_per_s": lim}
-                    run |= {"accuracy": acc, "same_as_chunk_16": same}
-                    results["runs"].append(run)
-                    other = 1 - r["decode_share"] - r["logits_share"]
-                    lines.append(
-                        f"| {fmt} | {kind} | {chunk} | {r['rows_per_s']:.2f} | "
-                        f"{r['fresh_tokens_per_row']:.1f} | {r['decode_share']:.0%} | "
-                        f"{r['logits_share']:.0%} | {other:.0%} | {lim:.2f} | "
-                        f"{r['rows_per_s'] / lim:.0%} | "
-                        f"{'-' if acc is None else f'{acc:.3f}'} | {same}/{len(prompts)} |"
-                    )
-                    print(lines[-1], flush=True)
-                if fmt == "q4_k_m" and kind == "bool":
-                    batched, rate = batched_scores(runtime, prompts, BATCH_ROWS)
-                    equal = sum(a == list(b) for a, b in zip(first, batched, strict=True))
-                    flips = sum(
-                        int(np.argmax(a)) != int(np.argmax(b))
-                        for a, b in zip(first, batched, strict=True)
-                    )
-                    diff = float(np.max(np.abs(np.asarray(first) - np.asarray(batched))))
-                    results["batched"] = {
-                        "rows_per_decode": BATCH_ROWS,
-                        "rows_per_s": rate,
-                        "bitwise_equal": equal,
-                        "label_flips": flips,
-                        "max_abs_logprob_diff": diff,
-                    }
-            runtime.close()
-    b = results["batched"]
-    lines += [
-        "",
-        f"Limit: llama.cpp's prefill of the same row tokens, 512 per llama_decode, each "
-        f"from an empty cache: {results['runs'][0]['limit_tokens_per_s']:.0f} tokens/s for "
-        "Q4_K_M.",
-        f"Batched ({b['rows_per_decode']} rows per llama_decode, bool, Q4_K_M): "
-        f"{b['rows_per_s']:.2f} rows/s; label log-probs bitwise equal to one row at a time "
-        f"for {b['bitwise_equal']}/{len(texts)} rows, largest difference "
-        f"{b['max_abs_logprob_diff']:.3f}, answers flipped (raw argmax) {b['label_flips']}.",
-    ]
-    out = Path(args.out)
+    one = LlamaRuntime(default_model_path(), n_threads=args.threads, batch_rows=1)
+    rt = LlamaRuntime(default_model_path(), n_threads=args.threads, batch_rows=BATCH_ROWS)
+    res: dict = {
+        "rows": len(texts),
+        "threads": args.threads,
+        "batch_rows": BATCH_ROWS,
+        "cpu": cpu_backend.cpu_model(),
+        "amx": "amx_tile" in cpu_backend.cpu_flags(),
+        "extra_bufts": rt.backend.extra_bufts,
+        "maps": {},
+    }
+    limit = None
+    for kind in MAPS:
+        prompts = prompts_of(rt, kind, texts)
+        if limit is None:
+            limit = prefill_limit(one, prompts)
+            res["limit_tokens_per_s"] = limit
+        limit_rows = limit / row_tokens(rt, prompts)
+        m: dict = {"limit_rows_per_s": limit_rows}
+        outs = {}
+        for name, runtime in (("one_row", one), ("batched", rt)):
+            out, r = answer_all(runtime, kind, prompts)
+            outs[name] = out
+            m[name] = {**r, "share_of_limit": r["rows_per_s"] / limit_rows}
+            if kind != "int":
+                m[name]["accuracy"] = calibrated_accuracy(
+                    runtime,
+                    kind,
+                    out,
+                    gold,
+                    lambda ps, rr=runtime, t=MAPS[kind][1]: [
+                        s.logprobs for s in rr.score_many(ps, t)
+                    ],
+                )
+        a, b = outs["one_row"], outs["batched"]
+        if kind == "int":
+            m["answers_equal"] = sum(x == y for x, y in zip(a, b, strict=True))
+        else:
+            m["answers_equal"] = sum(
+                int(np.argmax(x)) == int(np.argmax(y)) for x, y in zip(a, b, strict=True)
+            )
+        res["maps"][kind] = m
+        print(kind, json.dumps(m), flush=True)
+    one.close()
+    rt.close()
+    if args.sembench:
+        res["sembench"] = sembench_seconds(args.threads)
+        print("sembench", json.dumps(res["sembench"]), flush=True)
+    write(res, Path(args.out))
+
+
+def write(res: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    (out / f"limits-{stamp}.json").write_text(json.dumps(results, indent=1))
+    (out / f"limits-{stamp}.json").write_text(json.dumps(res, indent=1))
+    lines = [
+        "# LM maps against llama.cpp's prefill limit\n",
+        f"`bench/lm_limits.py`, one run: {res['rows']} distinct reviews outside SemBench's "
+        f"query movies, bundled Gemma 3 270M Q4_K_M, {res['threads']} threads, {res['cpu']}"
+        f"{' (AMX)' if res['amx'] else ''}, extra buffer types "
+        f"{'on' if res['extra_bufts'] else 'off'}. Limit: llama.cpp's prefill of the same row "
+        f"tokens, 512 per llama_decode, each from an empty cache: "
+        f"{res['limit_tokens_per_s']:.0f} tokens/s. Rows handed over {CALL_BATCHES} x "
+        "batch_rows a call, as the LM executor does.\n",
+        f"| map | limit rows/s | one row at a time: rows/s (share) | {res['batch_rows']} rows "
+        "per decode: rows/s (share) | answers equal | accuracy one / batched |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, m in res["maps"].items():
+        o, b = m["one_row"], m["batched"]
+        acc = f"{o['accuracy']:.3f} / {b['accuracy']:.3f}" if "accuracy" in o else "-"
+        lines.append(
+            f"| {kind} | {m['limit_rows_per_s']:.2f} | {o['rows_per_s']:.2f} "
+            f"({o['share_of_limit']:.0%}) | {b['rows_per_s']:.2f} ({b['share_of_limit']:.0%}) "
+            f"| {m['answers_equal']}/{res['rows']} | {acc} |"
+        )
+    if "sembench" in res:
+        sb = res["sembench"]
+        lines += [
+            "",
+            f"SemBench movie, Q1-Q10 on all rows, optimized, result cache off, same run: "
+            f"{sb['seconds']:.0f} s ({sb['query_seconds']:.0f} s in queries), "
+            f"{sb['lm_calls']} LM calls, mean quality {sb['mean_quality']:.3f}.",
+        ]
     (out / f"limits-{stamp}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

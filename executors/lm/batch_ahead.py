@@ -1,7 +1,8 @@
-"""Closed-set rows scored several at a time on an in-process model (``batch_rows`` > 1).
+"""Rows answered several at a time on an in-process model (``batch_rows`` > 1).
 
-The in-process runtime scores ``batch_rows`` rows in one fixed-shape decode
-(executors/runtimes/batch_scorer.py), and a row's scores do not depend on its batch mates,
+The in-process runtime answers ``batch_rows`` rows in one fixed-shape decode (label scores:
+executors/runtimes/batch_scorer.py; generated answers: batch_generator.py), and a row's
+answer does not depend on its batch mates,
 so the LM executor may hand it the next rows before it reads their answers. The executor
 decides first which rows need the model (after dedup, the result cache and remembered
 answers), in the order it will read them; when it reaches a row not yet scored, the next
@@ -28,7 +29,8 @@ CALL_BATCHES = 4
 
 
 class BatchAhead:
-    """``take(job)``: the label scores of job's prompt, scored with the rows after it."""
+    """``take(job)``: the answer to job's prompt (label scores or a generation), computed
+    with the rows after it."""
 
     def __init__(
         self,
@@ -36,12 +38,14 @@ class BatchAhead:
         prompts: dict[int, str],
         jobs: Sequence[int],
         out_type: OutputType,
+        scored: bool,
         budget: Budget | None = None,
     ):
         self._runtime = runtime
         self._prompts = prompts
         self._jobs = list(jobs)
         self._out_type = out_type
+        self._ask_many = runtime.score_many if scored else runtime.generate_many
         self._budget = budget
         self._next = 0
         self._done: dict[int, object] = {}
@@ -54,7 +58,7 @@ class BatchAhead:
         batch = self._jobs[self._next : self._next + n]
         self._next += n
         if batch:
-            results = self._runtime.score_many([self._prompts[j] for j in batch], self._out_type)
+            results = self._ask_many([self._prompts[j] for j in batch], self._out_type)
             self._done.update(zip(batch, results, strict=True))
 
     def take(self, job: int):

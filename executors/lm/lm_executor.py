@@ -283,10 +283,10 @@ class LMExecutor:
 
     def _prefetch(self, order, prompts, keys, cached, dedup, remember, out_type, scored):
         """Requests sent ahead for a runtime that takes several at once (prefetch.py),
-        closed-set rows scored several to a decode in-process (batch_ahead.py): the rows
+        rows answered several to a decode in-process (batch_ahead.py): the rows
         the loop of ``answer`` will ask the model, in its order. None for a runtime that
         takes one at a time."""
-        batched = scored and self.runtime.batch_rows > 1
+        batched = self.runtime.batch_rows > 1
         if self.runtime.concurrency < 2 and not batched:
             return None
         seen: set[str] = set()
@@ -302,7 +302,7 @@ class LMExecutor:
             return None
         if batched:
             prompts_of = {i: prompts[i] for i in jobs}
-            return BatchAhead(self.runtime, prompts_of, jobs, out_type, self.budget)
+            return BatchAhead(self.runtime, prompts_of, jobs, out_type, scored, self.budget)
         if self.runtime.blocks:
             prompts_of = {i: prompts[i] for i in jobs}
             return BlockPrefetch(self.runtime, prompts_of, jobs, out_type, scored, self.budget)

@@ -56,7 +56,10 @@ class _Row:
 
 
 class BatchScorer:
-    """A second llama.cpp context on the runtime's model: ``slots`` streams of ``n_ctx``."""
+    """A second llama.cpp context on the runtime's model: ``slots`` streams of ``n_ctx``.
+
+    Label scoring is :meth:`score`; batch_generator.py generates in the same streams
+    through :meth:`use_head`, :meth:`decode`, :meth:`logits` and :meth:`reset`."""
 
     def __init__(self, model, n_vocab: int, n_ctx: int, slots: int, threads: int):
         self.slots, self.n_vocab = slots, n_vocab
@@ -88,9 +91,7 @@ class BatchScorer:
         for i, (tokens, head_len) in enumerate(rows):
             groups.setdefault(tuple(tokens[:head_len]), []).append(i)
         for head, members in groups.items():
-            reused = len(head) if list(head) == self.head else 0
-            if reused == 0:
-                self._prefill_head(list(head))
+            reused = self.use_head(list(head))
             for n, (i, scores) in enumerate(self._score_group(rows, members, labels)):
                 out[i] = (scores, len(head) if n or reused else 0)
         return [out[i] for i in range(len(rows))]
@@ -118,32 +119,25 @@ class BatchScorer:
                     (step.tokens[k] if k < n else pad, step.pos + k, j + 1, k == n - 1)
                     for k in range(CHUNK)
                 ]
-            self._decode(items)
+            self.decode(items)
             for j, row in enumerate(slots):
                 if row is None:
-                    llama_cpp.llama_memory_seq_rm(self.mem, j + 1, head_len, -1)
+                    self.reset(j + 1)
                     continue
                 step = row.steps.pop(0)
                 if step.key is not None:
-                    ptr = llama_cpp.llama_get_logits_ith(self.ctx, wanted[j])
-                    row.dists[step.key] = log_softmax(
-                        np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
-                    )
+                    row.dists[step.key] = log_softmax(self.logits(wanted[j]))
                 if row.steps:
-                    llama_cpp.llama_memory_seq_rm(self.mem, j + 1, step.keep, -1)
+                    self.drop(j + 1, step.keep)
                     continue
-                self._reset(j + 1)
+                self.reset(j + 1)
                 slots[j] = None
                 yield row.index, [_label_score(row.dists, seq) for seq in labels]
 
     def _plan(self, index: int, tokens: list[int], head_len: int, prefixes) -> _Row:
         """A row's pieces: its tokens after the head, then each label prefix's."""
         end = len(tokens)
-        steps = [
-            _Step(tokens[a : a + CHUNK], a, None, min(a + CHUNK, end))
-            for a in range(head_len, end, CHUNK)
-        ]
-        steps[-1].key = ()
+        steps = row_pieces(tokens, head_len)
         for prefix in prefixes:
             parts = [list(prefix[a : a + CHUNK]) for a in range(0, len(prefix), CHUNK)]
             for k, part in enumerate(parts):
@@ -158,7 +152,8 @@ class BatchScorer:
             )
         return _Row(index, steps)
 
-    def _decode(self, items: list[tuple[int, int, int, bool]]) -> None:
+    def decode(self, items: list[tuple[int, int, int, bool]]) -> None:
+        """One llama_decode of ``(token, position, stream, wants logits)`` items."""
         b = self.batch
         b.n_tokens = len(items)
         for i, (token, pos, seq, logits) in enumerate(items):
@@ -167,24 +162,67 @@ class BatchScorer:
         if llama_cpp.llama_decode(self.ctx, b) != 0:
             raise ExecutionError("llama_decode failed in the batched context")
 
+    def logits(self, item: int) -> np.ndarray:
+        """The logits the last decode gave for its ``item``-th item."""
+        ptr = llama_cpp.llama_get_logits_ith(self.ctx, item)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def use_head(self, head: list[int]) -> bool:
+        """Every stream holding ``head`` alone; True where it already held it."""
+        if head == self.head:
+            return True
+        self._prefill_head(head)
+        return False
+
     def _prefill_head(self, head: list[int]) -> None:
         """The head in stream 0, in chunks of CHUNK from its start, for every stream."""
         llama_cpp.llama_memory_clear(self.mem, True)
         self.head = []
         bounds = [*chunk_starts([0], len(head)), len(head)]
         for a, e in zip(bounds[:-1], bounds[1:], strict=True):
-            self._decode([(head[k], k, 0, False) for k in range(a, e)])
+            self.decode([(head[k], k, 0, False) for k in range(a, e)])
         for seq in range(1, self.slots + 1):
             llama_cpp.llama_memory_seq_cp(self.mem, 0, seq, -1, -1)
         self.head = head
 
-    def _reset(self, seq: int) -> None:
+    def reset(self, seq: int) -> None:
         """Stream ``seq`` as stream 0 holds it: the head alone."""
-        llama_cpp.llama_memory_seq_rm(self.mem, seq, len(self.head), -1)
+        self.drop(seq, len(self.head))
+
+    def drop(self, seq: int, start: int) -> None:
+        """Stream ``seq``'s positions from ``start`` on removed (filler, a finished row)."""
+        llama_cpp.llama_memory_seq_rm(self.mem, seq, start, -1)
 
     def close(self) -> None:
         llama_cpp.llama_batch_free(self.batch)
         llama_cpp.llama_free(self.ctx)
+
+
+def streams_of(rt) -> BatchScorer:
+    """The runtime's batched context, allocated on its first batched row."""
+    if rt._scorer is None:
+        rt._scorer = BatchScorer(
+            rt._llm._model.model, rt.n_vocab, rt.n_ctx, rt.batch_rows, rt._applied_threads
+        )
+    return rt._scorer
+
+
+def head_length(tokens: list[int], segments: list[int]) -> int:
+    """The shared head of a prompt: its first segment, at least one token short of it."""
+    head = segments[1] if len(segments) > 1 else len(tokens) - 1
+    return min(head, len(tokens) - 1)
+
+
+def row_pieces(tokens: list[int], head_len: int) -> list[_Step]:
+    """A row's tokens after the head in pieces of CHUNK counted from the head's end; the
+    last one gives the next-token distribution after the row (key ``()``)."""
+    end = len(tokens)
+    steps = [
+        _Step(tokens[a : a + CHUNK], a, None, min(a + CHUNK, end))
+        for a in range(head_len, end, CHUNK)
+    ]
+    steps[-1].key = ()
+    return steps
 
 
 def _label_score(dists: dict[tuple[int, ...], np.ndarray], seq: list[int]) -> float:

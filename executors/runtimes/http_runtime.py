@@ -321,6 +321,9 @@ class HTTPRuntime:
     def score_many(self, prompts: list[str], out_type: OutputType) -> list[Scored]:
         return [self.score(p, out_type) for p in prompts]  # batch_rows = 1: one at a time
 
+    def generate_many(self, prompts: list[str], out_type: OutputType) -> list[Generation]:
+        return [self.generate(p, out_type) for p in prompts]
+
     def score(self, prompt: str, out_type: OutputType) -> Scored:
         """Each label's log-probability from the server's top log-probabilities of the
         answer's first token (in a completion, of the tokens up to where the labels part:

@@ -88,7 +88,7 @@ def batched(rt, prompts: list, out_type: OutputType) -> list[Scored]:
     only the head, so rows sharing leading fields (the planner's GGR prefix order) would
     recompute them, where the runtime's own context reuses them from the row before. The
     recipe follows from the prompt alone, so a row's scores still never depend on others."""
-    from .batch_scorer import BatchScorer
+    from .batch_scorer import head_length, streams_of
 
     seqs = _sequences(rt, out_type)
     longest = max(len(q) for q in seqs)
@@ -99,14 +99,9 @@ def batched(rt, prompts: list, out_type: OutputType) -> list[Scored]:
         if len(segments) > ONE_FIELD:
             out[i] = _one_row(rt, tokens, segments, seqs)
             continue
-        head = segments[1] if len(segments) > 1 else len(tokens) - 1
-        rows.append((tokens, min(head, len(tokens) - 1)))
+        rows.append((tokens, head_length(tokens, segments)))
         batch.append(i)
-    if rows and rt._scorer is None:
-        rt._scorer = BatchScorer(
-            rt._llm._model.model, rt.n_vocab, rt.n_ctx, rt.batch_rows, rt._applied_threads
-        )
-    scored = rt._scorer.score(rows, seqs) if rows else []
+    scored = streams_of(rt).score(rows, seqs) if rows else []
     for i, (tokens, _), (logprobs, cached) in zip(batch, rows, scored, strict=True):
         out[i] = Scored(logprobs, len(tokens), cached, extra)
     return [out[i] for i in range(len(prompts))]

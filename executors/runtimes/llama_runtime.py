@@ -6,9 +6,9 @@ Why a hand-written decoding loop instead of ``Llama.__call__``:
   against 10-80 ms for llama.cpp's own GBNF sampler, measured on this CPU);
 * the KV cache keeps the longest common token prefix with the previous prompt, and we
   count those tokens, so prefix reuse is visible in the stats;
-* closed sets (bool, options) stop as soon as the decoded prefix fits exactly one label:
-  greedy decoding under the same grammar could only complete that label, so the answer is
-  identical while most rows need a single forward pass.
+* rows go one at a time, or ``batch_rows`` to a fixed-shape decode in a second context
+  (label_scores.py and batch_scorer.py for closed sets, batch_generator.py for generated
+  answers); greedy.py picks every generated token for both.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from semql.errors import ExecutionError, ModelError
 from semql.grammar.compile import to_xgrammar
 from semql.grammar.types import GrammarSpec, OutputType
 
-from . import cpu_backend, label_scores, llama_log
+from . import batch_generator, cpu_backend, label_scores, llama_log
 from .closing import ClosingTokens
+from .greedy import GreedyDecoder
 from .model_files import check_gguf, model_sha256
 from .runtime import Generation, Scored
 from .thread_policy import ThreadPolicy
@@ -38,8 +39,9 @@ PREFILL_CHUNK = 16
 # 2: where the grammar may end, a next token of the model's outside it ends the answer.
 # 3: closed-set rows scored BATCH_ROWS at a time in fixed-shape decodes (batch_scorer.py);
 # the key names the rows per decode, since the shape is part of the numbers.
+# 4: generated answers too (batch_generator.py).
 DECODING = 2
-BATCHED_DECODING = 3
+BATCHED_DECODING = 4
 # Closed-set rows per decode (bench/batch_recipe.py): 8 keeps most of 16's speed on many
 # rows (71% of llama.cpp's prefill limit against 78%), costs half its latency for a row
 # alone, and fills the batches of 8 rows an early exit asks for; 32 was slower than 16.
@@ -100,9 +102,9 @@ class LlamaRuntime:
         except (ValueError, RuntimeError, OSError) as err:
             raise ModelError(f"cannot load model {path}: {err}") from None
         self.model_id = model_sha256(path)
-        # Closed-set rows per decode: 1 scores a row at a time (lowest latency for a few
-        # rows); more share fixed-shape decodes (batch_scorer.py), the same numbers for a
-        # row whatever its batch mates, faster on many rows.
+        # Rows per decode: 1 answers a row at a time (lowest latency for a few rows); more
+        # share fixed-shape decodes (batch_scorer.py), the same numbers for a row whatever
+        # its batch mates, faster on many rows.
         self.batch_rows = batch_rows
         self.decoding = DECODING if batch_rows == 1 else f"{BATCHED_DECODING}x{batch_rows}"
         self._scorer = None  # the batched context, allocated on the first batched score
@@ -111,7 +113,7 @@ class LlamaRuntime:
         self.style = "chat" if self.chat_template else "completion"
         self.name = self._llm.metadata.get("general.name") or os.path.basename(path)
         self.placement = f"in-process, {threads} threads" + (
-            f", closed sets {batch_rows} rows per decode" if batch_rows > 1 else ""
+            f", {batch_rows} rows per decode" if batch_rows > 1 else ""
         )
         self._pieces = token_pieces(self._llm.model)
         self._stops = stop_tokens(self._llm.model)
@@ -120,7 +122,6 @@ class LlamaRuntime:
         self._closing = ClosingTokens.of(self._pieces, self._stop_mask)
         self._compiler = xgr.GrammarCompiler(tokenizer_info(self._pieces, self._stops))
         self._compiled: dict[GrammarSpec, xgr.CompiledGrammar] = {}
-        self._bitmask = xgr.allocate_token_bitmask(1, self.n_vocab)
         self._chunk_starts: list[int] = []  # chunk starts of the prompt in the KV cache
         self._lock = threading.Lock()
 
@@ -230,13 +231,11 @@ class LlamaRuntime:
         ptr = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
-    def _allowed(self, matcher: xgr.GrammarMatcher) -> np.ndarray:
-        matcher.fill_next_token_bitmask(self._bitmask)
-        bits = self._bitmask.numpy().view(np.uint8)
-        return np.unpackbits(bits, bitorder="little")[: self.n_vocab].astype(bool)
-
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
-        """Greedy decoding of ``prompt`` under the grammar of ``out_type``."""
+        """Greedy decoding of ``prompt`` under the grammar of ``out_type`` (greedy.py; one
+        row at a time, or ``batch_rows`` rows per decode as :meth:`generate_many`)."""
+        if self.batch_rows > 1:
+            return self.generate_many([prompt], out_type)[0]
         with self._lock:
             self._fit_threads()
             return self._generate(prompt, out_type, out_type.token_budget())
@@ -248,47 +247,26 @@ class LlamaRuntime:
                 f"prompt of {len(tokens)} tokens plus {max_tokens} output tokens exceeds the "
                 f"model context of {self.n_ctx} tokens (model {self.path})"
             )
+        return self._generate_tokens(tokens, segments, out_type, max_tokens)
+
+    def _generate_tokens(
+        self, tokens: list[int], segments: list[int], out_type: OutputType, max_tokens: int
+    ) -> Generation:
+        """A row alone in the runtime's context (its KV prefix reused chunk by chunk)."""
         cached = self._prefill(tokens, segments)
-        matcher = xgr.GrammarMatcher(self.compiled(out_type.spec()))
-        labels = out_type.labels() if self.closed_set_fast_path else None
-        out = bytearray()
-        generated = 0
-        while generated < max_tokens:
-            allowed = self._allowed(matcher)
-            if not (allowed & ~self._stop_mask).any():
-                break  # only end-of-text is allowed: the answer is complete
-            if generated >= max_tokens // 2:
-                # Past half the budget, prefer tokens that close what is open (a string,
-                # a list, an object, or end-of-text): tiny models otherwise repeat
-                # until the budget runs out and leave the grammar unfinished.
-                closing = allowed & self._closing.after(bytes(out))
-                if closing.any():
-                    allowed = closing
-            logits = self._logits()
-            if allowed[self._stops].any() and not allowed[int(logits.argmax())]:
-                # The answer may end here and the model's own next token leaves the
-                # grammar (" stars" after "100", a newline): the value is done. Forcing
-                # the best allowed token instead wrote "100" on as "1000000".
-                break
-            token = int(np.where(allowed, logits, -np.inf).argmax())
-            if self._stop_mask[token]:
-                break
-            if not matcher.accept_token(token):
-                raise ExecutionError(f"grammar rejected token {token} (model {self.path})")
-            out += self._pieces[token]
-            generated += 1
-            if labels is not None and _determined(out, labels):
-                out = bytearray(b" " + _determined(out, labels).encode("utf-8"))
-                break
+        decoder = GreedyDecoder(self, out_type, max_tokens)
+        while (token := decoder.step(self._logits())) is not None:
             self._decode([token], logits=True)
-        else:
-            if not self._allowed(matcher)[self._stops].any():
-                raise ExecutionError(
-                    f"output cut off after {max_tokens} tokens before the grammar of "
-                    f"{out_type} was complete (model {self.path})"
-                )
-        text = out.decode("utf-8", errors="replace")
-        return Generation(text, len(tokens), cached, generated)
+        return Generation(decoder.text(), len(tokens), cached, decoder.generated)
+
+    def generate_many(self, prompts: list, out_type: OutputType) -> list[Generation]:
+        """:meth:`generate` of each prompt; with ``batch_rows`` > 1 they share decodes
+        (batch_generator.py), each row's tokens those it would get alone."""
+        if self.batch_rows == 1:
+            return [self.generate(p, out_type) for p in prompts]
+        with self._lock:
+            self._fit_threads()
+            return batch_generator.generate(self, prompts, out_type)
 
     def score(self, prompt: str, out_type: OutputType) -> Scored:
         """Log-probability of every label of a closed set (bool, options) after ``prompt``
@@ -370,12 +348,3 @@ def _chunk_starts(segments: list[int], n: int) -> list[int]:
     for seg, end in zip(bounds[:-1], bounds[1:], strict=True):
         starts += range(seg, end, PREFILL_CHUNK)
     return starts
-
-
-def _determined(out: bytearray, labels: list[str]) -> str | None:
-    """The one label that the decoded prefix (after its leading space) can still become."""
-    text = bytes(out[1:] if out[:1] == b" " else out).decode("utf-8", errors="ignore")
-    if not out.startswith(b" "):
-        return None
-    fitting = [lab for lab in labels if lab.startswith(text)]
-    return fitting[0] if len(fitting) == 1 else None

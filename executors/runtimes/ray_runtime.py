@@ -218,6 +218,9 @@ class RayRuntime:
     def score_many(self, prompts: list[str], out_type: OutputType) -> list[Scored]:
         return [self.score(p, out_type) for p in prompts]  # batch_rows = 1: one at a time
 
+    def generate_many(self, prompts: list[str], out_type: OutputType) -> list[Generation]:
+        return [self.generate(p, out_type) for p in prompts]
+
     def score(self, prompt: str, out_type: OutputType) -> Scored:
         return self._one(prompt, out_type, True)
 

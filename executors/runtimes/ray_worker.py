@@ -76,12 +76,12 @@ class LMWorker:
 
         Between prompts the actor looks for a cancel (``ray.cancel`` sets a flag on a
         running actor task; it cannot interrupt llama.cpp itself), so a cancelled query's
-        block stops after the prompt (or the closed-set rows scored together) in progress."""
+        block stops after the prompt (or the rows answered together) in progress."""
         import ray
 
         context = ray.get_runtime_context()
         out: list[Scored | Generation] = []
-        step = self.runtime.batch_rows if scored else 1  # closed sets: rows share decodes
+        step = self.runtime.batch_rows  # rows that share decodes
         for start in range(0, len(prompts), step):
             if context.is_canceled():
                 raise BlockCancelled(f"cancelled after {len(out)} of {len(prompts)} prompts")
@@ -89,7 +89,7 @@ class LMWorker:
             if scored:
                 out += self.runtime.score_many(part, out_type)
             else:
-                out += [self.runtime.generate(p, out_type) for p in part]
+                out += self.runtime.generate_many(part, out_type)
             self.prompts_run += len(part)
         return out
 

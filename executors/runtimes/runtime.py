@@ -60,7 +60,7 @@ class Runtime(Protocol):
     local: bool  # True: also a LocalRuntime
     concurrency: int  # requests it takes at once (1: one at a time, in-process models)
     blocks: bool  # takes contiguous blocks of prompts per worker (a Ray cluster)
-    batch_rows: int  # closed-set prompts it scores in one decode (score_many); 1: one
+    batch_rows: int  # prompts it answers in one decode (score_many, generate_many); 1: one
     placement: str  # where LM work runs, for EXPLAIN ("in-process, 2 threads"...)
     remote_speeds: bool  # a server whose speeds are learnt from runs (model_profile.py)
     label_scores: bool  # closed sets are decided from score() (else generated greedily)
@@ -75,6 +75,10 @@ class Runtime(Protocol):
 
     def score_many(self, prompts: list[str], out_type: OutputType) -> list[Scored]:
         """:meth:`score` of each prompt, up to ``batch_rows`` of them in one decode."""
+        ...
+
+    def generate_many(self, prompts: list[str], out_type: OutputType) -> list[Generation]:
+        """:meth:`generate` of each prompt, up to ``batch_rows`` of them in one decode."""
         ...
 
     def close(self) -> None: ...

@@ -1,0 +1,88 @@
+"""One constrained greedy answer, a token at a time, whoever computes the logits.
+
+The in-process runtime decodes a row alone in its own context (llama_runtime.py) or
+with other rows in fixed-shape decodes (batch_generator.py). Both feed each step's logits
+to a :class:`GreedyDecoder`, which alone decides the next token, so the two recipes
+follow one set of rules:
+
+* the xgrammar token bitmask is applied to every step's logits;
+* where only end-of-text is allowed, the answer is complete;
+* past half the token budget, tokens that close what is open are preferred (tiny models
+  otherwise repeat until the budget runs out and leave the grammar unfinished);
+* where the answer may end and the model's own best token leaves the grammar (" stars"
+  after "100", a newline), the value is done: forcing the best allowed token instead
+  wrote "100" on as "1000000";
+* a closed set ends as soon as the decoded prefix fits exactly one label: greedy
+  decoding under the same grammar could only complete that label.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xgrammar as xgr
+
+from semql.errors import ExecutionError
+from semql.grammar.types import OutputType
+
+
+class GreedyDecoder:
+    """``step(logits)``: the next token to decode, or None once the answer is complete."""
+
+    def __init__(self, rt, out_type: OutputType, max_tokens: int):
+        self._rt = rt
+        self._out_type = out_type
+        self._max_tokens = max_tokens
+        self._matcher = xgr.GrammarMatcher(rt.compiled(out_type.spec()))
+        self._labels = out_type.labels() if rt.closed_set_fast_path else None
+        self._bitmask = xgr.allocate_token_bitmask(1, rt.n_vocab)
+        self._out = bytearray()
+        self.generated = 0
+
+    def text(self) -> str:
+        return self._out.decode("utf-8", errors="replace")
+
+    def _allowed(self) -> np.ndarray:
+        self._matcher.fill_next_token_bitmask(self._bitmask)
+        bits = self._bitmask.numpy().view(np.uint8)
+        return np.unpackbits(bits, bitorder="little")[: self._rt.n_vocab].astype(bool)
+
+    def step(self, logits: np.ndarray) -> int | None:
+        """The token to append after the answer so far, given the logits that follow it."""
+        rt = self._rt
+        if self.generated >= self._max_tokens:
+            if not self._allowed()[rt._stops].any():
+                raise ExecutionError(
+                    f"output cut off after {self._max_tokens} tokens before the grammar of "
+                    f"{self._out_type} was complete (model {rt.path})"
+                )
+            return None
+        allowed = self._allowed()
+        if not (allowed & ~rt._stop_mask).any():
+            return None  # only end-of-text is allowed: the answer is complete
+        if self.generated >= self._max_tokens // 2:
+            closing = allowed & rt._closing.after(bytes(self._out))
+            if closing.any():
+                allowed = closing
+        if allowed[rt._stops].any() and not allowed[int(logits.argmax())]:
+            return None  # the answer may end here and the model's own token leaves it
+        token = int(np.where(allowed, logits, -np.inf).argmax())
+        if rt._stop_mask[token]:
+            return None
+        if not self._matcher.accept_token(token):
+            raise ExecutionError(f"grammar rejected token {token} (model {rt.path})")
+        self._out += rt._pieces[token]
+        self.generated += 1
+        label = _determined(self._out, self._labels) if self._labels is not None else None
+        if label is not None:
+            self._out = bytearray(b" " + label.encode("utf-8"))
+            return None
+        return token
+
+
+def _determined(out: bytearray, labels: list[str]) -> str | None:
+    """The one label that the decoded prefix (after its leading space) can still become."""
+    text = bytes(out[1:] if out[:1] == b" " else out).decode("utf-8", errors="ignore")
+    if not out.startswith(b" "):
+        return None
+    fitting = [lab for lab in labels if lab.startswith(text)]
+    return fitting[0] if len(fitting) == 1 else None

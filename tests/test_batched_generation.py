@@ -1,0 +1,113 @@
+"""Generated answers several rows to a decode (executors/runtimes/batch_generator.py): a
+row's answer is the same whatever rows share its decodes, in which order and how many,
+and a query's answers, LM calls and caps are those of one row at a time."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+
+import pytest
+
+import semql
+from semql.errors import LimitExceeded
+from semql.executors.runtimes import greedy
+from semql.grammar import types as T
+from semql.planner.prompt_format import PromptBuilder
+from semql.sample import sample_dir
+
+
+def _reviews(n: int) -> list[str]:
+    with open(sample_dir() / "Reviews.csv", newline="") as f:
+        texts = list(dict.fromkeys(r["reviewText"] for r in csv.DictReader(f)))
+    return random.Random(11).sample(texts, n)
+
+
+@pytest.fixture
+def traced(monkeypatch):
+    """``traced(ask, prompts)``: each prompt's answer text and a digest of every logits
+    vector its tokens were chosen from (bit for bit), in the prompts' order."""
+    made: list = []
+    init, step = greedy.GreedyDecoder.__init__, greedy.GreedyDecoder.step
+
+    def recording_init(self, *args):
+        init(self, *args)
+        self.trace = []
+        made.append(self)
+
+    def recording_step(self, logits):
+        self.trace.append(hashlib.sha256(logits.tobytes()).hexdigest())
+        return step(self, logits)
+
+    monkeypatch.setattr(greedy.GreedyDecoder, "__init__", recording_init)
+    monkeypatch.setattr(greedy.GreedyDecoder, "step", recording_step)
+
+    def run(ask, prompts):
+        made.clear()
+        gens = ask(prompts)
+        assert len(made) == len(prompts)  # one decoder a row, made in the rows' order
+        return [(g.text, tuple(d.trace)) for g, d in zip(gens, made, strict=True)]
+
+    return run
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("question", "out_type"),
+    [
+        ("How many stars from 1 to 5 would the critic give?", T.IntType()),
+        ("Which word of the review says most about it?", T.StrType(max_chars=60)),
+    ],
+    ids=["int", "text"],
+)
+def test_a_rows_generation_does_not_depend_on_its_batch_mates(
+    gemma_runtime, traced, question, out_type
+):
+    """Every logits vector a row's tokens are chosen from is the same bits in another
+    order, another split into calls, and alone."""
+    rt = gemma_runtime
+    assert rt.batch_rows > 1
+    build = PromptBuilder(rt.style, rt.format_chat).build
+    prompts = [build(question, out_type, ["reviewText"], [t]) for t in _reviews(19)]
+    ask = lambda ps: rt.generate_many(ps, out_type)  # noqa: E731
+    base = traced(ask, prompts)
+    assert len({len(trace) for _, trace in base}) > 1  # rows end at different steps
+    order = list(range(len(prompts)))
+    random.Random(7).shuffle(order)
+    got = {}
+    for part in (order[:5], order[5:]):  # another order, a batch of 5 and one of 14
+        got.update(zip(part, traced(ask, [prompts[i] for i in part]), strict=True))
+    assert [got[i] for i in range(len(prompts))] == base
+    for i in order[:3]:  # alone: the other streams idle
+        assert traced(ask, [prompts[i]]) == [base[i]]
+    for text, _ in base:
+        out_type.parse(text)  # every answer complete under its grammar
+
+
+@pytest.mark.model
+def test_batched_int_map_answers_as_rows_one_at_a_time_and_caps_hold(gemma_runtime):
+    """The same rows in table order, reverse order and through the optimized plan get the
+    same generated answers, one LM call per distinct row; max_lm_calls stops exactly."""
+    con = semql.connect(runtime=gemma_runtime, cache=False)
+    try:
+        semql.load_sample(con)
+        rows = "SELECT * FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId"
+        con.query(f"CREATE TABLE fwd AS {rows} LIMIT 13")
+        con.query("CREATE TABLE bwd AS SELECT * FROM fwd ORDER BY reviewId DESC")
+        distinct = con.query("SELECT count(DISTINCT reviewText) AS n FROM fwd").item()
+        ask = (
+            "SELECT reviewId, {{LLMMap('How many stars from 1 to 5 would the critic give?', "
+            "reviewText, return_type='int')}} AS stars FROM "
+        )
+        answers = []
+        for table, optimize in (("fwd", False), ("bwd", False), ("fwd", True)):
+            answers.append(dict(con.query(ask + table, optimize=optimize).iter_rows()))
+            assert con.stats.lm_calls == distinct
+        assert answers[0] == answers[1] == answers[2]
+        assert all(isinstance(v, int) for v in answers[0].values())
+        with pytest.raises(LimitExceeded, match=r"max_lm_calls=4 reached: stopped after 4 LM"):
+            con.query(ask + "fwd", max_lm_calls=4)
+    finally:
+        con._runtime = None  # shared by the session
+        con.close()
