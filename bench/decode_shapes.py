@@ -65,6 +65,15 @@ def main() -> None:
         llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens - 1, -1)
         llm.n_tokens -= 1
     shapes["lone row, 1 token, 1 output"] = (time.perf_counter() - started) / REPEAT * 1000
+    piece = (tokens * CHUNK)[:CHUNK]
+    for outputs in (True, False):
+        started = time.perf_counter()
+        for _ in range(REPEAT):
+            rt._decode(piece, logits=outputs)
+            llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens - CHUNK, -1)
+            llm.n_tokens -= CHUNK
+        label = f"lone row, {CHUNK} tokens, {'1 output' if outputs else 'no output'}"
+        shapes[label] = (time.perf_counter() - started) / REPEAT * 1000
     rt.close()
     res = {"threads": args.threads, "cpu": cpu_backend.cpu_model(), "ms": shapes}
     res["amx"] = "amx_tile" in cpu_backend.cpu_flags()

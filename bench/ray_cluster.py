@@ -33,6 +33,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 import semql
+from semql.executors.runtimes.llama_runtime import default_batch_rows
 
 ROWS = 200
 WARM = 8
@@ -60,8 +61,10 @@ def cpu_name() -> str:
     return platform.processor()
 
 
-def run_config(cluster: str | None, actors: int | None, threads: int) -> dict:
-    con = semql.connect(cache=False, cluster=cluster, actors=actors, n_threads=threads)
+def run_config(cluster: str | None, actors: int | None, threads: int, batch_rows) -> dict:
+    con = semql.connect(
+        cache=False, cluster=cluster, actors=actors, n_threads=threads, batch_rows=batch_rows
+    )
     semql.load_sample(con)
     con.query(WARM_SQL)
     started = time.perf_counter()
@@ -97,6 +100,9 @@ def projection(one: dict, two: dict, rows: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="bench/results/ray")
+    parser.add_argument(
+        "--batch-rows", type=int, help="rows per decode everywhere (default: the CPU's)"
+    )
     args = parser.parse_args()
     cluster = Cluster(
         initialize_head=True,
@@ -106,7 +112,7 @@ def main() -> None:
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
     try:
-        results = {name: run_config(c, a, t) for name, c, a, t in CONFIGS}
+        results = {name: run_config(c, a, t, args.batch_rows) for name, c, a, t in CONFIGS}
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -124,6 +130,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)), "rows": ROWS}
+    meta["rows_per_decode"] = args.batch_rows or default_batch_rows()[0]
     for r in results.values():
         del r["answers"]
     (out / f"ray-{stamp}.json").write_text(
@@ -133,7 +140,8 @@ def main() -> None:
         f"# SemQL LM map on a Ray cluster ({stamp})",
         "",
         f"CPU: {meta['cpu']}, {meta['cores']} cores; {ROWS} distinct reviews, bundled Gemma, "
-        "result cache off, idle machine, one configuration at a time (bench/ray_cluster.py).",
+        f"result cache off, {meta['rows_per_decode']} row(s) per decode, idle machine, one "
+        "configuration at a time (bench/ray_cluster.py).",
         "",
         "| configuration | rows/s | seconds | KV-cache hit rate | answers equal to in-process |",
         "|---|---|---|---|---|",

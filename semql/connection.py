@@ -67,7 +67,7 @@ class Connection:
         n_threads: int | None = None,
         seed: int = 0,
         extra_bufts: bool | str | None = None,
-        batch_rows: int = 8,
+        batch_rows: int | None = None,
         runtime=None,
         progress: Progress | None = None,
         embedder: str = "auto",
@@ -99,7 +99,7 @@ class Connection:
             "n_threads": n_threads,
             "seed": seed,
             "extra_bufts": parse_setting(extra_bufts),  # a typo fails here, named
-            # closed-set rows per decode of the in-process model (label_scores.py)
+            # rows per decode of the in-process model (None: llama_runtime's CPU default)
             "batch_rows": batch_rows,
         }
         self._max_concurrency = max_concurrency  # requests in flight per server endpoint

@@ -18,6 +18,18 @@ def gemma_runtime():
     runtime.close()
 
 
+@pytest.fixture(scope="session")
+def gemma_batched():
+    """The bundled Gemma answering BATCH_ROWS rows per decode whatever the CPU's default
+    (one row at a time on CPUs without AVX-512): the batched recipe is tested everywhere."""
+    from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime
+    from semql.executors.runtimes.model_files import default_model_path
+
+    runtime = LlamaRuntime(default_model_path(), seed=0, batch_rows=BATCH_ROWS)
+    yield runtime
+    runtime.close()
+
+
 @pytest.fixture()
 def model_con(gemma_runtime):
     """A connection on the real bundled model with the sample tables, cache off."""

@@ -62,11 +62,11 @@ def traced(monkeypatch):
     ids=["int", "text"],
 )
 def test_a_rows_generation_does_not_depend_on_its_batch_mates(
-    gemma_runtime, traced, question, out_type
+    gemma_batched, traced, question, out_type
 ):
     """Every logits vector a row's tokens are chosen from is the same bits in another
     order, another split into calls, and alone."""
-    rt = gemma_runtime
+    rt = gemma_batched
     assert rt.batch_rows > 1
     build = PromptBuilder(rt.style, rt.format_chat).build
     prompts = [build(question, out_type, ["reviewText"], [t]) for t in _reviews(19)]
@@ -86,10 +86,10 @@ def test_a_rows_generation_does_not_depend_on_its_batch_mates(
 
 
 @pytest.mark.model
-def test_batched_int_map_answers_as_rows_one_at_a_time_and_caps_hold(gemma_runtime):
+def test_batched_int_map_answers_as_rows_one_at_a_time_and_caps_hold(gemma_batched):
     """The same rows in table order, reverse order and through the optimized plan get the
     same generated answers, one LM call per distinct row; max_lm_calls stops exactly."""
-    con = semql.connect(runtime=gemma_runtime, cache=False)
+    con = semql.connect(runtime=gemma_batched, cache=False)
     try:
         semql.load_sample(con)
         rows = "SELECT * FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId"

@@ -11,7 +11,7 @@ import pytest
 
 import semql
 from semql.errors import LimitExceeded, ModelError
-from semql.executors.runtimes.llama_runtime import LlamaRuntime
+from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime, default_batch_rows
 from semql.grammar import types as T
 from semql.planner.prompt_format import PromptBuilder
 from semql.sample import sample_dir
@@ -29,8 +29,8 @@ def _reviews(n: int) -> list[str]:
     [T.BoolType(), T.OptionsType(("thrilling adventure", "quiet drama"))],
     ids=["bool", "multi-token options"],
 )
-def test_a_rows_scores_do_not_depend_on_its_batch_mates(gemma_runtime, out_type):
-    rt = gemma_runtime
+def test_a_rows_scores_do_not_depend_on_its_batch_mates(gemma_batched, out_type):
+    rt = gemma_batched
     assert rt.batch_rows > 1
     build = PromptBuilder(rt.style, rt.format_chat).build
     texts = _reviews(21)
@@ -48,11 +48,11 @@ def test_a_rows_scores_do_not_depend_on_its_batch_mates(gemma_runtime, out_type)
 
 
 @pytest.mark.model
-def test_batched_maps_answer_as_rows_one_at_a_time_and_caps_hold(gemma_runtime):
+def test_batched_maps_answer_as_rows_one_at_a_time_and_caps_hold(gemma_batched):
     """The same rows asked in table order, in reverse order and by the optimized plan
     (cut into other batches each time) get the same answers, one LM call per distinct
     row; max_lm_calls stops a batched map exactly at its cap."""
-    con = semql.connect(runtime=gemma_runtime, cache=False)
+    con = semql.connect(runtime=gemma_batched, cache=False)
     try:
         semql.load_sample(con)
         rows = "SELECT * FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId"
@@ -70,6 +70,18 @@ def test_batched_maps_answer_as_rows_one_at_a_time_and_caps_hold(gemma_runtime):
     finally:
         con._runtime = None  # shared by the session
         con.close()
+
+
+@pytest.mark.model
+def test_rows_per_decode_default_follows_the_cpu(gemma_runtime):
+    """Batched decodes where they were measured faster (AVX-512), one row at a time
+    elsewhere (an AVX2 EPYC: 79% -> 65% of the prefill limit batched); the runtime a
+    connection opens without batch_rows takes this CPU's default and says why."""
+    assert default_batch_rows({"avx2", "avx512f", "amx_tile"})[0] == BATCH_ROWS
+    assert default_batch_rows({"avx2", "fma"})[0] == 1
+    assert (gemma_runtime.batch_rows, gemma_runtime.batch_rows_reason) == default_batch_rows()
+    with semql.connect(cache=False) as con:
+        assert con.runtime.batch_rows == default_batch_rows()[0]
 
 
 def test_batch_rows_must_be_a_whole_number_at_least_one():

@@ -19,13 +19,8 @@ from collections.abc import Sequence
 
 from semql.grammar.types import OutputType
 
+from ..runtimes.runtime import CALL_BATCHES
 from .budget import Budget
-
-# Rows handed to the runtime per call, in batches of ``batch_rows``: a stream whose row
-# ends takes the next row at once, so only a call's last rows wait for its longest one
-# (16 rows a call kept 4.8 decodes a batch where 3 sufficed, bench/batch_recipe.py); and
-# few enough that progress and the caps are reported every few seconds.
-CALL_BATCHES = 4
 
 
 class BatchAhead:

@@ -42,10 +42,34 @@ PREFILL_CHUNK = 16
 # 4: generated answers too (batch_generator.py).
 DECODING = 2
 BATCHED_DECODING = 4
-# Closed-set rows per decode (bench/batch_recipe.py): 8 keeps most of 16's speed on many
-# rows (71% of llama.cpp's prefill limit against 78%), costs half its latency for a row
-# alone, and fills the batches of 8 rows an early exit asks for; 32 was slower than 16.
+# Rows per batched decode (bench/batch_recipe.py, Intel Xeon): 8 keeps most of 16's speed
+# on many rows (71% of llama.cpp's prefill limit against 78%), costs half its latency for
+# a row alone, and fills the batches of 8 rows an early exit asks for; 32 was slower.
 BATCH_ROWS = 8
+
+
+def default_batch_rows(flags: set[str] | None = None) -> tuple[int, str]:
+    """Rows per decode where the user names none, and why: ``BATCH_ROWS`` on CPUs with
+    AVX-512, one row at a time elsewhere.
+
+    The batched recipe pays only where a decode of ``BATCH_ROWS`` x 16 tokens costs far less
+    a token than a lone 16-token piece, enough to cover its padding and one output per
+    stream. bench/lm_limits.py and bench/decode_shapes.py, 2 threads, idle:
+
+    * Intel Xeon, AVX-512 (AMX, extra buffer types off): bool map 61% -> 66% of llama.cpp's
+      prefill limit, int 40% -> 47% (results/throughput/limits-20261205-003419);
+    * AMD EPYC, AVX2 (extra buffer types on): bool 73% -> 64%, options 80% -> 68%, int
+      63% -> 51%, SemBench movie 487 s -> 581 s (limits-20261206-080051; the run before
+      it: bool 79% -> 65%); an 8 x 16 decode costs 2.9 ms a token there against 3.1 ms for
+      a lone 16-token piece (decode-shapes-20261206-073544), so batching gains 7% a token
+      and pays 18% in padding and 8% in outputs.
+    """
+    flags = cpu_backend.cpu_flags() if flags is None else flags
+    if "avx512f" in flags:
+        return BATCH_ROWS, f"{BATCH_ROWS} rows per decode (faster on CPUs with AVX-512)"
+    return 1, "one row at a time (batched decodes are slower on CPUs without AVX-512)"
+
+
 llama_log.errors_only()  # llama.cpp's warnings stay out of the user's output
 
 
@@ -70,10 +94,15 @@ class LlamaRuntime:
         closed_set_fast_path: bool = True,
         prefix_reuse: bool = True,
         extra_bufts: bool | None = None,
-        batch_rows: int = BATCH_ROWS,
+        batch_rows: int | None = None,
     ):
-        if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
+        if batch_rows is None:
+            batch_rows, self.batch_rows_reason = default_batch_rows()
+        elif not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
             raise ModelError(f"batch_rows must be a whole number >= 1, got {batch_rows!r}")
+        else:
+            shown = "one row at a time" if batch_rows == 1 else f"{batch_rows} rows per decode"
+            self.batch_rows_reason = f"{shown} (batch_rows={batch_rows})"
         check_gguf(path)
         self.path = path
         self.n_ctx = n_ctx
@@ -104,7 +133,7 @@ class LlamaRuntime:
         self.model_id = model_sha256(path)
         # Rows per decode: 1 answers a row at a time (lowest latency for a few rows); more
         # share fixed-shape decodes (batch_scorer.py), the same numbers for a row whatever
-        # its batch mates, faster on many rows.
+        # its batch mates, faster on many rows where the CPU gains from wide decodes.
         self.batch_rows = batch_rows
         self.decoding = DECODING if batch_rows == 1 else f"{BATCHED_DECODING}x{batch_rows}"
         self._scorer = None  # the batched context, allocated on the first batched score

@@ -152,6 +152,7 @@ class RayRuntime:
         self.n_ctx = first["n_ctx"]
         self.n_threads = threads
         self.threads_reason = f"per actor, {n} actors ({first['threads_reason']})"
+        self.batch_rows_reason = f"per actor, {first['batch_rows_reason']}"
         self.backend = first["backend"]
         self.reuse_chunk = first["reuse_chunk"]
         self.name = first["name"]

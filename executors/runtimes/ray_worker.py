@@ -17,7 +17,7 @@ import socket
 from semql.errors import ModelError
 from semql.grammar.types import OutputType
 
-from .runtime import Generation, Scored
+from .runtime import CALL_BATCHES, Generation, Scored
 
 
 class BlockCancelled(Exception):
@@ -62,6 +62,7 @@ class LMWorker:
             "n_ctx": r.n_ctx,
             "n_threads": r.n_threads,
             "threads_reason": r.threads_reason,
+            "batch_rows_reason": r.batch_rows_reason,
             "backend": r.backend,
             "reuse_chunk": r.reuse_chunk,
             "name": r.name,
@@ -81,7 +82,8 @@ class LMWorker:
 
         context = ray.get_runtime_context()
         out: list[Scored | Generation] = []
-        step = self.runtime.batch_rows  # rows that share decodes
+        rows = self.runtime.batch_rows  # rows per call as the in-process executor hands them
+        step = CALL_BATCHES * rows if rows > 1 else 1
         for start in range(0, len(prompts), step):
             if context.is_canceled():
                 raise BlockCancelled(f"cancelled after {len(out)} of {len(prompts)} prompts")

@@ -21,6 +21,13 @@ from semql.grammar.types import OutputType
 if TYPE_CHECKING:
     from .cpu_backend import Verdict
 
+# Rows handed to a batched runtime per call (the LM executor's batch_ahead.py, a Ray
+# actor's block), in batches of ``batch_rows``: a stream whose row ends takes the next row
+# at once, so only a call's last rows wait for its longest one (16 rows a call kept 4.8
+# decodes a batch where 3 sufficed, bench/batch_recipe.py); and few enough that progress,
+# caps and cancels are seen every few seconds.
+CALL_BATCHES = 4
+
 
 @dataclass
 class Generation:
@@ -89,6 +96,7 @@ class LocalRuntime(Runtime, Protocol):
 
     n_threads: int  # the most threads it uses (the speed profile's key)
     threads_reason: str  # why that many (``semql info``)
+    batch_rows_reason: str  # rows per decode and why (``semql info``)
     backend: Verdict  # the CPU kernel path chosen and why (cpu_backend.py)
     reuse_chunk: int  # tokens per KV-cache reuse chunk (the cost model's unit)
 
