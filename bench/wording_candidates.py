@@ -1,0 +1,240 @@
+"""Two more label-free decision methods for issue #33, replayed on bench/wording.py's
+stored scores (dev part: where methods are chosen).
+
+* ``order ensemble``: a call with examples asked twice, its examples as written and
+  reversed, each wording calibrated with its own content-free prior, the two calibrated
+  distributions averaged (twice the LM calls). ``score`` asks the model for the reversed
+  wordings of the stored settings (the same rows, prompts as queries build them).
+* ``judges``: the bundled MiniLM in the *decision*, not only in precision-first's ranking:
+  the LM's calibrated log-odds plus the embedder's margin (cosine similarity to the
+  texts of the first answer minus the second's; anchors from the query alone, as
+  executors/lm/embedding_judge.py takes them), each divided by its standard deviation
+  over a seeded sample of 32 rows, so neither moves the cut; ``minilm`` is the margin
+  alone. A zero-shot yes/no call has no anchors and keeps the LM's answer.
+
+    python bench/wording_candidates.py score ROWS_JSON --model gemma3-270m --out REV_JSON
+    python bench/wording_candidates.py report ROWS_JSON REV_JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from wording import EXAMPLE_SETS, FIELD, TASKS, example_answer, out_type_of
+from wording_report import BATCH_ROWS, _batch, _content_free, populations, qualities
+
+from semql.executors.lm.closed_set import CONTENT_FREE
+from semql.executors.lm.embedding_judge import anchors
+from semql.sample import sample_dir
+
+
+def _call(entry: dict, reverse: bool = False):
+    """The setting's (question, output type, examples) as queries pass them."""
+    kind, wordings = TASKS[entry["task"]]
+    question, labels = wordings[int(entry["wording"])]
+    shots = [(t, example_answer(kind, labels, p)) for t, p in EXAMPLE_SETS[entry["examples"]]]
+    return question, out_type_of(kind, labels), shots[::-1] if reverse else shots
+
+
+def review_texts() -> dict[str, str]:
+    with open(sample_dir() / "Reviews.csv", newline="") as f:
+        return {r["reviewId"]: r["reviewText"] for r in csv.DictReader(f)}
+
+
+def score(rows_json: Path, model: str, part: str, out: Path) -> None:
+    from semql.executors.runtimes.llama_runtime import LlamaRuntime
+    from semql.executors.runtimes.model_files import resolve_model_path
+    from semql.planner.prompt_format import PromptBuilder
+
+    doc = json.loads(rows_json.read_text())
+    text = review_texts()
+    runtime = LlamaRuntime(resolve_model_path(model), batch_rows=1)  # as the stored runs
+    build = PromptBuilder(runtime.style, runtime.format_chat).build
+    done = json.loads(out.read_text()) if out.exists() else []
+    have = {(e["model"], e["task"], str(e["wording"]), e["examples"]) for e in done}
+    for entry in doc["settings"]:
+        key = (entry["model"], entry["task"], str(entry["wording"]), entry["examples"])
+        if entry["model"] != runtime.name or entry["examples"] == "none" or key in have:
+            continue
+        if entry["part"] != part:
+            continue
+        question, out_type, shots = _call(entry, reverse=True)
+        prompts = [build(question, out_type, [FIELD], [text[r]], shots) for r in entry["reviewId"]]
+        free = [build(question, out_type, [FIELD], [v], shots) for v in CONTENT_FREE]
+        started = time.perf_counter()
+        scores = [np.round(runtime.score(p, out_type).logprobs, 5).tolist() for p in prompts]
+        done.append(
+            {
+                **{k: entry[k] for k in ("model", "task", "kind", "wording", "part", "examples")},
+                "logprobs": scores,
+                "content_free": [runtime.score(p, out_type).logprobs for p in free],
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        out.write_text(json.dumps(done))
+        print(*key, done[-1]["seconds"], flush=True)
+    runtime.close()
+
+
+class Margins:
+    """MiniLM's margin of every row for the first answer against the second."""
+
+    def __init__(self):
+        from semql.executors.proxy.embeddings import MiniLMEmbedder
+
+        self.model, self.known, self.text = MiniLMEmbedder(), {}, review_texts()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in self.known]
+        if new:
+            self.known.update(zip(new, self.model.embed(new), strict=True))
+        return np.vstack([self.known[t] for t in texts])
+
+    def of(self, entry: dict, ids: list[str]) -> np.ndarray | None:
+        _, out_type, shots = _call(entry)
+        texts = anchors(out_type, shots)
+        if texts is None:
+            return None
+        first, second = list(texts) if len(texts) == 2 else (None, None)
+        if first is None:
+            return None
+        if isinstance(first, bool) and not first:  # yes/no: the True side first
+            first, second = second, first
+        protos = [self.embed(texts[a]).mean(axis=0) for a in (first, second)]
+        protos = [p / np.linalg.norm(p) for p in protos]
+        rows = self.embed([self.text[i] for i in ids])
+        return rows @ protos[0] - rows @ protos[1]
+
+
+def _log_odds(q: np.ndarray) -> np.ndarray:
+    q = np.clip(q, 1e-12, 1.0)
+    return np.log(q[:, 0]) - np.log(q[:, 1])
+
+
+def _scored(entry, population, method, truth, q) -> list[dict]:
+    return [
+        {
+            **{k: entry[k] for k in ("model", "task", "wording", "part", "examples")},
+            "population": population,
+            "method": method,
+            "measure": measure,
+            "q": value,
+        }
+        for measure, value in qualities(entry["kind"], truth, q).items()
+    ]
+
+
+def report(rows_json: Path, rev_json: Path) -> str:
+    doc = json.loads(rows_json.read_text())
+    rev = {
+        (e["model"], e["task"], str(e["wording"]), e["examples"]): e
+        for e in json.loads(rev_json.read_text())
+    }
+    margins = Margins()
+    ensemble, judged = [], []
+    for entry in doc["settings"]:
+        if entry["kind"] == "scale" and entry["examples"] == "none":
+            continue
+        lp = np.asarray(entry["logprobs"])
+        other = rev.get((entry["model"], entry["task"], str(entry["wording"]), entry["examples"]))
+        for population, index in populations(entry, doc["rows"]).items():
+            truth = [entry["truth"][i] for i in index]
+            written = _content_free(lp[index], entry)
+            if other is not None:
+                reversed_ = _content_free(np.asarray(other["logprobs"])[index], other)
+                both = _batch(np.asarray(other["logprobs"])[index], other)
+                for method, q in (
+                    ("content_free", written),
+                    ("reversed", reversed_),
+                    ("order ensemble", (written + reversed_) / 2),
+                    ("batch", _batch(lp[index], entry)),
+                    ("order ensemble, batch", (_batch(lp[index], entry) + both) / 2),
+                ):
+                    ensemble += _scored(entry, population, method, truth, q)
+            if entry["kind"] == "scale":
+                continue
+            m = margins.of(entry, [entry["reviewId"][i] for i in index])
+            z = _log_odds(written)
+            pick = np.random.default_rng(7).choice(len(index), min(BATCH_ROWS, len(index)), False)
+            combined = z if m is None else z / (z[pick].std() or 1) + m / (m[pick].std() or 1)
+            alone = z if m is None else m
+            for method, d in (("content_free", z), ("minilm", alone), ("judges", combined)):
+                q = np.stack([d > 0, d <= 0], axis=1).astype(float)
+                scored = _scored(entry, population, method, truth, q)
+                judged += [r for r in scored if r["measure"] != "expected count"]  # decisions
+    return _tables(doc, rows_json, rev_json, ensemble, judged)
+
+
+def _tables(doc, rows_json, rev_json, ensemble, judged) -> str:
+    lines = [
+        "# Wording candidates: an order ensemble and MiniLM in the decision\n",
+        f"From `{rows_json.name}` and `{rev_json.name}` (bench/wording_candidates.py). Cells: "
+        "mean / worst / spread (best - worst wording within a task, example set and "
+        "population, averaged), as bench/wording_report.py gives them; populations as "
+        "sampled, balanced, mostly negative. Methods are chosen on the dev part only.\n",
+    ]
+    for title, rows in (
+        ("Order ensemble (settings with examples that have reversed scores)", ensemble),
+        ("MiniLM in the decision (two-label tasks, every setting)", judged),
+    ):
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        lines += [f"## {title}\n", "| model | part | measure | " + " | ".join(methods) + " |"]
+        lines.append("|---|---|---|" + "---|" * len(methods))
+        by = defaultdict(list)
+        for r in rows:
+            by[(r["model"], r["measure"], r["method"])].append(r)
+        for model in dict.fromkeys(r["model"] for r in rows):
+            for measure in ("rows", "count", "expected count"):
+                for part in ("dev", "test"):
+                    cells = []
+                    for method in methods:
+                        got = [r for r in by[(model, measure, method)] if r["part"] == part]
+                        cells.append(_cell(got))
+                    if any(c != "-" for c in cells):
+                        row = f"| {model} | {part} | {measure} | " + " | ".join(cells) + " |"
+                        lines.append(row)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(rows: list[dict]) -> str:
+    """mean / worst / spread, as bench/wording_report.py's cells."""
+    if not rows:
+        return "-"
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["task"], r["examples"], r["population"])].append(r["q"])
+    values = [r["q"] for r in rows]
+    spread = np.mean([max(g) - min(g) for g in groups.values()])
+    return f"{np.mean(values):.3f} / {min(values):.3f} / {spread:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="step", required=True)
+    s = sub.add_parser("score")
+    s.add_argument("rows_json", type=Path)
+    s.add_argument("--model", default="gemma3-270m")
+    s.add_argument("--part", default="dev", choices=("dev", "test"))
+    s.add_argument("--out", type=Path, required=True)
+    r = sub.add_parser("report")
+    r.add_argument("rows_json", type=Path)
+    r.add_argument("rev_json", type=Path)
+    args = ap.parse_args()
+    if args.step == "score":
+        score(args.rows_json, args.model, args.part, args.out)
+        return
+    text = report(args.rows_json, args.rev_json)
+    target = args.rev_json.with_name(args.rev_json.name.replace("-rev.json", "-candidates.md"))
+    target.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
