@@ -7,6 +7,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -99,8 +100,7 @@ class Connection:
             "n_threads": n_threads,
             "seed": seed,
             "extra_bufts": parse_setting(extra_bufts),  # a typo fails here, named
-            # rows per decode of the in-process model (None: llama_runtime's CPU default)
-            "batch_rows": batch_rows,
+            "batch_rows": batch_rows,  # rows per decode in-process (None: the CPU's default)
         }
         self._max_concurrency = max_concurrency  # requests in flight per server endpoint
         # a server's options (http_runtime.SERVER_OPTIONS), checked when the model opens
@@ -280,11 +280,8 @@ class Connection:
         budget = Budget(
             opts.max_lm_calls, opts.max_prompt_tokens, opts.max_seconds, self._cache.enabled
         )
-        engine = Engine(
-            self._con,
-            lambda: self._lm_executor(budget, opts.calibration, opts.check_wording),
-            self._proxy_parts,
-        )
+        executor = partial(self._lm_executor, budget, opts.calibration, opts.check_wording)
+        engine = Engine(self._con, executor, self._proxy_parts)
         deadline = None
         if opts.max_seconds is not None:  # DuckDB's part too: interrupt it at the deadline
             deadline = threading.Timer(opts.max_seconds, self._con.interrupt)
