@@ -66,7 +66,7 @@ def default_batch_rows(flags: set[str] | None = None) -> tuple[int, str]:
     """
     flags = cpu_backend.cpu_flags() if flags is None else flags
     if "avx512f" in flags:
-        return BATCH_ROWS, f"{BATCH_ROWS} rows per decode (faster on CPUs with AVX-512)"
+        return BATCH_ROWS, f"{BATCH_ROWS} rows per decode (measured faster on a CPU with AVX-512)"
     return 1, "one row at a time (batched decodes measured slower on a CPU without AVX-512)"
 
 
