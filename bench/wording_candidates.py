@@ -30,7 +30,8 @@ from wording import EXAMPLE_SETS, FIELD, TASKS, example_answer, out_type_of
 from wording_report import BATCH_ROWS, _batch, _content_free, populations, qualities
 
 from semql.executors.lm.closed_set import CONTENT_FREE
-from semql.executors.lm.embedding_judge import anchors
+from semql.executors.lm.embedding_judge import anchors, margins
+from semql.grammar.types import BoolType
 from semql.sample import sample_dir
 
 
@@ -101,15 +102,11 @@ class Margins:
         texts = anchors(out_type, shots)
         if texts is None:
             return None
-        first, second = list(texts) if len(texts) == 2 else (None, None)
-        if first is None:
+        if len(texts) != 2:
             return None
-        if isinstance(first, bool) and not first:  # yes/no: the True side first
-            first, second = second, first
-        protos = [self.embed(texts[a]).mean(axis=0) for a in (first, second)]
-        protos = [p / np.linalg.norm(p) for p in protos]
-        rows = self.embed([self.text[i] for i in ids])
-        return rows @ protos[0] - rows @ protos[1]
+        first = True if isinstance(out_type, BoolType) else out_type.values[0]
+        rows = [self.text[i] for i in ids]
+        return margins(self.embed, rows, [first] * len(rows), texts)  # first minus second
 
 
 def _log_odds(q: np.ndarray) -> np.ndarray:
