@@ -4,7 +4,11 @@ The LM executor hands over the rows that need the model, in the order it will re
 (the planner's prefix order). They are cut into blocks of consecutive rows, and a cut
 falls only where two neighbours share no more of their prompt than every row does (the
 question and examples), so rows that share a longer prefix (the same leading field
-values) go to one actor and meet its KV cache. Each actor holds up to ``DEPTH`` blocks:
+values) go to one actor and meet its KV cache. Where the actors put several rows in one
+decode (``Runtime.actor_batch_rows``), a block holds a multiple of that many rows: the
+batched recipe pads a short last decode to its fixed shape, so a block of 25 rows at 8 a
+decode paid for 32, and two actors cut into such blocks ran 1.60x one actor instead of
+the rows' 2x (bench/results/ray/ray-20261206-081611). Each actor holds up to ``DEPTH`` blocks:
 one running, one queued behind it, so it never waits for the coordinator.
 
 Results are read back in the executor's order, so answers, statistics and the result
@@ -41,19 +45,24 @@ def _shared(a: tuple[str, ...], b: tuple[str, ...]) -> int:
     return n
 
 
-def cut_blocks(prompts: Sequence[str], actors: int) -> list[list[int]]:
+def cut_blocks(prompts: Sequence[str], actors: int, multiple: int = 1) -> list[list[int]]:
     """Positions of ``prompts`` in blocks of consecutive rows, cut only between rows
-    that share no more than the common head of all of them (up to 4x the block size)."""
+    that share no more than the common head of all of them (up to 4x the block size),
+    and after a ``multiple`` of rows (an actor's rows per decode) where the prefixes
+    allow one before twice the block size."""
     if not prompts:
         return []
     size = max(1, min(MAX_BLOCK_ROWS, math.ceil(len(prompts) / (actors * BLOCKS_PER_ACTOR))))
+    size = math.ceil(size / multiple) * multiple
     segs = [_segments(p) for p in prompts]
     head = min(_shared(segs[0], s) for s in segs)
     blocks: list[list[int]] = [[0]]
     for i in range(1, len(segs)):
         block = blocks[-1]
         same_prefix = _shared(segs[i - 1], segs[i]) > head
-        if len(block) >= 4 * size or (len(block) >= size and not same_prefix):
+        # a free cut waits for a whole multiple of rows, up to twice the block size
+        whole = len(block) >= size and (len(block) % multiple == 0 or len(block) >= 2 * size)
+        if len(block) >= 4 * size or (whole and not same_prefix):
             blocks.append([i])
         else:
             block.append(i)
@@ -80,7 +89,11 @@ class BlockPrefetch:
         self._prompts = prompts
         self._blocks = [
             [self._jobs[p] for p in block]
-            for block in cut_blocks([prompts[j] for j in self._jobs], len(pool.live))
+            for block in cut_blocks(
+                [prompts[j] for j in self._jobs],
+                len(pool.live),
+                getattr(pool, "actor_batch_rows", 1),
+            )
         ]
         self._next = 0
         self._flying: dict[int, tuple[int, object]] = {}  # block -> (actor, reference)

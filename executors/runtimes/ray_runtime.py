@@ -153,6 +153,7 @@ class RayRuntime:
         self.n_threads = threads
         self.threads_reason = f"per actor, {n} actors ({first['threads_reason']})"
         self.batch_rows_reason = f"per actor, {first['batch_rows_reason']}"
+        self.actor_batch_rows = first["batch_rows"]  # blocks come in multiples of it
         self.backend = first["backend"]
         self.reuse_chunk = first["reuse_chunk"]
         self.name = first["name"]

@@ -62,6 +62,7 @@ class LMWorker:
             "n_ctx": r.n_ctx,
             "n_threads": r.n_threads,
             "threads_reason": r.threads_reason,
+            "batch_rows": r.batch_rows,
             "batch_rows_reason": r.batch_rows_reason,
             "backend": r.backend,
             "reuse_chunk": r.reuse_chunk,
