@@ -10,7 +10,7 @@ each configuration runs alone). Each connection first answers WARM rows of anoth
 
 Every configuration runs ``--rounds`` times (default 3), the rounds interleaved, and the
 median round counts: on this 2-core machine the same configuration moved from 5.4 to 8.8
-rows/s between single runs (ray-20261206-080759 and the run after it), more than the 10%
+rows/s between single runs (ray-20261206-080759, ray-20261206-103247), more than the 10%
 the overhead target allows. Reported: rows/s, the share of prompt tokens the KV cache
 served, and whether the answers equal the in-process ones. The targets: Ray's overhead
 with one actor at most 10% against in-process (2 threads each), and 2 actors x 1 thread
