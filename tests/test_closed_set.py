@@ -144,9 +144,9 @@ def test_a_constant_answer_is_reported_to_the_user(model_con):
 @pytest.mark.model
 def test_a_multi_token_label_scores_the_sum_of_its_tokens():
     """The label's log-probability is log p(t1 | prompt) + log p(t2 | prompt t1) + ...,
-    each step computed as a fresh evaluation would compute it (the one-row recipe, whose
-    steps are the runtime's own prefill; the batched one is checked for independence in
-    test_batched_scores.py)."""
+    each step computed afresh: the prompt prefilled from an empty cache, then the label's
+    tokens one a decode, as the one-row recipe extends a prompt (the batched recipe is
+    checked for independence in test_batched_scores.py)."""
     from semql.executors.runtimes.llama_runtime import LlamaRuntime, _log_softmax
     from semql.executors.runtimes.model_files import default_model_path
     from semql.planner.prompt_format import PromptBuilder
@@ -161,12 +161,14 @@ def test_a_multi_token_label_scores_the_sum_of_its_tokens():
     for label, got in zip(out_type.labels(), scored.logprobs, strict=True):
         label_tokens = rt.label_tokens(label)
         expected = 0.0
-        for k, token in enumerate(label_tokens):
-            with rt._lock:
-                rt._llm.reset()
-                rt._llm._ctx.kv_cache_clear()
-                rt._chunk_starts = []
-                rt._prefill(tokens + label_tokens[:k], segments + [len(tokens)] * (k > 0))
+        with rt._lock:  # from an empty cache: the prompt, then the label token by token
+            rt._llm.reset()
+            rt._llm._ctx.kv_cache_clear()
+            rt._chunk_starts = []
+            rt._prefill(tokens, segments)
+            for k, token in enumerate(label_tokens):
+                if k:
+                    rt._decode([label_tokens[k - 1]], logits=True)
                 expected += float(_log_softmax(rt._logits())[token])
         assert got == pytest.approx(expected, abs=1e-3)
     rt.close()

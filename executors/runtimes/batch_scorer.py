@@ -32,9 +32,10 @@ import numpy as np
 
 from semql.errors import ExecutionError
 
-from .llama_runtime import PREFILL_CHUNK as CHUNK  # tokens of one stream per decode
 from .llama_runtime import _chunk_starts as chunk_starts
 from .llama_runtime import _log_softmax as log_softmax
+
+CHUNK = 16  # tokens of one stream per decode: a row's ~38 tokens pad to 48, not to 64
 
 
 @dataclass
@@ -178,7 +179,7 @@ class BatchScorer:
         """The head in stream 0, in chunks of CHUNK from its start, for every stream."""
         llama_cpp.llama_memory_clear(self.mem, True)
         self.head = []
-        bounds = [*chunk_starts([0], len(head)), len(head)]
+        bounds = [*chunk_starts([0], len(head), CHUNK), len(head)]
         for a, e in zip(bounds[:-1], bounds[1:], strict=True):
             self.decode([(head[k], k, 0, False) for k in range(a, e)])
         for seq in range(1, self.slots + 1):

@@ -33,15 +33,21 @@ from .runtime import Generation, Scored
 from .thread_policy import ThreadPolicy
 from .vocab import chat_prompt, stop_tokens, token_pieces, tokenizer_info
 
-PREFILL_CHUNK = 16
+# Tokens per prefill decode of a row alone. 64 rather than 16: a row's ~38 tokens after the
+# head go in one decode, not three, and bool/options maps ran about 8% faster on an AMD
+# EPYC with the same calibrated accuracy (bench/prefill_chunk.py; figures in
+# docs/benchmarks.md). The batched recipe keeps its own 16 (batch_scorer.CHUNK).
+PREFILL_CHUNK = 64
 # Bumped whenever a change in decoding can change answers: it is part of the result-cache
 # key, so a cache filled by an older SemQL never serves answers decoded the old way.
 # 2: where the grammar may end, a next token of the model's outside it ends the answer.
 # 3: closed-set rows scored BATCH_ROWS at a time in fixed-shape decodes (batch_scorer.py);
 # the key names the rows per decode, since the shape is part of the numbers.
 # 4: generated answers too (batch_generator.py).
-DECODING = 2
-BATCHED_DECODING = 4
+# 3 (one row) and 5 (batched, whose prompts of several fields go one row at a time):
+# prefill chunks of 64 tokens, not 16, and the answer cue in the last field's chunk.
+DECODING = 3
+BATCHED_DECODING = 5
 # Rows per batched decode (bench/batch_recipe.py, Intel Xeon): 8 keeps most of 16's speed
 # on many rows (71% of llama.cpp's prefill limit against 78%), costs half its latency for
 # a row alone, and fills the batches of 8 rows an early exit asks for; 32 was slower.
@@ -207,8 +213,10 @@ class LlamaRuntime:
         """Evaluate ``tokens`` reusing the longest common prefix in the KV cache.
 
         Tokens are evaluated in chunks of at most PREFILL_CHUNK that start at every
-        segment start (``segments``; the head, each field, the answer cue) and every
-        PREFILL_CHUNK tokens within a segment, and only whole chunks are reused.
+        segment start (``segments``; the head, each field) and every PREFILL_CHUNK tokens
+        within a segment, and only whole chunks are reused. The answer cue (the last of
+        three or more segments) goes in the last field's chunk: it follows the row's own
+        tokens, so no other prompt shares it, and a chunk of its own cost a decode a row.
         llama.cpp's numerics depend on how tokens are batched, so reusing an arbitrary
         prefix made answers depend on the previous prompt (2 of 20 bool answers flipped
         in a test); with chunks fixed by the prompt's own segments every prompt is
@@ -217,7 +225,10 @@ class LlamaRuntime:
         fields reuses all of them.
         """
         llm = self._llm
-        starts = _chunk_starts(segments or [0], len(tokens))
+        segments = segments or [0]
+        if len(segments) > 2:  # the answer cue continues the last field's chunk
+            segments = segments[:-1]
+        starts = _chunk_starts(segments, len(tokens), PREFILL_CHUNK)
         prev = llm.input_ids[: llm.n_tokens]
         new = np.asarray(tokens, dtype=prev.dtype)
         m = min(len(prev), len(new))
@@ -370,10 +381,10 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum())
 
 
-def _chunk_starts(segments: list[int], n: int) -> list[int]:
-    """Where prefill chunks start: each segment start, then every PREFILL_CHUNK tokens."""
+def _chunk_starts(segments: list[int], n: int, chunk: int) -> list[int]:
+    """Where prefill chunks start: each segment start, then every ``chunk`` tokens."""
     starts: list[int] = []
     bounds = [*segments, n]
     for seg, end in zip(bounds[:-1], bounds[1:], strict=True):
-        starts += range(seg, end, PREFILL_CHUNK)
+        starts += range(seg, end, chunk)
     return starts
