@@ -5,7 +5,8 @@ decode as ``slots`` streams x 16 tokens (prompt pieces) or ``slots`` x 1 (answer
 each stream asking for one output. This times those shapes on filler tokens after a short
 head, with and without the outputs, and a lone row's single-token step in the runtime's
 own context, the mean of REPEAT decodes each, so the recipe's ceiling can be read off:
-the share of a decode that is outputs (each one a 262k-token vocabulary row).
+the share of a decode that is outputs (each one a 262k-token vocabulary row). A lone row's
+pieces are timed at both the batched recipe's 16 tokens and a row alone's PREFILL_CHUNK.
 
     python bench/decode_shapes.py --threads 2   # on an idle machine
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from semql.executors.runtimes import cpu_backend
 from semql.executors.runtimes.batch_scorer import CHUNK, streams_of
-from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime
+from semql.executors.runtimes.llama_runtime import BATCH_ROWS, PREFILL_CHUNK, LlamaRuntime
 from semql.executors.runtimes.model_files import default_model_path
 from semql.grammar.types import BoolType
 
@@ -65,15 +66,16 @@ def main() -> None:
         llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens - 1, -1)
         llm.n_tokens -= 1
     shapes["lone row, 1 token, 1 output"] = (time.perf_counter() - started) / REPEAT * 1000
-    piece = (tokens * CHUNK)[:CHUNK]
-    for outputs in (True, False):
-        started = time.perf_counter()
-        for _ in range(REPEAT):
-            rt._decode(piece, logits=outputs)
-            llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens - CHUNK, -1)
-            llm.n_tokens -= CHUNK
-        label = f"lone row, {CHUNK} tokens, {'1 output' if outputs else 'no output'}"
-        shapes[label] = (time.perf_counter() - started) / REPEAT * 1000
+    for size in (CHUNK, PREFILL_CHUNK):  # the batched recipe's piece, a row alone's chunk
+        piece = (tokens * size)[:size]
+        for outputs in (True, False):
+            started = time.perf_counter()
+            for _ in range(REPEAT):
+                rt._decode(piece, logits=outputs)
+                llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens - size, -1)
+                llm.n_tokens -= size
+            label = f"lone row, {size} tokens, {'1 output' if outputs else 'no output'}"
+            shapes[label] = (time.perf_counter() - started) / REPEAT * 1000
     rt.close()
     res = {"threads": args.threads, "cpu": cpu_backend.cpu_model(), "ms": shapes}
     res["amx"] = "amx_tile" in cpu_backend.cpu_flags()

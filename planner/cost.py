@@ -45,7 +45,7 @@ class ModelProfile:
     decode_tokens_per_s: float
     seconds_per_call: float  # fixed cost of a generation (grammar state, sampling setup)
     chars_per_token: float
-    reuse_chunk: int  # prompt prefixes are reused from the KV cache in chunks (0: never)
+    reuse_chunk: int  # tokens per prefill chunk of a row alone (0: prefixes never reused)
     source: str  # how the figures were obtained
 
     def describe(self) -> str:
@@ -57,7 +57,7 @@ class ModelProfile:
 
 
 # Rough figures of a 270M model on two CPU cores; used until the model has been measured.
-DEFAULT_PROFILE = ModelProfile(600.0, 60.0, 0.02, 4.0, 16, "defaults: model not measured yet")
+DEFAULT_PROFILE = ModelProfile(600.0, 60.0, 0.02, 4.0, 64, "defaults: model not measured yet")
 
 
 class Statistics(Protocol):
@@ -127,9 +127,10 @@ def prompt_tokens(
 
 
 def reused_tokens(shared: float, profile: ModelProfile) -> float:
-    """Tokens of a ``shared``-token prefix the KV cache serves (whole chunks only)."""
-    chunk = profile.reuse_chunk
-    return shared // chunk * chunk if chunk else 0.0
+    """Tokens of a ``shared``-token prefix the KV cache serves: all of it where the runtime
+    reuses prefixes at all, since its chunks start at every prompt segment (the head, each
+    field), so a shared head and shared leading fields are whole chunks."""
+    return shared if profile.reuse_chunk else 0.0
 
 
 def work_seconds(
