@@ -33,10 +33,11 @@ from .runtime import Generation, Scored
 from .thread_policy import ThreadPolicy
 from .vocab import chat_prompt, stop_tokens, token_pieces, tokenizer_info
 
-# Tokens per prefill decode of a row alone. 64 rather than 16: a row's ~38 tokens after the
-# head go in one decode, not three, and bool/options maps ran about 8% faster on an AMD
-# EPYC with the same calibrated accuracy (bench/prefill_chunk.py; figures in
-# docs/benchmarks.md). The batched recipe keeps its own 16 (batch_scorer.CHUNK).
+# Tokens per prefill decode of a row alone. 64 rather than 16, with the answer cue in the
+# row's chunk: a row's ~39 tokens after the head go in one decode, not three. AMD EPYC, 2
+# threads, median of 6 rounds: bool 8.42 -> 9.08 rows/s, options 8.27 -> 9.52
+# (bench/prefill_chunk.py, results/throughput/prefill-chunk-20261206-115933); closed-set
+# quality unchanged (docs/benchmarks.md). The batched recipe keeps 16 (batch_scorer.CHUNK).
 PREFILL_CHUNK = 64
 # Bumped whenever a change in decoding can change answers: it is part of the result-cache
 # key, so a cache filled by an older SemQL never serves answers decoded the old way.
@@ -68,7 +69,13 @@ def default_batch_rows(flags: set[str] | None = None) -> tuple[int, str]:
       63% -> 51%, SemBench movie 487 s -> 581 s (limits-20261206-080051; the run before
       it: bool 79% -> 65%); an 8 x 16 decode costs 2.9 ms a token there against 3.1 ms for
       a lone 16-token piece (decode-shapes-20261206-073544), so batching gains 7% a token
-      and pays 18% in padding and 8% in outputs.
+      and pays 18% in padding and 8% in outputs. With a row alone in 64-token chunks
+      (DECODING 3): bool 82% -> 62%, options 82% -> 66%, int 64% -> 48%, SemBench 403 s
+      -> 524 s (limits-20261206-115255).
+
+    The Xeon's figures predate DECODING 3, which made a row alone faster; there one row
+    in 64-token chunks ran 11.8 rows/s against 9.8 in 16-token chunks (issue #35's table),
+    above the batched 10.4, so the rule needs measuring there again.
     """
     flags = cpu_backend.cpu_flags() if flags is None else flags
     if "avx512f" in flags:
