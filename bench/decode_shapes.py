@@ -14,9 +14,10 @@ pieces are timed at both the batched recipe's 16 tokens and a row alone's PREFIL
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
+
+from results_file import write_results
 
 from semql.executors.runtimes import cpu_backend
 from semql.executors.runtimes.batch_scorer import CHUNK, streams_of
@@ -79,10 +80,6 @@ def main() -> None:
     rt.close()
     res = {"threads": args.threads, "cpu": cpu_backend.cpu_model(), "ms": shapes}
     res["amx"] = "amx_tile" in cpu_backend.cpu_flags()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (out / f"decode-shapes-{stamp}.json").write_text(json.dumps(res, indent=1))
     lines = [
         f"# Decode shapes ({res['cpu']}{' (AMX)' if res['amx'] else ''}, {args.threads} "
         f"threads, mean of {REPEAT})\n",
@@ -90,8 +87,7 @@ def main() -> None:
         "|---|---|",
         *(f"| {k} | {v:.1f} |" for k, v in shapes.items()),
     ]
-    (out / f"decode-shapes-{stamp}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(Path(args.out), "decode-shapes", res, lines)
 
 
 if __name__ == "__main__":

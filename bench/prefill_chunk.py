@@ -22,12 +22,11 @@ llama.cpp's prefill limit (lm_limits.prefill_limit), answers equal to the first 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
 import lm_limits as limits
 import numpy as np
+from results_file import write_results
 
 from semql.executors.runtimes import cpu_backend
 from semql.executors.runtimes import llama_runtime as runtime_module
@@ -88,9 +87,6 @@ def main() -> None:
 
 
 def write(res: dict, out: Path, chunks: list[str], shipped: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (out / f"prefill-chunk-{stamp}.json").write_text(json.dumps(res, indent=1))
     lines = [
         f"# Prefill chunk size, a row alone ({res['cpu']}{' (AMX)' if res['amx'] else ''}, "
         f"{res['threads']} threads)\n",
@@ -109,8 +105,7 @@ def write(res: dict, out: Path, chunks: list[str], shipped: int) -> None:
                 f"| {p['answers_equal']}/{res['rows']} | {p['accuracy']:.3f} |"
             )
         lines.append(f"| {kind} | limit | | {m['limit_rows_per_s']:.2f} | | | |")
-    (out / f"prefill-chunk-{stamp}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(out, "prefill-chunk", res, lines)
 
 
 if __name__ == "__main__":
