@@ -142,14 +142,17 @@ def test_rerun_is_served_from_cache(gemma_runtime, tmp_path):
 def test_answer_ends_where_the_model_leaves_the_grammar(model_con):
     """Unconstrained, the model writes ' 100 stars.'; the int grammar cannot hold ' stars',
     so where the grammar may end, the answer ends: 100. Forcing the best allowed token
-    instead wrote most answers on to seven digits ('1000000', 15 of these 20 rows)."""
+    instead wrote most answers on to seven digits: 19 of these 20 rows at DECODING 3 (the
+    rule removed on purpose), 1 under 1,000; with the rule 14 (one row at a time) and 17
+    (8 rows a decode) are under 1,000. The bound is half the rows: the numerics of a
+    decoding recipe move a few rows either way, and the rule's absence moves nearly all."""
     sql = (
         "SELECT {{LLMMap('How many stars out of 5 would the critic give?', reviewText)}}::INT "
         "AS r FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 20"
     )
     got = model_con.query(sql)["r"]
     assert got.dtype == pl.Int32 and got.len() == 20 and got.null_count() == 0
-    assert sum(abs(v) < 1000 for v in got.to_list()) >= 15
+    assert sum(abs(v) < 1000 for v in got.to_list()) >= 10
 
 
 def test_optimised_equals_naive_with_real_model(gemma_runtime):
