@@ -62,7 +62,6 @@ def main() -> None:
             for c in chunks:
                 size = int(c.removesuffix("+cue"))
                 runtime_module.PREFILL_CHUNK = size
-                rt.reuse_chunk = size
                 rt.tokenize_segments = cue_apart if c.endswith("+cue") else own_segments
                 rt._llm.reset()
                 rt._llm._ctx.kv_cache_clear()
@@ -72,7 +71,6 @@ def main() -> None:
                 per[c]["argmax"] = [int(np.argmax(lp)) for lp in out]
                 per[c]["accuracy"] = limits.calibrated_accuracy(rt, kind, out, gold)
         runtime_module.PREFILL_CHUNK = shipped
-        rt.reuse_chunk = shipped
         rt.tokenize_segments = own_segments
         limit = limits.prefill_limit(rt, prompts) / limits.row_tokens(rt, prompts)
         first = per[chunks[0]]["argmax"]

@@ -5,7 +5,7 @@ The LM executor hands over the rows that need the model, in the order it will re
 falls only where two neighbours share no more of their prompt than every row does (the
 question and examples), so rows that share a longer prefix (the same leading field
 values) go to one actor and meet its KV cache. Where the actors put several rows in one
-decode (``Runtime.actor_batch_rows``), a block holds a multiple of that many rows: the
+decode (the pool's ``actor_batch_rows``), a block holds a multiple of that many rows: the
 batched recipe pads a short last decode to its fixed shape, so a block of 25 rows at 8 a
 decode paid for 32, and two actors cut into such blocks ran 1.60x one actor instead of
 the rows' 2x (bench/results/ray/ray-20261206-081611). Each actor holds up to ``DEPTH`` blocks:
@@ -92,7 +92,7 @@ class BlockPrefetch:
             for block in cut_blocks(
                 [prompts[j] for j in self._jobs],
                 len(pool.live),
-                getattr(pool, "actor_batch_rows", 1),
+                pool.actor_batch_rows,
             )
         ]
         self._next = 0
