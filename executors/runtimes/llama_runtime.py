@@ -73,9 +73,8 @@ def default_batch_rows(flags: set[str] | None = None) -> tuple[int, str]:
       (DECODING 3): bool 82% -> 62%, options 82% -> 66%, int 64% -> 48%, SemBench 403 s
       -> 524 s (limits-20261206-115255).
 
-    The Xeon's figures predate DECODING 3, which made a row alone faster; there one row
-    in 64-token chunks ran 11.8 rows/s against 9.8 in 16-token chunks (issue #35's table),
-    above the batched 10.4, so the rule needs measuring there again.
+    The Xeon's figures predate DECODING 3, which made a row alone faster, so the rule
+    needs measuring there again.
     """
     flags = cpu_backend.cpu_flags() if flags is None else flags
     if "avx512f" in flags:
