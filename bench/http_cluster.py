@@ -44,7 +44,7 @@ from semql.executors.runtimes.http_runtime import HTTPRuntime  # noqa: E402
 from semql.executors.runtimes.llama_runtime import LlamaRuntime  # noqa: E402
 from semql.executors.runtimes.model_files import smollm2_path  # noqa: E402
 from semql.grammar import types as T  # noqa: E402
-from semql.planner.prompt_format import PromptBuilder  # noqa: E402
+from semql.planner.physical.prompt_format import PromptBuilder  # noqa: E402
 
 ROWS = 48
 REPEATS = 2

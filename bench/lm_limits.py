@@ -46,7 +46,7 @@ from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime, def
 from semql.executors.runtimes.model_files import default_model_path
 from semql.executors.runtimes.runtime import CALL_BATCHES
 from semql.grammar.types import BoolType, IntType, OptionsType
-from semql.planner.prompt_format import PromptBuilder
+from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 SHOTS = [

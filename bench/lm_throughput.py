@@ -20,7 +20,7 @@ from pathlib import Path
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import resolve_model_path
 from semql.grammar.types import BoolType, IntType, OptionsType
-from semql.planner.prompt_format import PromptBuilder
+from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 EXAMPLES = {

@@ -35,7 +35,7 @@ from sklearn.svm import LinearSVC
 import semql
 from semql.executors.proxy.embeddings import MiniLMEmbedder
 from semql.executors.proxy.proxy_model import evaluate, verify_size, verify_threshold
-from semql.planner.prompt_format import field_block
+from semql.planner.physical.prompt_format import field_block
 from semql.sample import sample_dir
 
 TARGET = 0.95

@@ -26,7 +26,7 @@ from pathlib import Path
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import resolve_model_path
 from semql.grammar.types import BoolType
-from semql.planner.prompt_format import PromptBuilder
+from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 EXAMPLES = [("A joyless, plodding mess.", False), ("Funny, warm and beautifully made.", True)]

@@ -36,7 +36,7 @@ from semql.executors.lm.closed_set import CONTENT_FREE
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import resolve_model_path
 from semql.grammar.types import BoolType, OptionsType
-from semql.planner.prompt_format import PromptBuilder
+from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 TEST_WORDINGS = 2  # the last two of each task's six

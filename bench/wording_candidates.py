@@ -51,7 +51,7 @@ def review_texts() -> dict[str, str]:
 def score(rows_json: Path, model: str, part: str, out: Path) -> None:
     from semql.executors.runtimes.llama_runtime import LlamaRuntime
     from semql.executors.runtimes.model_files import resolve_model_path
-    from semql.planner.prompt_format import PromptBuilder
+    from semql.planner.physical.prompt_format import PromptBuilder
 
     doc = json.loads(rows_json.read_text())
     text = review_texts()

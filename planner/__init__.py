@@ -17,9 +17,9 @@ from semql.errors import BindError, SemQLError
 from . import logical as L
 from .binder import Catalog
 from .builder import build_plan
-from .cost import ModelProfile, estimate_plan, note_index_builds
+from .cost import estimate_plan, note_index_builds
 from .options import PlanOptions
-from .physical import attach_tasks
+from .physical import ModelProfile, attach_tasks
 from .prefix.layout import attach_layouts
 from .proxy_choice import attach_proxies
 

@@ -22,7 +22,8 @@ from .calls import (
     literal_value,
     split_arguments,
 )
-from .options import accuracy_value, calibration_value
+from .options import accuracy_value
+from .physical.task import calibration_value
 from .retrieval import bind_retrieval, k_value, method_value
 from .scope_sql import conjuncts
 

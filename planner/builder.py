@@ -16,9 +16,9 @@ from . import logical as L
 from .binder import Binder, Catalog, calls_in, owner_select
 from .calls import LMCall, is_lm_call
 from .options import PlanOptions
-from .rules import RULES
+from .rules import RULES, precision_first
 from .rules.pipeline import ScopeFacts, link
-from .scope_sql import conjuncts
+from .scope_sql import conjuncts, relational_conjuncts
 
 
 def _substitute_lm_aliases(select: exp.Select, catalog: Catalog, scope: Scope | None) -> None:
@@ -184,13 +184,6 @@ def _naive_steps(select: exp.Select, binder: Binder) -> list[L.PlanNode]:
     return steps
 
 
-def _relational_where(select: exp.Select) -> list[exp.Expression]:
-    """The WHERE's conjuncts without LM calls (copies: the plan's own, not the query's)."""
-    where = select.args.get("where")
-    parts = conjuncts(where.this) if where is not None else []
-    return [c.copy() for c in parts if not calls_in(c)]
-
-
 def _inside(node: exp.Expression, clause: exp.Expression | None) -> bool:
     return clause is not None and any(n is node for n in clause.walk())
 
@@ -208,49 +201,6 @@ def _plan_scope(
             if rule.NAME not in fired:
                 fired.append(rule.NAME)
     return link(steps)
-
-
-def _rank_limit(
-    select: exp.Select, binder: Binder, opts: PlanOptions, facts: ScopeFacts
-) -> L.RankLimit | None:
-    """Precision-first LIMIT, where the query has the shape it is defined for: LIMIT k,
-    no ORDER BY / aggregate / DISTINCT, and exactly one LM call in the WHERE, a closed
-    set (bool or options) whose answer has a probability to rank by."""
-    if not opts.precision_first or facts.limit is None or facts.ordered or facts.blockers:
-        return None
-    where = select.args.get("where")
-    parts = conjuncts(where.this) if where is not None else []
-    lm_conjuncts = [c for c in parts if calls_in(c)]
-    if len(lm_conjuncts) != 1:
-        return None
-    calls = calls_in(lm_conjuncts[0])
-    if len(calls) != 1 or any(calls_in(j) for j in select.args.get("joins") or []):
-        return None
-    call = binder.bound(calls[0])
-    out = call.output if call is not None else None
-    if call is None or call.function != "LLMMap" or out is None or out.labels() is None:
-        return None
-    if getattr(out, "expected", False):
-        return None  # a number (expected value), not a label with a probability
-    return L.RankLimit(call, _relational_where(select), opts.precision_first, opts.rank_by)
-
-
-_RANKED_BY = {
-    "lm": "; ranked by the LM's calibrated confidence",
-    "lm+embedding": "; ranked by the LM's calibrated confidence averaged with the "
-    "embedder's, where the call names texts for its answers (options or examples)",
-}
-
-
-def _note_rank(root: L.PlanNode, rank: L.RankLimit, k: int | None) -> None:
-    for node in root.walk():
-        if getattr(node, "call", None) is rank.call:
-            node.notes.append(
-                f"precision-first: LIMIT {k} takes the {k} rows the model is surest of "
-                f"when at most {rank.max_rows} rows are candidates (models that score labels)"
-                + _RANKED_BY[rank.rank_by]
-            )
-            return
 
 
 def _in_lm_call(node: exp.Expression) -> bool:
@@ -373,11 +323,10 @@ def build_plan(ast: exp.Expression, sql: str, catalog: Catalog, opts: PlanOption
         ):
             facts = _scope_facts(select)
             root = _plan_scope(select, binder, opts, plan.fired, facts)
-            rank = _rank_limit(select, binder, opts, facts)
+            rank = precision_first.rank_limit(select, binder, opts, facts)
             if rank is not None:
-                _note_rank(root, rank, facts.limit)
-            plan.scopes.append(
-                L.ScopePlan(_scope_name(scope, i), select, root, rank, _relational_where(select))
-            )
+                precision_first.note(root, rank, facts.limit)
+            population = relational_conjuncts(select)
+            plan.scopes.append(L.ScopePlan(_scope_name(scope, i), select, root, rank, population))
     plan.calls = list(binder.calls.values())
     return plan

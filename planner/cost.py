@@ -28,36 +28,14 @@ from semql.grammar.types import (
 )
 
 from . import logical as L
-from .prompt_format import MAX_FIELD_CHARS, prompt_chars
-from .rules import dedup, early_exit
+from .physical.profile import ModelProfile, work_seconds
+from .physical.prompt_format import MAX_FIELD_CHARS, prompt_chars
+from .rules import dedup, early_exit, precision_first
 from .rules.pipeline import lm_calls_in, unlink
 from .rules.short_circuit import needed_condition
 from .scope_sql import count_query, scope_query, source_known
 
 PRIOR_SELECTIVITY = 0.5
-
-
-@dataclass(frozen=True)
-class ModelProfile:
-    """Speeds of one model file on this machine."""
-
-    prefill_tokens_per_s: float
-    decode_tokens_per_s: float
-    seconds_per_call: float  # fixed cost of a generation (grammar state, sampling setup)
-    chars_per_token: float
-    reuse_chunk: int  # tokens per prefill chunk of a row alone (0: prefixes never reused)
-    source: str  # how the figures were obtained
-
-    def describe(self) -> str:
-        return (
-            f"prefill {self.prefill_tokens_per_s:.0f} tok/s, decode "
-            f"{self.decode_tokens_per_s:.0f} tok/s, {self.seconds_per_call * 1000:.0f} ms/call "
-            f"({self.source})"
-        )
-
-
-# Rough figures of a 270M model on two CPU cores; used until the model has been measured.
-DEFAULT_PROFILE = ModelProfile(600.0, 60.0, 0.02, 4.0, 64, "defaults: model not measured yet")
 
 
 class Statistics(Protocol):
@@ -133,18 +111,6 @@ def reused_tokens(shared: float, profile: ModelProfile) -> float:
     return shared if profile.reuse_chunk else 0.0
 
 
-def work_seconds(
-    profile: ModelProfile, fresh_tokens: float, generated: float, calls: float
-) -> float:
-    """The profile's price of this much LM work: prompt tokens not served from the KV
-    cache, generated tokens, and the fixed cost of each call."""
-    return (
-        calls * profile.seconds_per_call
-        + fresh_tokens / profile.prefill_tokens_per_s
-        + generated / profile.decode_tokens_per_s
-    )
-
-
 def call_seconds(
     shared: float, row: float, generated: float, profile: ModelProfile, row_shared: float = 0.0
 ) -> float:
@@ -155,6 +121,16 @@ def call_seconds(
     """
     fresh = shared + row - reused_tokens(shared + row_shared, profile)
     return work_seconds(profile, fresh, generated, 1)
+
+
+def seconds_per_row(call, mean_chars: float, profile: ModelProfile) -> float:
+    """Seconds of one call whose row's fields hold ``mean_chars`` characters in all (a
+    reorder group's sample measures them; rules/predicate_order.py ranks by it)."""
+    per_field = {f.name: mean_chars / len(call.fields) for f in call.fields}
+    shared, row = prompt_tokens(
+        call.question, call.output, call.examples, per_field, profile.chars_per_token
+    )
+    return call_seconds(shared, row, output_tokens(call.output), profile)
 
 
 def prior_selectivity(op: L.LMFilter) -> float:
@@ -244,11 +220,12 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
         factor = 1.0  # product of the LM filters' selectivities below
         cap: float | None = None  # rows fixed by a materialised LIMIT below
         ranked = None  # the call precision-first LIMIT ranks by, if it applies
-        rank = scope.rank_limit
-        if rank is not None:
-            (candidates,) = stats.fetch_row(count_query(select, rank.candidates))
-            ranked = rank.call if rank.applies(candidates) else None
-            _note_rank_cost(scope.root, rank, int(candidates))
+        check = precision_first.rank_check(scope.rank_limit, select)
+        if check is not None:  # the same count the run makes (rules/precision_first.py)
+            (candidates,) = stats.fetch_row(check.count_sql)
+            applies = check.applies(candidates)
+            ranked = scope.rank_limit.call if applies else None
+            precision_first.note_cost(scope.root, scope.rank_limit, int(candidates), applies)
         steps[0].estimate = Estimate(rows_in=rows, rows_out=rows)
         for step in steps[1:]:
             est = Estimate(rows_in=rows)
@@ -283,25 +260,6 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
                     cap = rows
             est.rows_out = rows
             step.estimate = est
-
-
-def _note_rank_cost(root: L.PlanNode, rank: L.RankLimit, candidates: int) -> None:
-    """Say on the ranked operator whether precision-first applies to this query and what
-    it costs: every candidate answered, or the first rows that pass (its early exit)."""
-    if rank.applies(candidates):
-        note = (
-            f"precision-first applies: {candidates} candidate rows (at most {rank.max_rows}), "
-            "all answered and then ranked (no early exit)"
-        )
-    else:
-        note = (
-            f"precision-first does not apply: {candidates} candidate rows (over "
-            f"{rank.max_rows}), so the first rows that pass are kept"
-        )
-    for node in root.walk():
-        if getattr(node, "call", None) is rank.call:
-            node.notes.append(note)
-            return
 
 
 def note_index_builds(plan: L.QueryPlan, stats: Statistics) -> None:

@@ -12,8 +12,11 @@ from typing import Protocol
 from . import logical as L
 from .cost import plan_totals
 from .physical import calibration_of
+from .physical.compiler import Choices, Compiled
+from .physical.explain import render_stages
 
 Annotate = Callable[[L.PlanNode], str]
+PLAN_PREFIX = "__semql"  # temp-table names in a plan not yet run (a run has its own)
 
 
 class Run(Protocol):
@@ -24,6 +27,8 @@ class Run(Protocol):
     def notes_of(self, node: L.PlanNode) -> list[str]: ...
 
     def root(self, scope: L.ScopePlan) -> L.PlanNode: ...
+
+    compiled: Compiled | None  # the physical plan as it ran
 
 
 def _lines(
@@ -82,4 +87,6 @@ def render_plan(plan: L.QueryPlan, annotate: Annotate | None = None, run: Run | 
     searched = [f"  {c.label}: {c.retrieval.describe(default)}" for c in plan.calls if c.retrieval]
     if searched:
         parts.append("retrieval:\n" + "\n".join(searched))
+    compiled = run.compiled if run is not None else None
+    parts.append(render_stages(compiled or Compiled(plan, Choices(PLAN_PREFIX))))
     return "\n\n".join(parts)

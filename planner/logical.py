@@ -17,7 +17,7 @@ from sqlglot import exp
 from .calls import LMCall
 
 if TYPE_CHECKING:
-    from .physical import LMTask
+    from .physical.task import LMTask
     from .prefix.layout import PromptLayout
 
 
@@ -90,8 +90,9 @@ class Filter(PlanNode):
 class LMOperator(PlanNode):
     """An operator that asks the LM one question per input row (LMMap, LMFilter).
 
-    The flags are set by the rewrite rules (planner/rules) and read by the executor,
-    which keeps what happens at run time in its own state (executors/operators/run_state.py).
+    The flags are set by the rewrite rules (planner/rules) and read by the physical plan's
+    compiler (planner/physical/compiler.py), which writes the operator's stage from them
+    with the rules' own functions.
     """
 
     call: LMCall | None = None
@@ -206,11 +207,6 @@ class RankLimit:
     max_rows: int
     rank_by: str = "lm"  # PlanOptions.rank_by: the LM's confidence, or with the embedder
 
-    def applies(self, candidate_rows: int) -> bool:
-        """Whether this many candidate rows are ranked (the cost model and the engine
-        both ask, so the estimate and the run decide alike)."""
-        return candidate_rows <= self.max_rows
-
 
 @dataclass(eq=False)
 class ScopePlan:
@@ -230,10 +226,10 @@ class QueryPlan:
     """Everything needed to run one statement.
 
     ``constants`` (LMQA) run first, then ``scopes`` in dependency order (CTEs and
-    subqueries before the queries that read them), then ``statement`` runs in DuckDB.
+    subqueries before the queries that read them), then the statement runs in DuckDB.
     ``statement`` is the AST with its LM calls still in place: the plan is never
-    written to, so an execution copies it and puts each call's results into its copy
-    (executors/operators/run_state.QueryRun).
+    written to, so the physical plan's compiler copies it and writes each call's lookup
+    of its answers (and each LLMQA's answer) into its copy (planner/physical/compiler.py).
     """
 
     statement: exp.Expression | None

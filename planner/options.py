@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+from .physical.task import DEFAULT_CALIBRATION, calibration_value
 from .retrieval import method_value
 
 # One switch per rule in planner/rules (plus prefix_reorder, which orders LM requests).
@@ -22,20 +23,10 @@ REWRITES = (
 
 
 PREFIX_ORDERS = ("ggr", "column", "table")
-# How closed-set answers are calibrated (executors/lm/closed_set.py, priors.py): the prior
-# of content-free inputs, or of a seeded sample of the operator's rows ("batch"); "off":
-# the label with the highest probability as the model gives it.
-CALIBRATIONS = ("content_free", "batch", "off")
 # What orders precision-first LIMIT's rows (executors/lm/embedding_judge.py): the LM's
 # calibrated confidence alone, or averaged with the sentence embedder's judgement where
 # the query names texts for its answers (options, or examples of each answer).
 RANK_BY = ("lm+embedding", "lm")
-
-
-def calibration_value(value, what: str) -> str:
-    if value not in CALIBRATIONS:
-        raise TypeError(f"{what} must be one of {', '.join(CALIBRATIONS)}, got {value!r}")
-    return value
 
 
 def accuracy_value(value, what: str) -> float:
@@ -75,7 +66,7 @@ class PlanOptions:
     # held-out wordings it kept the smaller spread, but for the bundled Gemma not the
     # higher mean, and on SemBench movie worded afresh it scored 0.395 against 0.436
     # (bench/results/wording/wording-20261203-162430.md, docs/wording.md): not the default.
-    calibration: str = "content_free"
+    calibration: str = DEFAULT_CALIBRATION
     # How many of the operator's rows (those passing the WHERE's relational conjuncts,
     # seeded) a "batch" prior is the mean of.
     calibration_rows: int = 32

@@ -48,6 +48,14 @@ def conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
     return [node]
 
 
+def relational_conjuncts(select: exp.Select) -> list[exp.Expression]:
+    """The WHERE's conjuncts without LM calls (copies: the plan's own, not the query's):
+    the rows a batch calibration prior is drawn from and precision-first's candidates."""
+    where = select.args.get("where")
+    parts = conjuncts(where.this) if where is not None else []
+    return [c.copy() for c in parts if not any(is_lm_call(n) for n in c.walk())]
+
+
 def ctes_before(select: exp.Expression) -> list[exp.CTE]:
     """CTEs visible to ``select``: every enclosing WITH's CTEs defined before its own."""
     found: list[exp.CTE] = []

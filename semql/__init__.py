@@ -26,7 +26,8 @@ from .errors import (
     TypeInferenceError,
 )
 from .executors.lm.stats import OperatorStats, QueryStats
-from .planner.options import CALIBRATIONS, RANK_BY, REWRITES, PlanOptions
+from .planner.options import RANK_BY, REWRITES, PlanOptions
+from .planner.physical.task import CALIBRATIONS
 from .sample import load_sample
 
 __version__ = "0.1.0"

@@ -23,7 +23,7 @@ from pathlib import Path
 from .connection import Connection
 from .errors import SemQLError
 from .output import MODES, format_frame
-from .planner.options import CALIBRATIONS
+from .planner.physical.task import CALIBRATIONS
 from .sample import load_sample
 from .shell import Shell
 

@@ -27,8 +27,8 @@ from semql.executors.runtimes.cpu_backend import parse_setting
 from semql.executors.runtimes.runtime import is_remote, model_choice, open_runtime, placement_of
 from semql.planner import logical as L
 from semql.planner import plan as plan_statement
-from semql.planner.cost import DEFAULT_PROFILE, ModelProfile
 from semql.planner.options import PlanOptions
+from semql.planner.physical import DEFAULT_PROFILE, ModelProfile
 
 from .catalog import DuckDBCatalog, quote_ident
 from .dialect import bind_params, has_lm_call, is_blank, locate_unbound_name, parse, strip_braces

@@ -18,7 +18,7 @@ from semql.errors import SemQLError
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.grammar import types as T
 from semql.grammar.check import violation
-from semql.planner.prompt_format import PromptBuilder
+from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 SUMMARY_SCHEMA = {

@@ -7,7 +7,7 @@ import numpy as np
 
 from semql.executors.lm import closed_set
 from semql.grammar.types import BoolType
-from semql.planner.prompt_format import PromptBuilder
+from semql.planner.physical.prompt_format import PromptBuilder
 
 
 def sampled_texts(con, where: str, k: int) -> list[str]:

@@ -14,7 +14,7 @@ import semql
 from semql.errors import LimitExceeded
 from semql.executors.runtimes import greedy
 from semql.grammar import types as T
-from semql.planner.prompt_format import PromptBuilder
+from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 

@@ -13,7 +13,7 @@ import semql
 from semql.errors import LimitExceeded, ModelError
 from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime, default_batch_rows
 from semql.grammar import types as T
-from semql.planner.prompt_format import PromptBuilder
+from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 

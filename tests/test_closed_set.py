@@ -80,7 +80,7 @@ def test_bad_calibration_is_a_clear_error(sample_con):
 
 @pytest.mark.model
 def test_scores_are_whole_label_log_probabilities(gemma_runtime):
-    from semql.planner.prompt_format import PromptBuilder
+    from semql.planner.physical.prompt_format import PromptBuilder
 
     builder = PromptBuilder(gemma_runtime.style, gemma_runtime.format_chat)
     for out_type in (
@@ -149,7 +149,7 @@ def test_a_multi_token_label_scores_the_sum_of_its_tokens():
     checked for independence in test_batched_scores.py)."""
     from semql.executors.runtimes.llama_runtime import LlamaRuntime, _log_softmax
     from semql.executors.runtimes.model_files import default_model_path
-    from semql.planner.prompt_format import PromptBuilder
+    from semql.planner.physical.prompt_format import PromptBuilder
 
     rt = LlamaRuntime(default_model_path(), batch_rows=1)
     out_type = T.OptionsType(("thrilling adventure", "quiet drama"))

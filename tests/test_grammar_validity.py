@@ -9,7 +9,7 @@ import re
 import pytest
 
 from semql.grammar import types as T
-from semql.planner.prompt_format import PromptBuilder
+from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
 pytestmark = pytest.mark.model

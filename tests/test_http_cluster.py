@@ -16,7 +16,7 @@ from semql.executors.runtimes.http_runtime import HTTPRuntime, chat_messages, en
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import smollm2_path
 from semql.grammar import types as T
-from semql.planner.prompt_format import Prompt, PromptBuilder
+from semql.planner.physical.prompt_format import Prompt, PromptBuilder
 
 pytestmark = pytest.mark.model
 

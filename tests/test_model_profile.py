@@ -7,7 +7,7 @@ import json
 import pytest
 
 from semql.executors.runtimes.model_profile import MIN_CALLS, corrected, implausible, profile_for
-from semql.planner.cost import ModelProfile, work_seconds
+from semql.planner.physical import ModelProfile, work_seconds
 
 SLOW = ModelProfile(16.0, 2.0, 1.0, 4.0, 16, "measured while the machine was busy")
 
@@ -100,7 +100,7 @@ class ServerStub:
 def test_a_servers_profile_is_learnt_from_runs_per_endpoints_and_concurrency(monkeypatch, tmp_path):
     from semql.executors.lm.stats import OperatorStats, QueryStats
     from semql.executors.runtimes.model_profile import learn_from_run
-    from semql.planner.cost import DEFAULT_PROFILE
+    from semql.planner.physical import DEFAULT_PROFILE
 
     monkeypatch.setenv("SEMQL_CACHE_DIR", str(tmp_path))
     server = ServerStub()

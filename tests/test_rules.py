@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from semql.planner import logical as L
+from semql.planner.physical import LMStage
 
 from fake_lm import ROWS, WORDS
 
@@ -122,7 +123,8 @@ def test_predicate_order_keeps_early_exit_on_the_last_filter(make_con):
     assert all(WORDS[i % 8] == "fun" for i in got["id"])
     run = con.last_run
     executed = [n for n in run.steps(con.last_plan.scopes[0]) if isinstance(n, L.LMFilter)]
-    assert run.exit_point(executed[-1]).rows == 3 and run.exit_point(executed[0]) is None
+    stages = {s.key: s for s in run.compiled.scopes[0].stages if isinstance(s, LMStage)}
+    assert stages[id(executed[-1])].exit.rows == 3 and stages[id(executed[0])].exit is None
 
 
 def test_no_predicate_order_for_a_single_lm_filter(make_con):

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from semql.grammar.types import OptionsType, OutputType
-from semql.planner.options import PlanOptions
+from semql.planner.physical.task import DEFAULT_CALIBRATION
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
-DEFAULT_METHOD = PlanOptions().calibration
+DEFAULT_METHOD = DEFAULT_CALIBRATION
 # Larger sets (an LLMJoin over a column's values) are decoded greedily under the grammar:
 # scoring every label whole would cost a forward pass per label token.
 MAX_SCORED_LABELS = 32

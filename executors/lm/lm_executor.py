@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 
 from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
-from semql.planner.options import calibration_value
 from semql.planner.physical import LMTask
-from semql.planner.prompt_format import MAX_FIELD_CHARS, PromptBuilder
+from semql.planner.physical.prompt_format import MAX_FIELD_CHARS, PromptBuilder
+from semql.planner.physical.task import calibration_value
 
 from ..retrieval.answers import answer_with_context
 from ..retrieval.retriever import RowContext

@@ -8,8 +8,8 @@ Two label-free estimates (executors/lm/closed_set.py applies them):
   corrects depends on the wording: bench/wording.py measures that.
 - ``batch``: the mean label distribution of a fixed, seeded sample of the operator's own
   rows (batch calibration, Zhou et al. 2023). The sample is drawn by the engine from the
-  rows that pass the scope's relational WHERE conjuncts (executors/operators/
-  calibration_sample.py), never from what a rewrite lets through, so naive and optimized
+  rows that pass the scope's relational WHERE conjuncts (the physical plan's SQL,
+  planner/physical/samples.py), never from what a rewrite lets through, so naive and optimized
   plans divide by the same prior and give the same answers. Its prompts are the rows'
   own, so their answers go to the result cache and a row asked later costs nothing.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from semql.planner.prompt_format import quote_value
+from semql.planner.physical.prompt_format import quote_value
 
 # An operator whose answers are (nearly) all the same over this many distinct inputs is
 # reported: a constant answer looks like a result but carries no information.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from semql.grammar.types import OutputType
-from semql.planner.prompt_format import MAX_FIELD_CHARS, PromptBuilder, context_text
+from semql.planner.physical.prompt_format import MAX_FIELD_CHARS, PromptBuilder, context_text
 
 from ..runtimes.runtime import Runtime
 

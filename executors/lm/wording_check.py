@@ -3,7 +3,7 @@
 A user writes a question once and cannot check it against labels; a small model's
 answers can swing when nothing of meaning changed (bench/wording.py measures how much).
 With ``check_wording=True`` each closed-set operator asks its calibration sample
-(executors/operators/calibration_sample.py) a second time, reworded in a way that keeps
+(planner/physical/samples.py) a second time, reworded in a way that keeps
 the meaning:
 
 - two or more examples: the same examples in reverse order;

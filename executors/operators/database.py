@@ -62,11 +62,10 @@ class Database:
         finally:
             self.con.unregister(name)
 
-    def new_table(self, what: str) -> str:
-        """A fresh temp-table name of this query."""
-        name = f"{self.prefix}_{what}{len(self._temp)}"
-        self._temp.append(name)
-        return name
+    def own(self, names: list[str]) -> None:
+        """Temp tables this query may create (named by its physical plan under
+        ``prefix``), dropped with the rest afterwards."""
+        self._temp += [n for n in names if n not in self._temp]
 
     def drop_temp(self) -> None:
         for name in reversed(self._temp):

@@ -4,12 +4,9 @@ unmatched; the mapping becomes a temp table and the call a lookup into it."""
 from __future__ import annotations
 
 import pyarrow as pa
-import sqlglot
-from sqlglot import exp
 
 from semql.grammar.types import OptionsType
-from semql.planner import logical as L
-from semql.planner.scope_sql import scope_query
+from semql.planner.physical import JoinStage
 
 from ..lm.lm_executor import LMExecutor
 from .database import Database
@@ -17,33 +14,12 @@ from .join_candidates import Candidates
 from .run_state import QueryRun
 
 
-def run_join(
-    node: L.LMJoin, scope: L.ScopePlan, run: QueryRun, db: Database, lm: LMExecutor
-) -> None:
-    call = node.call
-    select = run.select(scope)
-    join = run.working(node.join)
-    op = run.op_stats(node)
-    right_alias = join.this.alias_or_name
-    left, right = run.fields(call)
-    if {c.table for c in left.find_all(exp.Column)} == {right_alias}:
-        left, right = right, left
-    joins = select.args.get("joins") or []
-    position = next(i for i, j in enumerate(joins) if j is join)
-    left_sql = sqlglot.parse_one(
-        scope_query(
-            select,
-            [exp.alias_(left.copy(), "v")],
-            [run.working(p) for p in node.left_predicates],
-            joins_upto=position,
-        ),
-        read="duckdb",
-    )
-    left_sql.set("distinct", exp.Distinct())
-    _, lrows = db.fetch(left_sql.sql(dialect="duckdb"))
-    right_sql = exp.Select(expressions=[exp.alias_(right.copy(), "v")]).from_(join.this.copy())
-    right_sql.set("distinct", exp.Distinct())
-    _, rrows = db.fetch(right_sql.sql(dialect="duckdb"))
+def run_join(stage: JoinStage, run: QueryRun, db: Database, lm: LMExecutor) -> None:
+    """Map the stage's left values to right values into its table (later stages and the
+    final statement read the mapping there)."""
+    op = run.op_stats(stage.key, stage.title)
+    _, lrows = db.fetch(stage.left_sql)
+    _, rrows = db.fetch(stage.right_sql)
     left_values = [r[0] for r in lrows if r[0] is not None]
     right_values = tuple(r[0] for r in rrows if r[0] is not None)
     mapping: list[tuple] = []
@@ -61,27 +37,20 @@ def run_join(
         for value in unresolved:  # each value its own few candidates, or none of them
             out_type = OptionsType((*pick.of(value), pick.none))
             (answer,) = lm.answer(
-                call.question,
+                stage.question,
                 out_type,
                 ["value"],
                 [(value,)],
                 op,
-                call.examples,
+                list(stage.examples),
                 calibration="off",  # a content-free prior of names means nothing
             )
             if answer != pick.none:
                 mapping.append((value, answer))
     op.rows_out = len(mapping)  # left values matched (the rest stay unmatched)
-    table = db.new_table("join")
     data = pa.table(
         {"__l": pa.array([m[0] for m in mapping]), "__r": pa.array([m[1] for m in mapping])}
     )
-    db.load(f"CREATE TEMP TABLE {table} AS SELECT * FROM {table}_src", f"{table}_src", data)
-    cond = sqlglot.parse_one(
-        f"({right.sql(dialect='duckdb')}) = (SELECT any_value(__m.__r) FROM {table} AS __m "
-        f"WHERE __m.__l IS NOT DISTINCT FROM ({left.sql(dialect='duckdb')}))",
-        read="duckdb",
-    )
-    for n in run.call_nodes(call):
-        n.replace(cond.copy())
+    source = f"{stage.table}_src"
+    db.load(f"CREATE TEMP TABLE {stage.table} AS SELECT * FROM {source}", source, data)
     op.rows_in = len(left_values)

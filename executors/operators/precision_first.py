@@ -1,40 +1,36 @@
 """Precision-first LIMIT at run time: whether a scope ranks, and each row's rank key.
 
-The planner writes the rule (``ScopePlan.rank_limit``: the call, the WHERE's relational
-conjuncts and the candidate cap); here the candidates are counted and the rows' keys
-computed. The count uses the relational conjuncts only, so naive and optimized plans
-decide alike; the keys are scored over the distinct input tuples, so they rank alike.
+The planner owns the rule (planner/rules/precision_first.py): the count that decides it
+and the ranked stage's order. Here the count is run and the rows' keys computed; the keys
+are scored over the distinct input tuples, so naive and optimized plans rank alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from semql.planner import logical as L
-from semql.planner.calls import LMCall
-from semql.planner.scope_sql import count_query
+from semql.grammar.types import OutputType
+from semql.planner.physical import RankCheck, RankOrder
 
 from ..lm import embedding_judge
-from .run_state import QueryRun
 
 LM_ONLY = "the LM's calibrated confidence"
 WITH_JUDGE = "the LM's calibrated confidence averaged with MiniLM's (both standardised)"
 
 
-def ranked_call(fetch, scores: Callable, scope: L.ScopePlan, run: QueryRun) -> LMCall | None:
-    """The call whose confidence orders the LIMITed rows, if the scope's candidate rows
-    are few enough. ``scores(output)``: whether the runtime gives label scores (no rank
-    without them: an HTTP server, a fake LM)."""
-    rank = scope.rank_limit
-    if rank is None or not scores(rank.call.output):
-        return None
-    _, rows = fetch(count_query(run.select(scope), rank.candidates))
-    return rank.call if rank.applies(rows[0][0]) else None
+def applies(check: RankCheck | None, fetch, scores: Callable) -> bool:
+    """Whether the scope's candidate rows are few enough to rank. ``scores(output)``:
+    whether the runtime gives label scores (no rank without them: an HTTP server, a
+    fake LM)."""
+    if check is None or not scores(check.output):
+        return False
+    _, rows = fetch(check.count_sql)
+    return check.applies(rows[0][0])
 
 
 def rank_keys(
-    call: LMCall,
-    rank: L.RankLimit | None,
+    output: OutputType,
+    rank: RankOrder,
     values: list[tuple],
     answers: list,
     confidences: list,
@@ -44,9 +40,7 @@ def rank_keys(
     (executors/lm/embedding_judge.py) where the plan asks for it, the call names texts
     for its answers and ``judge()`` gives MiniLM; and what they are, for EXPLAIN."""
     anchor_texts = (
-        embedding_judge.anchors(call.output, call.examples)
-        if rank is not None and rank.rank_by == "lm+embedding"
-        else None
+        embedding_judge.anchors(output, rank.examples) if rank.rank_by == "lm+embedding" else None
     )
     embedder = judge() if anchor_texts else None
     if embedder is None:

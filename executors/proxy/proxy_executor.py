@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from semql.planner import logical as L
-from semql.planner.prompt_format import field_block
+from semql.planner.physical import LMStage
+from semql.planner.physical.prompt_format import field_block
 
 from ..lm.stats import OperatorStats
 from .embedding_views import EmbeddingStore, text_hash
@@ -98,22 +98,22 @@ class ProxyRunner:
         source_texts,
         seed: int = 0,
     ):
-        self.answer = answer  # (node, values, stats, **options) -> the LM's answers
+        self.answer = answer  # (stage, values, stats, **options) -> the LM's answers
         self.store = store
         self.embedders = embedders
-        self.source_texts = source_texts  # (node, names) -> row hashes now in the source
+        self.source_texts = source_texts  # (stage, names) -> row hashes now in the source
         self.seed = seed
         self.report: ProxyReport | None = None  # the last run's decision and figures
         self._check = check  # the query's caps, before each batch of embeddings (budget.py)
 
-    def _labels(self, node, values, op: OperatorStats) -> list:
-        return self.answer(node, values, op, remember=True)
+    def _labels(self, stage, values, op: OperatorStats) -> list:
+        return self.answer(stage, values, op, remember=True)
 
-    def run(self, node: L.LMOperator, names: list[str], values: list[tuple], op: OperatorStats):
+    def run(self, stage: LMStage, names: list[str], values: list[tuple], op: OperatorStats):
         """Answers for every row (proxy or LM), or None when the LM should answer all."""
         from .proxy_model import evaluate, verify_size  # scikit-learn, scipy: when used
 
-        report = ProxyReport(node.proxy_target, rows=len(values))
+        report = ProxyReport(stage.proxy.target, rows=len(values))
         self.report = report
         n_rows = len(values)
         if n_rows < MIN_ROWS:
@@ -126,12 +126,12 @@ class ProxyRunner:
         previous: float | None = None  # coverage of the previous round
         labels: list = []
         lm_seconds = 0.0
-        views = {e.id: self.store.view(node.proxy_source, names, e) for e in self.embedders}
+        views = {e.id: self.store.view(stage.proxy.source_sql, names, e) for e in self.embedders}
         rates: dict[str, float] = {}  # seconds per embedded row, measured
         while True:
             new = order[labelled:size]
             started = time.perf_counter()
-            labels += self._labels(node, [values[i] for i in new], op)
+            labels += self._labels(stage, [values[i] for i in new], op)
             lm_seconds += time.perf_counter() - started
             labelled = size
             sample = order[:size]
@@ -157,7 +157,7 @@ class ProxyRunner:
                 stored = self.store.count_stored(views[embedder.id], hashes)
                 rate = rates.get(embedder.id, 0.0)
                 share = rest / n_rows
-                evs = evaluate(X, y, node.proxy_target, embedder.id, self.seed, share)
+                evs = evaluate(X, y, stage.proxy.target, embedder.id, self.seed, share)
                 for ev in evs:
                     covered = ev.plan.coverage * rest
                     asked = verify_size(int(covered)) + rest - covered
@@ -195,7 +195,7 @@ class ProxyRunner:
                 report.reason = (
                     f"after {size} LM labels the best proxy ({top.embedder} + "
                     f"{top.classifier}, cv accuracy {top.accuracy:.3f}) cannot keep "
-                    f"{node.proxy_target:g} agreement with the LM on any rows"
+                    f"{stage.proxy.target:g} agreement with the LM on any rows"
                 )
             else:
                 report.reason = (
@@ -206,11 +206,11 @@ class ProxyRunner:
             return None
         embedder = next(e for e in self.embedders if e.id == best.embedder)
         view = views[embedder.id]
-        self.store.refresh(view, self.source_texts(node, names))
+        self.store.refresh(view, self.source_texts(stage, names))
         rows = _Rows(values, texts, hashes)
-        return self._apply(node, rows, op, best, embedder, view, order[:size], labels, report)
+        return self._apply(stage, rows, op, best, embedder, view, order[:size], labels, report)
 
-    def _apply(self, node, rows: _Rows, op, best, embedder, view, sample, labels, report):
+    def _apply(self, stage, rows: _Rows, op, best, embedder, view, sample, labels, report):
         """Embed every row, fit the chosen model on the sample, verify its threshold on a
         fresh LM sample of the rows it would answer, answer above the threshold that
         passed, ask the LM for the rest."""
@@ -232,7 +232,7 @@ class ProxyRunner:
         covered = np.flatnonzero(confidence >= best.plan.loosest)
         rng = np.random.default_rng(self.seed + 1)
         drawn = rng.choice(covered, verify_size(len(covered)), replace=False)
-        checked = self._labels(node, [values[rest[j]] for j in drawn], op)
+        checked = self._labels(stage, [values[rest[j]] for j in drawn], op)
         verified = np.zeros(len(rest), dtype=bool)
         disagree = np.zeros(len(rest), dtype=bool)
         for j, v in zip(drawn, checked, strict=True):
@@ -240,7 +240,7 @@ class ProxyRunner:
             verified[j] = True
             disagree[j] = predicted[j] != str(v)
         result = verify_threshold(
-            confidence, verified, disagree, best.plan.loosest, node.proxy_target, len(values)
+            confidence, verified, disagree, best.plan.loosest, stage.proxy.target, len(values)
         )
         by_text = {str(v): v for v in list(labels) + list(checked)}
         ask = []
@@ -248,11 +248,11 @@ class ProxyRunner:
             if verified[j]:
                 continue
             if result.threshold is not None and confidence[j] >= result.threshold:
-                answers[i] = by_text.get(predicted[j], _parse_label(predicted[j], node))
+                answers[i] = by_text.get(predicted[j], _parse_label(predicted[j], stage))
             else:
                 ask.append(i)
         if ask:
-            got = self._labels(node, [values[i] for i in ask], op)
+            got = self._labels(stage, [values[i] for i in ask], op)
             for i, v in zip(ask, got, strict=True):
                 answers[i] = v
         report.embedder, report.classifier = best.embedder, best.classifier
@@ -267,7 +267,7 @@ class ProxyRunner:
             report.reason = (
                 f"verification failed: {len(drawn)} fresh LM labels of the rows "
                 f"{best.embedder} + {best.classifier} would answer could not bound its "
-                f"disagreement within {1 - node.proxy_target:.0%} of rows; the LM answered them"
+                f"disagreement within {1 - stage.proxy.target:.0%} of rows; the LM answered them"
             )
         else:
             report.threshold = result.threshold
@@ -275,5 +275,5 @@ class ProxyRunner:
         return answers
 
 
-def _parse_label(text: str, node):
-    return node.call.output.parse(" " + text)
+def _parse_label(text: str, stage):
+    return stage.task.output.parse(" " + text)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from semql.grammar.types import OptionsType
 from semql.planner.physical import LMTask
-from semql.planner.prompt_format import clean_value
+from semql.planner.physical.prompt_format import clean_value
 
 from ..lm.stats import OperatorStats
 from .retriever import RowContext

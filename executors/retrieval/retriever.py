@@ -17,12 +17,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from semql.errors import BindError
-from semql.planner.calls import LMCall
-from semql.planner.prompt_format import MAX_FIELD_CHARS, clean_value, context_text, row_line
+from semql.planner.physical.prompt_format import (
+    MAX_FIELD_CHARS,
+    clean_value,
+    context_text,
+    row_line,
+)
 
 from ..lm.stats import OperatorStats
 from ..proxy.embedding_views import EmbeddingStore, text_hash
@@ -34,6 +39,16 @@ Progress = Callable[[OperatorStats, int, int], None]
 RRF_K = 60
 FUSION_DEPTH = 50  # each method's list fused: the best 50 (or 4k) rows
 MAX_COLLECTION_ROWS = 1_000_000
+
+
+class Retrieving(Protocol):
+    """What retrieval reads of an LM call (the physical plan's stages carry the call):
+    ``retrieval`` is its spec (planner/retrieval.py: source_sql, index_sql, method, k)."""
+
+    id: int
+    label: str
+    question: str
+    retrieval: object
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,7 @@ class Retriever:
         self._collections: dict[int, Collection] = {}
         self.warnings: list[str] = []
 
-    def method(self, call: LMCall) -> str:
+    def method(self, call: Retrieving) -> str:
         return call.retrieval.method or self.default_method
 
     # -- indexes -----------------------------------------------------------------------
@@ -95,7 +110,7 @@ class Retriever:
             found[text_hash(line)] = (line, row)
         return names, found
 
-    def collection(self, call: LMCall) -> Collection:
+    def collection(self, call: Retrieving) -> Collection:
         if call.id in self._collections:
             return self._collections[call.id]
         r, method = call.retrieval, self.method(call)
@@ -154,7 +169,7 @@ class Retriever:
 
     # -- search ------------------------------------------------------------------------
 
-    def top_k(self, call: LMCall, queries: list[str]) -> list[list[int]]:
+    def top_k(self, call: Retrieving, queries: list[str]) -> list[list[int]]:
         """Per query text, the positions (in the collection) of its k most relevant rows."""
         coll, method, k = self.collection(call), self.method(call), call.retrieval.k
         n = len(coll.hashes)
@@ -190,7 +205,7 @@ class Retriever:
         hits = coll.bm25.search(queries, set(coll.hashes), depth)
         return [[position[h] for h, _ in hit] for hit in hits]
 
-    def _query_vectors(self, call: LMCall, queries: list[str]) -> np.ndarray:
+    def _query_vectors(self, call: Retrieving, queries: list[str]) -> np.ndarray:
         """Query embeddings, kept in an embedding view of their own (a re-run of the same
         rows embeds nothing)."""
         view = self.store.view("retrieval queries", ["query"], self.embedder)
@@ -200,7 +215,7 @@ class Retriever:
 
     # -- what the prompt gets ----------------------------------------------------------
 
-    def contexts(self, call: LMCall, values: list[tuple]) -> list[RowContext | None]:
+    def contexts(self, call: Retrieving, values: list[tuple]) -> list[RowContext | None]:
         """Each LLMMap row's context: the header and its k most relevant rows, as many as
         fit a field's length (whole rows; a cut is reported). None for an all-NULL row."""
         coll = self.collection(call)
@@ -225,7 +240,7 @@ class Retriever:
             )
         return out
 
-    def lines(self, call: LMCall) -> tuple[list[str], RowContext]:
+    def lines(self, call: Retrieving) -> tuple[list[str], RowContext]:
         """An LLMQA context: the header and the k rows most relevant to the question
         (and what they hold, to narrow its options)."""
         coll = self.collection(call)
@@ -234,5 +249,5 @@ class Retriever:
         cells = frozenset().union(*(coll.cells[j] for j in rows))
         return lines, RowContext(context_text(lines), cells)
 
-    def report(self, call: LMCall) -> str:
+    def report(self, call: Retrieving) -> str:
         return self.collection(call).report

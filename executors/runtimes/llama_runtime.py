@@ -341,7 +341,7 @@ class LlamaRuntime:
         (executors/runtimes/model_profile.py): 256 prompt tokens from an empty KV cache, 16
         single-token decode steps, then short bool calls whose prompt is cached."""
         from semql.grammar.types import BoolType
-        from semql.planner.prompt_format import PromptBuilder
+        from semql.planner.physical.prompt_format import PromptBuilder
 
         tokens = self.tokenize(text)
         with self._lock:

@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import asdict, replace
 
-from semql.planner.cost import DEFAULT_PROFILE, ModelProfile, work_seconds
+from semql.planner.physical import DEFAULT_PROFILE, ModelProfile, work_seconds
 
 from .model_files import atomic_write_text, cache_dir, model_sha256
 

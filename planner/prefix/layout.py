@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import logical as L
-from ..prompt_format import FIELD_OVERHEAD_CHARS
+from ..physical.prompt_format import FIELD_OVERHEAD_CHARS
 from ..scope_sql import argument_columns, scope_query, source_known
 from .column_order import column_order
 from .ggr import ggr

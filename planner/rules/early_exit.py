@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import math
 
+from sqlglot import exp
+
 from .. import logical as L
+from ..physical.stages import ExitCheck
+from ..scope_sql import scope_query
 from .pipeline import ScopeFacts, Steps, is_select_map, where_end
 
 NAME = "early_exit"
@@ -34,3 +38,12 @@ def expected_calls(calls: float, limit: int, selectivity: float, batch: int) -> 
     whole batches of ``batch`` rows (at most ``calls``, the input's)."""
     batches = math.ceil(limit / max(selectivity, 1e-3) / batch)
     return min(calls, batches * batch)
+
+
+def exit_check(
+    select: exp.Select, passing: list[exp.Expression], rows: int, batch: int
+) -> ExitCheck:
+    """The check between batches: the scope's rows that pass the filter with a known
+    answer (``passing``), counted up to ``rows``."""
+    inner = scope_query(select, [exp.Literal.number(1)], passing)
+    return ExitCheck(rows, batch, f"SELECT count(*) FROM ({inner} LIMIT {rows})")

@@ -77,6 +77,13 @@ def group_units(steps: Steps, i: int) -> tuple[int, list[list[L.LMOperator]]]:
     return j, [u for u in units(steps[i:j]) if u]
 
 
+def rank(cost: float, passed: int, rows: int) -> float:
+    """A predicate's rank from its cost per row and the sample rows it passed: cost /
+    (1 - selectivity), the selectivity smoothed so that no sample gives 0 or 1."""
+    selectivity = (passed + 0.5) / (rows + 1)
+    return cost / (1.0 - selectivity)
+
+
 @dataclass(frozen=True)
 class Reordered:
     """A group's run order. ``exit_from`` is the filter the planner gave the early exit

@@ -17,11 +17,25 @@ from typing import TYPE_CHECKING
 
 from semql.grammar.types import OutputType
 
-from . import logical as L
-from .calls import LMCall
+from .. import logical as L
+from ..calls import LMCall
 
 if TYPE_CHECKING:
-    from .prefix.layout import PromptLayout
+    from ..prefix.layout import PromptLayout
+
+
+# How closed-set answers are calibrated (executors/lm/closed_set.py, priors.py): the prior
+# of content-free inputs, or of a seeded sample of the operator's rows ("batch"); "off":
+# the label with the highest probability as the model gives it.
+CALIBRATIONS = ("content_free", "batch", "off")
+DEFAULT_CALIBRATION = "content_free"
+
+
+def calibration_value(value, what: str) -> str:
+    """``value`` if it names a calibration method, else a TypeError naming ``what``."""
+    if value not in CALIBRATIONS:
+        raise TypeError(f"{what} must be one of {', '.join(CALIBRATIONS)}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
-from semql.planner.scope_sql import same_arguments
+from ..scope_sql import same_arguments
 
 
 def answered_rows(fields: list[exp.Expression], inputs: str, results: str, select: str) -> str:

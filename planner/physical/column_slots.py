@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
-from semql.planner.scope_sql import row_columns
+from ..scope_sql import row_columns
 
 
 class ColumnSlots:
