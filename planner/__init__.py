@@ -20,6 +20,7 @@ from .builder import build_plan
 from .cost import estimate_plan, note_index_builds
 from .options import PlanOptions
 from .physical import ModelProfile, attach_tasks
+from .physical.compiler import PLAN_PREFIX, Choices, Compiled
 from .prefix.layout import attach_layouts
 from .proxy_choice import attach_proxies
 
@@ -34,7 +35,9 @@ def plan(
     profile: Callable[[], ModelProfile],
     estimate: bool = False,
 ) -> L.QueryPlan:
-    """The plan of one parsed statement (``sql`` is its text as written, for errors).
+    """The plan of one parsed statement (``sql`` is its text as written, for errors):
+    the logical plan, with its physical plan (``.physical``: the stages the engine runs,
+    before any run's choices; a run takes it with :meth:`Compiled.for_run`).
 
     ``profile`` gives the model's speeds (read only when the statement has LM work);
     ``estimate`` adds the cost model's figures (DuckDB counts per LM operator), for
@@ -47,6 +50,7 @@ def plan(
     attach_tasks(out, options.calibration)
     if out.scopes:
         out.profile = profile()  # predicate_order ranks filters with it
+    out.physical = Compiled(out, Choices(PLAN_PREFIX))
     if estimate:
         try:
             note_index_builds(out, catalog)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import sqlglot
 from sqlglot import exp
 
 from semql.grammar.types import (
@@ -30,9 +31,9 @@ from semql.grammar.types import (
 from . import logical as L
 from .physical.profile import ModelProfile, work_seconds
 from .physical.prompt_format import MAX_FIELD_CHARS, prompt_chars
+from .physical.stages import LMStage
 from .rules import dedup, early_exit, precision_first
 from .rules.pipeline import lm_calls_in, unlink
-from .rules.short_circuit import needed_condition
 from .scope_sql import count_query, scope_query, source_known
 
 PRIOR_SELECTIVITY = 0.5
@@ -150,6 +151,7 @@ def _args_sql(call) -> list[exp.Expression]:
 
 def _estimate_lm(
     op: L.LMOperator,
+    stage: LMStage,
     select: exp.Select,
     relational: list[exp.Expression],
     rows: float | None,
@@ -159,13 +161,13 @@ def _estimate_lm(
     profile: ModelProfile,
     ranked: bool = False,
 ) -> Estimate:
-    """Figures of one LMMap/LMFilter given the rows below it (``ranked``: precision-first
-    LIMIT applies, so every candidate row is answered despite an early exit)."""
+    """Figures of one LMMap/LMFilter given the rows below it, read from its stage of the
+    physical plan (``ranked``: precision-first LIMIT applies, so every candidate row is
+    answered despite an early exit)."""
     call = op.call
     preds = list(relational)
-    guard = needed_condition(op.predicate, call.nodes[0]) if op.short_circuit else None
-    if guard is not None:
-        preds.append(guard)
+    if stage.known_guard is not None:
+        preds.append(sqlglot.parse_one(stage.known_guard, read="duckdb"))
     args = _args_sql(call)
     hashed = exp.Anonymous(this="hash", expressions=[a.copy() for a in args])
     cols = [
@@ -179,12 +181,12 @@ def _estimate_lm(
         for i, a in enumerate(args)
     ]
     n, distinct, *chars = stats.fetch_row(scope_query(select, cols, preds))
-    calls = dedup.calls(n, distinct, op.dedup) * factor
+    calls = dedup.calls(n, distinct, stage.dedup) * factor
     if cap is not None:
         calls = min(calls, cap)  # runs on the rows a LIMIT below fixed
-    if isinstance(op, L.LMFilter) and op.early_exit is not None and calls and not ranked:
+    if stage.exit is not None and calls and not ranked:
         calls = early_exit.expected_calls(
-            calls, op.early_exit, prior_selectivity(op), op.batch_rows
+            calls, stage.exit.rows, prior_selectivity(op), stage.exit.batch
         )
     field_chars = {f.name: float(c or 0) for f, c in zip(call.fields, chars, strict=True)}
     if call.retrieval is not None:  # the header and k rendered rows (cut to one field)
@@ -209,6 +211,12 @@ def _estimate_lm(
 
 def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -> None:
     """Attach an Estimate to every operator of every scope with LM work."""
+    stages = {
+        stage.key: stage
+        for scope in plan.physical.scopes
+        for stage in scope.stages
+        if isinstance(stage, LMStage)
+    }
     for scope in plan.scopes:
         select = scope.select
         if not source_known(select):
@@ -239,6 +247,7 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
             elif isinstance(step, L.LMOperator) and rows is not None:
                 est = _estimate_lm(
                     step,
+                    stages[id(step)],
                     select,
                     relational,
                     rows,

@@ -12,11 +12,10 @@ from typing import Protocol
 from . import logical as L
 from .cost import plan_totals
 from .physical import calibration_of
-from .physical.compiler import Choices, Compiled
+from .physical.compiler import Compiled
 from .physical.explain import render_stages
 
 Annotate = Callable[[L.PlanNode], str]
-PLAN_PREFIX = "__semql"  # temp-table names in a plan not yet run (a run has its own)
 
 
 class Run(Protocol):
@@ -88,5 +87,5 @@ def render_plan(plan: L.QueryPlan, annotate: Annotate | None = None, run: Run | 
     if searched:
         parts.append("retrieval:\n" + "\n".join(searched))
     compiled = run.compiled if run is not None else None
-    parts.append(render_stages(compiled or Compiled(plan, Choices(PLAN_PREFIX))))
+    parts.append(render_stages(compiled or plan.physical))
     return "\n\n".join(parts)

@@ -97,7 +97,19 @@ def test_llmqa_answers_are_choices_and_later_sql_reads_them(make_con):
     con, _ = make_con()
     plan = con.plan(QUERIES["llmqa constant"])
     compiled = Compiled(plan, Choices("__p"))
-    assert len(compiled.qa) == 1 and not compiled.scopes and not compiled.final_sql
+    assert len(compiled.qa) == 1 and compiled.pending == 1
+    assert "$llmqa_0" in compiled.final_sql  # EXPLAIN shows where the answer goes
     answered = compiled.with_answer("m1")
-    assert "'m1'" in answered.final_sql
-    assert not compiled.final_sql  # the unanswered plan stays unanswered
+    assert answered.pending == 0 and "'m1'" in answered.final_sql
+    assert "$llmqa_0" in compiled.final_sql  # the unanswered plan stays unanswered
+
+
+def test_explain_shows_the_stages_planned_and_as_they_ran(make_con):
+    con, _ = make_con()
+    sql = QUERIES["filter order + moved early exit"]
+    planned = con.explain(sql)
+    assert "physical plan" in planned and "sample the group's first rows" in planned
+    ran = con.explain(sql, analyze=True).split("physical plan")[1]
+    assert "sample the group's" not in ran  # the run ordered the group, then ran it
+    assert ran.count("LM LMFilter") == 2 and "early exit once 3 rows pass" in ran
+    assert con.plan(sql).physical.scopes[0].stages  # planner.plan() carries it

@@ -25,7 +25,7 @@ from sqlglot import exp
 
 from semql.grammar.types import OutputType
 from semql.planner.physical import GroupSample, JoinStage, LMStage, TopKStage
-from semql.planner.physical.compiler import Choices, Compiled
+from semql.planner.physical.compiler import Compiled
 
 from ..lm.lm_executor import LMExecutor
 from ..lm.stats import QueryStats
@@ -78,10 +78,11 @@ class Engine:
             try:
                 if any(c.retrieval is not None for c in plan.calls):
                     run.retriever = self._make_retriever(plan)
-                compiled = self._adopt(run, Compiled(plan, Choices(self.db.prefix)))
+                compiled = self._adopt(run, plan.physical.for_run(self.db.prefix))
                 for i in range(len(plan.constants)):
                     answer = run_qa(compiled.qa[i], run, self.db.fetch, self._lm(), run.retriever)
                     compiled = self._adopt(run, compiled.with_answer(answer))
+                assert compiled.pending == 0, "scopes run once every LLMQA answer is known"
                 for index in range(len(compiled.scopes)):
                     compiled = self._run_scope(compiled, index, run, plan.profile)
                 if run.retriever is not None:

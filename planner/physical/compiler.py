@@ -42,6 +42,8 @@ from .profile import DEFAULT_PROFILE
 from .samples import GroupSampleSQL, calibration_sql
 from .top_k import fix_limited_rows
 
+PLAN_PREFIX = "__semql"  # temp-table names in a plan not yet run (a run has its own)
+
 
 @dataclass(frozen=True)
 class Choices:
@@ -57,8 +59,10 @@ class Choices:
 
 
 class Compiled:
-    """The physical plan under ``choices``: QA stages (as far as their answers are
-    known), then every scope's stages and the final statement (once all are)."""
+    """The physical plan under ``choices``: QA stages, then every scope's stages and the
+    final statement. Until an LLMQA's answer is known (``pending``), the SQL after it
+    reads a ``$llmqa_<i>`` placeholder in its place: such a plan is for EXPLAIN and the
+    cost model, and the engine runs its scopes only once ``pending`` is 0."""
 
     def __init__(self, plan: L.QueryPlan, choices: Choices):
         self.plan, self.choices = plan, choices
@@ -66,7 +70,12 @@ class Compiled:
         self.scopes: list[S.ScopeStages] = []
         self.final_sql = ""
         self.temp_tables: list[str] = []
+        self.pending = len(plan.constants) - len(choices.answers)  # LLMQA answers to come
         _Writer(self).write()
+
+    def for_run(self, prefix: str) -> Compiled:
+        """This plan with its temp tables named under a run's own ``prefix``."""
+        return Compiled(self.plan, replace(self.choices, prefix=prefix))
 
     def with_answer(self, answer) -> Compiled:
         """The plan once the next LLMQA's answer is known."""
@@ -108,6 +117,11 @@ class Compiled:
         return list(self.choices.orders.get(scope) or unlink(self.plan.scopes[scope].root))
 
 
+def _name(node: L.PlanNode) -> str:
+    """The operator's name in the run's figures: its EXPLAIN title without the type."""
+    return node.title().split("  ->")[0]
+
+
 def _ranks(steps: Steps, sample: S.GroupSample, measured: list[tuple], profile) -> tuple:
     """Each predicate's rank (rules/predicate_order.py) from its measures on the sample
     and the cost model's seconds per call; and the note EXPLAIN ANALYZE shows."""
@@ -141,15 +155,15 @@ class _Writer:
         self.tables = 0
 
     def write(self) -> None:
+        answers = self.choices.answers
         for i, qa in enumerate(self.plan.constants):
             call = qa.call
             nodes = [self.working(n) for n in call.nodes]
             self.out.qa.append(
                 S.QAStage(id(qa), qa.title(), call, constants.contexts(call, self.working))
             )
-            if i >= len(self.choices.answers):
-                return  # the later SQL reads this answer
-            constants.substitute(call, nodes, self.choices.answers[i])
+            answer = answers[i] if i < len(answers) else constants.Pending(i)
+            constants.substitute(call, nodes, answer)
         for index, scope in enumerate(self.plan.scopes):
             self.out.scopes.append(self.scope(index, scope))
         if self.tree is not None:
@@ -242,16 +256,17 @@ class _Writer:
         call = node.call
         select = self.working(scope.select)
         preds = self.below(steps, node)
-        guard = None
+        guard = known = None
         if node.short_circuit:
             (target,) = [self.working(n) for n in call.nodes]
             guard = needed_condition(self.working(node.predicate), target)
             if guard is not None:
                 preds.append(guard)
+            known = needed_condition(node.predicate, call.nodes[0])  # as planned, no answers
         fields = self.fields(call)
         order = exp.alias_(sqlglot.parse_one("row_number() OVER ()"), "__ord")
         columns = projection_pruning.input_columns([*argument_columns(fields), order], node.prune)
-        source = scope_query(select, columns, preds)
+        source = shown = scope_query(select, columns, preds)
         setup: tuple[str, ...] = ()
         if not node.prune:  # whole rows materialised first, as a naive engine would
             wide = self.table("rows")
@@ -284,7 +299,7 @@ class _Writer:
         args = argument_list(len(call.fields))
         return S.LMStage(
             key=id(node),
-            title=node.title().split("  ->")[0],
+            title=_name(node),
             task=node.task,
             inputs=inputs,
             results=results,
@@ -299,6 +314,8 @@ class _Writer:
             ),
             rows_sql=f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx",
             sample_sql=self.sample_of(scope, call),
+            source_sql=shown,
+            known_guard=known.sql(dialect="duckdb") if known is not None else None,
             dedup=node.dedup,
             rows_out_sql=rows_out,
             exit=check,
@@ -348,7 +365,7 @@ class _Writer:
             self.working(n).replace(cond.copy())
         return S.JoinStage(
             id(node),
-            node.title().split("  ->")[0],
+            _name(node),
             call.question,
             tuple(call.examples),
             left_sql.sql(dialect="duckdb"),
@@ -370,7 +387,7 @@ class _Writer:
             sampled = tuple(
                 S.SampledCall(
                     key=id(op),
-                    title=op.title().split("  ->")[0],
+                    title=_name(op),
                     task=op.task,
                     args_sql=args_sql,
                     answers=answers,

@@ -3,6 +3,8 @@ the call was (a list in ``x IN (...)``) for the stages and the statement that fo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlglot import exp
 
 from semql.errors import BindError
@@ -59,11 +61,23 @@ def _values(expr: exp.Expression, call_node: exp.Expression, label: str) -> QACo
     return QAContext("values", sql=f"SELECT * FROM ({sql}) LIMIT {QA_CONTEXT_ROWS}")
 
 
+@dataclass(frozen=True)
+class Pending:
+    """The answer of the ``index``-th LLMQA before the run knows it."""
+
+    index: int
+
+    def placeholder(self) -> exp.Expression:
+        return exp.Placeholder(this=f"llmqa_{self.index}")
+
+
 def substitute(call: LMCall, nodes: list[exp.Expression], answer) -> None:
-    """Put the answer where the call was in the run's tree."""
+    """Put the answer (or a placeholder for it) where the call was in the run's tree."""
     for n in nodes:
         parent = n.parent
-        if isinstance(call.output, ListType) and isinstance(parent, exp.In):
+        if isinstance(answer, Pending):
+            n.replace(answer.placeholder())
+        elif isinstance(call.output, ListType) and isinstance(parent, exp.In):
             parent.set("field", None)
             parent.set("expressions", [exp.convert(v) for v in answer] or [exp.null()])
         else:

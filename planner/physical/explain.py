@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import stages as S
 
-WIDTH = 110
+WIDTH = 160
 
 
 def _short(sql: str) -> str:
@@ -19,9 +19,11 @@ def _short(sql: str) -> str:
 
 def _lm(stage: S.LMStage) -> list[str]:
     parts = [f"LM {stage.title}: {len(stage.task.names)} field(s) -> {stage.task.output}"]
-    parts.append(f"input {_short(stage.create_inputs.split(' AS ', 1)[1])}")
-    if stage.setup:
-        parts.append("whole rows materialised first (no projection pruning)")
+    parts.append(f"rows {_short(stage.source_sql)}")
+    parts.append(
+        ("one call per distinct argument tuple" if stage.dedup else "one call per row")
+        + ("; whole rows materialised first (no projection pruning)" if stage.setup else "")
+    )
     if stage.exit is not None:
         parts.append(
             f"early exit once {stage.exit.rows} rows pass, checked every {stage.exit.batch}"
@@ -52,9 +54,8 @@ def render_stages(compiled) -> str:
     for qa in compiled.qa:
         kinds = ", ".join(c.kind for c in qa.contexts) or "no context"
         lines.append(f"  {qa.call.label}: one answer over its context ({kinds})")
-    if len(compiled.choices.answers) < len(compiled.plan.constants):
-        lines.append("  (what follows is written once the LLMQA answers are known)")
-        return "\n".join(lines)
+    if compiled.pending:
+        lines.append("  ($llmqa_<i> below: an LLMQA answer, known once its stage ran)")
     for scope in compiled.scopes:
         lines.append(f"  {scope.name}:")
         if scope.rank_check is not None:

@@ -85,6 +85,10 @@ class LMStage:
     create_results: str
     rows_sql: str
     sample_sql: str
+    source_sql: str  # the operator's rows before dedup (EXPLAIN shows it)
+    # The short-circuit guard's conditions that read no LM answer: the cost model counts
+    # the rows needing an answer with them before anything runs.
+    known_guard: str | None = None
     dedup: bool = True
     rows_out_sql: str | None = None
     exit: ExitCheck | None = None
