@@ -152,6 +152,7 @@ class _Writer:
             for original, copied in zip(self.plan.statement.walk(), self.tree.walk(), strict=True):
                 self.nodes[id(original)] = copied
         self.done: dict[int, exp.Expression] = {}  # filter -> "this row's answer is known"
+        self.samples: dict[int, str] = {}  # call -> its calibration sample's SQL (a scope's)
         self.tables = 0
 
     def write(self) -> None:

@@ -9,7 +9,7 @@ Temp tables carry the run's prefix, so one query's tables never meet another's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from semql.grammar.types import OutputType
@@ -187,4 +187,3 @@ class ScopeStages:
     name: str
     stages: tuple[Stage, ...]
     rank_check: RankCheck | None = None
-    temp_tables: tuple[str, ...] = field(default=())
