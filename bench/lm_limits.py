@@ -20,7 +20,12 @@ review, then the answer cue), and report in one run:
   optimized, result cache off) timed in the same run under both recipes;
 - which recipe this CPU gets by default (llama_runtime.default_batch_rows).
 
-    python bench/lm_limits.py --rows 200 --threads 2 --sembench   # on an idle machine
+With ``--rounds R`` the limit and every recipe are measured R times, interleaved, and
+the medians reported (rows/s, and each round's share of that round's limit); a CPU whose
+speed moves between minutes then gives the same figure twice. Answers must be the same
+in every round.
+
+    python bench/lm_limits.py --rows 200 --threads 2 --rounds 3 --sembench  # idle machine
 """
 
 from __future__ import annotations
@@ -179,6 +184,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sembench", action="store_true", help="also time SemBench movie")
     ap.add_argument("--out", default="bench/results/throughput")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="interleaved rounds; figures are their medians"
+    )
     args = ap.parse_args()
     data = reviews(args.rows)
     texts, gold = [t for t, _ in data], [g for _, g in data]
@@ -194,38 +202,53 @@ def main() -> None:
         "extra_bufts": rt.backend.extra_bufts,
         "maps": {},
     }
-    limit = None
+    prompts = {kind: prompts_of(rt, kind, texts) for kind in MAPS}
+    runtimes = (("one_row", one), ("batched", rt))
+    rounds: dict = {kind: {name: [] for name, _ in runtimes} for kind in MAPS}
+    limits, outs, changed = [], {}, set()
+    for r in range(args.rounds):  # interleaved: a slow spell of the machine hits all alike
+        limit = prefill_limit(one, prompts["bool"])
+        limits.append(limit)
+        for kind in MAPS:
+            limit_rows = limit / row_tokens(rt, prompts[kind])
+            for name, runtime in runtimes:
+                out, timing = answer_all(runtime, kind, prompts[kind])
+                rounds[kind][name].append(
+                    {**timing, "share_of_limit": timing["rows_per_s"] / limit_rows}
+                )
+                if outs.setdefault((kind, name), out) != out:
+                    changed.add((kind, name))  # reported: answers must not move
+            print(kind, "round", r + 1, json.dumps(rounds[kind]), flush=True)
+    res["limit_tokens_per_s"] = float(np.median(limits))
+    res["rounds"] = args.rounds
     for kind in MAPS:
-        prompts = prompts_of(rt, kind, texts)
-        if limit is None:
-            limit = prefill_limit(one, prompts)
-            res["limit_tokens_per_s"] = limit
-        limit_rows = limit / row_tokens(rt, prompts)
-        m: dict = {"limit_rows_per_s": limit_rows}
-        outs = {}
-        for name, runtime in (("one_row", one), ("batched", rt)):
-            out, r = answer_all(runtime, kind, prompts)
-            outs[name] = out
-            m[name] = {**r, "share_of_limit": r["rows_per_s"] / limit_rows}
+        m: dict = {"limit_rows_per_s": res["limit_tokens_per_s"] / row_tokens(rt, prompts[kind])}
+        for name, runtime in runtimes:
+            runs = rounds[kind][name]
+            m[name] = {
+                "rows_per_s": float(np.median([x["rows_per_s"] for x in runs])),
+                "share_of_limit": float(np.median([x["share_of_limit"] for x in runs])),
+                "rounds": runs,
+            }
             if kind != "int":
                 m[name]["accuracy"] = calibrated_accuracy(
                     runtime,
                     kind,
-                    out,
+                    outs[(kind, name)],
                     gold,
                     lambda ps, rr=runtime, t=MAPS[kind][1]: [
                         s.logprobs for s in rr.score_many(ps, t)
                     ],
                 )
-        a, b = outs["one_row"], outs["batched"]
+        a, b = outs[(kind, "one_row")], outs[(kind, "batched")]
         if kind == "int":
             m["answers_equal"] = sum(x == y for x, y in zip(a, b, strict=True))
         else:
             m["answers_equal"] = sum(
                 int(np.argmax(x)) == int(np.argmax(y)) for x, y in zip(a, b, strict=True)
             )
+        m["same_every_round"] = {name: (kind, name) not in changed for name, _ in runtimes}
         res["maps"][kind] = m
-        print(kind, json.dumps(m), flush=True)
     one.close()
     rt.close()
     if args.sembench:
@@ -234,13 +257,20 @@ def main() -> None:
     write(res, Path(args.out))
 
 
+def _rounds(res: dict) -> str:
+    n = res.get("rounds", 1)
+    return (
+        "one run" if n == 1 else f"{n} interleaved rounds, medians (limit re-measured each round)"
+    )
+
+
 def write(res: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (out / f"limits-{stamp}.json").write_text(json.dumps(res, indent=1))
     lines = [
         "# LM maps against llama.cpp's prefill limit\n",
-        f"`bench/lm_limits.py`, one run: {res['rows']} distinct reviews outside SemBench's "
+        f"`bench/lm_limits.py`, {_rounds(res)}: {res['rows']} distinct reviews outside SemBench's "
         f"query movies, bundled Gemma 3 270M Q4_K_M, {res['threads']} threads, {res['cpu']}"
         f"{' (AMX)' if res['amx'] else ''}, extra buffer types "
         f"{'on' if res['extra_bufts'] else 'off'}. Limit: llama.cpp's prefill of the same row "
@@ -258,6 +288,11 @@ def write(res: dict, out: Path) -> None:
             f"| {kind} | {m['limit_rows_per_s']:.2f} | {o['rows_per_s']:.2f} "
             f"({o['share_of_limit']:.0%}) | {b['rows_per_s']:.2f} ({b['share_of_limit']:.0%}) "
             f"| {m['answers_equal']}/{res['rows']} | {acc} |"
+            + (
+                ""
+                if all(m.get("same_every_round", {}).values())
+                else " (answers moved between rounds)"
+            )
         )
     lines += ["", f"Default on this CPU: {res['default'][1]}."]
     if "sembench" in res:
