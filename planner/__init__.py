@@ -50,7 +50,8 @@ def plan(
     attach_tasks(out, options.calibration)
     if out.scopes:
         out.profile = profile()  # predicate_order ranks filters with it
-    out.physical = Compiled(out, Choices(PLAN_PREFIX))
+    if out.has_lm:  # a statement without LM calls runs in DuckDB as written
+        out.physical = Compiled(out, Choices(PLAN_PREFIX))
     if estimate:
         try:
             note_index_builds(out, catalog)

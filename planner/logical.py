@@ -240,7 +240,7 @@ class QueryPlan:
     options: object = None
     fired: list[str] = field(default_factory=list)  # rewrite rules that changed the plan
     profile: object = None  # the model speeds the estimates used (planner.cost)
-    physical: object = None  # the physical plan before any run (planner/physical Compiled)
+    physical: object = None  # the physical plan before any run (None without LM calls)
 
     @property
     def has_lm(self) -> bool:

@@ -38,6 +38,7 @@ from ..scope_sql import (
 )
 from . import constants, lookups
 from . import stages as S
+from .joins import join_sql
 from .profile import DEFAULT_PROFILE
 from .samples import GroupSampleSQL, calibration_sql
 from .top_k import fix_limited_rows
@@ -236,6 +237,19 @@ class _Writer:
         arguments hold another LM call of the scope, which must answer first."""
         return self.samples.get(id(call)) or self.calibration(scope, call)
 
+    def lm_work(self, op: L.LMOperator, scope: L.ScopePlan) -> dict:
+        """What the LM side needs to answer an operator's rows, for its stage and for a
+        group sample's try of it: the operator's key and name, its task, its calibration
+        sample and, where it retrieves, its call."""
+        call = op.call
+        return {
+            "key": id(op),
+            "title": _name(op),
+            "task": op.task,
+            "sample_sql": self.sample_of(scope, call),
+            "retrieval": call if call.retrieval is not None else None,
+        }
+
     def node(self, node, scope, steps, ranked, found: list) -> None:
         """The stages of one operator; a source subtree (joins, LMJoin) its children's
         first."""
@@ -299,9 +313,7 @@ class _Writer:
             )
         args = argument_list(len(call.fields))
         return S.LMStage(
-            key=id(node),
-            title=_name(node),
-            task=node.task,
+            **self.lm_work(node, scope),
             inputs=inputs,
             results=results,
             setup=setup,
@@ -314,7 +326,6 @@ class _Writer:
                 f"(__idx BIGINT, __out {call.output.duckdb_type}, __rank DOUBLE)"
             ),
             rows_sql=f"SELECT __idx, {args} FROM {inputs} ORDER BY __idx",
-            sample_sql=self.sample_of(scope, call),
             source_sql=shown,
             known_guard=known.sql(dialect="duckdb") if known is not None else None,
             dedup=node.dedup,
@@ -322,7 +333,6 @@ class _Writer:
             exit=check,
             rank=rank,
             proxy=proxy,
-            retrieval=call if call.retrieval is not None else None,
         )
 
     def exit_point(self, node: L.LMOperator) -> tuple[int, int] | None:
@@ -342,36 +352,13 @@ class _Writer:
         left, right = self.fields(call)
         if {c.table for c in left.find_all(exp.Column)} == {right_alias}:
             left, right = right, left
-        joins = select.args.get("joins") or []
-        position = next(i for i, j in enumerate(joins) if j is join)
-        left_sql = sqlglot.parse_one(
-            scope_query(
-                select,
-                [exp.alias_(left.copy(), "v")],
-                [self.working(p) for p in node.left_predicates],
-                joins_upto=position,
-            ),
-            read="duckdb",
-        )
-        left_sql.set("distinct", exp.Distinct())
-        right_sql = exp.Select(expressions=[exp.alias_(right.copy(), "v")]).from_(join.this.copy())
-        right_sql.set("distinct", exp.Distinct())
         table = self.table("join")
-        cond = sqlglot.parse_one(
-            f"({right.sql(dialect='duckdb')}) = (SELECT any_value(__m.__r) FROM {table} AS __m "
-            f"WHERE __m.__l IS NOT DISTINCT FROM ({left.sql(dialect='duckdb')}))",
-            read="duckdb",
-        )
+        preds = [self.working(p) for p in node.left_predicates]
+        left_sql, right_sql, cond = join_sql(select, join, left, right, preds, table)
         for n in call.nodes:
             self.working(n).replace(cond.copy())
         return S.JoinStage(
-            id(node),
-            _name(node),
-            call.question,
-            tuple(call.examples),
-            left_sql.sql(dialect="duckdb"),
-            right_sql.sql(dialect="duckdb"),
-            table,
+            id(node), _name(node), call.question, tuple(call.examples), left_sql, right_sql, table
         )
 
     def group_sample(self, index: int, group: int, scope, steps: Steps, i: int) -> S.GroupSample:
@@ -387,14 +374,7 @@ class _Writer:
             calls, count = sql.predicate(pred)
             sampled = tuple(
                 S.SampledCall(
-                    key=id(op),
-                    title=_name(op),
-                    task=op.task,
-                    args_sql=args_sql,
-                    answers=answers,
-                    columns=columns,
-                    sample_sql=self.sample_of(scope, op.call),
-                    retrieval=op.call if op.call.retrieval is not None else None,
+                    **self.lm_work(op, scope), args_sql=args_sql, answers=answers, columns=columns
                 )
                 for op, args_sql, answers, columns in (
                     (owner[id(node)], a, v, n) for node, a, v, n in calls

@@ -11,7 +11,7 @@ from semql.errors import BindError
 from semql.grammar.types import ListType
 
 from ..calls import LMCall, is_lm_call
-from ..scope_sql import conjuncts, scope_query
+from ..scope_sql import relational_conjuncts, scope_query
 from .stages import QAContext
 
 # Rows of one context read at most (the window fits far fewer; this bounds memory).
@@ -51,13 +51,7 @@ def _values(expr: exp.Expression, call_node: exp.Expression, label: str) -> QACo
             f"{label}: a context expression over columns cannot read a JOIN with "
             "an LM call; give it as a subquery: (SELECT ... FROM ...)"
         )
-    where = select.args.get("where")
-    preds = [
-        c
-        for c in (conjuncts(where.this) if where is not None else [])
-        if not any(is_lm_call(n) for n in c.walk())
-    ]
-    sql = scope_query(select, [value], preds)
+    sql = scope_query(select, [value], relational_conjuncts(select))
     return QAContext("values", sql=f"SELECT * FROM ({sql}) LIMIT {QA_CONTEXT_ROWS}")
 
 
