@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
 
-from . import forced_draft
 from .greedy import GreedyDecoder
 from .label_scores import ONE_FIELD
 from .runtime import Generation
@@ -59,7 +58,7 @@ def generate(rt, prompts: list, out_type: OutputType) -> list[Generation]:
                 f"model context of {rt.n_ctx} tokens (model {rt.path})"
             )
         if len(segments) > ONE_FIELD:
-            out[i] = forced_draft.generate(rt, tokens, segments, out_type, max_tokens)
+            out[i] = rt._generate_tokens(tokens, segments, out_type, max_tokens)
             continue
         head = tuple(tokens[: head_length(tokens, segments)])
         groups.setdefault(head, []).append((i, tokens))

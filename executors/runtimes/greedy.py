@@ -41,22 +41,6 @@ class GreedyDecoder:
     def text(self) -> str:
         return self._out.decode("utf-8", errors="replace")
 
-    def draft(self) -> list[int]:
-        """The tokens the tokenizer gives the text the grammar forces next, as far as the
-        grammar accepts them and the token budget allows (forced_draft.py decodes them
-        ahead; :meth:`step` still decides every token)."""
-        room = self._max_tokens - self.generated
-        text = self._matcher.find_jump_forward_string() if room > 0 else ""
-        if not text:
-            return []
-        matcher = self._matcher.fork()
-        tokens = []
-        for token in self._rt.continuation_tokens(text)[:room]:
-            if self._rt._stop_mask[token] or not matcher.accept_token(token):
-                break
-            tokens.append(token)
-        return tokens
-
     def _allowed(self) -> np.ndarray:
         self._matcher.fill_next_token_bitmask(self._bitmask)
         bits = self._bitmask.numpy().view(np.uint8)

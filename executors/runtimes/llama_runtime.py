@@ -25,8 +25,9 @@ from semql.errors import ExecutionError, ModelError
 from semql.grammar.compile import to_xgrammar
 from semql.grammar.types import GrammarSpec, OutputType
 
-from . import batch_generator, cpu_backend, forced_draft, label_scores, llama_log
+from . import batch_generator, cpu_backend, label_scores, llama_log
 from .closing import ClosingTokens
+from .greedy import GreedyDecoder
 from .model_files import check_gguf, model_sha256
 from .runtime import Generation, Scored
 from .thread_policy import ThreadPolicy
@@ -46,9 +47,8 @@ PREFILL_CHUNK = 64
 # 4: generated answers too (batch_generator.py).
 # 3 (one row) and 5 (batched, whose prompts of several fields go one row at a time):
 # prefill chunks of 64 tokens, not 16, and the answer cue in the last field's chunk.
-# 6 (both): a row alone decodes the text its grammar forces as a draft (forced_draft.py).
-DECODING = 6
-BATCHED_DECODING = 6
+DECODING = 3
+BATCHED_DECODING = 5
 # Rows per batched decode (bench/batch_recipe.py, Intel Xeon): 8 keeps most of 16's speed
 # on many rows (71% of llama.cpp's prefill limit against 78%), costs half its latency for
 # a row alone, and fills the batches of 8 rows an early exit asks for; 32 was slower.
@@ -215,9 +215,7 @@ class LlamaRuntime:
                 self._scorer.set_threads(n)
             self._applied_threads = n
 
-    def _prefill(
-        self, tokens: list[int], segments: list[int] | None = None, draft: list[int] = ()
-    ) -> int:
+    def _prefill(self, tokens: list[int], segments: list[int] | None = None) -> int:
         """Evaluate ``tokens`` reusing the longest common prefix in the KV cache.
 
         Tokens are evaluated in chunks of at most PREFILL_CHUNK that start at every
@@ -257,15 +255,12 @@ class LlamaRuntime:
         bounds = [*starts, len(tokens)]
         for start, end in zip(bounds[:-1], bounds[1:], strict=True):
             if start >= reuse:
-                last = end == len(tokens)  # ``draft`` joins it (forced_draft.py)
-                piece = tokens[start:end] + (list(draft) if last else [])
-                self._decode(piece, logits=last, outputs=len(draft) + 1)
+                self._decode(tokens[start:end], logits=end == len(tokens))
         self._chunk_starts = starts
         return reuse
 
-    def _decode(self, tokens: list[int], logits: bool, outputs: int = 1) -> None:
-        """Append ``tokens`` to the KV cache; compute output logits only when asked, for
-        the last ``outputs`` tokens.
+    def _decode(self, tokens: list[int], logits: bool) -> None:
+        """Append ``tokens`` to the KV cache; compute output logits only when asked.
 
         The output layer of a 262k-token vocabulary costs as much as tens of prompt tokens,
         so chunks before the last one skip it (``Llama.eval`` always computes it).
@@ -273,15 +268,13 @@ class LlamaRuntime:
         llm = self._llm
         n_past = llm.n_tokens
         llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=False)
-        for i in range(max(len(tokens) - outputs, 0), len(tokens)):
-            llm._batch.batch.logits[i] = logits
+        llm._batch.batch.logits[len(tokens) - 1] = logits
         llm._ctx.decode(llm._batch)
         llm.input_ids[n_past : n_past + len(tokens)] = tokens
         llm.n_tokens += len(tokens)
 
-    def _logits(self, back: int = 0) -> np.ndarray:
-        """The logits of the last decode's output ``back`` outputs before its last."""
-        ptr = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1 - back)
+    def _logits(self) -> np.ndarray:
+        ptr = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
@@ -300,7 +293,17 @@ class LlamaRuntime:
                 f"prompt of {len(tokens)} tokens plus {max_tokens} output tokens exceeds the "
                 f"model context of {self.n_ctx} tokens (model {self.path})"
             )
-        return forced_draft.generate(self, tokens, segments, out_type, max_tokens)
+        return self._generate_tokens(tokens, segments, out_type, max_tokens)
+
+    def _generate_tokens(
+        self, tokens: list[int], segments: list[int], out_type: OutputType, max_tokens: int
+    ) -> Generation:
+        """A row alone in the runtime's context (its KV prefix reused chunk by chunk)."""
+        cached = self._prefill(tokens, segments)
+        decoder = GreedyDecoder(self, out_type, max_tokens)
+        while (token := decoder.step(self._logits())) is not None:
+            self._decode([token], logits=True)
+        return Generation(decoder.text(), len(tokens), cached, decoder.generated)
 
     def generate_many(self, prompts: list, out_type: OutputType) -> list[Generation]:
         """:meth:`generate` of each prompt; with ``batch_rows`` > 1 they share decodes
@@ -328,13 +331,10 @@ class LlamaRuntime:
             self._fit_threads()
             return label_scores.batched(self, prompts, out_type)
 
-    def continuation_tokens(self, text: str) -> list[int]:
-        """The tokens of ``text`` as it continues a prompt (no BOS, no special tokens)."""
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-
     def label_tokens(self, label: str) -> list[int]:
         """A label's tokens as the grammar writes it (" " + label)."""
-        return self.continuation_tokens(" " + label)
+        text = (" " + label).encode("utf-8")
+        return self._llm.tokenize(text, add_bos=False, special=False)
 
     def measure_speeds(self, text: str) -> dict[str, float]:
         """Prefill and decode speed, and the fixed cost of one constrained call
