@@ -109,7 +109,7 @@ def reused_tokens(shared: float, profile: ModelProfile) -> float:
     """Tokens of a ``shared``-token prefix the KV cache serves: all of it where the runtime
     reuses prefixes at all, since its chunks start at every prompt segment (the head, each
     field), so a shared head and shared leading fields are whole chunks."""
-    return shared if profile.reuse_chunk else 0.0
+    return shared if profile.reuses_prefix else 0.0
 
 
 def call_seconds(

@@ -9,7 +9,7 @@ import pytest
 from semql.executors.runtimes.model_profile import MIN_CALLS, corrected, implausible, profile_for
 from semql.planner.physical import ModelProfile, work_seconds
 
-SLOW = ModelProfile(16.0, 2.0, 1.0, 4.0, 16, "measured while the machine was busy")
+SLOW = ModelProfile(16.0, 2.0, 1.0, 4.0, True, "measured while the machine was busy")
 
 
 def test_a_run_that_agrees_changes_nothing_and_small_runs_say_nothing():
@@ -37,7 +37,7 @@ class TimedRuntime:
     local = True
     model_id = "timing-stub"
     n_threads = 2
-    reuse_chunk = 16
+    reuses_prefix = True
 
     def __init__(self, *speeds: tuple[float, float, float]):
         self.speeds = list(speeds)
@@ -56,8 +56,8 @@ class TimedRuntime:
 
 def test_an_implausible_profile_is_measured_again(monkeypatch, tmp_path):
     monkeypatch.setenv("SEMQL_CACHE_DIR", str(tmp_path))
-    assert implausible(SLOW) and implausible(ModelProfile(10.0, 20.0, 0.001, 4.0, 16, ""))
-    assert implausible(ModelProfile(300.0, 40.0, 0.002, 4.0, 16, "")) is None
+    assert implausible(SLOW) and implausible(ModelProfile(10.0, 20.0, 0.001, 4.0, True, ""))
+    assert implausible(ModelProfile(300.0, 40.0, 0.002, 4.0, True, "")) is None
     # measured while busy, then again: the faster is kept and stored
     busy = TimedRuntime((16.0, 2.0, 1.0), (350.0, 45.0, 0.002))
     assert profile_for(busy).prefill_tokens_per_s == 350.0 and busy.measured == 2
@@ -71,6 +71,29 @@ def test_an_implausible_profile_is_measured_again(monkeypatch, tmp_path):
     # a plausible stored profile is used as it is
     third = TimedRuntime()
     assert profile_for(third).prefill_tokens_per_s == 320.0 and third.measured == 0
+
+
+def test_a_profile_stored_by_an_older_semql_is_read(monkeypatch, tmp_path):
+    """Files written before ``reuses_prefix`` name ``reuse_chunk`` (tokens per prefill
+    chunk, 0 for none): read as whether prefixes are reused, not measured again. An entry
+    that fits no version of the profile is measured again instead of failing the query."""
+    monkeypatch.setenv("SEMQL_CACHE_DIR", str(tmp_path))
+    old = {
+        "prefill_tokens_per_s": 320.0,
+        "decode_tokens_per_s": 44.0,
+        "seconds_per_call": 0.002,
+        "chars_per_token": 4.0,
+        "source": "measured 2026-12-01, 2 threads",
+    }
+    key = f"{TimedRuntime.model_id}:{TimedRuntime.n_threads}"
+    for chunk, reuses in ((64, True), (0, False)):
+        (tmp_path / "profiles.json").write_text(json.dumps({key: {**old, "reuse_chunk": chunk}}))
+        runtime = TimedRuntime()
+        got = profile_for(runtime)
+        assert (got.reuses_prefix, got.prefill_tokens_per_s, runtime.measured) == (reuses, 320, 0)
+    (tmp_path / "profiles.json").write_text(json.dumps({key: {**old, "speed": 1.0}}))
+    runtime = TimedRuntime((300.0, 40.0, 0.002))
+    assert profile_for(runtime).prefill_tokens_per_s == 300.0 and runtime.measured == 1
 
 
 @pytest.mark.model

@@ -124,7 +124,7 @@ class LlamaRuntime:
         threads = self.threads.max_threads
         self.n_threads = threads  # the most it uses (idle); the speed profile's key
         self._applied_threads = threads
-        self.reuse_chunk = PREFILL_CHUNK if prefix_reuse else 0
+        self.reuses_prefix = prefix_reuse
         # Extra buffer types (AMX, repacked weights) only where a probe ran them: on some
         # AMX CPUs their worker threads die with SIGILL (executors/runtimes/cpu_backend.py).
         self.backend = cpu_backend.decide(path, extra_bufts)

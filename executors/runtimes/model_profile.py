@@ -49,13 +49,28 @@ def _load_all() -> dict:
         return {}
 
 
+def _stored(entry: dict | None) -> ModelProfile | None:
+    """A stored profile as this SemQL names its fields, or None where there is none that
+    fits (then it is measured again). Files written before ``reuses_prefix`` say
+    ``reuse_chunk``: tokens per prefill chunk, 0 where prefixes were never reused."""
+    if not entry:
+        return None
+    entry = dict(entry)
+    if "reuse_chunk" in entry:
+        entry["reuses_prefix"] = bool(entry.pop("reuse_chunk"))
+    try:
+        return ModelProfile(**entry)
+    except TypeError:
+        return None
+
+
 def stored_profile(model_path: str, threads: int) -> ModelProfile | None:
     """The stored profile of a model file, without loading the model."""
     try:
         entry = _load_all().get(_key(model_sha256(model_path), threads))
     except OSError:
         return None
-    return ModelProfile(**entry) if entry else None
+    return _stored(entry)
 
 
 def measure(runtime) -> ModelProfile:
@@ -66,7 +81,7 @@ def measure(runtime) -> ModelProfile:
         decode_tokens_per_s=round(speeds["decode_tokens_per_s"], 1),
         seconds_per_call=round(speeds["seconds_per_call"], 4),
         chars_per_token=round(speeds["chars_per_token"], 2),
-        reuse_chunk=runtime.reuse_chunk,
+        reuses_prefix=runtime.reuses_prefix,
         source=f"measured {time.strftime('%Y-%m-%d')}, {runtime.n_threads} threads",
     )
 
@@ -98,11 +113,11 @@ def profile_for(runtime) -> ModelProfile:
     not probed: their profile starts as the default and is learnt from real runs."""
     key = speed_key(runtime)
     if not runtime.local:
-        known = _load_all().get(key) if key is not None else None
-        return ModelProfile(**known) if known else DEFAULT_PROFILE
-    known = _load_all()
-    if key in known and implausible(ModelProfile(**known[key])) is None:
-        return ModelProfile(**known[key])
+        known = _stored(_load_all().get(key)) if key is not None else None
+        return known or DEFAULT_PROFILE
+    known = _stored(_load_all().get(key))
+    if known is not None and implausible(known) is None:
+        return known
     profile = measure(runtime)
     if implausible(profile) is not None:
         again = measure(runtime)

@@ -155,7 +155,7 @@ class RayRuntime:
         self.batch_rows_reason = f"per actor, {first['batch_rows_reason']}"
         self.actor_batch_rows = first["batch_rows"]  # blocks come in multiples of it
         self.backend = first["backend"]
-        self.reuse_chunk = first["reuse_chunk"]
+        self.reuses_prefix = first["reuses_prefix"]
         self.name = first["name"]
         self.style = first["style"]
         self.placement = f"Ray cluster at {address}, {n} actor(s) x {threads} thread(s)"

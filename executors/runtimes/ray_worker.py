@@ -65,7 +65,7 @@ class LMWorker:
             "batch_rows": r.batch_rows,
             "batch_rows_reason": r.batch_rows_reason,
             "backend": r.backend,
-            "reuse_chunk": r.reuse_chunk,
+            "reuses_prefix": r.reuses_prefix,
             "name": r.name,
             "style": r.style,
             "prompts_run": self.prompts_run,

@@ -98,7 +98,7 @@ class LocalRuntime(Runtime, Protocol):
     threads_reason: str  # why that many (``semql info``)
     batch_rows_reason: str  # rows per decode and why (``semql info``)
     backend: Verdict  # the CPU kernel path chosen and why (cpu_backend.py)
-    reuse_chunk: int  # tokens per prefill chunk of a row alone; 0: no KV prefix reuse
+    reuses_prefix: bool  # whether the KV cache serves a prompt prefix shared with the last
 
     def tokenize(self, text: str) -> list[int]: ...
 

@@ -18,7 +18,7 @@ class ModelProfile:
     decode_tokens_per_s: float
     seconds_per_call: float  # fixed cost of a generation (grammar state, sampling setup)
     chars_per_token: float
-    reuse_chunk: int  # tokens per prefill chunk of a row alone (0: prefixes never reused)
+    reuses_prefix: bool  # whether the KV cache serves a prompt prefix shared with the last
     source: str  # how the figures were obtained
 
     def describe(self) -> str:
@@ -30,7 +30,7 @@ class ModelProfile:
 
 
 # Rough figures of a 270M model on two CPU cores; used until the model has been measured.
-DEFAULT_PROFILE = ModelProfile(600.0, 60.0, 0.02, 4.0, 64, "defaults: model not measured yet")
+DEFAULT_PROFILE = ModelProfile(600.0, 60.0, 0.02, 4.0, True, "defaults: model not measured yet")
 
 
 def work_seconds(
