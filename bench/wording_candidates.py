@@ -48,17 +48,23 @@ def review_texts() -> dict[str, str]:
         return {r["reviewId"]: r["reviewText"] for r in csv.DictReader(f)}
 
 
-def score(rows_json: Path, model: str, part: str, out: Path) -> None:
+def scoring(rows_json: Path, model: str, out: Path) -> tuple:
+    """What a ``score`` step works with: the stored rows, the review texts, the model as
+    the stored runs loaded it, its prompt builder, the scores already written to ``out``
+    and their settings' keys (a run cut short goes on where it stopped)."""
     from semql.executors.runtimes.llama_runtime import LlamaRuntime
     from semql.executors.runtimes.model_files import resolve_model_path
     from semql.planner.physical.prompt_format import PromptBuilder
 
-    doc = json.loads(rows_json.read_text())
-    text = review_texts()
     runtime = LlamaRuntime(resolve_model_path(model), batch_rows=1)  # as the stored runs
     build = PromptBuilder(runtime.style, runtime.format_chat).build
     done = json.loads(out.read_text()) if out.exists() else []
     have = {(e["model"], e["task"], str(e["wording"]), e["examples"]) for e in done}
+    return json.loads(rows_json.read_text()), review_texts(), runtime, build, done, have
+
+
+def score(rows_json: Path, model: str, part: str, out: Path) -> None:
+    doc, text, runtime, build, done, have = scoring(rows_json, model, out)
     for entry in doc["settings"]:
         key = (entry["model"], entry["task"], str(entry["wording"]), entry["examples"])
         if entry["model"] != runtime.name or entry["examples"] == "none" or key in have:
@@ -212,8 +218,10 @@ def _cell(rows: list[dict]) -> str:
     return f"{np.mean(values):.3f} / {min(values):.3f} / {spread:.3f}"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def steps(doc: str, scores: str) -> argparse.Namespace:
+    """The command line of a candidates script: ``score`` (extra model scores for the
+    stored settings, written to ``--out``) or ``report`` (the stored rows and ``scores``)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     sub = ap.add_subparsers(dest="step", required=True)
     s = sub.add_parser("score")
     s.add_argument("rows_json", type=Path)
@@ -222,8 +230,12 @@ def main() -> None:
     s.add_argument("--out", type=Path, required=True)
     r = sub.add_parser("report")
     r.add_argument("rows_json", type=Path)
-    r.add_argument("rev_json", type=Path)
-    args = ap.parse_args()
+    r.add_argument(scores, type=Path)
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = steps(__doc__, "rev_json")
     if args.step == "score":
         score(args.rows_json, args.model, args.part, args.out)
         return

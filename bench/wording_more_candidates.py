@@ -24,7 +24,6 @@ stored scores (dev part: where methods are chosen).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections import defaultdict
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from wording import FIELD
-from wording_candidates import _call, _cell, _scored, review_texts
+from wording_candidates import _call, _cell, _scored, scoring, steps
 from wording_report import BATCH_ROWS, _batch, _calibrated, _content_free, _off, populations
 
 from semql.executors.lm.closed_set import content_free_prior
@@ -56,16 +55,7 @@ def sample(index: list[int]) -> list[int]:
 
 
 def score(rows_json: Path, model: str, part: str, out: Path) -> None:
-    from semql.executors.runtimes.llama_runtime import LlamaRuntime
-    from semql.executors.runtimes.model_files import resolve_model_path
-    from semql.planner.physical.prompt_format import PromptBuilder
-
-    doc = json.loads(rows_json.read_text())
-    text = review_texts()
-    runtime = LlamaRuntime(resolve_model_path(model), batch_rows=1)  # as the stored runs
-    build = PromptBuilder(runtime.style, runtime.format_chat).build
-    done = json.loads(out.read_text()) if out.exists() else []
-    have = {(e["model"], e["task"], str(e["wording"]), e["examples"]) for e in done}
+    doc, text, runtime, build, done, have = scoring(rows_json, model, out)
     for entry in doc["settings"]:
         key = (entry["model"], entry["task"], str(entry["wording"]), entry["examples"])
         if entry["model"] != runtime.name or entry["part"] != part or key in have:
@@ -183,17 +173,7 @@ def _tables(rows_json: Path, dc_json: Path, scored: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="step", required=True)
-    s = sub.add_parser("score")
-    s.add_argument("rows_json", type=Path)
-    s.add_argument("--model", default="gemma3-270m")
-    s.add_argument("--part", default="dev", choices=("dev", "test"))
-    s.add_argument("--out", type=Path, required=True)
-    r = sub.add_parser("report")
-    r.add_argument("rows_json", type=Path)
-    r.add_argument("dc_json", type=Path)
-    args = ap.parse_args()
+    args = steps(__doc__, "dc_json")
     if args.step == "score":
         score(args.rows_json, args.model, args.part, args.out)
         return
