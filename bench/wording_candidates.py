@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from wording import EXAMPLE_SETS, FIELD, TASKS, example_answer, out_type_of
-from wording_report import BATCH_ROWS, _batch, _content_free, populations, qualities
+from wording_report import _batch, _content_free, calibration_sample, populations, qualities
 
 from semql.executors.lm.closed_set import CONTENT_FREE
 from semql.executors.lm.embedding_judge import anchors, margins
@@ -48,6 +48,11 @@ def review_texts() -> dict[str, str]:
         return {r["reviewId"]: r["reviewText"] for r in csv.DictReader(f)}
 
 
+def setting_key(entry: dict) -> tuple:
+    """What names a stored setting across the rows file and the extra scores' files."""
+    return entry["model"], entry["task"], str(entry["wording"]), entry["examples"]
+
+
 def scoring(rows_json: Path, model: str, out: Path) -> tuple:
     """What a ``score`` step works with: the stored rows, the review texts, the model as
     the stored runs loaded it, its prompt builder, the scores already written to ``out``
@@ -59,14 +64,14 @@ def scoring(rows_json: Path, model: str, out: Path) -> tuple:
     runtime = LlamaRuntime(resolve_model_path(model), batch_rows=1)  # as the stored runs
     build = PromptBuilder(runtime.style, runtime.format_chat).build
     done = json.loads(out.read_text()) if out.exists() else []
-    have = {(e["model"], e["task"], str(e["wording"]), e["examples"]) for e in done}
+    have = {setting_key(e) for e in done}
     return json.loads(rows_json.read_text()), review_texts(), runtime, build, done, have
 
 
 def score(rows_json: Path, model: str, part: str, out: Path) -> None:
     doc, text, runtime, build, done, have = scoring(rows_json, model, out)
     for entry in doc["settings"]:
-        key = (entry["model"], entry["task"], str(entry["wording"]), entry["examples"])
+        key = setting_key(entry)
         if entry["model"] != runtime.name or entry["examples"] == "none" or key in have:
             continue
         if entry["part"] != part:
@@ -135,17 +140,14 @@ def _scored(entry, population, method, truth, q) -> list[dict]:
 
 def report(rows_json: Path, rev_json: Path) -> str:
     doc = json.loads(rows_json.read_text())
-    rev = {
-        (e["model"], e["task"], str(e["wording"]), e["examples"]): e
-        for e in json.loads(rev_json.read_text())
-    }
+    rev = {setting_key(e): e for e in json.loads(rev_json.read_text())}
     margins = Margins()
     ensemble, judged = [], []
     for entry in doc["settings"]:
         if entry["kind"] == "scale" and entry["examples"] == "none":
             continue
         lp = np.asarray(entry["logprobs"])
-        other = rev.get((entry["model"], entry["task"], str(entry["wording"]), entry["examples"]))
+        other = rev.get(setting_key(entry))
         for population, index in populations(entry, doc["rows"]).items():
             truth = [entry["truth"][i] for i in index]
             written = _content_free(lp[index], entry)
@@ -164,7 +166,7 @@ def report(rows_json: Path, rev_json: Path) -> str:
                 continue
             m = margins.of(entry, [entry["reviewId"][i] for i in index])
             z = _log_odds(written)
-            pick = np.random.default_rng(7).choice(len(index), min(BATCH_ROWS, len(index)), False)
+            pick = calibration_sample(len(index))
             combined = z if m is None else z / (z[pick].std() or 1) + m / (m[pick].std() or 1)
             alone = z if m is None else m
             for method, d in (("content_free", z), ("minilm", alone), ("judges", combined)):

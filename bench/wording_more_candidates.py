@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 from wording import FIELD
-from wording_candidates import _call, _cell, _scored, scoring, steps
-from wording_report import BATCH_ROWS, _batch, _calibrated, _content_free, _off, populations
+from wording_candidates import _call, _cell, _scored, scoring, setting_key, steps
+from wording_report import _batch, _calibrated, _content_free, _off, calibration_sample, populations
 
 from semql.executors.lm.closed_set import content_free_prior
 
@@ -48,23 +48,17 @@ def domain_texts(texts: list[str]) -> list[str]:
     return [" ".join(rng.choice(words, length)) for _ in range(SEQUENCES)]
 
 
-def sample(index: list[int]) -> list[int]:
-    """The population's calibration sample, drawn as bench/wording_report.py's batch."""
-    pick = np.random.default_rng(7).choice(len(index), min(BATCH_ROWS, len(index)), False)
-    return [index[i] for i in pick]
-
-
 def score(rows_json: Path, model: str, part: str, out: Path) -> None:
     doc, text, runtime, build, done, have = scoring(rows_json, model, out)
     for entry in doc["settings"]:
-        key = (entry["model"], entry["task"], str(entry["wording"]), entry["examples"])
+        key = setting_key(entry)
         if entry["model"] != runtime.name or entry["part"] != part or key in have:
             continue
         question, out_type, shots = _call(entry)
         started = time.perf_counter()
         priors = {}
         for population, index in populations(entry, doc["rows"]).items():
-            rows = [text[entry["reviewId"][i]] for i in sample(index)]
+            rows = [text[entry["reviewId"][index[i]]] for i in calibration_sample(len(index))]
             prompts = [build(question, out_type, [FIELD], [t], shots) for t in domain_texts(rows)]
             priors[population] = [runtime.score(p, out_type).logprobs for p in prompts]
         done.append(
@@ -86,13 +80,10 @@ def _domain(logprobs: np.ndarray, scores: list) -> np.ndarray:
 
 def report(rows_json: Path, dc_json: Path) -> str:
     doc = json.loads(rows_json.read_text())
-    dc = {
-        (e["model"], e["task"], str(e["wording"]), e["examples"]): e
-        for e in json.loads(dc_json.read_text())
-    }
+    dc = {setting_key(e): e for e in json.loads(dc_json.read_text())}
     scored = []
     for entry in doc["settings"]:
-        got = dc.get((entry["model"], entry["task"], str(entry["wording"]), entry["examples"]))
+        got = dc.get(setting_key(entry))
         if got is None:
             continue
         lp = np.asarray(entry["logprobs"])
@@ -105,7 +96,7 @@ def report(rows_json: Path, dc_json: Path) -> str:
                 ("domain", _domain(lp[index], got["domain"][population])),
             ):
                 scored += _scored(entry, population, method, truth, q)
-    return _tables(rows_json, dc_json, scored)
+    return _tables(rows_json, dc_json, scored, both_models(doc, "dev"))
 
 
 def both_models(doc: dict, part: str) -> list[dict]:
@@ -136,7 +127,7 @@ def both_models(doc: dict, part: str) -> list[dict]:
     return scored
 
 
-def _tables(rows_json: Path, dc_json: Path, scored: list[dict]) -> str:
+def _tables(rows_json: Path, dc_json: Path, scored: list[dict], pair: list[dict]) -> str:
     methods = list(dict.fromkeys(r["method"] for r in scored))
     lines = [
         "# Wording candidates: domain-context calibration, both models together\n",
@@ -159,7 +150,6 @@ def _tables(rows_json: Path, dc_json: Path, scored: list[dict]) -> str:
             cells = [_cell([r for r in by[(model, part, measure, m)] if keep(r)]) for m in methods]
             lines.append(f"| {model} | {part} | {measure} | " + " | ".join(cells) + " |")
         lines.append("")
-    pair = both_models(json.loads(rows_json.read_text()), "dev")
     methods = list(dict.fromkeys(r["method"] for r in pair))
     lines += ["## Both bundled models together (dev part)\n"]
     lines += ["| measure | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]

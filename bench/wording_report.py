@@ -79,10 +79,14 @@ def _unless_examples(logprobs: np.ndarray, entry: dict) -> np.ndarray:
     return _content_free(logprobs, entry)
 
 
+def calibration_sample(n: int) -> np.ndarray:
+    """Positions of the seeded ``BATCH_ROWS``-row sample of a population of ``n`` rows (the
+    engine draws its 32 in hash order; here one seed serves every method that samples)."""
+    return np.random.default_rng(7).choice(n, min(BATCH_ROWS, n), replace=False)
+
+
 def _batch(logprobs: np.ndarray, entry: dict) -> np.ndarray:
-    pick = np.random.default_rng(7).choice(
-        len(logprobs), min(BATCH_ROWS, len(logprobs)), replace=False
-    )
+    pick = calibration_sample(len(logprobs))
     prior, _ = sample_prior(logprobs[pick].tolist(), len(pick))
     return _calibrated(prior, logprobs)
 
