@@ -1,10 +1,12 @@
-"""Precision-first LIMIT's cap: quality and LM calls of ``LIMIT k`` at each cap.
+"""Precision-first LIMIT's sample size: quality and LM calls of ``LIMIT k`` at each.
 
-``LIMIT k`` over one LM condition ranks every candidate row when there are at most
-``precision_first`` of them, else keeps the first k rows that pass (planner.logical
-.RankLimit). This runs real queries through ``semql.query`` with the bundled model on
-tasks built from the shipped reviews, none of them SemBench's (its query movies are left
-out), and reports precision@k and the rows the LM operator answered at each cap.
+``LIMIT k`` over one LM condition ranks the candidate rows whose arguments are among the
+first ``precision_first`` distinct tuples in hash order (every candidate when there are
+that few, else a fixed sample), then fills the LIMIT with the first passing rows after
+them when fewer pass (planner.logical.RankLimit); 0 keeps the first k rows that pass.
+This runs real queries through ``semql.query`` with the bundled model on tasks built from
+the shipped reviews, none of them SemBench's (its query movies are left out), and reports
+precision@k and the rows the LM operator answered at each size.
 
 The tasks, chosen by size alone (no label was looked at to pick them):
 
@@ -20,7 +22,7 @@ bench (yes/no questions, and one ``options=`` call, which the second judge also 
 The result cache is on, so each row is answered once per wording; the calls reported are
 the rows the operator answered (LM calls plus cache hits), the cost of a cold run.
 
-    python bench/precision_cap.py --out bench/results/precision
+    python bench/precision_cap.py --out bench/results/precision [--caps 0 16 64 256]
 """
 
 from __future__ import annotations
@@ -141,28 +143,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="bench/results/precision")
     ap.add_argument("--db", help="database file to keep (its result cache makes a re-run cheap)")
+    ap.add_argument("--caps", type=int, nargs="+", default=list(CAPS))
     args = ap.parse_args()
+    caps = tuple(args.caps)
     results: list[dict] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         con = connect(Path(args.db) if args.db else Path(tmp) / "bench.duckdb")
         built = tasks(con)
         for name, condition, label in CONDITIONS:
-            for cap in sorted(CAPS, reverse=True):  # the widest first fills the cache
+            for cap in sorted(caps, reverse=True):  # the widest first fills the cache
                 for task, where, n in built:
                     r = run_one(con, where, condition, label, cap)
                     results.append({"condition": name, "cap": cap, "task": task, "n": n, **r})
                 print(f"{name} cap {cap}: {time.perf_counter() - started:.0f} s", flush=True)
         model = con.runtime.name
         con.close()
-    report(Path(args.out), results, model, time.perf_counter() - started)
+    report(Path(args.out), results, model, time.perf_counter() - started, caps)
 
 
-def report(out: Path, results: list[dict], model: str, seconds: float) -> None:
+def report(out: Path, results: list[dict], model: str, seconds: float, caps: tuple) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (out / f"precision-cap-{stamp}.json").write_text(
-        json.dumps({"model": model, "k": K, "caps": CAPS, "results": results}, indent=1)
+        json.dumps({"model": model, "k": K, "caps": caps, "results": results}, indent=1)
     )
     groups = {
         "movies": lambda r: r["task"].startswith("movie "),
@@ -172,7 +176,7 @@ def report(out: Path, results: list[dict], model: str, seconds: float) -> None:
     }
     sizes = {g: sorted({r["n"] for r in results if keep(r)}) for g, keep in groups.items()}
     lines = [
-        f"# Precision-first LIMIT {K}: quality and LM calls against the cap\n",
+        f"# Precision-first LIMIT {K}: quality and LM calls against its sample size\n",
         f"Model: {model}; real queries through `semql.query`, result cache on (calls = rows "
         f"the LM operator answered, as a cold run would); {len(CONDITIONS)} conditions "
         f"(positive and negative, three wordings each); SemBench's query movies left out; "
@@ -181,7 +185,8 @@ def report(out: Path, results: list[dict], model: str, seconds: float) -> None:
         + "; ".join(f"{g}: {s[0]}-{s[-1]}" for g, s in sizes.items())
         + "\n",
         "## Mean over all tasks and conditions\n",
-        "| cap | precision | F1 (SemBench's LIMIT scoring) | LM calls per query | share ranked |",
+        "| precision_first | precision | F1 (SemBench's LIMIT scoring) | LM calls per query "
+        "| share with every candidate ranked |",
         "|---|---|---|---|---|",
     ]
 
@@ -193,18 +198,18 @@ def report(out: Path, results: list[dict], model: str, seconds: float) -> None:
             float(np.mean([r["calls"] for r in rs])),
         )
 
-    for cap in CAPS:
+    for cap in caps:
         rs = [r for r in results if r["cap"] == cap]
         p, f, c = row(rs)
         ranked = np.mean([r["n"] <= cap for r in rs]) if cap else 0.0
         lines.append(f"| {cap} | {p:.3f} | {f:.3f} | {c:.1f} | {ranked:.0%} |")
     lines += ["", "## By task group and condition (precision / LM calls)\n"]
-    header = "| group | condition | " + " | ".join(f"cap {c}" for c in CAPS) + " |"
-    lines += [header, "|---|---|" + "---|" * len(CAPS)]
+    header = "| group | condition | " + " | ".join(f"{c}" for c in caps) + " |"
+    lines += [header, "|---|---|" + "---|" * len(caps)]
     for g, keep in groups.items():
         for name, _, _ in CONDITIONS:
             cells = []
-            for cap in CAPS:
+            for cap in caps:
                 rs = [r for r in results if keep(r) and r["condition"] == name and r["cap"] == cap]
                 p, _, c = row(rs)
                 cells.append(f"{p:.2f} / {c:.0f}")

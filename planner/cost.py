@@ -11,6 +11,8 @@ and handed to the planner as data).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -159,11 +161,11 @@ def _estimate_lm(
     cap: float | None,
     stats: Statistics,
     profile: ModelProfile,
-    ranked: bool = False,
+    ranked: int | None = None,
 ) -> Estimate:
     """Figures of one LMMap/LMFilter given the rows below it, read from its stage of the
-    physical plan (``ranked``: precision-first LIMIT applies, so every candidate row is
-    answered despite an early exit)."""
+    physical plan (``ranked``: precision-first LIMIT's sample size, where it applies: the
+    sample is answered whole, and the early exit counts only the rows after it)."""
     call = op.call
     preds = list(relational)
     if stage.known_guard is not None:
@@ -184,10 +186,14 @@ def _estimate_lm(
     calls = dedup.calls(n, distinct, stage.dedup) * factor
     if cap is not None:
         calls = min(calls, cap)  # runs on the rows a LIMIT below fixed
-    if stage.exit is not None and calls and not ranked:
-        calls = early_exit.expected_calls(
-            calls, stage.exit.rows, prior_selectivity(op), stage.exit.batch
-        )
+    if stage.exit is not None and calls:
+        selectivity = prior_selectivity(op)
+        sampled = precision_first.sampled_calls(calls, ranked) if ranked is not None else 0.0
+        still = stage.exit.rows - sampled * selectivity  # rows the LIMIT still needs
+        rest = calls - sampled
+        if rest > 0 and still > 0:
+            rest = early_exit.expected_calls(rest, math.ceil(still), selectivity, stage.exit.batch)
+        calls = sampled + (rest if still > 0 else 0.0)
     field_chars = {f.name: float(c or 0) for f, c in zip(call.fields, chars, strict=True)}
     if call.retrieval is not None:  # the header and k rendered rows (cut to one field)
         _, line_chars = stats.fetch_row(call.retrieval.size_sql())
@@ -229,11 +235,10 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
         cap: float | None = None  # rows fixed by a materialised LIMIT below
         ranked = None  # the call precision-first LIMIT ranks by, if it applies
         check = precision_first.rank_check(scope.rank_limit, select)
-        if check is not None:  # the same count the run makes (rules/precision_first.py)
+        if check is not None:  # rules/precision_first.py
             (candidates,) = stats.fetch_row(check.count_sql)
-            applies = check.applies(candidates)
-            ranked = scope.rank_limit.call if applies else None
-            precision_first.note_cost(scope.root, scope.rank_limit, int(candidates), applies)
+            ranked = scope.rank_limit.call
+            precision_first.note_cost(scope.root, scope.rank_limit, int(candidates))
         steps[0].estimate = Estimate(rows_in=rows, rows_out=rows)
         for step in steps[1:]:
             est = Estimate(rows_in=rows)
@@ -255,7 +260,7 @@ def estimate_plan(plan: L.QueryPlan, stats: Statistics, profile: ModelProfile) -
                     cap,
                     stats,
                     profile,
-                    ranked=step.call is ranked,
+                    ranked=check.sample_rows if step.call is ranked else None,
                 )
                 if isinstance(step, L.LMFilter):
                     sel = prior_selectivity(step)

@@ -196,15 +196,17 @@ class RankLimit:
     """Precision-first LIMIT: ``LIMIT k`` (no ORDER BY) over a WHERE with one LM condition
     returns the k passing rows the model is surest of, not the first k it finds.
 
-    Applies when the rows that pass the WHERE's relational conjuncts (``candidates``)
-    number at most ``max_rows``; a query over more rows keeps the first k passing rows
-    (and its early exit), so the cost stays bounded. Part of the query's meaning, not a
-    rewrite: naive plans rank the same way.
+    The rows ranked are the candidates (the rows that pass the WHERE's relational
+    conjuncts) whose arguments are among the first ``sample_rows`` distinct tuples in
+    hash order: all of them when there are that few, else a fixed sample, so the cost
+    stays bounded and there is no cliff where one more candidate turns ranking off. When
+    fewer than k sampled rows pass, the first passing rows after them fill the LIMIT.
+    Part of the query's meaning, not a rewrite: naive plans rank the same way.
     """
 
     call: LMCall
     candidates: list[exp.Expression]  # the WHERE's conjuncts without LM calls
-    max_rows: int
+    sample_rows: int
     rank_by: str = "lm"  # PlanOptions.rank_by: the LM's confidence, or with the embedder
 
 

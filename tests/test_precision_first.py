@@ -57,7 +57,7 @@ def test_applies_where_it_is_defined(sample_con, sql, ranks):
     rank = _scope(sample_con, sql).rank_limit
     assert (rank is not None) is ranks
     if ranks:
-        assert rank.max_rows == 64 and not any("LLMMap" in c.sql() for c in rank.candidates)
+        assert rank.sample_rows == 64 and not any("LLMMap" in c.sql() for c in rank.candidates)
 
 
 def test_off_switch_and_bad_values(sample_con):
@@ -73,21 +73,46 @@ def test_off_switch_and_bad_values(sample_con):
         sample_con.plan(sql, rank_by="embedding")
 
 
-def test_explain_and_estimate_count_every_candidate(sample_con):
+def test_explain_and_estimate_count_the_ranked_rows(sample_con):
     sql = f"SELECT reviewId FROM Reviews WHERE id = 'taken_3' AND {FILTER} LIMIT 3"
     text = sample_con.explain(sql, precision_first=256)
     assert "precision-first: LIMIT 3 takes the 3 rows the model is surest of" in text
-    ranked = sample_con.plan(sql, precision_first=256).scopes[0]
-    first_k = sample_con.plan(sql).scopes[0]  # 120 candidates > the default 64
-    calls = [n.estimate.lm_calls for n in ranked.root.walk() if hasattr(n, "call") and n.call]
-    calls_k = [n.estimate.lm_calls for n in first_k.root.walk() if hasattr(n, "call") and n.call]
-    assert calls == [pytest.approx(119, abs=1)]  # every distinct taken_3 review
-    assert calls_k[0] < 60  # the early exit's estimate
-    # EXPLAIN says whether it applies to this query, from the candidates it counted
-    assert "precision-first applies: 120 candidate rows (at most 256), all answered" in text
+    every = sample_con.plan(sql, precision_first=256).scopes[0]
+    sampled = sample_con.plan(sql).scopes[0]  # 120 candidates > the default 64
+    small = sample_con.plan(sql, precision_first=4).scopes[0]
+    calls = [
+        [n.estimate.lm_calls for n in s.root.walk() if getattr(n, "call", None)]
+        for s in (every, sampled, small)
+    ]
+    assert calls[0] == [pytest.approx(119, abs=1)]  # every distinct taken_3 review
+    assert calls[1] == [64]  # the sample, where 3 of its rows are expected to pass
+    assert 4 < calls[2][0] < 60  # 4 sampled, then the early exit's estimate
+    # EXPLAIN says what it costs this query, from the candidates it counted
+    assert "precision-first: all 120 candidate rows answered and then ranked" in text
     over = sample_con.explain(sql)
-    assert "precision-first does not apply: 120 candidate rows (over 64)" in over
-    assert "applies:" not in over
+    assert "precision-first: 120 candidate rows, a fixed sample of 64 answered first" in over
+
+
+EXAMPLES = [
+    ("A joyless, plodding mess that wastes its talented cast.", False),
+    ("Funny, warm and beautifully made: a delight from start to finish.", True),
+]
+
+
+def _confidences(runtime, rows: list[tuple]) -> list:
+    """The executor's confidence of each (reviewId, reviewText) row's answer, asked
+    directly."""
+    conf: list = []
+    LMExecutor(runtime, ResultCache(None)).answer(
+        QUESTION,
+        BoolType(),
+        ["reviewText"],
+        [(t,) for _, t in rows],
+        OperatorStats("test"),
+        EXAMPLES,
+        confidences=conf,
+    )
+    return conf
 
 
 @pytest.fixture()
@@ -110,22 +135,7 @@ def test_returns_the_surest_passing_rows_as_naive_execution_does(few_con, gemma_
     naive = con.query(TOP, optimize=False, rank_by="lm")["reviewId"].to_list()
     assert len(top) == 3 and set(top) <= passing
     assert top == naive
-    # the executor's confidence of each row's answer, asked directly
-    lm = LMExecutor(gemma_runtime, ResultCache(None))
-    examples = [
-        ("A joyless, plodding mess that wastes its talented cast.", False),
-        ("Funny, warm and beautifully made: a delight from start to finish.", True),
-    ]
-    conf: list = []
-    lm.answer(
-        QUESTION,
-        BoolType(),
-        ["reviewText"],
-        [(t,) for _, t in rows],
-        OperatorStats("test"),
-        examples,
-        confidences=conf,
-    )
+    conf = _confidences(gemma_runtime, rows)
     by_id = {rid: c for (rid, _), c in zip(rows, conf, strict=True)}
     weakest_taken = min(by_id[r] for r in top)
     assert all(by_id[r] <= weakest_taken + 1e-9 for r in passing - set(top))
@@ -140,7 +150,7 @@ def test_returns_the_surest_passing_rows_as_naive_execution_does(few_con, gemma_
     texts = {t: (rid, c) for (rid, t), c in zip(rows, conf, strict=True)}
     answers = [rid in passing for rid, _ in texts.values()]
     margin = embedding_judge.margins(
-        MiniLMEmbedder().embed, list(texts), answers, embedding_judge.anchors(BoolType(), examples)
+        MiniLMEmbedder().embed, list(texts), answers, embedding_judge.anchors(BoolType(), EXAMPLES)
     )
     score = embedding_judge.combined([c for _, c in texts.values()], margin)
     by_score = sorted(
@@ -151,8 +161,30 @@ def test_returns_the_surest_passing_rows_as_naive_execution_does(few_con, gemma_
 
 
 @pytest.mark.model
-def test_more_candidates_than_the_bound_keep_the_early_exit(few_con):
-    few_con.query(TOP, precision_first=10)  # 24 candidates > 10
-    assert few_con.stats.lm_calls < 24
-    few_con.query(TOP)
-    assert few_con.stats.lm_calls == 24  # ranked: every candidate answered
+def test_more_candidates_than_the_bound_rank_a_fixed_sample_as_naive_execution_does(
+    few_con, gemma_runtime
+):
+    con = few_con
+    sample = {
+        r[0]
+        for r in con.duckdb.execute(
+            "SELECT DISTINCT reviewText FROM few WHERE id = 'taken_3' "
+            "ORDER BY hash(reviewText), reviewText LIMIT 6"
+        ).fetchall()
+    }
+    rows = con.query("SELECT reviewId, reviewText FROM few").rows()
+    passing = set(
+        con.query(f"SELECT reviewId FROM few WHERE id = 'taken_3' AND {FILTER}")["reviewId"]
+    )
+    top = con.query(TOP, precision_first=6, rank_by="lm")["reviewId"].to_list()
+    assert con.stats.lm_calls < 24  # 24 candidates > 6: not all answered
+    naive = con.query(TOP, precision_first=6, rank_by="lm", optimize=False)["reviewId"]
+    assert top == naive.to_list()
+    # the sampled passing rows by confidence, then the first passing rows after them
+    conf = dict(zip([rid for rid, _ in rows], _confidences(gemma_runtime, rows), strict=True))
+    in_sample = [rid for rid, t in rows if rid in passing and t in sample]
+    after = [rid for rid, t in rows if rid in passing and t not in sample]
+    assert in_sample and after  # else the test shows nothing
+    assert top == (sorted(in_sample, key=lambda r: -conf[r]) + after)[:3]
+    con.query(TOP, precision_first=24, rank_by="lm")
+    assert con.stats.lm_calls == 24  # every candidate in the sample: all answered

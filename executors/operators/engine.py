@@ -125,7 +125,7 @@ class Engine:
         """Run one scope's stages in order; precision-first's check and a group sample
         each return the plan under the choice they make, and the run goes on in it."""
         check = compiled.scopes[index].rank_check
-        if precision_first.applies(check, self.db.fetch, self._lm().scores):
+        if precision_first.applies(check, self._lm().scores):
             compiled = self._adopt(run, compiled.ranking(index))
         answer = self._answerer(run)
         j = 0
@@ -163,20 +163,29 @@ class Engine:
             if answers is not None:
                 self._insert(stage.results, [r[0] for r in rows], answers, output)
                 rows = []  # all answered
+        total = len(rows)
+        ranked: list = []
+        if stage.rank is not None:  # the sample first, as one batch, and only it ranked
+            ranked, rows = precision_first.sample_first(
+                rows, self.db.fetch(stage.rank.sample_sql)[1]
+            )
         batch = stage.exit.batch if stage.exit is not None else len(rows)
-        for start in range(0, len(rows), max(batch, 1)):
-            chunk = rows[start : start + batch]
+        chunks = [ranked] if ranked else []
+        chunks += [rows[i : i + batch] for i in range(0, len(rows), max(batch, 1))]
+        for i, chunk in enumerate(chunks):
             values = [r[1:] for r in chunk]
             confidences: list[float | None] = []
             answers = answer(
-                stage, values, op, dedup=stage.dedup, total=len(rows), confidences=confidences
+                stage, values, op, dedup=stage.dedup, total=total, confidences=confidences
             )
-            if stage.rank is not None and any(c is not None for c in confidences):
+            if chunk is not ranked:
+                confidences = [None] * len(chunk) if stage.rank is not None else confidences
+            elif any(c is not None for c in confidences):
                 confidences, ranked_by = precision_first.rank_keys(
                     output, stage.rank, values, answers, confidences, self._judge_embedder
                 )
             self._insert(stage.results, [r[0] for r in chunk], answers, output, confidences)
-            if stage.exit is not None and start + batch < len(rows):
+            if stage.exit is not None and i + 1 < len(chunks):
                 _, passed = self.db.fetch(stage.exit.count_sql)
                 if passed[0][0] >= stage.exit.rows:
                     op.stopped_early = True
@@ -184,9 +193,8 @@ class Engine:
         if stage.retrieval is not None and run.retriever is not None:
             run.note(stage.key, run.retriever.report(stage.retrieval))
         if stage.rank is not None:
-            run.note(
-                stage.key, f"precision-first: ranked {len(rows)} candidate rows by {ranked_by}"
-            )
+            more = f" of {total} candidate rows" if len(ranked) < total else " candidate rows"
+            run.note(stage.key, f"precision-first: ranked {len(ranked)}{more} by {ranked_by}")
         if stage.rows_out_sql is not None:
             _, cnt = self.db.fetch(stage.rows_out_sql)
             op.rows_out = cnt[0][0]

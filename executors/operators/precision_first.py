@@ -1,8 +1,10 @@
-"""Precision-first LIMIT at run time: whether a scope ranks, and each row's rank key.
+"""Precision-first LIMIT at run time: whether a scope ranks, which rows are ranked, and
+each ranked row's key.
 
-The planner owns the rule (planner/rules/precision_first.py): the count that decides it
-and the ranked stage's order. Here the count is run and the rows' keys computed; the keys
-are scored over the distinct input tuples, so naive and optimized plans rank alike.
+The planner owns the rule (planner/rules/precision_first.py): the sample of candidate
+argument tuples and the ranked stage's order. Here the sampled rows are picked out of the
+stage's rows and their keys computed over their distinct tuples, so naive and optimized
+plans rank alike.
 """
 
 from __future__ import annotations
@@ -18,14 +20,20 @@ LM_ONLY = "the LM's calibrated confidence"
 WITH_JUDGE = "the LM's calibrated confidence averaged with MiniLM's (both standardised)"
 
 
-def applies(check: RankCheck | None, fetch, scores: Callable) -> bool:
-    """Whether the scope's candidate rows are few enough to rank. ``scores(output)``:
-    whether the runtime gives label scores (no rank without them: an HTTP server, a
-    fake LM)."""
-    if check is None or not scores(check.output):
-        return False
-    _, rows = fetch(check.count_sql)
-    return check.applies(rows[0][0])
+def applies(check: RankCheck | None, scores: Callable) -> bool:
+    """Whether the scope ranks: precision-first is defined for it and the runtime gives
+    label scores (``scores(output)``; none from an HTTP server or a fake LM)."""
+    return check is not None and bool(scores(check.output))
+
+
+def sample_first(rows: list[tuple], sample: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """The stage's rows (``(__idx, *arguments)``, in input order) split into those whose
+    arguments are in the plan's sample (answered first and ranked) and the rest; rows
+    with the same arguments stay on one side, so dedup answers them once."""
+    chosen = {tuple(s) for s in sample}
+    first = [r for r in rows if tuple(r[1:]) in chosen]
+    rest = [r for r in rows if tuple(r[1:]) not in chosen]
+    return first, rest
 
 
 def rank_keys(

@@ -290,7 +290,7 @@ class _Writer:
         body = dedup.input_rows(source, argument_list(len(fields)), node.dedup)
         inputs, results = self.table("in"), self.table("out")
         is_ranked = ranked is call
-        exit_at = None if is_ranked else self.exit_point(node)
+        exit_at = self.exit_point(node)  # ranked: after the sample, until the LIMIT fills
         done = lookups.known(fields, inputs, results, guard) if exit_at is not None else None
         for n in call.nodes:
             self.working(n).replace(lookups.lookup(fields, inputs, results))
@@ -301,13 +301,16 @@ class _Writer:
             self.done[id(node)] = done
         rank = None
         if is_ranked:
-            rank = precision_first.rank_order(scope.rank_limit, select, fields, inputs, results)
+            candidates = [self.working(c) for c in scope.rank_limit.candidates]
+            rank = precision_first.rank_order(
+                scope.rank_limit, select, candidates, fields, inputs, results
+            )
         rows_out = None
         if isinstance(node, L.LMFilter):
             kept = self.below(steps, node) + [self.working(node.predicate)]
             rows_out = count_query(select, kept + ([done] if done is not None else []))
         proxy = None
-        if node.proxy_target is not None and exit_at is None:
+        if node.proxy_target is not None and exit_at is None and rank is None:
             proxy = S.ProxySpec(
                 node.proxy_target, node.proxy_source, tuple(f.name for f in call.fields)
             )

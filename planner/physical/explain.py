@@ -29,7 +29,10 @@ def _lm(stage: S.LMStage) -> list[str]:
             f"early exit once {stage.exit.rows} rows pass, checked every {stage.exit.batch}"
         )
     if stage.rank is not None:
-        parts.append(f"precision-first: rows ranked by confidence ({stage.rank.rank_by})")
+        parts.append(
+            f"precision-first: a sample of at most {stage.rank.sample_rows} distinct "
+            f"argument tuples answered first, ranked by confidence ({stage.rank.rank_by})"
+        )
     if stage.proxy is not None:
         parts.append(f"proxy model may answer at {stage.proxy.target:g} agreement")
     return parts
@@ -60,8 +63,8 @@ def render_stages(compiled) -> str:
         lines.append(f"  {scope.name}:")
         if scope.rank_check is not None:
             lines.append(
-                f"    check: precision-first applies at most {scope.rank_check.max_rows} "
-                "candidate rows"
+                f"    check: precision-first ranks at most {scope.rank_check.sample_rows} "
+                "candidate rows (where the model scores labels)"
             )
         for i, stage in enumerate(scope.stages, 1):
             first, *rest = _line(stage)

@@ -32,27 +32,28 @@ class ExitCheck:
 
 @dataclass(frozen=True)
 class RankOrder:
-    """Precision-first LIMIT (rules/precision_first.py) applies to this stage: every
-    candidate row is answered and the scope's rows are ordered by the answers'
-    confidence. ``rank_by`` is ``"lm"`` or ``"lm+embedding"``."""
+    """Precision-first LIMIT (rules/precision_first.py) applies to this stage: the
+    candidate rows whose arguments are among ``sample_sql``'s (at most ``sample_rows``
+    distinct tuples, in hash order: the same whatever rows a plan lets through) are
+    answered first and ranked by their answers' confidence; rows after them only fill
+    the LIMIT when fewer passed, in input order. ``rank_by`` is ``"lm"`` or
+    ``"lm+embedding"``."""
 
     rank_by: str
+    sample_sql: str
+    sample_rows: int
     examples: tuple = ()  # the call's, which name texts for its answers
 
 
 @dataclass(frozen=True)
 class RankCheck:
-    """Whether precision-first LIMIT applies to a scope: at most ``max_rows`` candidate
-    rows (``count_sql``) and label scores for ``output`` from the runtime."""
+    """Precision-first LIMIT is defined for a scope: it ranks where the runtime gives
+    label scores for ``output``. ``count_sql`` counts the candidate rows (the cost model
+    and EXPLAIN say whether all of them or a sample of ``sample_rows`` are ranked)."""
 
     count_sql: str
-    max_rows: int
+    sample_rows: int
     output: OutputType
-
-    def applies(self, candidate_rows: int) -> bool:
-        """Whether this many candidate rows are ranked (the run and the cost model both
-        ask, so the estimate and the run decide alike)."""
-        return candidate_rows <= self.max_rows
 
 
 @dataclass(frozen=True)
