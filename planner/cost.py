@@ -12,7 +12,6 @@ and handed to the planner as data).
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from typing import Protocol
 
