@@ -69,8 +69,7 @@ def note(root: L.PlanNode, rank: L.RankLimit, k: int | None) -> None:
             node.notes.append(
                 f"precision-first: LIMIT {k} takes the {k} rows the model is surest of "
                 f"among at most {rank.sample_rows} candidate rows (a fixed sample when there "
-                "are more; models that score labels)"
-                + _RANKED_BY[rank.rank_by]
+                "are more; models that score labels)" + _RANKED_BY[rank.rank_by]
             )
             return
 
