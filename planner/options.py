@@ -77,11 +77,11 @@ class PlanOptions:
     # How retrieval ranks context rows where a call does not say (planner/retrieval.py).
     retrieval: str = "hybrid"
     # Precision-first LIMIT (planner.logical.RankLimit): LIMIT k over an LM condition
-    # returns the k rows the model is surest of when at most this many rows are
-    # candidates; 0 turns it off. Part of the answer, so naive plans keep it. 64: on the
-    # tasks of bench/precision_cap.py, mean precision@3 0.536 (first rows that pass),
-    # 0.568 at 64, 0.570 at 256, 0.574 at 1,024, for 8.7, 23.0, 33.1 and 51.4 LM calls a
-    # query (bench/results/precision/precision-cap-20261203-140025.md).
+    # returns the k rows the model is surest of among at most this many candidates (a
+    # fixed sample when there are more); 0 turns it off. Part of the answer, so naive
+    # plans keep it. 64: on the tasks of bench/precision_cap.py, mean precision@3 0.539
+    # (first rows that pass), 0.561 at 16, 0.580 at 64, 0.578 at 256, for 8.9, 15.2, 31.2
+    # and 49.3 LM calls a query (bench/results/precision/precision-cap-20261206-195507.md).
     precision_first: int = 64
     rank_by: str = "lm+embedding"
     # Per-query caps; hitting one stops the query with LimitExceeded (not plan choices:

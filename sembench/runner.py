@@ -301,8 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision-first",
         type=int,
         metavar="ROWS",
-        help="LIMIT over an LM condition takes the rows the model is surest of when at most "
-        "ROWS are candidates (default: SemQL's, 64; 0: the first rows that pass)",
+        help="LIMIT over an LM condition takes the rows the model is surest of among at most "
+        "ROWS candidates, a fixed sample when there are more (default: SemQL's, 64; 0: the "
+        "first rows that pass)",
     )
     p.add_argument(
         "--rank-by",
