@@ -193,8 +193,8 @@ class Engine:
         if stage.retrieval is not None and run.retriever is not None:
             run.note(stage.key, run.retriever.report(stage.retrieval))
         if stage.rank is not None:
-            more = f" of {total} candidate rows" if len(ranked) < total else " candidate rows"
-            run.note(stage.key, f"precision-first: ranked {len(ranked)}{more} by {ranked_by}")
+            which = f"the {len(ranked)} sampled of {total}" if len(ranked) < total else "all"
+            run.note(stage.key, f"precision-first: ranked {which} input rows by {ranked_by}")
         if stage.rows_out_sql is not None:
             _, cnt = self.db.fetch(stage.rows_out_sql)
             op.rows_out = cnt[0][0]
