@@ -178,9 +178,9 @@ class Engine:
             answers = answer(
                 stage, values, op, dedup=stage.dedup, total=total, confidences=confidences
             )
-            if chunk is not ranked:
-                confidences = [None] * len(chunk) if stage.rank is not None else confidences
-            elif any(c is not None for c in confidences):
+            if stage.rank is not None and chunk is not ranked:
+                confidences = [None] * len(chunk)  # after the sample: ranked after it
+            elif chunk is ranked and any(c is not None for c in confidences):
                 confidences, ranked_by = precision_first.rank_keys(
                     output, stage.rank, values, answers, confidences, self._judge_embedder
                 )

@@ -31,8 +31,10 @@ def sample_first(rows: list[tuple], sample: list[tuple]) -> tuple[list[tuple], l
     arguments are in the plan's sample (answered first and ranked) and the rest; rows
     with the same arguments stay on one side, so dedup answers them once."""
     chosen = {tuple(s) for s in sample}
-    first = [r for r in rows if tuple(r[1:]) in chosen]
-    rest = [r for r in rows if tuple(r[1:]) not in chosen]
+    first: list[tuple] = []
+    rest: list[tuple] = []
+    for r in rows:
+        (first if tuple(r[1:]) in chosen else rest).append(r)
     return first, rest
 
 
