@@ -292,8 +292,10 @@ def _costs(doc: dict) -> str:
 
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else sys.exit(__doc__)
+    if not path.name.endswith("-rows.json"):
+        sys.exit(f"{path}: expected a bench/wording.py rows file (NAME-rows.json)")
     text = report(path)
-    path.with_name(path.name.replace("-rows.json", ".md")).write_text(text)
+    path.with_name(path.name.removesuffix("-rows.json") + ".md").write_text(text)
     print(text)
 
 
