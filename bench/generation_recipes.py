@@ -28,6 +28,7 @@ the milliseconds of a prompt decode and of a step decode.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import time
@@ -63,11 +64,20 @@ def one_row(rt, prompts, out_type) -> list[str]:
 
 
 class SharedSteps:
-    """Prompts alone in their streams, answer tokens in fixed-shape step decodes."""
+    """Prompts alone in their streams, answer tokens in step decodes: ``SLOTS x 1``
+    always (``fixed``), or only as wide as the rows then answering. With ``trace`` set,
+    ``traces`` holds for each prompt of the last call a digest of every logits vector
+    its tokens were chosen from (bit for bit)."""
 
-    def __init__(self, rt):
-        self.rt, self.streams = rt, streams_of(rt)
+    def __init__(self, rt, fixed: bool = True):
+        self.rt, self.streams, self.fixed = rt, streams_of(rt), fixed
         self.ms = defaultdict(list)
+        self.trace, self.traces = False, []
+
+    def _choose(self, row: dict, logits: np.ndarray) -> None:
+        if self.trace:
+            row["trace"].append(hashlib.sha256(logits.tobytes()).hexdigest())
+        row["token"] = row["dec"].step(logits)
 
     def _decode(self, kind: str, items) -> None:
         started = time.perf_counter()
@@ -78,12 +88,14 @@ class SharedSteps:
         toks = [self.rt.tokenize_segments(p) for p in prompts]
         head = toks[0][0][: head_length(*toks[0])]
         self.streams.use_head(list(head))
+        budget = out_type.token_budget()
         rows = [
-            {"i": i, "tokens": t, "dec": GreedyDecoder(self.rt, out_type, out_type.token_budget())}
+            {"i": i, "tokens": t, "dec": GreedyDecoder(self.rt, out_type, budget), "trace": []}
             for i, (t, _) in enumerate(toks)
         ]
-        out = {r["i"]: r["dec"].text() for r in self._run(rows, len(head))}
-        return [out[i] for i in range(len(prompts))]
+        done = {r["i"]: r for r in self._run(rows, len(head))}
+        self.traces = [tuple(done[i]["trace"]) for i in range(len(prompts))]
+        return [done[i]["dec"].text() for i in range(len(prompts))]
 
     def _prompt(self, row: dict, seq: int, head_len: int) -> None:
         tokens = row["tokens"]
@@ -95,7 +107,7 @@ class SharedSteps:
                 [(t, a + k, seq, last and k == len(piece) - 1) for k, t in enumerate(piece)],
             )
         row["end"] = len(tokens)
-        row["token"] = row["dec"].step(self.streams.logits(len(piece) - 1))
+        self._choose(row, self.streams.logits(len(piece) - 1))
 
     def _run(self, rows: list[dict], head_len: int):
         streams, pad = self.streams, self.streams.head[-1]
@@ -113,17 +125,20 @@ class SharedSteps:
                         slots[j] = row
             if not any(slots):
                 continue
-            items = [
-                (r["token"], r["end"], j + 1, True) if r else (pad, head_len, j + 1, True)
-                for j, r in enumerate(slots)
-            ]
+            items, at = [], {}
+            for j, r in enumerate(slots):
+                if r is not None:
+                    at[j] = len(items)
+                    items.append((r["token"], r["end"], j + 1, True))
+                elif self.fixed:  # filler keeps the shape, removed after
+                    items.append((pad, head_len, j + 1, True))
             self._decode("step", items)
             for j, row in enumerate(slots):
                 if row is None:
                     streams.reset(j + 1)
                     continue
                 row["end"] += 1
-                row["token"] = row["dec"].step(streams.logits(j))
+                self._choose(row, streams.logits(at[j]))
                 if row["token"] is None:
                     streams.reset(j + 1)
                     slots[j] = None
@@ -166,12 +181,11 @@ def measure(kind: str, single, streamed, shared, texts: list[str], rounds: int) 
                 f"{kind} round {r + 1}: {name} {rate:.2f} rows/s ({rate / limit:.0%})", flush=True
             )
     steps = {k: float(np.median(v)) for k, v in shared.ms.items()}
-    order = list(range(len(prompts)))
-    random.Random(1).shuffle(order)
-    shuffled = shared(streamed, [prompts[i] for i in order], out_type)
-    back = {i: shuffled[k] for k, i in enumerate(order)}
-    alone = [shared(streamed, [prompts[i]], out_type)[0] for i in range(16)]
-    mine, base = answers["shared steps"], answers["one row"]
+    checks = {"fixed": independence(shared, streamed, prompts, out_type)}
+    checks["as wide as needed"] = independence(
+        SharedSteps(streamed, fixed=False), streamed, prompts, out_type
+    )
+    base = answers["one row"]
     return {
         "row_tokens": per_row,
         "limit_rows_per_s": float(np.median(limits)),
@@ -185,9 +199,32 @@ def measure(kind: str, single, streamed, shared, texts: list[str], rounds: int) 
         },
         "prompt_decode_ms": steps["prompt"],
         "step_decode_ms": steps["step"],
-        "shuffled_equal": sum(back[i] == mine[i] for i in back),
-        "alone_equal": sum(a == mine[i] for i, a in enumerate(alone)),
+        "independence": checks,
+    }
+
+
+def independence(shared: SharedSteps, rt, prompts: list, out_type, n: int = 48) -> dict:
+    """Rows whose every logits vector is the same bit for bit in their first ``n``-row
+    order, shuffled, and (the first n/4) each alone."""
+    n = min(n, len(prompts))
+    prompts = prompts[:n]
+    shared.trace = True
+    shared(rt, prompts, out_type)
+    first = shared.traces
+    order = list(range(n))
+    random.Random(1).shuffle(order)
+    shared(rt, [prompts[i] for i in order], out_type)
+    shuffled = {i: shared.traces[k] for k, i in enumerate(order)}
+    alone = []
+    for i in range(n // 4):
+        shared(rt, [prompts[i]], out_type)
+        alone.append(shared.traces[0] == first[i])
+    shared.trace = False
+    return {
+        "rows": n,
+        "shuffled_equal": sum(shuffled[i] == first[i] for i in range(n)),
         "alone_rows": len(alone),
+        "alone_equal": sum(alone),
     }
 
 
@@ -242,9 +279,14 @@ def write(res: dict, out: Path) -> None:
         lines.append(
             f"- {kind}: limit {m['limit_rows_per_s']:.2f} rows/s ({m['row_tokens']:.1f} "
             f"tokens a row); shared steps: a prompt decode {m['prompt_decode_ms']:.1f} ms, a "
-            f"step decode ({SLOTS} streams, {SLOTS} outputs) {m['step_decode_ms']:.1f} ms; "
-            f"answers equal with the rows shuffled {m['shuffled_equal']}/{res['rows']}, a "
-            f"row alone {m['alone_equal']}/{m['alone_rows']}."
+            f"step decode ({SLOTS} streams, {SLOTS} outputs) {m['step_decode_ms']:.1f} ms. "
+            "Rows whose every logits vector was equal bit for bit, shuffled / alone: "
+            + "; ".join(
+                f"{steps} steps {c['shuffled_equal']}/{c['rows']} / "
+                f"{c['alone_equal']}/{c['alone_rows']}"
+                for steps, c in m["independence"].items()
+            )
+            + "."
         )
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
