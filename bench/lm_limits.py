@@ -6,7 +6,9 @@ them) and an int map (generated under its grammar) through the runtime as querie
 it, with the prompt layout queries use (instruction and two invented examples, then the
 review, then the answer cue), and report in one run:
 
-- rows/s one row at a time (``batch_rows=1``) and with the shipped recipe (``BATCH_ROWS``
+- rows/s one row at a time (``batch_rows=1``; the int map's rows with their answer steps
+  shared, executors/runtimes/shared_steps.py, as a map's rows go there) and with the
+  shipped recipe (``BATCH_ROWS``
   rows per fixed-shape decode, executors/runtimes/batch_scorer.py and
   batch_generator.py), handed over ``CALL_BATCHES x batch_rows`` rows a call as the LM
   executor does (executors/lm/batch_ahead.py);
@@ -92,8 +94,10 @@ def answer_all(runtime: LlamaRuntime, kind: str, prompts: list) -> tuple[list, d
     out_type = MAPS[kind][1]
     scored = out_type.labels() is not None
     ask = runtime.score_many if scored else runtime.generate_many
-    ask(prompts[:8], out_type)  # grammar compiled, head in the KV cache, caches warm
     per_call = CALL_BATCHES * runtime.batch_rows
+    if not scored and runtime.step_rows:  # a map's rows, as the LM executor asks them
+        ask, per_call = runtime.generate_rows, CALL_BATCHES * runtime.step_rows
+    ask(prompts[:8], out_type)  # grammar compiled, head in the KV cache, caches warm
     fresh = 0
     out = []
     started = time.perf_counter()

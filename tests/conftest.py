@@ -30,6 +30,18 @@ def gemma_batched():
     runtime.close()
 
 
+@pytest.fixture(scope="session")
+def gemma_one_row():
+    """The bundled Gemma with rows one at a time whatever the CPU's default (batched on
+    CPUs with AVX-512): the shared-steps recipe of its generated rows is tested everywhere."""
+    from semql.executors.runtimes.llama_runtime import LlamaRuntime
+    from semql.executors.runtimes.model_files import default_model_path
+
+    runtime = LlamaRuntime(default_model_path(), seed=0, batch_rows=1)
+    yield runtime
+    runtime.close()
+
+
 @pytest.fixture()
 def model_con(gemma_runtime):
     """A connection on the real bundled model with the sample tables, cache off."""

@@ -1,6 +1,7 @@
-"""Generated answers several rows to a decode (executors/runtimes/batch_generator.py): a
-row's answer is the same whatever rows share its decodes, in which order and how many,
-and a query's answers, LM calls and caps are those of one row at a time."""
+"""Generated answers several rows to a decode (executors/runtimes/batch_generator.py) and
+with their answer steps shared where rows go one at a time (shared_steps.py): a row's
+answer is the same whatever rows share its decodes, in which order and how many, and a
+query's answers, LM calls and caps are those of one row at a time."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 import semql
 from semql.errors import LimitExceeded
-from semql.executors.runtimes import greedy
+from semql.executors.runtimes import greedy, shared_steps
 from semql.grammar import types as T
 from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
@@ -61,16 +62,22 @@ def traced(monkeypatch):
     ],
     ids=["int", "text"],
 )
+@pytest.mark.parametrize("recipe", ["batched", "shared steps"])
 def test_a_rows_generation_does_not_depend_on_its_batch_mates(
-    gemma_batched, traced, question, out_type
+    request, traced, question, out_type, recipe
 ):
     """Every logits vector a row's tokens are chosen from is the same bits in another
     order, another split into calls, and alone."""
-    rt = gemma_batched
-    assert rt.batch_rows > 1
+    if recipe == "batched":
+        rt = request.getfixturevalue("gemma_batched")
+        assert rt.batch_rows > 1
+        ask = lambda ps: rt.generate_many(ps, out_type)  # noqa: E731
+    else:
+        rt = request.getfixturevalue("gemma_one_row")
+        assert rt.step_rows > 1
+        ask = lambda ps: rt.generate_rows(ps, out_type)  # noqa: E731
     build = PromptBuilder(rt.style, rt.format_chat).build
     prompts = [build(question, out_type, ["reviewText"], [t]) for t in _reviews(19)]
-    ask = lambda ps: rt.generate_many(ps, out_type)  # noqa: E731
     base = traced(ask, prompts)
     assert len({len(trace) for _, trace in base}) > 1  # rows end at different steps
     order = list(range(len(prompts)))
@@ -86,10 +93,18 @@ def test_a_rows_generation_does_not_depend_on_its_batch_mates(
 
 
 @pytest.mark.model
-def test_batched_int_map_answers_as_rows_one_at_a_time_and_caps_hold(gemma_batched):
+@pytest.mark.parametrize("runtime", ["gemma_batched", "gemma_one_row"])
+def test_batched_int_map_answers_as_rows_one_at_a_time_and_caps_hold(request, monkeypatch, runtime):
     """The same rows in table order, reverse order and through the optimized plan get the
-    same generated answers, one LM call per distinct row; max_lm_calls stops exactly."""
-    con = semql.connect(runtime=gemma_batched, cache=False)
+    same generated answers, one LM call per distinct row; max_lm_calls stops exactly.
+    Where rows go one at a time, the map's rows take the shared-steps recipe."""
+    rt = request.getfixturevalue(runtime)
+    shared_calls = []
+    generate = shared_steps.generate
+    monkeypatch.setattr(
+        shared_steps, "generate", lambda *a: shared_calls.append(len(a[1])) or generate(*a)
+    )
+    con = semql.connect(runtime=rt, cache=False)
     try:
         semql.load_sample(con)
         rows = "SELECT * FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId"
@@ -108,6 +123,10 @@ def test_batched_int_map_answers_as_rows_one_at_a_time_and_caps_hold(gemma_batch
         assert all(isinstance(v, int) for v in answers[0].values())
         with pytest.raises(LimitExceeded, match=r"max_lm_calls=4 reached: stopped after 4 LM"):
             con.query(ask + "fwd", max_lm_calls=4)
+        if rt.batch_rows == 1:  # every row of the map through shared steps, many a call
+            assert sum(shared_calls) == 3 * distinct + 4 and max(shared_calls) > 1
+        else:
+            assert not shared_calls
     finally:
         con._runtime = None  # shared by the session
         con.close()

@@ -1,4 +1,6 @@
-"""Rows answered several at a time on an in-process model (``batch_rows`` > 1).
+"""Rows answered several at a time on an in-process model (``batch_rows`` > 1, or the
+generated answers of a map's rows sharing their steps where rows go one at a time:
+shared_steps.py, ``step_rows`` rows to a step decode).
 
 The in-process runtime answers ``batch_rows`` rows in one fixed-shape decode (label scores:
 executors/runtimes/batch_scorer.py; generated answers: batch_generator.py), and a row's
@@ -35,19 +37,22 @@ class BatchAhead:
         out_type: OutputType,
         scored: bool,
         budget: Budget | None = None,
+        steps: bool = False,
     ):
-        self._runtime = runtime
         self._prompts = prompts
         self._jobs = list(jobs)
         self._out_type = out_type
         self._ask_many = runtime.score_many if scored else runtime.generate_many
+        self._rows = runtime.batch_rows
+        if steps:  # generated rows with their answer steps shared (shared_steps.py)
+            self._ask_many, self._rows = runtime.generate_rows, runtime.step_rows
         self._budget = budget
         self._next = 0
         self._done: dict[int, object] = {}
         self.retries = 0  # nothing is retried in-process
 
     def _score_next(self) -> None:
-        n = min(CALL_BATCHES * self._runtime.batch_rows, len(self._jobs) - self._next)
+        n = min(CALL_BATCHES * self._rows, len(self._jobs) - self._next)
         if self._budget is not None:
             n = self._budget.room(n, pending=len(self._done))
         batch = self._jobs[self._next : self._next + n]

@@ -81,6 +81,7 @@ class LMExecutor:
         max_chars: int | None = MAX_FIELD_CHARS,
         calibration_sample: Sample | None = None,
         prior: Prior | None = None,
+        over_rows: bool = False,
     ) -> list:
         """One parsed answer per row; a row whose fields are all NULL answers NULL.
 
@@ -95,12 +96,17 @@ class LMExecutor:
         ``confidences``: if given, filled with each row's calibrated probability of its
         answer (None where the answer was generated, not scored): precision-first LIMIT
         ranks by it.
+        ``over_rows``: the rows of an LM map or filter (run_task). Their generated answers
+        share their answer steps on a runtime that has ``step_rows`` (shared_steps.py),
+        every row of them, so a row's answer does not depend on how many needed the model;
+        a one-answer call (LLMQA, a join's pair) stays one row at a time.
         Closed sets on a runtime that can score labels are decided from every label's
         probability (executors/lm/closed_set.py); the result cache keeps those scores.
         """
         started = time.perf_counter()
         spec = out_type.spec()
         scored = self.scores(out_type)
+        steps = over_rows and not scored and getattr(self.runtime, "step_rows", 0) > 0
         grammar_id = _grammar_id(spec, scored)
         if scored:
             method = calibration or self.calibration
@@ -144,7 +150,7 @@ class LMExecutor:
                     question, out_type, cells_of[i], examples, max_chars
                 )
                 stats.fields_cut += 1
-        model = self._model_key()
+        model = self._model_key(steps)
         keys = [cache_key(model, grammar_id, p) if p is not None else None for p in prompts]
         cached = self.cache.get_many([k for k in keys if k is not None])
         texts: dict[str, str] = {}
@@ -153,7 +159,9 @@ class LMExecutor:
         conf: list[float | None] = [None] * len(rows)
         previous: list | None = None  # fields of the last prompt sent to the model
         order = list(run_order) if run_order is not None else list(range(len(rows)))
-        ahead = self._prefetch(order, prompts, keys, cached, dedup, remember, out_type, scored)
+        ahead = self._prefetch(
+            order, prompts, keys, cached, dedup, remember, out_type, scored, steps
+        )
         try:
             for done, i in enumerate(order):
                 prompt, key = prompts[i], keys[i]
@@ -171,7 +179,7 @@ class LMExecutor:
                     if ahead is not None:
                         text = self._account(ahead.take(i), scored, stats)
                     else:
-                        text = self._ask(prompt, out_type, scored, stats)
+                        text = self._ask(prompt, out_type, scored, stats, steps=steps)
                     stats.prefix_hit_count += prefix_hits(previous, cells_of[i])
                     previous = cells_of[i]
                 if scored:
@@ -224,9 +232,11 @@ class LMExecutor:
                 out.append(self._account(result, True, stats, calibration))
         return out
 
-    def _model_key(self) -> str:
-        """The model part of result-cache keys: weights and decoding version."""
-        return f"{self.runtime.model_id}|decoding {self.runtime.decoding}"
+    def _model_key(self, steps: bool = False) -> str:
+        """The model part of result-cache keys: weights and decoding version (the shared-
+        steps recipe's own, for the generated answers of a map's rows)."""
+        decoding = self.runtime.rows_decoding if steps else self.runtime.decoding
+        return f"{self.runtime.model_id}|decoding {decoding}"
 
     def scores(self, out_type: OutputType) -> bool:
         """Whether answers of this type are decided from label scores (with a confidence)."""
@@ -244,6 +254,7 @@ class LMExecutor:
         scored: bool,
         stats: OperatorStats,
         calibration: bool = False,
+        steps: bool = False,
     ) -> str:
         """One model call: the labels' log-probabilities (JSON) or a generated text.
 
@@ -252,12 +263,15 @@ class LMExecutor:
         query's caps and token figures."""
         if self.budget is not None:
             self.budget.check()
-        return self._account(self._request(prompt, out_type, scored), scored, stats, calibration)
+        result = self._request(prompt, out_type, scored, steps)
+        return self._account(result, scored, stats, calibration)
 
-    def _request(self, prompt: str, out_type: OutputType, scored: bool):
+    def _request(self, prompt: str, out_type: OutputType, scored: bool, steps: bool = False):
         """The runtime's answer to one prompt (called from prefetch threads too)."""
         if scored:
             return self.runtime.score(prompt, out_type)
+        if steps:
+            return self.runtime.generate_rows([prompt], out_type)[0]
         return self.runtime.generate(prompt, out_type)
 
     def _account(self, result, scored: bool, stats: OperatorStats, calibration: bool = False):
@@ -281,12 +295,12 @@ class LMExecutor:
         stats.generated_tokens += generated
         return text
 
-    def _prefetch(self, order, prompts, keys, cached, dedup, remember, out_type, scored):
+    def _prefetch(self, order, prompts, keys, cached, dedup, remember, out_type, scored, steps):
         """Requests sent ahead for a runtime that takes several at once (prefetch.py),
-        rows answered several to a decode in-process (batch_ahead.py): the rows
-        the loop of ``answer`` will ask the model, in its order. None for a runtime that
-        takes one at a time."""
-        batched = self.runtime.batch_rows > 1
+        rows answered several to a decode in-process or with their steps shared
+        (batch_ahead.py): the rows the loop of ``answer`` will ask the model, in its
+        order. None for a runtime that takes one at a time."""
+        batched = self.runtime.batch_rows > 1 or steps
         if self.runtime.concurrency < 2 and not batched:
             return None
         seen: set[str] = set()
@@ -302,7 +316,7 @@ class LMExecutor:
             return None
         if batched:
             prompts_of = {i: prompts[i] for i in jobs}
-            return BatchAhead(self.runtime, prompts_of, jobs, out_type, scored, self.budget)
+            return BatchAhead(self.runtime, prompts_of, jobs, out_type, scored, self.budget, steps)
         if self.runtime.blocks:
             prompts_of = {i: prompts[i] for i in jobs}
             return BlockPrefetch(self.runtime, prompts_of, jobs, out_type, scored, self.budget)
@@ -335,6 +349,7 @@ class LMExecutor:
             if run_order is not None:
                 options["run_order"] = run_order
         options.setdefault("calibration", task.calibration)
+        options["over_rows"] = True
         if task.with_context:
             if contexts is None or len(contexts) != len(values):
                 raise ExecutionError(f"{task.label}: retrieval needs each row's context")

@@ -45,7 +45,47 @@ class _Row:
 
 def generate(rt, prompts: list, out_type: OutputType) -> list[Generation]:
     """Greedy answers of ``prompts``, ``rt.batch_rows`` rows to a decode (lock held)."""
-    from .batch_scorer import head_length, row_pieces, streams_of
+    from .batch_scorer import row_pieces
+
+    budget = out_type.token_budget()
+
+    def row(i: int, tokens: list[int], head_len: int, cached: int) -> _Row:
+        decoder = GreedyDecoder(rt, out_type, budget)
+        return _Row(i, tokens, row_pieces(tokens, head_len), decoder, cached)
+
+    return in_streams(rt, prompts, out_type, row, _run)
+
+
+def in_streams(rt, prompts: list, out_type: OutputType, make_row, run) -> list[Generation]:
+    """Answers of ``prompts`` whose rows (``make_row(index, tokens, head length, cached
+    tokens)``) ``run(streams, rows)`` decodes in the batched context's streams, a group
+    of one head at a time; prompts of several fields one row at a time (:func:`by_head`)."""
+    from .batch_scorer import streams_of
+
+    out, groups = by_head(rt, prompts, out_type)
+    if groups:
+        streams = streams_of(rt)
+        for head, members in groups.items():
+            reused = streams.use_head(list(head))
+            rows = [
+                make_row(i, tokens, len(head), len(head) if n or reused else 0)
+                for n, (i, tokens) in enumerate(members)
+            ]
+            for done in run(streams, rows):
+                out[done.index] = done.decoder.generation(len(done.tokens), done.cached)
+    return [out[i] for i in range(len(prompts))]
+
+
+def by_head(
+    rt, prompts: list, out_type: OutputType
+) -> tuple[dict[int, Generation], dict[tuple[int, ...], list[tuple[int, list[int]]]]]:
+    """Prompts of several fields answered one row at a time (by index), and the others'
+    ``(index, tokens)`` grouped by their shared head, for the streams.
+
+    A stream keeps only the head, so rows sharing leading fields (the planner's GGR
+    prefix order) would recompute them there, where the runtime's own context reuses
+    them from the row before; the recipe follows from the prompt alone."""
+    from .batch_scorer import head_length
 
     max_tokens = out_type.token_budget()
     out: dict[int, Generation] = {}
@@ -62,19 +102,7 @@ def generate(rt, prompts: list, out_type: OutputType) -> list[Generation]:
             continue
         head = tuple(tokens[: head_length(tokens, segments)])
         groups.setdefault(head, []).append((i, tokens))
-    if groups:
-        streams = streams_of(rt)
-        for head, members in groups.items():
-            reused = streams.use_head(list(head))
-            rows = []
-            for n, (i, tokens) in enumerate(members):
-                steps = row_pieces(tokens, len(head))
-                decoder = GreedyDecoder(rt, out_type, max_tokens)
-                rows.append(_Row(i, tokens, steps, decoder, len(head) if n or reused else 0))
-            for row in _run(streams, rows):
-                gen = row.decoder
-                out[row.index] = Generation(gen.text(), len(row.tokens), row.cached, gen.generated)
-    return [out[i] for i in range(len(prompts))]
+    return out, groups
 
 
 def _run(streams, rows: list[_Row]):

@@ -200,10 +200,12 @@ class BatchScorer:
 
 
 def streams_of(rt) -> BatchScorer:
-    """The runtime's batched context, allocated on its first batched row."""
+    """The runtime's batched context, allocated on its first batched row: ``batch_rows``
+    streams, or ``step_rows`` where rows go one at a time (shared_steps.py)."""
     if rt._scorer is None:
+        slots = rt.batch_rows if rt.batch_rows > 1 else rt.step_rows
         rt._scorer = BatchScorer(
-            rt._llm._model.model, rt.n_vocab, rt.n_ctx, rt.batch_rows, rt._applied_threads
+            rt._llm._model.model, rt.n_vocab, rt.n_ctx, slots, rt._applied_threads
         )
     return rt._scorer
 

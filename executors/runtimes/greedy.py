@@ -24,6 +24,8 @@ import xgrammar as xgr
 from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
 
+from .runtime import Generation
+
 
 class GreedyDecoder:
     """``step(logits)``: the next token to decode, or None once the answer is complete."""
@@ -40,6 +42,10 @@ class GreedyDecoder:
 
     def text(self) -> str:
         return self._out.decode("utf-8", errors="replace")
+
+    def generation(self, prompt_tokens: int, cached: int) -> Generation:
+        """The finished answer as a runtime returns it."""
+        return Generation(self.text(), prompt_tokens, cached, self.generated)
 
     def _allowed(self) -> np.ndarray:
         self._matcher.fill_next_token_bitmask(self._bitmask)

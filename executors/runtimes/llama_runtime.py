@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import llama_cpp
 import numpy as np
@@ -25,7 +24,7 @@ from semql.errors import ExecutionError, ModelError
 from semql.grammar.compile import to_xgrammar
 from semql.grammar.types import GrammarSpec, OutputType
 
-from . import batch_generator, cpu_backend, label_scores, llama_log
+from . import batch_generator, cpu_backend, label_scores, llama_log, shared_steps, speed_probe
 from .closing import ClosingTokens
 from .greedy import GreedyDecoder
 from .model_files import check_gguf, model_sha256
@@ -148,6 +147,10 @@ class LlamaRuntime:
         # its batch mates, faster on many rows where the CPU gains from wide decodes.
         self.batch_rows = batch_rows
         self.decoding = DECODING if batch_rows == 1 else f"{BATCHED_DECODING}x{batch_rows}"
+        # Rows one at a time: the generated answers of a map's or filter's rows share their
+        # answer steps (shared_steps.py), another recipe with its own result-cache key.
+        self.step_rows = shared_steps.STEP_ROWS if batch_rows == 1 else 0
+        self.rows_decoding = f"{DECODING}+steps{self.step_rows}" if self.step_rows else None
         self._scorer = None  # the batched context, allocated on the first batched score
         self.n_vocab = self._llm.n_vocab()
         self.chat_template = self._llm.metadata.get("tokenizer.chat_template")
@@ -303,7 +306,7 @@ class LlamaRuntime:
         decoder = GreedyDecoder(self, out_type, max_tokens)
         while (token := decoder.step(self._logits())) is not None:
             self._decode([token], logits=True)
-        return Generation(decoder.text(), len(tokens), cached, decoder.generated)
+        return decoder.generation(len(tokens), cached)
 
     def generate_many(self, prompts: list, out_type: OutputType) -> list[Generation]:
         """:meth:`generate` of each prompt; with ``batch_rows`` > 1 they share decodes
@@ -313,6 +316,13 @@ class LlamaRuntime:
         with self._lock:
             self._fit_threads()
             return batch_generator.generate(self, prompts, out_type)
+
+    def generate_rows(self, prompts: list, out_type: OutputType) -> list[Generation]:
+        """Generated answers of an LM map's or filter's rows, their answer steps shared
+        (shared_steps.py); only where ``step_rows`` is set (rows one at a time)."""
+        with self._lock:
+            self._fit_threads()
+            return shared_steps.generate(self, prompts, out_type)
 
     def score(self, prompt: str, out_type: OutputType) -> Scored:
         """Log-probability of every label of a closed set (bool, options) after ``prompt``
@@ -337,40 +347,8 @@ class LlamaRuntime:
         return self._llm.tokenize(text, add_bos=False, special=False)
 
     def measure_speeds(self, text: str) -> dict[str, float]:
-        """Prefill and decode speed, and the fixed cost of one constrained call
-        (executors/runtimes/model_profile.py): 256 prompt tokens from an empty KV cache, 16
-        single-token decode steps, then short bool calls whose prompt is cached."""
-        from semql.grammar.types import BoolType
-        from semql.planner.physical.prompt_format import PromptBuilder
-
-        tokens = self.tokenize(text)
-        with self._lock:
-            self._llm.reset()
-            self._llm._ctx.kv_cache_clear()
-            started = time.perf_counter()
-            self._prefill(tokens[:256])
-            prefill = min(len(tokens), 256) / (time.perf_counter() - started)
-            started = time.perf_counter()
-            for token in tokens[256:272]:
-                self._decode([token], logits=True)
-            decode = len(tokens[256:272]) / (time.perf_counter() - started)
-        prompt = PromptBuilder("completion").build(
-            "Is this positive?", BoolType(), ["text"], ["good"]
-        )
-        self.generate(prompt, BoolType())  # grammar compiled, prompt in the KV cache
-        runs = 4
-        started = time.perf_counter()
-        for _ in range(runs):
-            gen = self.generate(prompt, BoolType())
-        per_call = (time.perf_counter() - started) / runs
-        fresh = gen.prompt_tokens - gen.cached_tokens
-        overhead = per_call - fresh / prefill - gen.generated_tokens / decode
-        return {
-            "prefill_tokens_per_s": prefill,
-            "decode_tokens_per_s": decode,
-            "seconds_per_call": max(overhead, 0.001),
-            "chars_per_token": len(text) / max(len(tokens), 1),
-        }
+        """Prefill and decode speed, and the fixed cost of one call (speed_probe.py)."""
+        return speed_probe.measure(self, text)
 
     def close(self) -> None:
         scorer, self._scorer = getattr(self, "_scorer", None), None

@@ -1,0 +1,110 @@
+"""Generated answers of many rows on a runtime that prefills a row alone: each row's prompt
+is decoded on its own, and the rows' answer tokens share fixed-shape step decodes.
+
+A generated answer costs its prompt's prefill plus one decode per answer token, and each
+of those decodes computes the output layer of the whole vocabulary (262k entries for
+Gemma 3). Where wide prompt decodes do not pay (CPUs without AVX-512, where rows go one at
+a time: llama_runtime.default_batch_rows), sharing the answer steps still does. The rows
+take the streams of the batched context (batch_scorer.py, ``STEP_ROWS`` of them):
+
+* a row's prompt after the shared head is decoded alone in its stream, in chunks of
+  ``PREFILL_CHUNK`` from the head's end, with one output: no padding, and the same
+  chunks whatever else runs;
+* its answer tokens go in **step decodes of one token for every stream**, a fixed shape
+  (an idle stream decodes a filler token, removed afterwards), which serve every row then
+  answering; the same :class:`~.greedy.GreedyDecoder` as one row at a time picks them.
+
+So a row's answer depends on its own tokens only: every logits vector it is chosen from is
+the same bit for bit in any order, split or alone (tests/test_batched_generation.py; steps
+only as wide as the rows answering broke that for most rows alone,
+bench/generation_recipes.py). A row alone pays a full step decode per answer token
+(about 4 lone-row steps), so the LM executor routes here only the rows of LM map and
+filter tasks, handed over many at a time; one-answer calls (LLMQA) stay one row at a time.
+Prompts of several non-empty fields go one row at a time in the runtime's own context, as
+in batch_generator.py, so GGR prefix sharing keeps serving their leading fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from semql.grammar.types import OutputType
+
+from .batch_generator import in_streams
+from .greedy import GreedyDecoder
+from .runtime import Generation
+
+STEP_ROWS = 8  # streams a step decode serves (bench/generation_recipes.py)
+
+
+@dataclass
+class _Row:
+    index: int
+    tokens: list[int]
+    decoder: GreedyDecoder
+    cached: int
+    token: int | None = None  # the answer token to append next
+    end: int = 0  # positions the row's stream holds
+
+
+def generate(rt, prompts: list, out_type: OutputType) -> list[Generation]:
+    """Greedy answers of ``prompts``, their answer steps shared (lock held)."""
+    budget = out_type.token_budget()
+
+    def row(i: int, tokens: list[int], head_len: int, cached: int) -> _Row:
+        return _Row(i, tokens, GreedyDecoder(rt, out_type, budget), cached)
+
+    return in_streams(rt, prompts, out_type, row, _run)
+
+
+def _prompt(streams, row: _Row, seq: int) -> None:
+    """The row's tokens after the head, alone in stream ``seq``; its first answer token."""
+    from .llama_runtime import PREFILL_CHUNK
+
+    tokens, start = row.tokens, len(streams.head)
+    for a in range(start, len(tokens), PREFILL_CHUNK):
+        piece = tokens[a : a + PREFILL_CHUNK]
+        last = a + len(piece) == len(tokens)
+        streams.decode([(t, a + k, seq, last and k == len(piece) - 1) for k, t in enumerate(piece)])
+    row.end = len(tokens)
+    row.token = row.decoder.step(streams.logits(len(piece) - 1))
+
+
+def _run(streams, rows: list[_Row]):
+    """Decode ``rows`` (their head in place), yielding each when its answer is done.
+
+    A stream that frees takes the next row at once: its prompt runs alone, and it joins
+    the next step decode."""
+    head_len, pad = len(streams.head), streams.head[-1]
+    queue = list(reversed(rows))
+    slots: list[_Row | None] = [None] * streams.slots
+    while queue or any(s is not None for s in slots):
+        for j in range(streams.slots):
+            while slots[j] is None and queue:
+                row = queue.pop()
+                _prompt(streams, row, j + 1)
+                if row.token is None:
+                    streams.reset(j + 1)
+                    yield row
+                else:
+                    slots[j] = row
+        if all(s is None for s in slots):
+            continue
+        streams.decode(
+            [
+                (row.token, row.end, j + 1, True)
+                if row is not None
+                else (pad, head_len, j + 1, True)
+                for j, row in enumerate(slots)
+            ]
+        )
+        for j, row in enumerate(slots):
+            if row is None:
+                streams.reset(j + 1)  # the filler goes
+                continue
+            row.end += 1
+            row.token = row.decoder.step(streams.logits(j))
+            if row.token is None:
+                streams.reset(j + 1)
+                slots[j] = None
+                yield row
