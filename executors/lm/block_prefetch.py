@@ -80,10 +80,12 @@ class BlockPrefetch:
         out_type: OutputType,
         scored: bool,
         budget: Budget | None = None,
+        steps: bool = False,
     ):
         self._pool = pool
         self._out_type = out_type
         self._scored = scored
+        self._steps = steps  # generated map rows with their answer steps shared
         self._budget = budget
         self._jobs = list(jobs)
         self._prompts = prompts
@@ -109,7 +111,8 @@ class BlockPrefetch:
 
     def _send(self, b: int, actor: int) -> None:
         prompts = [self._prompts[j] for j in self._blocks[b]]
-        self._flying[b] = (actor, self._pool.submit(actor, prompts, self._out_type, self._scored))
+        ref = self._pool.submit(actor, prompts, self._out_type, self._scored, self._steps)
+        self._flying[b] = (actor, ref)
 
     def _fill(self) -> None:
         while self._next < len(self._blocks):

@@ -300,7 +300,7 @@ class LMExecutor:
         rows answered several to a decode in-process or with their steps shared
         (batch_ahead.py): the rows the loop of ``answer`` will ask the model, in its
         order. None for a runtime that takes one at a time."""
-        batched = self.runtime.batch_rows > 1 or steps
+        batched = self.runtime.batch_rows > 1 or (steps and not self.runtime.blocks)
         if self.runtime.concurrency < 2 and not batched:
             return None
         seen: set[str] = set()
@@ -319,7 +319,9 @@ class LMExecutor:
             return BatchAhead(self.runtime, prompts_of, jobs, out_type, scored, self.budget, steps)
         if self.runtime.blocks:
             prompts_of = {i: prompts[i] for i in jobs}
-            return BlockPrefetch(self.runtime, prompts_of, jobs, out_type, scored, self.budget)
+            return BlockPrefetch(
+                self.runtime, prompts_of, jobs, out_type, scored, self.budget, steps
+            )
         request = lambda i: self._request(prompts[i], out_type, scored)  # noqa: E731
         return Prefetch(request, jobs, self.runtime.concurrency, self.budget)
 

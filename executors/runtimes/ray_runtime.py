@@ -149,6 +149,8 @@ class RayRuntime:
         self.n_actors = n
         self.concurrency = 2 * n  # a block running and one queued per actor
         self.decoding = first["decoding"]
+        self.step_rows = first["step_rows"]  # the actors share a map's answer steps
+        self.rows_decoding = first["rows_decoding"]
         self.n_ctx = first["n_ctx"]
         self.n_threads = threads
         self.threads_reason = f"per actor, {n} actors ({first['threads_reason']})"
@@ -169,9 +171,11 @@ class RayRuntime:
         """The actors still alive, by index."""
         return list(self._live)
 
-    def submit(self, worker: int, prompts: list[str], out_type: OutputType, scored: bool):
+    def submit(
+        self, worker: int, prompts: list[str], out_type: OutputType, scored: bool, steps=False
+    ):
         """Send a block of prompts to one actor; the reference to its results."""
-        return self.actors[worker].run_block.remote(list(prompts), out_type, scored)
+        return self.actors[worker].run_block.remote(list(prompts), out_type, scored, steps)
 
     def collect(self, worker: int, ref) -> list[Scored | Generation]:
         """A block's results, each marked with its actor; WorkerLost if the actor died."""
@@ -200,12 +204,12 @@ class RayRuntime:
             except Exception:  # an actor already gone has nothing to cancel
                 pass
 
-    def _one(self, prompt: str, out_type: OutputType, scored: bool):
+    def _block(self, prompts: list[str], out_type: OutputType, scored: bool, steps=False):
         while True:  # collect raises ClusterError once no actor is left
             live = self._live
             worker = live[next(self._turn) % len(live)]
             try:
-                return self.collect(worker, self.submit(worker, [prompt], out_type, scored))[0]
+                return self.collect(worker, self.submit(worker, prompts, out_type, scored, steps))
             except WorkerLost:
                 continue
 
@@ -224,10 +228,14 @@ class RayRuntime:
         return [self.generate(p, out_type) for p in prompts]
 
     def score(self, prompt: str, out_type: OutputType) -> Scored:
-        return self._one(prompt, out_type, True)
+        return self._block([prompt], out_type, True)[0]
 
     def generate(self, prompt: str, out_type: OutputType) -> Generation:
-        return self._one(prompt, out_type, False)
+        return self._block([prompt], out_type, False)[0]
+
+    def generate_rows(self, prompts: list[str], out_type: OutputType) -> list[Generation]:
+        """A map's generated rows on one actor, their answer steps shared there."""
+        return self._block(prompts, out_type, False, True)
 
     def measure_speeds(self, text: str) -> dict[str, float]:
         """One actor's speeds: the cost model's per-call rates."""

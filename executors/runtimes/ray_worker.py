@@ -59,6 +59,8 @@ class LMWorker:
             "pid": os.getpid(),
             "model_id": r.model_id,
             "decoding": r.decoding,
+            "step_rows": r.step_rows,
+            "rows_decoding": r.rows_decoding,
             "n_ctx": r.n_ctx,
             "n_threads": r.n_threads,
             "threads_reason": r.threads_reason,
@@ -72,7 +74,7 @@ class LMWorker:
         }
 
     def run_block(
-        self, prompts: list[str], out_type: OutputType, scored: bool
+        self, prompts: list[str], out_type: OutputType, scored: bool, steps: bool = False
     ) -> list[Scored | Generation]:
         """Each prompt's label scores (``scored``) or generation, in the order given.
 
@@ -85,12 +87,16 @@ class LMWorker:
         out: list[Scored | Generation] = []
         rows = self.runtime.batch_rows  # rows per call as the in-process executor hands them
         step = CALL_BATCHES * rows if rows > 1 else 1
+        if steps:  # a map's generated rows, their answer steps shared (shared_steps.py)
+            step = CALL_BATCHES * self.runtime.step_rows
         for start in range(0, len(prompts), step):
             if context.is_canceled():
                 raise BlockCancelled(f"cancelled after {len(out)} of {len(prompts)} prompts")
             part = prompts[start : start + step]
             if scored:
                 out += self.runtime.score_many(part, out_type)
+            elif steps:
+                out += self.runtime.generate_rows(part, out_type)
             else:
                 out += self.runtime.generate_many(part, out_type)
             self.prompts_run += len(part)
