@@ -6,14 +6,17 @@ vocabulary for one row. On a CPU without AVX-512 the int map reached 64-68% of l
 prefill limit one row at a time (bench/lm_limits.py), against 84-86% for a label-scored
 bool map whose answer needs no decode at all. Decoding the space the grammar forces in
 the prompt's own decode saved no time (forced-draft-20261206-174443): outputs, not
-decodes, are what those steps cost. Measured here, not in the engine:
+decodes, are what those steps cost. Measured here with this file's own prototype, which
+became executors/runtimes/shared_steps.py (the engine's recipe for a map's generated rows
+where rows go one at a time), and which also runs steps only as wide as needed:
 
 - ``shared steps``: each row's prompt is decoded alone, in chunks of 64 from the shared
   head's end, in its own KV stream of the batched context (batch_scorer.py); its answer
   tokens then go in step decodes of one token for each of 8 streams (a fixed shape, as
   batch_generator.py's), which serve every row then answering. A row's numbers then
-  depend on its own tokens only: checked here as equal texts with the rows shuffled and
-  with a row alone.
+  depend on its own tokens only: checked here as every logits vector equal bit for bit
+  with the rows shuffled and with a row alone, for fixed steps and for steps only as wide
+  as the rows then answering.
 
 Two maps with lm_limits.py's prompt layout and examples: its int map ("How many stars
 from 1 to 5", 2-3 answer tokens a row) and a short free-text one (one word of the review,

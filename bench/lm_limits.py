@@ -52,6 +52,7 @@ from semql.executors.runtimes import cpu_backend
 from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime, default_batch_rows
 from semql.executors.runtimes.model_files import default_model_path
 from semql.executors.runtimes.runtime import CALL_BATCHES
+from semql.executors.runtimes.shared_steps import STEP_ROWS
 from semql.grammar.types import BoolType, IntType, OptionsType
 from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
@@ -280,7 +281,8 @@ def write(res: dict, out: Path) -> None:
         f"{'on' if res['extra_bufts'] else 'off'}. Limit: llama.cpp's prefill of the same row "
         f"tokens, 512 per llama_decode, each from an empty cache: "
         f"{res['limit_tokens_per_s']:.0f} tokens/s. Rows handed over {CALL_BATCHES} x "
-        "batch_rows a call, as the LM executor does.\n",
+        "batch_rows a call, as the LM executor does (the int map one row at a time: "
+        f"{CALL_BATCHES} x {STEP_ROWS}, its answer steps shared).\n",
         f"| map | limit rows/s | one row at a time: rows/s (share) | {res['batch_rows']} rows "
         "per decode: rows/s (share) | answers equal | accuracy one / batched |",
         "|---|---|---|---|---|---|",

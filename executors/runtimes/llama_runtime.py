@@ -8,7 +8,8 @@ Why a hand-written decoding loop instead of ``Llama.__call__``:
   count those tokens, so prefix reuse is visible in the stats;
 * rows go one at a time, or ``batch_rows`` to a fixed-shape decode in a second context
   (label_scores.py and batch_scorer.py for closed sets, batch_generator.py for generated
-  answers); greedy.py picks every generated token for both.
+  answers); one at a time, a map's generated rows still share their answer steps there
+  (shared_steps.py); greedy.py picks every generated token for all of them.
 """
 
 from __future__ import annotations
