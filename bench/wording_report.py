@@ -20,9 +20,11 @@ over those groups (what changes when only the question is reworded).
 Methods decide through the engine's code (executors/lm/closed_set.py): ``off`` (the
 highest whole-label probability), ``content_free`` (the prior of content-free prompts),
 ``half`` (its square root: half the correction), ``unless examples`` (the content-free
-prior for zero-shot calls only) and ``batch`` (the mean distribution of 32 rows of the
+prior for zero-shot calls only), ``batch`` (the mean distribution of 32 rows of the
 population, seeded; the engine draws its 32 in hash order from the rows of the WHERE's
-relational conjuncts).
+relational conjuncts) and ``table`` (the same of 32 rows of the *table* the population
+was selected from, the sample as drawn: the engine samples the FROM without the WHERE's
+one-table filters, so a panned movie's reviews are judged against all the reviews).
 
     python bench/wording_report.py bench/results/wording/wording-...-rows.json
 """
@@ -49,23 +51,24 @@ from semql.planner.options import PlanOptions
 
 BATCH_ROWS = PlanOptions().calibration_rows
 MEASURES = ("rows", "count", "expected count")
-# (logprobs of the population's rows, the setting) -> calibrated distributions per row
-Method = Callable[[np.ndarray, dict], np.ndarray]
+# (logprobs of the population's rows, the setting, logprobs of the table's rows)
+# -> calibrated distributions per row
+Method = Callable[[np.ndarray, dict, np.ndarray], np.ndarray]
 
 
 def _calibrated(prior: Prior, logprobs: np.ndarray) -> np.ndarray:
     return np.vstack([prior.calibrate(probabilities(r)) for r in logprobs])
 
 
-def _off(logprobs: np.ndarray, entry: dict) -> np.ndarray:
+def _off(logprobs: np.ndarray, entry: dict, table: np.ndarray) -> np.ndarray:
     return _calibrated(Prior("off", None), logprobs)
 
 
-def _content_free(logprobs: np.ndarray, entry: dict) -> np.ndarray:
+def _content_free(logprobs: np.ndarray, entry: dict, table: np.ndarray) -> np.ndarray:
     return _calibrated(content_free_prior(DEFAULT_METHOD, entry["content_free"])[0], logprobs)
 
 
-def _half(logprobs: np.ndarray, entry: dict) -> np.ndarray:
+def _half(logprobs: np.ndarray, entry: dict, table: np.ndarray) -> np.ndarray:
     prior, _ = content_free_prior(DEFAULT_METHOD, entry["content_free"])
     if prior.probs is not None:
         tempered = np.sqrt(np.asarray(prior.probs))
@@ -73,10 +76,10 @@ def _half(logprobs: np.ndarray, entry: dict) -> np.ndarray:
     return _calibrated(prior, logprobs)
 
 
-def _unless_examples(logprobs: np.ndarray, entry: dict) -> np.ndarray:
+def _unless_examples(logprobs: np.ndarray, entry: dict, table: np.ndarray) -> np.ndarray:
     if entry["examples"] != "none":
-        return _off(logprobs, entry)
-    return _content_free(logprobs, entry)
+        return _off(logprobs, entry, table)
+    return _content_free(logprobs, entry, table)
 
 
 def calibration_sample(n: int) -> np.ndarray:
@@ -85,9 +88,18 @@ def calibration_sample(n: int) -> np.ndarray:
     return np.random.default_rng(7).choice(n, min(BATCH_ROWS, n), replace=False)
 
 
-def _batch(logprobs: np.ndarray, entry: dict) -> np.ndarray:
-    pick = calibration_sample(len(logprobs))
-    prior, _ = sample_prior(logprobs[pick].tolist(), len(pick))
+def _batch(logprobs: np.ndarray, entry: dict, table: np.ndarray) -> np.ndarray:
+    return _sampled("batch", logprobs, logprobs)
+
+
+def _table(logprobs: np.ndarray, entry: dict, table: np.ndarray) -> np.ndarray:
+    return _sampled("table", table, logprobs)
+
+
+def _sampled(method: str, sample_from: np.ndarray, logprobs: np.ndarray) -> np.ndarray:
+    """``logprobs`` calibrated by the mean of a seeded sample of ``sample_from``'s rows."""
+    pick = calibration_sample(len(sample_from))
+    prior, _ = sample_prior(method, sample_from[pick].tolist(), len(pick))
     return _calibrated(prior, logprobs)
 
 
@@ -97,6 +109,7 @@ METHODS: dict[str, Method] = {
     "half": _half,
     "unless examples": _unless_examples,
     "batch": _batch,
+    "table": _table,
 }
 
 
@@ -142,10 +155,11 @@ def score_all(settings: list[dict], sampled: int) -> list[dict]:
     scored = []
     for entry in settings:
         logprobs = np.asarray(entry["logprobs"])
+        table = logprobs[:sampled]
         for population, index in populations(entry, sampled).items():
             truth = [entry["truth"][i] for i in index]
             for method, fn in METHODS.items():
-                q = fn(logprobs[index], entry)
+                q = fn(logprobs[index], entry, table)
                 for measure, value in qualities(entry["kind"], truth, q).items():
                     scored.append(
                         {
@@ -274,14 +288,16 @@ def _costs(doc: dict) -> str:
         per_call[e["model"]].append(e["seconds"] / doc["rows"])
     parts = [
         "## Cost per LM operator\n",
-        "| model | s per call | content_free | batch |",
-        "|---|---|---|---|",
+        "| model | s per call | content_free | batch | table |",
+        "|---|---|---|---|---|",
     ]
     for model, secs in per_call.items():
         s = float(np.mean(secs))
         parts.append(
             f"| {model} | {s:.2f} | 3 calls, {3 * s:.1f} s | at most {BATCH_ROWS} calls, "
-            f"{BATCH_ROWS * s:.1f} s (none where the operator asks those rows anyway) |"
+            f"{BATCH_ROWS * s:.1f} s (none where the operator asks those rows anyway) | "
+            f"at most {BATCH_ROWS} calls, {BATCH_ROWS * s:.1f} s (the sampled rows the "
+            "WHERE keeps cost nothing) |"
         )
     parts.append(
         "\n`off`, `half` and `unless examples` cost what content_free costs or nothing. "

@@ -10,7 +10,8 @@ probability:
 
 where ``prior`` is the model's label distribution for the operator's prompt: for inputs
 that carry no content (``content_free``, Zhao et al. 2021), or for a fixed, seeded sample
-of the operator's rows (``batch``, Zhou et al. 2023); executors/lm/priors.py computes it
+of the operator's rows (``batch``, Zhou et al. 2023) or of the table they were filtered
+from (``table``); executors/lm/priors.py computes it
 once per operator. Neither depends on which rows a plan lets through, so a row's answer
 is the same under naive and optimized execution, dedup, early exit and the result cache.
 
@@ -59,7 +60,7 @@ class Prior:
 
     method: str
     probs: tuple[float, ...] | None  # None: no calibration
-    sampled: int = 0  # batch: how many of the operator's rows the prior is the mean of
+    sampled: int = 0  # batch, table: how many sampled rows the prior is the mean of
 
     def calibrate(self, probs: np.ndarray) -> np.ndarray:
         if self.probs is None:
@@ -72,6 +73,8 @@ class Prior:
             return "calibration off (highest whole-label probability)"
         shown = ", ".join(f"{lab} {p:.2f}" for lab, p in zip(labels, self.probs, strict=True))
         source = f" over {self.sampled} sampled rows" if self.sampled else ""
+        if self.sampled and self.method == "table":
+            source += " of the table"
         return f"calibration {self.method}: prior {shown}{source}"
 
 
@@ -117,12 +120,14 @@ def content_free_prior(method: str, rows: Sequence[Sequence[float]]) -> tuple[Pr
     return _prior_of(method, rows, "content-free prompts")
 
 
-def sample_prior(rows: Sequence[Sequence[float]], sampled: int) -> tuple[Prior, str | None]:
-    """Batch calibration's prior: the mean label distribution of ``sampled`` rows of the
-    operator's own input (executors/lm/priors.py)."""
-    prior, unusable = _prior_of("batch", rows, "sampled rows")
+def sample_prior(
+    method: str, rows: Sequence[Sequence[float]], sampled: int
+) -> tuple[Prior, str | None]:
+    """The prior of ``batch`` or ``table`` calibration: the mean label distribution of
+    ``sampled`` rows of the operator's input or its table (executors/lm/priors.py)."""
+    prior, unusable = _prior_of(method, rows, "sampled rows")
     if prior.probs is not None:
-        prior = Prior("batch", prior.probs, sampled)
+        prior = Prior(method, prior.probs, sampled)
     return prior, unusable
 
 

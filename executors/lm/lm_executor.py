@@ -91,7 +91,7 @@ class LMExecutor:
         ``calibration``: this call's method for closed sets (else the executor's).
         ``max_chars``: the cut of each field value (None: an LLMQA context, already
         fitted to the window by window.py).
-        ``calibration_sample``: the operator's rows for a ``batch`` prior (priors.py).
+        ``calibration_sample``: the rows of a ``batch`` or ``table`` prior (priors.py).
         ``prior``: the operator's prior, computed before (:meth:`task_prior`); else here.
         ``confidences``: if given, filled with each row's calibrated probability of its
         answer (None where the answer was generated, not scored): precision-first LIMIT

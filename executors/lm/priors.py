@@ -12,6 +12,12 @@ Two label-free estimates (executors/lm/closed_set.py applies them):
   planner/physical/samples.py), never from what a rewrite lets through, so naive and optimized
   plans divide by the same prior and give the same answers. Its prompts are the rows'
   own, so their answers go to the result cache and a row asked later costs nothing.
+- ``table``: the same, of a sample of the table the operator's rows were filtered from
+  (the FROM under only the WHERE's conjuncts that join, planner/physical/samples.py).
+  batch divides the rows' own mean away, so it reads any population as balanced; a
+  movie most critics panned then gets as many "positive" answers as any other. A prior
+  from the whole table keeps what sets the filtered rows apart from it. Sampled rows
+  the WHERE leaves out are calibration calls, not LM calls of the operator.
 
 A prior the model cannot give (a prompt decoded rather than scored, a label at the floor)
 means no calibration, with the reason in the operator's stats.
@@ -27,6 +33,7 @@ from semql.grammar.types import OutputType
 from . import closed_set
 
 Sample = Callable[[], list[tuple]]  # the operator's calibration rows, fetched on first use
+SAMPLED = ("batch", "table")  # methods whose prior is the mean of sampled rows
 
 
 class Priors:
@@ -52,19 +59,20 @@ class Priors:
         if method == "off" or not names:  # no field: the content-free prompt is the prompt
             return closed_set.Prior("off", None)
         rows: list[tuple] | None = None
-        if method == "batch":
+        sampled = method in SAMPLED
+        if sampled:
             rows = sample() if sample is not None else []
             if not rows:  # no rows to sample (a constant call, retrieval, no WHERE rows)
-                method = "content_free"
+                method, sampled = "content_free", False
         template = (question, out_type.spec(), tuple(names), repr(list(examples)))
-        key = (*template, method, _digest(rows) if method == "batch" else "")
+        key = (*template, method, _digest(rows) if sampled else "")
         if key not in self._known:
-            if method == "batch":
+            if sampled:
                 prompts = [
                     self.lm.window.row_prompt(question, out_type, names, r, examples) for r in rows
                 ]
-                scores = self.scores(prompts, out_type, stats, rows=own)
-                found = closed_set.sample_prior(scores, len(rows))
+                scores = self.scores(prompts, out_type, stats, rows=own and method == "batch")
+                found = closed_set.sample_prior(method, scores, len(rows))
             else:
                 prompts = [
                     self.lm.prompts.build(question, out_type, names, [v] * len(names), examples)

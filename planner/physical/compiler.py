@@ -41,6 +41,7 @@ from . import stages as S
 from .joins import join_sql
 from .profile import DEFAULT_PROFILE
 from .samples import GroupSampleSQL, calibration_sql
+from .task import calibration_of
 from .top_k import fix_limited_rows
 
 PLAN_PREFIX = "__semql"  # temp-table names in a plan not yet run (a run has its own)
@@ -229,8 +230,11 @@ class _Writer:
 
     def calibration(self, scope: L.ScopePlan, call: LMCall) -> str:
         population = [self.working(p) for p in scope.population]
-        size = getattr(self.plan.options, "calibration_rows", PlanOptions.calibration_rows)
-        return calibration_sql(self.working(scope.select), self.fields(call), population, size)
+        options = self.plan.options
+        size = getattr(options, "calibration_rows", PlanOptions.calibration_rows)
+        method = calibration_of(call, getattr(options, "calibration", PlanOptions.calibration))
+        fields = self.fields(call)
+        return calibration_sql(self.working(scope.select), fields, population, size, method)
 
     def sample_of(self, scope: L.ScopePlan, call: LMCall) -> str:
         """The call's calibration sample: written when the scope starts, unless its

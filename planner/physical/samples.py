@@ -1,13 +1,16 @@
 """SQL for rows an operator is tried or calibrated on, not answered for the query.
 
-The calibration sample: the rows a ``batch`` calibration prior is the mean of
-(executors/lm/priors.py). A plan decides which rows reach an LM operator: pushdown sends
-it only the rows of the WHERE's other conjuncts, naive execution every FROM row, an
+The calibration sample: the rows a ``batch`` or ``table`` calibration prior is the mean
+of (executors/lm/priors.py). A plan decides which rows reach an LM operator: pushdown
+sends it only the rows of the WHERE's other conjuncts, naive execution every FROM row, an
 early exit stops part way. A prior drawn from those rows would make a row's answer
-depend on the plan. So the sample is drawn from one set every plan agrees on: the
-scope's FROM under the WHERE's relational conjuncts (``ScopePlan.population``), the
-distinct argument tuples ordered by their hash (a fixed, seeded order that no other row
-changes) and the first ``size`` kept. Rows whose arguments are all NULL are left out.
+depend on the plan. So the sample is drawn from one set every plan agrees on: for
+``batch`` the scope's FROM under the WHERE's relational conjuncts
+(``ScopePlan.population``); for ``table`` the FROM under only those conjuncts that relate
+columns to columns (an implicit join's condition), so that rows a filter picked out (one
+movie's reviews) are judged against the table they came from. In both, the distinct
+argument tuples ordered by their hash (a fixed, seeded order that no other row changes)
+and the first ``size`` kept. Rows whose arguments are all NULL are left out.
 
 The group sample: predicate_order's first rows of a group of LM filters, each predicate
 evaluated over them with its calls answered into views of their own.
@@ -23,11 +26,29 @@ from ..rules.predicate_order import SAMPLE_ROWS
 from ..scope_sql import argument_columns, argument_name, same_arguments, scope_query
 from .column_slots import ColumnSlots
 
+COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
+
+
+def relates_rows(conjunct: exp.Expression) -> bool:
+    """Whether a WHERE conjunct compares columns with columns (``a.id = b.id``) rather than
+    picking rows by a constant, a list or a subquery (``id = 'taken_3'``)."""
+    if not isinstance(conjunct, COMPARISONS) or conjunct.find(exp.Subquery, exp.Select):
+        return False
+    return all(side.find(exp.Column) for side in (conjunct.this, conjunct.expression))
+
 
 def calibration_sql(
-    select: exp.Select, fields: list[exp.Expression], population: list, size: int
+    select: exp.Select,
+    fields: list[exp.Expression],
+    population: list,
+    size: int,
+    method: str = "batch",
 ) -> str:
-    """The distinct argument tuples a ``batch`` prior is drawn from (see above)."""
+    """The distinct argument tuples a ``batch`` or ``table`` prior is drawn from (see
+    above; precision-first samples its candidates the way ``batch`` does);
+    ``population`` is the scope's relational conjuncts."""
+    if method == "table":
+        population = [c for c in population if relates_rows(c)]
     names = [f"__c{i}" for i in range(len(fields))]
     columns = [exp.alias_(f.copy(), n) for f, n in zip(fields, names, strict=True)]
     source = scope_query(select, columns, population)

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 
 
 # How closed-set answers are calibrated (executors/lm/closed_set.py, priors.py): the prior
-# of content-free inputs, or of a seeded sample of the operator's rows ("batch"); "off":
-# the label with the highest probability as the model gives it.
-CALIBRATIONS = ("content_free", "batch", "off")
+# of content-free inputs, of a seeded sample of the operator's rows ("batch"), or of the
+# table those rows were filtered from ("table"); "off": the label with the highest
+# probability as the model gives it.
+CALIBRATIONS = ("content_free", "batch", "table", "off")
 DEFAULT_CALIBRATION = "content_free"
 
 
