@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semql.executors.lm.closed_set import DEFAULT_METHOD, Prior
+from semql.executors.lm.closed_set import Prior
 from semql.sample import sample_dir
 
 # the two movies SemBench's Q2-Q9 ask about: left out where a method must not see them
@@ -72,7 +72,7 @@ def by_setting(dump: list[dict], tasks) -> dict[tuple, dict]:
 def calibrated(entry: dict, idx: list[int] | None = None) -> np.ndarray:
     """The stored rows' label distributions (``idx``: those rows) calibrated by their
     content-free prior exactly as the engine decides (executors/lm/closed_set.Prior)."""
-    prior = Prior(DEFAULT_METHOD, tuple(entry["content_free"]))
+    prior = Prior("content_free", tuple(entry["content_free"]))
     probs = np.asarray(entry["probs"])
     return np.vstack([prior.calibrate(p) for p in (probs if idx is None else probs[idx])])
 

@@ -41,7 +41,6 @@ import numpy as np
 from closed_set_quality import macro_f1, spearman
 
 from semql.executors.lm.closed_set import (
-    DEFAULT_METHOD,
     Prior,
     content_free_prior,
     probabilities,
@@ -65,11 +64,11 @@ def _off(logprobs: np.ndarray, entry: dict, table: np.ndarray) -> np.ndarray:
 
 
 def _content_free(logprobs: np.ndarray, entry: dict, table: np.ndarray) -> np.ndarray:
-    return _calibrated(content_free_prior(DEFAULT_METHOD, entry["content_free"])[0], logprobs)
+    return _calibrated(content_free_prior("content_free", entry["content_free"])[0], logprobs)
 
 
 def _half(logprobs: np.ndarray, entry: dict, table: np.ndarray) -> np.ndarray:
-    prior, _ = content_free_prior(DEFAULT_METHOD, entry["content_free"])
+    prior, _ = content_free_prior("content_free", entry["content_free"])
     if prior.probs is not None:
         tempered = np.sqrt(np.asarray(prior.probs))
         prior = Prior("half", tuple(float(x) for x in tempered / tempered.sum()))

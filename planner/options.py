@@ -61,14 +61,15 @@ class PlanOptions:
     # reorder fields from the data, so a row's prompt can change when other rows do.
     prefix_order: str = "table"
     # Label-free calibration of closed-set answers: what the model reads and how its
-    # answer is read, not a rewrite, so naive plans use it too. "batch" had the higher
-    # mean and the smaller spread between wordings on bench/wording.py's dev part; on its
-    # held-out wordings it kept the smaller spread, but for the bundled Gemma not the
-    # higher mean, and on SemBench movie worded afresh it scored 0.395 against 0.436
-    # (bench/results/wording/wording-20261203-162430.md, docs/wording.md): not the default.
+    # answer is read, not a rewrite, so naive plans use it too. "table" had the higher
+    # mean on bench/wording.py's dev part for the bundled Gemma on every measure (per row,
+    # count, expected count), against content_free, batch and the rest; for SmolLM2 it was
+    # within 0.01 of batch and above content_free. The held-out wordings confirmed it
+    # against content_free for both models, and SemBench movie worded afresh went 0.507
+    # -> 0.636 (bench/results/wording/wording-20261203-162430.md, docs/wording.md).
     calibration: str = DEFAULT_CALIBRATION
-    # How many of the operator's rows (those passing the WHERE's relational conjuncts,
-    # seeded) a "batch" prior is the mean of.
+    # How many sampled rows (of the operator's table for "table", of the rows passing the
+    # WHERE's relational conjuncts for "batch"; seeded) a prior is the mean of.
     calibration_rows: int = 32
     # Ask each closed-set operator's calibration sample again under a trivial rewording
     # and report how many answers change (executors/lm/wording_check.py); costs up to

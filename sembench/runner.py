@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--calibration",
         choices=semql.CALIBRATIONS,
-        help="how closed-set answers are decided (default: SemQL's, content_free)",
+        help="how closed-set answers are decided (default: SemQL's, table)",
     )
     p.add_argument(
         "--precision-first",

@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--calibration",
         choices=CALIBRATIONS,
-        help="how bool and options answers are decided (default: content_free)",
+        help="how bool and options answers are decided (default: table)",
     )
     p.add_argument(
         "--check-wording",

@@ -116,7 +116,10 @@ def test_calibrated_answers_are_not_constant_without_examples(model_con):
 
 def test_explain_names_the_calibration(sample_con):
     sql = "SELECT LLMMap('Is it good?', reviewText{}) AS g FROM Reviews"
-    assert "calibration content_free" in sample_con.explain(sql.format(""))
+    assert "calibration table" in sample_con.explain(sql.format(""))
+    assert "calibration content_free" in sample_con.explain(
+        sql.format(", calibration='content_free'")
+    )
     assert "calibration batch" in sample_con.explain(sql.format(", calibration='batch'"))
     assert "calibration off" in sample_con.explain(sql.format(", calibration='off'"))
     assert "calibration off" in sample_con.explain(sql.format(""), calibration="off")

@@ -147,7 +147,10 @@ def test_server_options_are_checked_where_the_connection_opens():
 
 def test_chat_completions_for_an_instruct_model(servers):
     (_, a), _ = servers
-    with semql.connect(model=a, server={"chat": True}, cache=False) as con:
+    # content_free: the prior costs 3 known prompts a closed set, whatever the rows
+    with semql.connect(
+        model=a, server={"chat": True}, cache=False, calibration="content_free"
+    ) as con:
         runtime = con.runtime
         assert isinstance(runtime, HTTPRuntime) and runtime.chat
         semql.load_sample(con)
@@ -180,7 +183,7 @@ DRIFT = 0.75  # log-probability, server against in process, same prompt
 
 def test_closed_sets_are_scored_and_calibrated_from_the_servers_log_probabilities(servers):
     (_, a), _ = servers
-    with semql.connect(model=a, cache=False) as con:
+    with semql.connect(model=a, cache=False, calibration="content_free") as con:
         semql.load_sample(con)
         frame = con.query(SCORED_SQL)
         runtime, stats = con.runtime, con.stats
@@ -284,7 +287,7 @@ def test_labels_sharing_a_first_token_are_scored_past_it(servers):
     (_, a), _ = servers
     # ' very good' / ' very bad' open with one token: a second request, the prompt
     # continued by ' very', tells them apart
-    frame, runtime, stats = _run(a, VERDICT_SQL)
+    frame, runtime, stats = _run(a, VERDICT_SQL, calibration="content_free")
     assert runtime.unscored == 0 and stats.calibration_calls == 3
     assert sum(runtime.requests.values()) == 2 * (6 + 3)
     assert frame["verdict"].null_count() == 0 and set(frame["verdict"]) <= set(VERDICTS)
@@ -307,7 +310,7 @@ def test_labels_the_top_list_cannot_tell_apart_are_decoded_under_the_grammar(ser
     (_, a), _ = servers
     # a chat turn cannot be continued, and 'very good' / 'very bad' open with one token
     # there too: each row (and each calibration prompt) is decoded under the grammar
-    frame, runtime, stats = _run(a, VERDICT_SQL, server={"chat": True})
+    frame, runtime, stats = _run(a, VERDICT_SQL, server={"chat": True}, calibration="content_free")
     assert runtime.unscored == 6 + stats.calibration_calls
     # one scoring request and one grammar-constrained request a row
     assert sum(runtime.requests.values()) == 2 * runtime.unscored

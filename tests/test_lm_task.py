@@ -72,11 +72,12 @@ def test_a_task_answers_in_a_fresh_process_as_the_query_did(gemma_runtime, tmp_p
     each answer is the expected value of its calibrated label scores (a float that any
     change to the prompt, prior or decision moves), then its task and rows pickled to a
     fresh interpreter: once alone (it computes the content-free prior itself), once with
-    the prior computed here (it asks for none and decides the same)."""
+    the prior computed here (it asks for none and decides the same). content_free, since
+    a task alone has no table to sample: a coordinator sends a table or batch prior."""
     scen = scenario.load("movie")
     q9 = next(q for q in scen.queries if q.name == "Q9")
     call = re.search(r"\{\{.*?\}\}", q9.sql, re.S).group(0)
-    con = semql.connect(runtime=gemma_runtime, cache=False)
+    con = semql.connect(runtime=gemma_runtime, cache=False, calibration="content_free")
     scen.register(con, rows=40)
     rows = con.query(
         f"SELECT reviewText, avg({call}) AS s FROM Reviews "

@@ -101,7 +101,8 @@ EXAMPLES = [
 
 def _confidences(runtime, rows: list[tuple]) -> list:
     """The executor's confidence of each (reviewId, reviewText) row's answer, asked
-    directly."""
+    directly, divided by the default (table) prior: here ``rows`` are the whole table,
+    fewer than calibration_rows, so its sample is every distinct text."""
     conf: list = []
     LMExecutor(runtime, ResultCache(None)).answer(
         QUESTION,
@@ -111,6 +112,7 @@ def _confidences(runtime, rows: list[tuple]) -> list:
         OperatorStats("test"),
         EXAMPLES,
         confidences=conf,
+        calibration_sample=lambda: sorted({(t,) for _, t in rows}),
     )
     return conf
 

@@ -139,7 +139,10 @@ def test_runner_end_to_end_on_a_small_sample(tmp_path, capsys):
     for q in ("Q2", "Q3", "Q8"):
         assert 0.0 <= by[("optimized", q)]["quality"] <= 1.0
         assert by[("optimized", q)]["lm_calls"] <= by[("naive", q)]["lm_calls"]
-    assert by[("naive", "Q2")]["lm_calls"] == 60  # naive: every row of the sample
+    # naive: every row of the sample, asked or (a text the calibration sample asked)
+    # read from the operator's memory
+    naive_q2 = by[("naive", "Q2")]
+    assert naive_q2["lm_calls"] + naive_q2["cache_hits"] == 60
     assert "mean quality" in capsys.readouterr().out
 
 

@@ -60,8 +60,8 @@ def _prior_of(con) -> str:
 def test_the_prior_is_the_tables_whatever_the_filter(two_movies, gemma_runtime):
     """Under ``WHERE id = <one movie>`` the prior is the mean label distribution of the
     whole table's sampled texts (scored here directly on the runtime), the same for both
-    movies; batch's differs between them. The sampled rows count as calibration calls, and
-    those the filter keeps are not asked again."""
+    movies; batch's differs between them. Sampled rows the filter drops are calibration
+    calls; those it keeps are asked once, and count as the operator's LM calls."""
     con = two_movies
     sql = "SELECT count(*) AS n FROM Small WHERE id = 'MOVIE' AND " + CALL
     con.query(sql.replace("MOVIE", "taken_3"), calibration_rows=6)
@@ -71,10 +71,10 @@ def test_the_prior_is_the_tables_whatever_the_filter(two_movies, gemma_runtime):
         f"calibration table: prior yes {yes:.2f}, no {no:.2f} over 6 sampled rows of the table"
     )
     assert _prior_of(con) == expected
-    assert con.stats.calibration_calls == 6
     kept = set(sampled_texts(con, "id = 'taken_3'", 1000))
     assert 0 < len(kept & set(texts)) < 6
-    assert con.stats.lm_calls == len(kept - set(texts))
+    assert con.stats.lm_calls == len(kept) == con.stats.operators[0].rows_in
+    assert con.stats.calibration_calls == len(set(texts) - kept)
     con.query(sql.replace("MOVIE", "ant_man_and_the_wasp_quantumania"), calibration_rows=6)
     assert _prior_of(con) == expected
     batch = []

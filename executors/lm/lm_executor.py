@@ -170,7 +170,8 @@ class LMExecutor:
                 text = texts.get(key) if dedup else None
                 if text is None and key in self.remembered:
                     text = self.remembered[key]
-                    stats.cache_hits += 1
+                    if not self.priors.claim(key, stats):
+                        stats.cache_hits += 1
                 if text is None and key in cached:
                     text = cached[key]
                     stats.cache_hits += 1

@@ -16,8 +16,8 @@ Two label-free estimates (executors/lm/closed_set.py applies them):
   (the FROM under only the WHERE's conjuncts that join, planner/physical/samples.py).
   batch divides the rows' own mean away, so it reads any population as balanced; a
   movie most critics panned then gets as many "positive" answers as any other. A prior
-  from the whole table keeps what sets the filtered rows apart from it. Sampled rows
-  the WHERE leaves out are calibration calls, not LM calls of the operator.
+  from the whole table keeps what sets the filtered rows apart from it. Sampled rows the
+  operator does not answer stay calibration calls (:meth:`Priors.scores`).
 
 A prior the model cannot give (a prompt decoded rather than scored, a label at the floor)
 means no calibration, with the reason in the operator's stats.
@@ -42,6 +42,7 @@ class Priors:
     def __init__(self, executor):
         self.lm = executor  # LMExecutor: prompts, result cache, model calls
         self._known: dict[tuple, tuple[closed_set.Prior, str | None]] = {}
+        self._sampled: set[str] = set()  # rows asked for a prior that no row has read yet
 
     def prior(
         self,
@@ -71,7 +72,7 @@ class Priors:
                 prompts = [
                     self.lm.window.row_prompt(question, out_type, names, r, examples) for r in rows
                 ]
-                scores = self.scores(prompts, out_type, stats, rows=own and method == "batch")
+                scores = self.scores(prompts, out_type, stats, rows=own)
                 found = closed_set.sample_prior(method, scores, len(rows))
             else:
                 prompts = [
@@ -90,22 +91,35 @@ class Priors:
         self, prompts: list[str], out_type: OutputType, stats, rows: bool = False
     ) -> list[list[float]]:
         """The prompts' label log-probabilities, from the result cache where it has them.
-        Asked of the model, a row's prompt (``rows``) counts as an LM call, as it would
-        had the operator asked it (it answers that row when the operator does); any other
-        prompt as a calibration call."""
+        Asked of the model, each is a calibration call; a row's prompt (``rows``) becomes
+        an LM call when the operator reads its answer (:meth:`claim`), so a sampled row
+        the operator never answers (outside its WHERE, past a LIMIT) stays a calibration
+        call and a row it answers is one LM call whichever asked it first."""
         lm = self.lm
         keys = [lm.scored_key(out_type, p) for p in prompts]
         cached = lm.cache.get_many(keys)
         texts = {k: lm.remembered.get(k) or cached.get(k) for k in keys}
         missing = [i for i, k in enumerate(keys) if texts[k] is None and keys.index(k) == i]
         if missing:  # asked together: the in-process model scores them in shared decodes
-            asked = lm.ask_scored_many([prompts[i] for i in missing], out_type, stats, not rows)
+            asked = lm.ask_scored_many([prompts[i] for i in missing], out_type, stats, True)
             fresh = [(keys[i], text) for i, text in zip(missing, asked, strict=True)]
+            if rows:
+                self._sampled.update(keys[i] for i in missing)
             lm.cache.put_many(fresh)
             texts.update(fresh)
         # kept for the operator's own rows, also where the result cache is off
         lm.remembered.update(texts)
         return [closed_set.decode(texts[k]) for k in keys]
+
+    def claim(self, key: str, stats) -> bool:
+        """Whether a row's answer read from memory was asked for a sampled prior: it then
+        counts as the row's LM call instead of a calibration call (see :meth:`scores`)."""
+        if key not in self._sampled or stats.calibration_calls == 0:
+            return False
+        self._sampled.discard(key)
+        stats.calibration_calls -= 1
+        stats.lm_calls += 1
+        return True
 
 
 def _digest(rows: list[tuple] | None) -> str:

@@ -37,7 +37,7 @@ class OperatorStats:
     stopped_early: bool = False
     prefix_hit_count: int = 0  # seed 003's PHC of the prompts in the order they ran
     calibration: str = ""  # how closed-set answers were decided (prior and method)
-    calibration_calls: int = 0  # content-free prompts scored for the prior
+    calibration_calls: int = 0  # prompts scored for the prior alone (not a row answered)
     answer_counts: Counter = field(default_factory=Counter)  # per distinct input
     fields_cut: int = 0  # prompts whose field values were cut further to fit the window
     prior_unusable: str = ""  # why the label prior was not applied (closed_set.py)

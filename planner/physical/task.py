@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # table those rows were filtered from ("table"); "off": the label with the highest
 # probability as the model gives it.
 CALIBRATIONS = ("content_free", "batch", "table", "off")
-DEFAULT_CALIBRATION = "content_free"
+DEFAULT_CALIBRATION = "table"
 
 
 def calibration_value(value, what: str) -> str:
