@@ -6,17 +6,20 @@ vocabulary for one row. On a CPU without AVX-512 the int map reached 64-68% of l
 prefill limit one row at a time (bench/lm_limits.py), against 84-86% for a label-scored
 bool map whose answer needs no decode at all. Decoding the space the grammar forces in
 the prompt's own decode saved no time (forced-draft-20261206-174443): outputs, not
-decodes, are what those steps cost. Measured here with this file's own prototype, which
-became executors/runtimes/shared_steps.py (the engine's recipe for a map's generated rows
-where rows go one at a time), and which also runs steps only as wide as needed:
+decodes, are what those steps cost. Measured here on the engine's own code:
 
-- ``shared steps``: each row's prompt is decoded alone, in chunks of 64 from the shared
-  head's end, in its own KV stream of the batched context (batch_scorer.py); its answer
-  tokens then go in step decodes of one token for each of 8 streams (a fixed shape, as
-  batch_generator.py's), which serve every row then answering. A row's numbers then
-  depend on its own tokens only: checked here as every logits vector equal bit for bit
-  with the rows shuffled and with a row alone, for fixed steps and for steps only as wide
-  as the rows then answering.
+- ``one row``: ``LlamaRuntime.generate``, a row at a time in the runtime's context.
+- ``shared steps``: ``LlamaRuntime.generate_rows`` (executors/runtimes/shared_steps.py,
+  what the LM executor runs for a map's generated rows where rows go one at a time). Each
+  row's prompt is decoded alone in its own KV stream of the batched context; its answer
+  tokens go in step decodes of one token for each of 8 streams, a fixed shape that serves
+  every row then answering.
+
+A row's numbers must depend on its own tokens only: checked here as every logits vector
+its tokens were chosen from equal bit for bit with the rows shuffled and with a row alone,
+for the engine's fixed steps and for the same loop with each step decode only as wide as
+the rows then answering (the filler items dropped, ``NarrowSteps``), the shape the engine
+does not use.
 
 Two maps with lm_limits.py's prompt layout and examples: its int map ("How many stars
 from 1 to 5", 2-3 answer tokens a row) and a short free-text one (one word of the review,
@@ -31,26 +34,25 @@ the milliseconds of a prompt decode and of a step decode.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from lm_limits import MAPS as LIMIT_MAPS
 from lm_limits import SHOTS, prefill_limit, reviews, row_tokens
 
-from semql.executors.runtimes import cpu_backend
-from semql.executors.runtimes.batch_scorer import head_length, streams_of
-from semql.executors.runtimes.greedy import GreedyDecoder
-from semql.executors.runtimes.llama_runtime import PREFILL_CHUNK, LlamaRuntime
+from semql.executors.runtimes import cpu_backend, greedy, shared_steps
+from semql.executors.runtimes.batch_generator import in_streams
+from semql.executors.runtimes.batch_scorer import streams_of
+from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import default_model_path
 from semql.grammar.types import OutputType, StrType
 from semql.planner.physical.prompt_format import PromptBuilder
 
-SLOTS = 8
 MAPS = {  # name: question, output type, the examples' answers (negative, positive)
     "int": LIMIT_MAPS["int"],
     "str": (
@@ -59,93 +61,73 @@ MAPS = {  # name: question, output type, the examples' answers (negative, positi
         ("plodding", "delight"),
     ),
 }
-CALL_ROWS = 32  # rows handed over a call
+CALL_ROWS = 32  # rows handed over a call, as the LM executor hands a map's rows
 
 
 def one_row(rt, prompts, out_type) -> list[str]:
     return [rt.generate(p, out_type).text for p in prompts]
 
 
-class SharedSteps:
-    """Prompts alone in their streams, answer tokens in step decodes: ``SLOTS x 1``
-    always (``fixed``), or only as wide as the rows then answering. With ``trace`` set,
-    ``traces`` holds for each prompt of the last call a digest of every logits vector
-    its tokens were chosen from (bit for bit)."""
+def shared(rt, prompts, out_type) -> list[str]:
+    return [g.text for g in rt.generate_rows(prompts, out_type)]
 
-    def __init__(self, rt, fixed: bool = True):
-        self.rt, self.streams, self.fixed = rt, streams_of(rt), fixed
-        self.ms = defaultdict(list)
-        self.trace, self.traces = False, []
 
-    def _choose(self, row: dict, logits: np.ndarray) -> None:
-        if self.trace:
-            row["trace"].append(hashlib.sha256(logits.tobytes()).hexdigest())
-        row["token"] = row["dec"].step(logits)
+class NarrowSteps:
+    """The batched context's streams, each step decode cut to the rows then answering:
+    the engine's filler items (a stream's first position after the head) are dropped
+    and the outputs renumbered. Only for the independence check."""
 
-    def _decode(self, kind: str, items) -> None:
+    def __init__(self, streams):
+        self._streams, self._at = streams, None
+
+    def __getattr__(self, name):
+        return getattr(self._streams, name)
+
+    def decode(self, items) -> None:
+        head = len(self._streams.head)
+        if len(items) == self._streams.slots and all(item[3] for item in items):
+            keep = [k for k, item in enumerate(items) if item[1] != head]
+            self._at = {k: n for n, k in enumerate(keep)}
+            self._streams.decode([items[k] for k in keep])
+        else:
+            self._at = None
+            self._streams.decode(items)
+
+    def logits(self, i: int) -> np.ndarray:
+        return self._streams.logits(self._at[i] if self._at is not None else i)
+
+
+def narrow(rt, prompts, out_type) -> list[str]:
+    """The engine's shared-steps loop on :class:`NarrowSteps`."""
+    budget = out_type.token_budget()
+
+    def row(i, tokens, head_len, cached):
+        return shared_steps._Row(i, tokens, greedy.GreedyDecoder(rt, out_type, budget), cached)
+
+    def run(streams, rows):
+        return shared_steps._run(NarrowSteps(streams), rows)
+
+    return [g.text for g in in_streams(rt, prompts, out_type, row, run)]
+
+
+@contextmanager
+def decode_times(rt):
+    """Yields a dict that collects the milliseconds of the batched context's prompt and
+    step decodes (a step decode: one token with an output for every stream)."""
+    streams = streams_of(rt)
+    decode, ms = streams.decode, defaultdict(list)
+
+    def timed_decode(items):
         started = time.perf_counter()
-        self.streams.decode(items)
-        self.ms[kind].append(1000 * (time.perf_counter() - started))
+        decode(items)
+        step = len(items) == streams.slots and all(item[3] for item in items)
+        ms["step" if step else "prompt"].append(1000 * (time.perf_counter() - started))
 
-    def __call__(self, rt, prompts, out_type) -> list[str]:
-        toks = [self.rt.tokenize_segments(p) for p in prompts]
-        head = toks[0][0][: head_length(*toks[0])]
-        self.streams.use_head(list(head))
-        budget = out_type.token_budget()
-        rows = [
-            {"i": i, "tokens": t, "dec": GreedyDecoder(self.rt, out_type, budget), "trace": []}
-            for i, (t, _) in enumerate(toks)
-        ]
-        done = {r["i"]: r for r in self._run(rows, len(head))}
-        self.traces = [tuple(done[i]["trace"]) for i in range(len(prompts))]
-        return [done[i]["dec"].text() for i in range(len(prompts))]
-
-    def _prompt(self, row: dict, seq: int, head_len: int) -> None:
-        tokens = row["tokens"]
-        for a in range(head_len, len(tokens), PREFILL_CHUNK):
-            piece = tokens[a : a + PREFILL_CHUNK]
-            last = a + len(piece) == len(tokens)
-            self._decode(
-                "prompt",
-                [(t, a + k, seq, last and k == len(piece) - 1) for k, t in enumerate(piece)],
-            )
-        row["end"] = len(tokens)
-        self._choose(row, self.streams.logits(len(piece) - 1))
-
-    def _run(self, rows: list[dict], head_len: int):
-        streams, pad = self.streams, self.streams.head[-1]
-        queue = list(reversed(rows))
-        slots: list[dict | None] = [None] * SLOTS
-        while queue or any(slots):
-            for j in range(SLOTS):
-                while slots[j] is None and queue:
-                    row = queue.pop()
-                    self._prompt(row, j + 1, head_len)
-                    if row["token"] is None:
-                        streams.reset(j + 1)
-                        yield row
-                    else:
-                        slots[j] = row
-            if not any(slots):
-                continue
-            items, at = [], {}
-            for j, r in enumerate(slots):
-                if r is not None:
-                    at[j] = len(items)
-                    items.append((r["token"], r["end"], j + 1, True))
-                elif self.fixed:  # filler keeps the shape, removed after
-                    items.append((pad, head_len, j + 1, True))
-            self._decode("step", items)
-            for j, row in enumerate(slots):
-                if row is None:
-                    streams.reset(j + 1)
-                    continue
-                row["end"] += 1
-                self._choose(row, streams.logits(at[j]))
-                if row["token"] is None:
-                    streams.reset(j + 1)
-                    slots[j] = None
-                    yield row
+    streams.decode = timed_decode
+    try:
+        yield ms
+    finally:
+        del streams.decode
 
 
 def timed(fn, rt, prompts, out_type) -> tuple[list[str], float]:
@@ -164,30 +146,28 @@ def map_prompts(rt, kind: str, texts: list[str]) -> tuple[OutputType, list]:
     return out_type, [builder.build(question, out_type, ["reviewText"], [t], shots) for t in texts]
 
 
-def measure(kind: str, single, streamed, shared, texts: list[str], rounds: int) -> dict:
-    out_type, prompts = map_prompts(single, kind, texts)
-    per_row = row_tokens(single, prompts)
-    recipes = {"one row": (one_row, single), "shared steps": (shared, streamed)}
+def measure(kind: str, rt, texts: list[str], rounds: int) -> dict:
+    out_type, prompts = map_prompts(rt, kind, texts)
+    per_row = row_tokens(rt, prompts)
+    recipes = {"one row": one_row, "shared steps": shared}
     rates, shares, limits, answers = defaultdict(list), defaultdict(list), [], {}
-    shared.ms.clear()
-    for r in range(rounds):
-        limit = prefill_limit(single, prompts) / per_row
-        limits.append(limit)
-        for name, (fn, rt) in recipes.items():
-            got, rate = timed(fn, rt, prompts, out_type)
-            if name in answers and answers[name] != got:
-                raise SystemExit(f"{kind}, {name}: answers moved between rounds")
-            answers[name] = got
-            rates[name].append(rate)
-            shares[name].append(rate / limit)
-            print(
-                f"{kind} round {r + 1}: {name} {rate:.2f} rows/s ({rate / limit:.0%})", flush=True
-            )
-    steps = {k: float(np.median(v)) for k, v in shared.ms.items()}
-    checks = {"fixed": independence(shared, streamed, prompts, out_type)}
-    checks["as wide as needed"] = independence(
-        SharedSteps(streamed, fixed=False), streamed, prompts, out_type
-    )
+    with decode_times(rt) as ms:
+        for r in range(rounds):
+            limit = prefill_limit(rt, prompts) / per_row
+            limits.append(limit)
+            for name, fn in recipes.items():
+                got, rate = timed(fn, rt, prompts, out_type)
+                if name in answers and answers[name] != got:
+                    raise SystemExit(f"{kind}, {name}: answers moved between rounds")
+                answers[name] = got
+                rates[name].append(rate)
+                shares[name].append(rate / limit)
+                print(f"{kind} round {r + 1}: {name} {rate:.2f} rows/s ({rate / limit:.0%})")
+        steps = {k: float(np.median(v)) for k, v in ms.items()}
+    checks = {
+        "fixed": independence(shared, rt, prompts, out_type),
+        "as wide as needed": independence(narrow, rt, prompts, out_type),
+    }
     base = answers["one row"]
     return {
         "row_tokens": per_row,
@@ -206,23 +186,22 @@ def measure(kind: str, single, streamed, shared, texts: list[str], rounds: int) 
     }
 
 
-def independence(shared: SharedSteps, rt, prompts: list, out_type, n: int = 48) -> dict:
+def independence(fn, rt, prompts: list, out_type, n: int = 48) -> dict:
     """Rows whose every logits vector is the same bit for bit in their first ``n``-row
     order, shuffled, and (the first n/4) each alone."""
     n = min(n, len(prompts))
     prompts = prompts[:n]
-    shared.trace = True
-    shared(rt, prompts, out_type)
-    first = shared.traces
+
+    def traces(part: list) -> list[tuple]:
+        with greedy.recording() as made:
+            fn(rt, part, out_type)
+        return [tuple(d.trace) for d in made]
+
+    first = traces(prompts)
     order = list(range(n))
     random.Random(1).shuffle(order)
-    shared(rt, [prompts[i] for i in order], out_type)
-    shuffled = {i: shared.traces[k] for k, i in enumerate(order)}
-    alone = []
-    for i in range(n // 4):
-        shared(rt, [prompts[i]], out_type)
-        alone.append(shared.traces[0] == first[i])
-    shared.trace = False
+    shuffled = dict(zip(order, traces([prompts[i] for i in order]), strict=True))
+    alone = [traces([prompts[i]])[0] == first[i] for i in range(n // 4)]
     return {
         "rows": n,
         "shuffled_equal": sum(shuffled[i] == first[i] for i in range(n)),
@@ -239,21 +218,15 @@ def main() -> None:
     ap.add_argument("--maps", default="int,str")
     ap.add_argument("--out", default="bench/results/throughput")
     args = ap.parse_args()
-    path = default_model_path()
-    single = LlamaRuntime(path, n_threads=args.threads, batch_rows=1)
-    streamed = LlamaRuntime(path, n_threads=args.threads, batch_rows=SLOTS)
-    shared = SharedSteps(streamed)
+    rt = LlamaRuntime(default_model_path(), n_threads=args.threads, batch_rows=1)
     texts = [t for t, _ in reviews(args.rows)]
     res = {
         "cpu": f"{cpu_backend.cpu_model()}, extra buffer types "
-        f"{'on' if single.backend.extra_bufts else 'off'}",
+        f"{'on' if rt.backend.extra_bufts else 'off'}",
         "rows": len(texts),
         "threads": args.threads,
         "rounds": args.rounds,
-        "maps": {
-            k: measure(k, single, streamed, shared, texts, args.rounds)
-            for k in args.maps.split(",")
-        },
+        "maps": {k: measure(k, rt, texts, args.rounds) for k in args.maps.split(",")},
     }
     write(res, Path(args.out))
 
@@ -282,7 +255,8 @@ def write(res: dict, out: Path) -> None:
         lines.append(
             f"- {kind}: limit {m['limit_rows_per_s']:.2f} rows/s ({m['row_tokens']:.1f} "
             f"tokens a row); shared steps: a prompt decode {m['prompt_decode_ms']:.1f} ms, a "
-            f"step decode ({SLOTS} streams, {SLOTS} outputs) {m['step_decode_ms']:.1f} ms. "
+            f"step decode ({shared_steps.STEP_ROWS} streams and outputs) "
+            f"{m['step_decode_ms']:.1f} ms. "
             "Rows whose every logits vector was equal bit for bit, shuffled / alone: "
             + "; ".join(
                 f"{steps} steps {c['shuffled_equal']}/{c['rows']} / "

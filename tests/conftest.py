@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sampled_rows import SAMPLE_ROWS
 
 import semql
 
@@ -45,7 +46,7 @@ def gemma_one_row():
 @pytest.fixture()
 def model_con(gemma_runtime):
     """A connection on the real bundled model with the sample tables, cache off."""
-    con = semql.connect(runtime=gemma_runtime, cache=False)
+    con = semql.connect(runtime=gemma_runtime, cache=False, calibration_rows=SAMPLE_ROWS)
     semql.load_sample(con)
     yield con
     con._runtime = None  # the runtime is shared by the session; do not close it here

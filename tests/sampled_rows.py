@@ -1,10 +1,11 @@
-"""What the batch-calibration tests compute by hand, independently of the engine: the
+"""What the batch- and table-calibration tests compute by hand, independently of the engine:
 rows the sample rule names and their label distributions on the runtime itself."""
 
 from __future__ import annotations
 
 import numpy as np
 
+import semql
 from semql.executors.lm import closed_set
 from semql.grammar.types import BoolType
 from semql.planner.physical.prompt_format import PromptBuilder
@@ -35,3 +36,31 @@ def label_probs(runtime, question: str, texts: list[str], examples=()) -> np.nda
             for t in texts
         ]
     )
+
+
+# The table prior's sample in model tests not about calibration: with the cache off each
+# closed-set query with a filter pays its sample again, and 8 rows keep the suite's time
+# (test_table_calibration.py and test_batch_calibration.py test their own sizes).
+SAMPLE_ROWS = 8
+
+TWO_MOVIES = "('taken_3', 'ant_man_and_the_wasp_quantumania')"
+
+
+def two_movies(runtime, calibration: str):
+    """A fixture body: a connection deciding by ``calibration`` with the table ``Small``
+    (every tenth review of SemBench's two query movies); the session's runtime stays open."""
+    con = semql.connect(runtime=runtime, cache=False, calibration=calibration)
+    semql.load_sample(con)
+    con.query(
+        "CREATE TABLE Small AS SELECT * FROM Reviews "
+        f"WHERE id IN {TWO_MOVIES} AND reviewId % 10 = 0"
+    )
+    yield con
+    con._runtime = None
+    con.close()
+
+
+def prior_of(con) -> str:
+    """The calibration line of the last query's one calibrated operator."""
+    (op,) = [o for o in con.stats.operators if o.calibration]
+    return op.calibration

@@ -5,79 +5,65 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sampled_rows import label_probs, sampled_texts
+from sampled_rows import label_probs, prior_of, sampled_texts, two_movies
 
 import semql
 
 QUESTION = "Is this review positive?"
 CALL = "{{LLMMap('" + QUESTION + "', reviewText)}}"
-TWO_MOVIES = "('taken_3', 'ant_man_and_the_wasp_quantumania')"
 
 
 @pytest.fixture()
-def two_movies(gemma_runtime):
-    con = semql.connect(runtime=gemma_runtime, cache=False, calibration="batch")
-    semql.load_sample(con)
-    con.query(
-        "CREATE TABLE Small AS SELECT * FROM Reviews "
-        f"WHERE id IN {TWO_MOVIES} AND reviewId % 10 = 0"
-    )
-    yield con
-    con._runtime = None
-    con.close()
-
-
-def _prior_of(con) -> str:
-    (op,) = [o for o in con.stats.operators if o.calibration]
-    return op.calibration
+def small(gemma_runtime):
+    yield from two_movies(gemma_runtime, "batch")
 
 
 @pytest.mark.model
-def test_the_prior_is_the_mean_of_the_sampled_rows(two_movies, gemma_runtime):
+def test_the_prior_is_the_mean_of_the_sampled_rows(small, gemma_runtime):
     """The prior reported equals the mean label distribution of the rows the sample
     rule names (distinct texts of the WHERE's rows, hash order, the first 6), scored
     here directly on the runtime."""
-    con = two_movies
+    con = small
     sql = "SELECT count(*) AS n FROM Small WHERE id = 'taken_3' AND " + CALL
     con.query(sql, calibration_rows=6)
     texts = sampled_texts(con, "id = 'taken_3'", 6)
     probs = label_probs(gemma_runtime, QUESTION, texts)
     yes, no = np.mean(probs, axis=0)
     assert (
-        _prior_of(con) == f"calibration batch: prior yes {yes:.2f}, no {no:.2f} over 6 sampled rows"
+        prior_of(con) == f"calibration batch: prior yes {yes:.2f}, no {no:.2f} over 6 sampled rows"
     )
 
 
 @pytest.mark.model
-def test_naive_and_optimized_share_the_prior_and_the_answers(two_movies):
+def test_naive_and_optimized_share_the_prior_and_the_answers(small):
     """Pushdown sends the LM one movie's rows, naive execution both movies': the sample
     comes from the WHERE's relational rows in both, so prior and answers are the same;
     and it does depend on that WHERE (another movie, another prior)."""
-    con = two_movies
+    con = small
     sql = "SELECT reviewId FROM Small WHERE id = 'MOVIE' AND " + CALL + " ORDER BY reviewId"
     found, priors = {}, {}
     for optimize in (True, False):
         found[optimize] = con.query(sql.replace("MOVIE", "taken_3"), optimize=optimize)[
             "reviewId"
         ].to_list()
-        priors[optimize] = _prior_of(con)
+        priors[optimize] = prior_of(con)
     assert found[True] == found[False]
     assert priors[True] == priors[False]
     assert con.stats.lm_calls + con.stats.cache_hits >= con.stats.operators[0].rows_in
     con.query(sql.replace("MOVIE", "ant_man_and_the_wasp_quantumania"))
-    assert _prior_of(con) != priors[True]
+    assert prior_of(con) != priors[True]
 
 
 @pytest.mark.model
-def test_an_early_exit_still_samples_the_whole_population(two_movies):
+def test_an_early_exit_still_samples_the_whole_population(small):
     """LIMIT stops the LM early; the prior is the same as the full query's, paid for with
     calibration calls for the sampled rows the LIMIT never reached."""
-    con = two_movies
+    con = small
     where = "WHERE id = 'taken_3' AND " + CALL
     con.query(f"SELECT count(*) FROM Small {where}")
-    full = _prior_of(con)
+    full = prior_of(con)
     con.query(f"SELECT reviewId FROM Small {where} LIMIT 1", precision_first=0)
-    assert _prior_of(con) == full
+    assert prior_of(con) == full
     (op,) = con.stats.operators
     assert op.stopped_early and con.stats.lm_calls == op.rows_in
     assert con.stats.calibration_calls > 0
@@ -91,10 +77,10 @@ def test_calibration_rows_must_be_a_positive_count(sample_con):
 
 
 @pytest.mark.model
-def test_a_fixed_limit_samples_the_rows_before_it(two_movies):
+def test_a_fixed_limit_samples_the_rows_before_it(small):
     """late_select runs the SELECT list's call on the LIMITed rows only; the sample is
     still the scope's rows, as in naive execution, so both answer alike."""
-    con = two_movies
+    con = small
     sql = (
         "SELECT reviewId, "
         + CALL
@@ -103,7 +89,7 @@ def test_a_fixed_limit_samples_the_rows_before_it(two_movies):
     found, priors = {}, {}
     for optimize in (True, False):
         found[optimize] = con.query(sql, optimize=optimize).rows()
-        priors[optimize] = _prior_of(con)
+        priors[optimize] = prior_of(con)
     assert "late_select" in con.explain(sql)
     assert found[True] == found[False] and priors[True] == priors[False]
     rows = len(sampled_texts(con, "id = 'taken_3'", 32))

@@ -6,7 +6,6 @@ query's answers, LM calls and caps are those of one row at a time."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import random
 
 import pytest
@@ -26,27 +25,13 @@ def _reviews(n: int) -> list[str]:
 
 
 @pytest.fixture
-def traced(monkeypatch):
+def traced():
     """``traced(ask, prompts)``: each prompt's answer text and a digest of every logits
     vector its tokens were chosen from (bit for bit), in the prompts' order."""
-    made: list = []
-    init, step = greedy.GreedyDecoder.__init__, greedy.GreedyDecoder.step
-
-    def recording_init(self, *args):
-        init(self, *args)
-        self.trace = []
-        made.append(self)
-
-    def recording_step(self, logits):
-        self.trace.append(hashlib.sha256(logits.tobytes()).hexdigest())
-        return step(self, logits)
-
-    monkeypatch.setattr(greedy.GreedyDecoder, "__init__", recording_init)
-    monkeypatch.setattr(greedy.GreedyDecoder, "step", recording_step)
 
     def run(ask, prompts):
-        made.clear()
-        gens = ask(prompts)
+        with greedy.recording() as made:
+            gens = ask(prompts)
         assert len(made) == len(prompts)  # one decoder a row, made in the rows' order
         return [(g.text, tuple(d.trace)) for g, d in zip(gens, made, strict=True)]
 

@@ -12,6 +12,7 @@ from importlib.resources import files
 
 import polars as pl
 import pytest
+from sampled_rows import SAMPLE_ROWS
 
 import semql
 
@@ -162,7 +163,9 @@ def test_optimised_equals_naive_with_real_model(gemma_runtime):
     )
     results = []
     for opts in ({}, {"optimize": False}):
-        with semql.connect(runtime=gemma_runtime, cache=False, **opts) as con:
+        with semql.connect(
+            runtime=gemma_runtime, cache=False, calibration_rows=SAMPLE_ROWS, **opts
+        ) as con:
             semql.load_sample(con)
             con.duckdb.execute(
                 "CREATE OR REPLACE TEMP TABLE Reviews AS SELECT * FROM Reviews "
@@ -183,7 +186,9 @@ def test_limit_answer_is_valid_under_naive_and_optimised(gemma_runtime):
         "SELECT LLMMap('Is the review positive?', reviewText, "
         f"{EXAMPLES}) = TRUE AS ok FROM Reviews WHERE reviewText = ?"
     )
-    with semql.connect(runtime=gemma_runtime, cache=False, precision_first=0) as con:
+    with semql.connect(
+        runtime=gemma_runtime, cache=False, precision_first=0, calibration_rows=SAMPLE_ROWS
+    ) as con:
         semql.load_sample(con)  # the first rows that pass (ranking: test_precision_first.py)
         got = con.query(sql)
         for text in got["reviewText"]:

@@ -5,6 +5,7 @@ optimized plans."""
 from __future__ import annotations
 
 import pytest
+from sampled_rows import SAMPLE_ROWS
 
 from semql.errors import BindError
 from semql.executors.lm import embedding_judge
@@ -99,10 +100,14 @@ EXAMPLES = [
 ]
 
 
-def _confidences(runtime, rows: list[tuple]) -> list:
+def _confidences(runtime, rows: list[tuple], con) -> list:
     """The executor's confidence of each (reviewId, reviewText) row's answer, asked
-    directly, divided by the default (table) prior: here ``rows`` are the whole table,
-    fewer than calibration_rows, so its sample is every distinct text."""
+    directly, divided by the default (table) prior: the mean over the first
+    ``SAMPLE_ROWS`` distinct texts of ``few`` in hash order, the connection's sample."""
+    sample = con.duckdb.execute(
+        "SELECT DISTINCT reviewText AS t FROM few WHERE t IS NOT NULL "
+        f"ORDER BY hash(t), t LIMIT {SAMPLE_ROWS}"
+    ).fetchall()
     conf: list = []
     LMExecutor(runtime, ResultCache(None)).answer(
         QUESTION,
@@ -112,7 +117,7 @@ def _confidences(runtime, rows: list[tuple]) -> list:
         OperatorStats("test"),
         EXAMPLES,
         confidences=conf,
-        calibration_sample=lambda: sorted({(t,) for _, t in rows}),
+        calibration_sample=lambda: sample,
     )
     return conf
 
@@ -137,7 +142,7 @@ def test_returns_the_surest_passing_rows_as_naive_execution_does(few_con, gemma_
     naive = con.query(TOP, optimize=False, rank_by="lm")["reviewId"].to_list()
     assert len(top) == 3 and set(top) <= passing
     assert top == naive
-    conf = _confidences(gemma_runtime, rows)
+    conf = _confidences(gemma_runtime, rows, con)
     by_id = {rid: c for (rid, _), c in zip(rows, conf, strict=True)}
     weakest_taken = min(by_id[r] for r in top)
     assert all(by_id[r] <= weakest_taken + 1e-9 for r in passing - set(top))
@@ -183,7 +188,7 @@ def test_more_candidates_than_the_bound_rank_a_fixed_sample_as_naive_execution_d
     naive = con.query(TOP, precision_first=6, rank_by="lm", optimize=False)["reviewId"]
     assert top == naive.to_list()
     # the sampled passing rows by confidence, then the first passing rows after them
-    conf = dict(zip([rid for rid, _ in rows], _confidences(gemma_runtime, rows), strict=True))
+    conf = dict(zip([rid for rid, _ in rows], _confidences(gemma_runtime, rows, con), strict=True))
     in_sample = [rid for rid, t in rows if rid in passing and t in sample]
     after = [rid for rid, t in rows if rid in passing and t not in sample]
     assert in_sample and after  # else the test shows nothing

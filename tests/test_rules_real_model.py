@@ -7,6 +7,7 @@ and naive (every rule off: every LM call on every row, in table order), cache of
 from __future__ import annotations
 
 import pytest
+from sampled_rows import SAMPLE_ROWS
 
 import semql
 
@@ -33,7 +34,9 @@ QUERIES = {
 def cons(gemma_runtime):
     made = {}
     for name, opts in (("opt", {}), ("naive", {"optimize": False})):
-        con = semql.connect(runtime=gemma_runtime, cache=False, **opts)
+        con = semql.connect(
+            runtime=gemma_runtime, cache=False, calibration_rows=SAMPLE_ROWS, **opts
+        )
         semql.load_sample(con)
         con.duckdb.execute(
             "CREATE TEMP TABLE R AS SELECT * FROM ("

@@ -7,15 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sqlglot
-from sampled_rows import label_probs, sampled_texts
+from sampled_rows import label_probs, prior_of, sampled_texts, two_movies
 
-import semql
 from semql.planner.physical.samples import calibration_sql
 from semql.planner.scope_sql import relational_conjuncts
 
 QUESTION = "Is this review positive?"
 CALL = "{{LLMMap('" + QUESTION + "', reviewText)}}"
-TWO_MOVIES = "('taken_3', 'ant_man_and_the_wasp_quantumania')"
 
 
 def _sample_where(sql: str, method: str) -> str:
@@ -39,30 +37,17 @@ def test_the_table_sample_keeps_joins_and_drops_filters():
 
 
 @pytest.fixture()
-def two_movies(gemma_runtime):
-    con = semql.connect(runtime=gemma_runtime, cache=False, calibration="table")
-    semql.load_sample(con)
-    con.query(
-        "CREATE TABLE Small AS SELECT * FROM Reviews "
-        f"WHERE id IN {TWO_MOVIES} AND reviewId % 10 = 0"
-    )
-    yield con
-    con._runtime = None
-    con.close()
-
-
-def _prior_of(con) -> str:
-    (op,) = [o for o in con.stats.operators if o.calibration]
-    return op.calibration
+def small(gemma_runtime):
+    yield from two_movies(gemma_runtime, "table")
 
 
 @pytest.mark.model
-def test_the_prior_is_the_tables_whatever_the_filter(two_movies, gemma_runtime):
+def test_the_prior_is_the_tables_whatever_the_filter(small, gemma_runtime):
     """Under ``WHERE id = <one movie>`` the prior is the mean label distribution of the
     whole table's sampled texts (scored here directly on the runtime), the same for both
     movies; batch's differs between them. Sampled rows the filter drops are calibration
     calls; those it keeps are asked once, and count as the operator's LM calls."""
-    con = two_movies
+    con = small
     sql = "SELECT count(*) AS n FROM Small WHERE id = 'MOVIE' AND " + CALL
     con.query(sql.replace("MOVIE", "taken_3"), calibration_rows=6)
     texts = sampled_texts(con, "TRUE", 6)
@@ -70,29 +55,29 @@ def test_the_prior_is_the_tables_whatever_the_filter(two_movies, gemma_runtime):
     expected = (
         f"calibration table: prior yes {yes:.2f}, no {no:.2f} over 6 sampled rows of the table"
     )
-    assert _prior_of(con) == expected
+    assert prior_of(con) == expected
     kept = set(sampled_texts(con, "id = 'taken_3'", 1000))
     assert 0 < len(kept & set(texts)) < 6
     assert con.stats.lm_calls == len(kept) == con.stats.operators[0].rows_in
     assert con.stats.calibration_calls == len(set(texts) - kept)
     con.query(sql.replace("MOVIE", "ant_man_and_the_wasp_quantumania"), calibration_rows=6)
-    assert _prior_of(con) == expected
+    assert prior_of(con) == expected
     batch = []
     for movie in ("taken_3", "ant_man_and_the_wasp_quantumania"):
         con.query(sql.replace("MOVIE", movie), calibration_rows=6, calibration="batch")
-        batch.append(_prior_of(con))
+        batch.append(prior_of(con))
     assert batch[0] != batch[1]
 
 
 @pytest.mark.model
-def test_naive_and_optimized_answer_alike(two_movies):
+def test_naive_and_optimized_answer_alike(small):
     """Pushdown sends the LM one movie's rows, naive execution every row: both divide by
     the table's prior and give the same answers."""
-    con = two_movies
+    con = small
     sql = "SELECT reviewId FROM Small WHERE id = 'taken_3' AND " + CALL + " ORDER BY reviewId"
     found, priors = {}, {}
     for optimize in (True, False):
         found[optimize] = con.query(sql, optimize=optimize)["reviewId"].to_list()
-        priors[optimize] = _prior_of(con)
+        priors[optimize] = prior_of(con)
     assert found[True] == found[False]
     assert priors[True] == priors[False]

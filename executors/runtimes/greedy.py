@@ -18,6 +18,10 @@ follow one set of rules:
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import xgrammar as xgr
 
@@ -26,11 +30,31 @@ from semql.grammar.types import OutputType
 
 from .runtime import Generation
 
+_recorders: list[list] = []  # open recording() lists, innermost last
+
+
+@contextmanager
+def recording() -> Iterator[list]:
+    """The decoders made inside, in order; each keeps in ``trace`` a digest of every
+    logits vector it chose a token from. How a recipe is checked to give a row the same
+    numbers bit for bit whatever rows run beside it (tests/test_batched_generation.py,
+    bench/generation_recipes.py)."""
+    made: list = []
+    _recorders.append(made)
+    try:
+        yield made
+    finally:
+        _recorders.remove(made)
+
 
 class GreedyDecoder:
     """``step(logits)``: the next token to decode, or None once the answer is complete."""
 
     def __init__(self, rt, out_type: OutputType, max_tokens: int):
+        self.trace: list[str] | None = None
+        if _recorders:
+            self.trace = []
+            _recorders[-1].append(self)
         self._rt = rt
         self._out_type = out_type
         self._max_tokens = max_tokens
@@ -54,6 +78,8 @@ class GreedyDecoder:
 
     def step(self, logits: np.ndarray) -> int | None:
         """The token to append after the answer so far, given the logits that follow it."""
+        if self.trace is not None:
+            self.trace.append(hashlib.sha256(logits.tobytes()).hexdigest())
         rt = self._rt
         if self.generated >= self._max_tokens:
             if not self._allowed()[rt._stops].any():
