@@ -62,16 +62,16 @@ def test_a_rows_generation_does_not_depend_on_its_batch_mates(
         assert rt.step_rows > 1
         ask = lambda ps: rt.generate_rows(ps, out_type)  # noqa: E731
     build = PromptBuilder(rt.style, rt.format_chat).build
-    prompts = [build(question, out_type, ["reviewText"], [t]) for t in _reviews(19)]
+    prompts = [build(question, out_type, ["reviewText"], [t]) for t in _reviews(13)]
     base = traced(ask, prompts)
     assert len({len(trace) for _, trace in base}) > 1  # rows end at different steps
     order = list(range(len(prompts)))
     random.Random(7).shuffle(order)
     got = {}
-    for part in (order[:5], order[5:]):  # another order, a batch of 5 and one of 14
+    for part in (order[:5], order[5:]):  # another order, a batch of 5 and one of 8
         got.update(zip(part, traced(ask, [prompts[i] for i in part]), strict=True))
     assert [got[i] for i in range(len(prompts))] == base
-    for i in order[:3]:  # alone: the other streams idle
+    for i in order[:2]:  # alone: the other streams idle
         assert traced(ask, [prompts[i]]) == [base[i]]
     for text, _ in base:
         out_type.parse(text)  # every answer complete under its grammar

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sampled_rows import SAMPLE_ROWS
 
 import semql
 from semql.dialect import parse
@@ -99,7 +100,7 @@ def test_scores_are_whole_label_log_probabilities(gemma_runtime):
 
 
 @pytest.mark.model
-def test_calibrated_answers_are_not_constant_without_examples(model_con):
+def test_calibrated_answers_are_not_constant_without_examples(gemma_runtime):
     """Greedy, the bundled base model called 108 of taken_3's 120 reviews positive
     (SemBench's labels: 14). Calibrated, the split must follow the reviews."""
     sql = (
@@ -107,8 +108,17 @@ def test_calibrated_answers_are_not_constant_without_examples(model_con):
         " options=('positive', 'negative'))}} AS s, count(*) AS n "
         "FROM Reviews WHERE id = 'taken_3' GROUP BY s"
     )
-    calibrated = dict(model_con.query(sql).iter_rows())
-    raw = dict(model_con.query(sql, calibration="off").iter_rows())
+    # the result cache (in memory) keeps the rows' label scores: the uncalibrated query
+    # reads the very scores the calibrated one decided from
+    con = semql.connect(runtime=gemma_runtime, calibration_rows=SAMPLE_ROWS)
+    try:
+        semql.load_sample(con)
+        calibrated = dict(con.query(sql).iter_rows())
+        raw = dict(con.query(sql, calibration="off").iter_rows())
+        assert con.stats.lm_calls == 0  # every score from the cache
+    finally:
+        con._runtime = None  # shared by the session
+        con.close()
     assert sum(calibrated.values()) == sum(raw.values()) == 120
     assert calibrated.get("positive", 0) < raw.get("positive", 0)
     assert 5 <= calibrated.get("positive", 0) <= 60

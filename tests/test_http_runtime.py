@@ -8,6 +8,7 @@ import urllib.request
 import polars as pl
 import pytest
 from llama_server import free_port, start_server, stop_server
+from sampled_rows import SAMPLE_ROWS
 
 import semql
 from semql.executors.runtimes.http_runtime import gbnf, grammar_fields
@@ -29,7 +30,7 @@ def server():
 
 
 def test_query_through_the_server(server):
-    with semql.connect(model=server, cache=False) as con:
+    with semql.connect(model=server, cache=False, calibration_rows=SAMPLE_ROWS) as con:
         semql.load_sample(con)
         df = con.query(
             "SELECT reviewId, "

@@ -12,13 +12,13 @@ import polars as pl
 import pytest
 import ray
 from ray.cluster_utils import Cluster
+from sampled_rows import SAMPLE_ROWS
 
 import semql
 from semql.executors.lm.block_prefetch import BlockPrefetch
 from semql.executors.lm.lm_executor import LMExecutor
 from semql.executors.lm.result_cache import ResultCache
 from semql.grammar.types import BoolType
-from semql.planner.options import PlanOptions
 
 pytestmark = pytest.mark.model
 
@@ -57,7 +57,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def ray_con(cluster):
-    con = semql.connect(cluster="auto", actors=2, cache=False)
+    con = semql.connect(cluster="auto", actors=2, cache=False, calibration_rows=SAMPLE_ROWS)
     semql.load_sample(con)
     yield con
     con.close()
@@ -65,7 +65,7 @@ def ray_con(cluster):
 
 @pytest.fixture(scope="module")
 def local_con():
-    con = semql.connect(cache=False, n_threads=2)
+    con = semql.connect(cache=False, n_threads=2, calibration_rows=SAMPLE_ROWS)
     semql.load_sample(con)
     yield con
     con.close()
@@ -128,7 +128,7 @@ def test_caps_stop_remote_work(ray_con):
     with pytest.raises(semql.LimitExceeded, match="max_lm_calls=7"):
         ray_con.query(sql, max_lm_calls=7)
     time.sleep(0.5)
-    assert _prompts_run(ray_con) - before == 7  # 3 calibration prompts and 4 rows
+    assert _prompts_run(ray_con) - before == 7  # the first 7 of the table prior's sample
 
 
 def test_cancel_stops_remote_work(cluster):
@@ -140,7 +140,9 @@ def test_cancel_stops_remote_work(cluster):
     def interrupt(stats, done, total):
         raise KeyboardInterrupt
 
-    con = semql.connect(cluster="auto", actors=2, cache=False, batch_rows=2)
+    con = semql.connect(
+        cluster="auto", actors=2, cache=False, batch_rows=2, calibration_rows=SAMPLE_ROWS
+    )
     try:
         semql.load_sample(con)
         before = _prompts_run(con)
@@ -159,7 +161,7 @@ def test_cancel_stops_remote_work(cluster):
     # the table prior's sampled rows first, then blocks of 15 rows, two in flight per
     # actor: 60 sent, and all would run uncancelled; how many run before the cancel lands
     # depends on the machine's load (35-49 seen)
-    assert settled - before < PlanOptions().calibration_rows + 60
+    assert settled - before < SAMPLE_ROWS + 60
 
 
 def test_killed_actor_leaves_answers_unchanged(cluster, local_con):
@@ -171,7 +173,9 @@ def test_killed_actor_leaves_answers_unchanged(cluster, local_con):
         if done >= 4 and not killed:
             killed.append(ray.kill(con.runtime.actors[1]))
 
-    con = semql.connect(cluster="auto", actors=2, cache=False, progress=kill_one)
+    con = semql.connect(
+        cluster="auto", actors=2, cache=False, progress=kill_one, calibration_rows=SAMPLE_ROWS
+    )
     try:
         semql.load_sample(con)
         remote = con.query(sql)

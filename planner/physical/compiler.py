@@ -41,7 +41,6 @@ from . import stages as S
 from .joins import join_sql
 from .profile import DEFAULT_PROFILE
 from .samples import GroupSampleSQL, calibration_sql
-from .task import calibration_of
 from .top_k import fix_limited_rows
 
 PLAN_PREFIX = "__semql"  # temp-table names in a plan not yet run (a run has its own)
@@ -208,7 +207,7 @@ class _Writer:
         check = precision_first.rank_check(rank, select)
         ranked = rank.call if rank is not None and index in self.choices.ranked else None
         self.samples = {
-            id(node.call): self.calibration(scope, node.call)
+            id(node.call): self.calibration(scope, node)
             for node in scope.root.walk()
             if isinstance(node, L.LMOperator)
             and node.call is not None
@@ -228,18 +227,18 @@ class _Writer:
             self.node(step, scope, steps, ranked, found)
         return S.ScopeStages(scope.name, tuple(found), check)
 
-    def calibration(self, scope: L.ScopePlan, call: LMCall) -> str:
+    def calibration(self, scope: L.ScopePlan, op: L.LMOperator) -> str:
+        """The SQL of an operator's calibration sample, for the method its task settled."""
         population = [self.working(p) for p in scope.population]
-        options = self.plan.options
-        size = getattr(options, "calibration_rows", PlanOptions.calibration_rows)
-        method = calibration_of(call, getattr(options, "calibration", PlanOptions.calibration))
-        fields = self.fields(call)
+        size = getattr(self.plan.options, "calibration_rows", PlanOptions.calibration_rows)
+        fields = self.fields(op.call)
+        method = op.task.calibration
         return calibration_sql(self.working(scope.select), fields, population, size, method)
 
-    def sample_of(self, scope: L.ScopePlan, call: LMCall) -> str:
-        """The call's calibration sample: written when the scope starts, unless its
+    def sample_of(self, scope: L.ScopePlan, op: L.LMOperator) -> str:
+        """The operator's calibration sample: written when the scope starts, unless its
         arguments hold another LM call of the scope, which must answer first."""
-        return self.samples.get(id(call)) or self.calibration(scope, call)
+        return self.samples.get(id(op.call)) or self.calibration(scope, op)
 
     def lm_work(self, op: L.LMOperator, scope: L.ScopePlan) -> dict:
         """What the LM side needs to answer an operator's rows, for its stage and for a
@@ -250,7 +249,7 @@ class _Writer:
             "key": id(op),
             "title": _name(op),
             "task": op.task,
-            "sample_sql": self.sample_of(scope, call),
+            "sample_sql": self.sample_of(scope, op),
             "retrieval": call if call.retrieval is not None else None,
         }
 
