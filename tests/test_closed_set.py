@@ -146,7 +146,8 @@ def test_a_constant_answer_is_reported_to_the_user(model_con):
     out, err = io.StringIO(), io.StringIO()
     shell = Shell(model_con, mode="csv", out=out, err=err)
     sql = (
-        "SELECT count(*) AS n FROM Reviews WHERE id = 'taken_3' AND "
+        "SELECT count(*) AS n FROM (SELECT * FROM Reviews WHERE id = 'taken_3' "
+        "ORDER BY reviewId LIMIT 40) WHERE "
         "{{LLMMap('Is this a review of a horror movie?', reviewText, calibration='off')}};"
     )
     assert shell.run_text(sql, stop_on_error=True)

@@ -97,12 +97,8 @@ def test_sembench_queries_run_with_correct_types(model_con):
     assert 0 <= q3["positive_review_cnt"][0] <= 120
     assert model_con.stats.lm_calls == 119  # 120 reviews of taken_3, one duplicate text
 
-    # Q8 (options counted by group) runs end to end in test_sembench.py
-
-    q9 = model_con.query(scenario_sql("Q9"))
-    assert q9.height == 256 and q9.schema["reviewScore"] == pl.Int64
-    assert set(q9["reviewScore"]) <= {1, 2, 3, 4, 5}
-    assert model_con.stats.lm_calls == 128  # 256 rows, each review present twice
+    # Q8 (options counted by group) runs end to end in test_sembench.py; Q9's numeric
+    # options come back as BIGINT in test_every_output_type_through_sql ("n")
 
 
 def test_prefix_reuse_is_visible(model_con):
@@ -120,7 +116,9 @@ def test_rerun_is_served_from_cache(gemma_runtime, tmp_path):
         "SELECT reviewId, LLMMap('Sentiment?', reviewText, options=('POSITIVE','NEGATIVE')) "
         "AS s FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 12"
     )
-    with semql.connect(str(tmp_path / "db.duckdb"), runtime=gemma_runtime) as con:
+    with semql.connect(
+        str(tmp_path / "db.duckdb"), runtime=gemma_runtime, calibration_rows=SAMPLE_ROWS
+    ) as con:
         semql.load_sample(con)
         first = con.query(sql)
         assert con.stats.lm_calls > 0
