@@ -162,7 +162,7 @@ def score_all(settings: list[dict], sampled: int) -> list[dict]:
                 for measure, value in qualities(entry["kind"], truth, q).items():
                     scored.append(
                         {
-                            **{k: entry[k] for k in ("model", "task", "wording", "part")},
+                            **{k: entry[k] for k in ("model", "task", "kind", "wording", "part")},
                             "examples": entry["examples"],
                             "population": population,
                             "method": method,
@@ -249,8 +249,35 @@ def report(path: Path) -> str:
                         lines.append(
                             f"| {task} | {examples} | {measure} | " + " | ".join(cells) + " |"
                         )
-    lines += ["", _ranking(settings), "", _costs(doc)]
+    lines += ["", _yes_no_sums(scored), "", _ranking(settings), "", _costs(doc)]
     return "\n".join(lines) + "\n"
+
+
+def _yes_no_sums(scored: list[dict]) -> str:
+    """The yes/no tasks' count of decisions (``SELECT count(*) ... WHERE call``) against
+    their expected count (``SELECT sum(call)``, the call's probability of yes summed)."""
+    parts = [
+        "## Yes/no calls: a count of decisions or SUM of the probability of yes\n",
+        "Both yes/no tasks, all example sets and populations. Cells: test mean / worst / "
+        "spread, then the dev mean / spread.\n",
+        "| model | method | count of decisions | expected count (SUM of the call) |",
+        "|---|---|---|---|",
+    ]
+    yes_no = [s for s in scored if s["kind"] in ("bool", "bool-negated")]
+    for model in dict.fromkeys(s["model"] for s in yes_no):
+        for method in ("content_free", "batch", "table"):
+            cells = [
+                _text(
+                    [
+                        s
+                        for s in yes_no
+                        if (s["model"], s["method"], s["measure"]) == (model, method, measure)
+                    ]
+                )
+                for measure in ("count", "expected count")
+            ]
+            parts.append(f"| {model} | {method} | " + " | ".join(cells) + " |")
+    return "\n".join(parts)
 
 
 def _ranking(settings: list[dict]) -> str:

@@ -259,6 +259,12 @@ def _compatible(explicit: OutputType, ctx: OutputType) -> bool:
     return True if check is None else check(explicit)
 
 
+def _probability(ctx: Inferred, how: str) -> Inferred:
+    """A yes/no call where the SQL wants a number: the calibrated probability of yes (a
+    count of decisions moves with the wording; an expected count much less)."""
+    return Inferred(BoolType(expected=True), f"{how}, {ctx.reason}: probability of yes")
+
+
 def is_yes_no(question: str) -> bool:
     """A single question a yes or no answers ("Is it X or Y?" is not one): untyped, a
     model answers it with a sentence, which no one can filter or count on."""
@@ -276,7 +282,11 @@ def infer_type(
             return Inferred(BoolType(), "a yes/no question")
         if ctx is None:
             return Inferred(StrType(), "free text (no typed context)")
+        if isinstance(ctx.type, FloatType) and is_yes_no(question):
+            return _probability(ctx, "a yes/no question")
         return ctx
+    if isinstance(explicit, BoolType) and ctx is not None and isinstance(ctx.type, FloatType):
+        return _probability(ctx, how)
     if ctx is not None and not _compatible(explicit, ctx.type):
         raise InferenceConflict(
             f"{call_name}: explicit type {explicit} ({how}) conflicts with {ctx.type} "

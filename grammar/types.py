@@ -34,21 +34,12 @@ class GrammarSpec:
     source: str
 
 
+_EBNF_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def ebnf_string(text: str) -> str:
     """Quote ``text`` as an EBNF string literal (xgrammar / GBNF escaping)."""
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+    return '"' + "".join(_EBNF_ESCAPES.get(ch, ch) for ch in text) + '"'
 
 
 class OutputType:
@@ -89,14 +80,20 @@ def _strip(text: str) -> str:
 
 @dataclass(frozen=True)
 class BoolType(OutputType):
+    """A yes/no answer; ``expected``: the calibrated probability of yes, a DOUBLE."""
+
+    expected: bool = False
     name = "bool"
-    duckdb_type = "BOOLEAN"
+
+    @property
+    def duckdb_type(self) -> str:  # type: ignore[override]
+        return "DOUBLE" if self.expected else "BOOLEAN"
 
     def spec(self) -> GrammarSpec:
         return GrammarSpec("ebnf", 'root ::= " " ("yes" | "no")')
 
-    def parse(self, text: str) -> bool:
-        return _strip(text) == "yes"
+    def parse(self, text: str) -> bool | float:
+        return float(_strip(text) == "yes") if self.expected else _strip(text) == "yes"
 
     def render(self, value) -> str:
         return "yes" if _truthy(value) else "no"
@@ -106,6 +103,9 @@ class BoolType(OutputType):
 
     def labels(self) -> list[str]:
         return ["yes", "no"]
+
+    def __str__(self) -> str:
+        return "probability of yes [DOUBLE]" if self.expected else "bool"
 
 
 def _truthy(value) -> bool:

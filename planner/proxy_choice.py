@@ -48,6 +48,8 @@ def _refusal(node: L.LMOperator, opts: PlanOptions, known: bool) -> str | None:
         return "the proxy switch is off"
     if not isinstance(node.call.output, (BoolType, OptionsType)):
         return f"{node.call.output} is not a classification (bool or options=)"
+    if node.call.output.expected:
+        return f"its answer is a number ({node.call.output}), not a label"
     if node.call.retrieval is not None:
         return "its prompts carry retrieved context, which a proxy model does not read"
     if isinstance(node, L.LMFilter) and node.early_exit is not None:

@@ -4,6 +4,7 @@ the warning for answers that are (nearly) constant."""
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 from sampled_rows import SAMPLE_ROWS
 
@@ -36,6 +37,17 @@ def test_expected_value_of_a_scale():
     plain = T.OptionsType((1, 2, 3, 4, 5))
     assert closed_set.answer_value(plain, probs, closed_set.Prior("off", None)) in (1, 5)
     assert plain.duckdb_type == "BIGINT" and plain.spec() == scale.spec()
+
+
+def test_the_probability_of_yes_is_the_calibrated_one_and_decides_as_the_bool_would():
+    prior = closed_set.Prior("table", (0.8, 0.2), 32)  # the model leans to yes
+    chance = T.BoolType(expected=True)
+    for probs in (np.array([0.9, 0.1]), np.array([0.7, 0.3]), np.array([0.5, 0.5])):
+        p = closed_set.answer_value(chance, probs, prior)
+        assert isinstance(p, float) and p == pytest.approx(prior.calibrate(probs)[0])
+        assert (p > 0.5) == closed_set.answer_value(T.BoolType(), probs, prior)
+    assert closed_set.confidence(chance, np.array([0.9, 0.1]), prior) is None  # a number
+    assert chance.spec() == T.BoolType().spec() and chance.hint() == T.BoolType().hint()
 
 
 SCALE = {"options": (1, 2, 3)}
@@ -133,6 +145,25 @@ def test_explain_names_the_calibration(sample_con):
     assert "calibration batch" in sample_con.explain(sql.format(", calibration='batch'"))
     assert "calibration off" in sample_con.explain(sql.format(", calibration='off'"))
     assert "calibration off" in sample_con.explain(sql.format(""), calibration="off")
+
+
+@pytest.mark.model
+def test_a_yes_no_call_summed_is_the_expected_count_of_its_decisions(model_con):
+    """In a number's place the call answers its calibrated probability of yes: the same
+    scores and prior as the decision beside it, which is yes exactly where it is over 0.5,
+    and SUM adds them up (an expected count)."""
+    rows = "(SELECT * FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 12) AS r"
+    call = "{{LLMMap('Is the review positive?', reviewText)}}"
+    ask = f"SELECT reviewId, {{}} FROM {rows} ORDER BY reviewId"
+    both = model_con.query(ask.format(f"{call} AS yes")).join(
+        model_con.query(ask.format(f"{call} + 0 AS p")), on="reviewId"
+    )
+    assert both.schema["yes"] == pl.Boolean and both.schema["p"] == pl.Float64
+    assert all(0.0 <= p <= 1.0 for p in both["p"]) and both["p"].n_unique() > 1
+    assert both["yes"].to_list() == [p > 0.5 for p in both["p"]]
+    expected = model_con.query(f"SELECT sum({call}) AS n FROM {rows}")["n"].item()
+    assert expected == pytest.approx(both["p"].sum())
+    assert "probability of yes [DOUBLE]" in model_con.explain(f"SELECT sum({call}) FROM {rows}")
 
 
 @pytest.mark.model

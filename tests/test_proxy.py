@@ -242,6 +242,8 @@ def test_unreachable_target_falls_back_with_a_reason(proxy_con):
             "not a classification",
         ),
         ("SELECT id FROM r WHERE {{LLMMap('Good?', txt, accuracy=0.9)}} LIMIT 2", "early exit"),
+        ("SELECT avg({{LLMMap('Is it good?', txt, accuracy=0.9)}}) FROM r", "not a label"),
+        ("SELECT avg({{LLMMap('Stars?', txt, options=(1, 2), accuracy=0.9)}}) FROM r", "number"),
     ],
 )
 def test_planner_refuses_the_proxy_and_says_why(make_con, sql, reason):

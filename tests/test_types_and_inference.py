@@ -88,8 +88,31 @@ def test_yes_no_questions_are_bool_where_the_sql_says_nothing(question, expected
     call = next(n for n in parse("SELECT LLMMap('q', x) FROM t").walk() if is_lm_call(n))
     assert str(infer_type(call, {}, lookup, "f", question).type) == expected
     typed = next(n for n in parse("SELECT LLMMap('q', x) + 1 FROM t").walk() if is_lm_call(n))
-    assert str(infer_type(typed, {}, lookup, "f", question).type) == "float"  # context wins
+    # where the SQL wants a number, a yes/no question is its probability of yes
+    numeric = "probability of yes [DOUBLE]" if expected == "bool" else "float"
+    assert str(infer_type(typed, {}, lookup, "f", question).type) == numeric
     assert str(infer_type(call, {"return_type": "str"}, lookup, "f", question).type) == "str"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT sum(LLMMap('q', x)) FROM t",
+        "SELECT avg(LLMMap('q', x)) FROM t",
+        "SELECT * FROM t WHERE LLMMap('q', x) > 0.8",
+        "SELECT * FROM t ORDER BY LLMMap('q', x) DESC",
+    ],
+)
+def test_a_yes_no_call_where_the_sql_wants_a_number_is_the_probability_of_yes(sql):
+    question = next(n for n in parse(sql).walk() if is_lm_call(n))
+    for kwargs, how in (({}, "a yes/no question"), ({"return_type": "bool"}, "return_type=")):
+        got = infer_type(question, kwargs, lookup, "f", "Is the review positive?")
+        assert got.type == T.BoolType(expected=True) and got.type.duckdb_type == "DOUBLE"
+        assert got.reason.startswith(how) and got.reason.endswith("probability of yes")
+    # in a boolean position, compared with TRUE, or in CASE WHEN it stays a decision
+    for where in ("WHERE LLMMap('q', x)", "WHERE LLMMap('q', x) = TRUE"):
+        call = next(n for n in parse(f"SELECT * FROM t {where}").walk() if is_lm_call(n))
+        assert infer_type(call, {}, lookup, "f", "Is it good?").type == T.BoolType()
 
 
 @pytest.mark.parametrize(
@@ -135,6 +158,7 @@ def test_explicit_compatible_with_context():
     [
         (T.BoolType(), " yes", True),
         (T.BoolType(), " no", False),
+        (T.BoolType(expected=True), " yes", 1.0),  # decoded, not scored: a certain yes
         (T.IntType(), " -42", -42),
         (T.FloatType(), " 3.25", 3.25),
         (T.DateType(), " 2024-02-29", dt.date(2024, 2, 29)),
@@ -155,6 +179,8 @@ def test_duckdb_types():
     assert T.OptionsType((1, 2)).duckdb_type == "BIGINT"
     assert T.OptionsType((1, 2.5)).duckdb_type == "DOUBLE"
     assert T.OptionsType(("a",)).duckdb_type == "VARCHAR"
+    assert T.BoolType().duckdb_type == "BOOLEAN"
+    assert T.BoolType(expected=True).duckdb_type == "DOUBLE"
     assert T.ListType(T.IntType()).duckdb_type == "BIGINT[]"
     assert T.JsonType().duckdb_type == "JSON"
 

@@ -17,7 +17,9 @@ is the same under naive and optimized execution, dedup, early exit and the resul
 
 Where the SQL wants a number from a numeric scale (``AVG(LLMMap(..., options=(1,2,3,4,5)))``,
 ORDER BY, arithmetic) the answer is the expected value under the calibrated distribution
-instead of one label (OptionsType.expected).
+instead of one label (OptionsType.expected); a yes/no question there is answered with the
+calibrated probability of yes (BoolType.expected), so SUM gives an expected count: the
+wording benchmark found it moves far less with the wording than a count of decisions.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semql.grammar.types import OptionsType, OutputType
+from semql.grammar.types import BoolType, OptionsType, OutputType
 from semql.planner.physical.task import DEFAULT_CALIBRATION
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
@@ -79,18 +81,21 @@ class Prior:
 
 
 def answer_value(out_type: OutputType, probs: np.ndarray, prior: Prior):
-    """The row's answer: the calibrated argmax label, or the expected value of a scale."""
+    """The row's answer: the calibrated argmax label, the expected value of a scale, or
+    the probability of yes (a yes/no question where the SQL wants a number)."""
     q = prior.calibrate(probs)
     if isinstance(out_type, OptionsType) and out_type.expected:
         return float(np.dot(q, np.asarray(out_type.values, dtype=np.float64)))
+    if isinstance(out_type, BoolType) and out_type.expected:
+        return float(q[0])  # labels are (yes, no)
     label = out_type.labels()[int(np.argmax(q))]
     return out_type.parse(" " + label)
 
 
 def confidence(out_type: OutputType, probs: np.ndarray, prior: Prior) -> float | None:
-    """The calibrated probability of the row's answer (None for an expected value, which
-    is a number, not a label)."""
-    if isinstance(out_type, OptionsType) and out_type.expected:
+    """The calibrated probability of the row's answer (None for an expected value or a
+    probability, which is a number, not a label)."""
+    if getattr(out_type, "expected", False):
         return None
     return float(np.max(prior.calibrate(probs)))
 
