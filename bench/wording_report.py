@@ -255,28 +255,32 @@ def report(path: Path) -> str:
 
 def _yes_no_sums(scored: list[dict]) -> str:
     """The yes/no tasks' count of decisions (``SELECT count(*) ... WHERE call``) against
-    their expected count (``SELECT sum(call)``, the call's probability of yes summed)."""
+    their expected count (``SELECT sum(call)``, the call's probability of yes summed), over
+    all populations and per population: the sum moves less with the wording, but where
+    the model is unsure it leans toward the middle, which a skewed population shows."""
     parts = [
         "## Yes/no calls: a count of decisions or SUM of the probability of yes\n",
-        "Both yes/no tasks, all example sets and populations. Cells: test mean / worst / "
-        "spread, then the dev mean / spread.\n",
-        "| model | method | count of decisions | expected count (SUM of the call) |",
-        "|---|---|---|---|",
+        "Both yes/no tasks, all example sets. Cells: test mean / worst / spread, then the "
+        "dev mean / spread.\n",
+        "| model | population | method | count of decisions | expected count (SUM of the call) |",
+        "|---|---|---|---|---|",
     ]
     yes_no = [s for s in scored if s["kind"] in ("bool", "bool-negated")]
     for model in dict.fromkeys(s["model"] for s in yes_no):
-        for method in ("content_free", "batch", "table"):
-            cells = [
-                _text(
-                    [
-                        s
-                        for s in yes_no
-                        if (s["model"], s["method"], s["measure"]) == (model, method, measure)
-                    ]
-                )
-                for measure in ("count", "expected count")
-            ]
-            parts.append(f"| {model} | {method} | " + " | ".join(cells) + " |")
+        for population in ("all", "as sampled", "balanced", "mostly negative"):
+            for method in ("content_free", "table"):
+                cells = [
+                    _text(
+                        [
+                            s
+                            for s in yes_no
+                            if (s["model"], s["method"], s["measure"]) == (model, method, measure)
+                            and population in ("all", s["population"])
+                        ]
+                    )
+                    for measure in ("count", "expected count")
+                ]
+                parts.append(f"| {model} | {population} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(parts)
 
 
