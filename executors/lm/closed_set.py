@@ -19,7 +19,8 @@ Where the SQL wants a number from a numeric scale (``AVG(LLMMap(..., options=(1,
 ORDER BY, arithmetic) the answer is the expected value under the calibrated distribution
 instead of one label (OptionsType.expected); a yes/no question there is answered with the
 calibrated probability of yes (BoolType.expected), so SUM gives an expected count: the
-wording benchmark found it moves far less with the wording than a count of decisions.
+wording benchmark found it moves far less with the wording than a count of decisions, and
+leans toward half the rows where the model is unsure (docs/wording.md).
 """
 
 from __future__ import annotations
