@@ -19,6 +19,7 @@ from pathlib import Path
 from results_file import write_results
 
 import semql
+from semql.sembench.metrics import relative_error
 
 WORDINGS = {
     "scenario": "sembench/scenarios/movie/Q3.sql",
@@ -28,8 +29,8 @@ TRUTH = 14  # positive reviews of taken_3 by SemBench's labels
 
 
 def quality(estimate: float) -> float:
-    """SemBench's count quality: 1 / (1 + relative error)."""
-    return 1.0 / (1.0 + abs(estimate - TRUTH) / TRUTH)
+    """SemBench's count quality (its own scorer): 1 / (1 + relative error)."""
+    return relative_error(estimate, TRUTH)["quality"]
 
 
 def main() -> None:
