@@ -204,6 +204,7 @@ def main() -> None:
         "default": default_batch_rows(),
         "cpu": cpu_backend.cpu_model(),
         "amx": "amx_tile" in cpu_backend.cpu_flags(),
+        "simd": sorted(f for f in cpu_backend.cpu_flags() if f in ("avx2", "avx512f", "amx_tile")),
         "extra_bufts": rt.backend.extra_bufts,
         "maps": {},
     }
@@ -277,7 +278,7 @@ def write(res: dict, out: Path) -> None:
         "# LM maps against llama.cpp's prefill limit\n",
         f"`bench/lm_limits.py`, {_rounds(res)}: {res['rows']} distinct reviews outside SemBench's "
         f"query movies, bundled Gemma 3 270M Q4_K_M, {res['threads']} threads, {res['cpu']}"
-        f"{' (AMX)' if res['amx'] else ''}, extra buffer types "
+        f" ({', '.join(res.get('simd', [])) or 'no AVX2'}), extra buffer types "
         f"{'on' if res['extra_bufts'] else 'off'}. Limit: llama.cpp's prefill of the same row "
         f"tokens, 512 per llama_decode, each from an empty cache: "
         f"{res['limit_tokens_per_s']:.0f} tokens/s. Rows handed over {CALL_BATCHES} x "

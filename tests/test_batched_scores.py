@@ -74,10 +74,12 @@ def test_batched_maps_answer_as_rows_one_at_a_time_and_caps_hold(gemma_batched):
 
 @pytest.mark.model
 def test_rows_per_decode_default_follows_the_cpu(gemma_runtime):
-    """Batched decodes where they were measured faster (AVX-512), one row at a time
-    elsewhere (an AVX2 EPYC: 79% -> 65% of the prefill limit batched); the runtime a
-    connection opens without batch_rows takes this CPU's default and says why."""
+    """Batched decodes where they were measured faster (a Xeon with AMX), one row at a
+    time elsewhere (an AVX2 EPYC: 84% -> 65% of the prefill limit batched; an AVX-512
+    EPYC without AMX: 74% -> 61%); the runtime a connection opens without batch_rows takes
+    this CPU's default and says why."""
     assert default_batch_rows({"avx2", "avx512f", "amx_tile"})[0] == BATCH_ROWS
+    assert default_batch_rows({"avx2", "avx512f", "avx512_vnni"})[0] == 1
     assert default_batch_rows({"avx2", "fma"})[0] == 1
     assert (gemma_runtime.batch_rows, gemma_runtime.batch_rows_reason) == default_batch_rows()
     with semql.connect(cache=False) as con:

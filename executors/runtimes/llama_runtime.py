@@ -57,29 +57,27 @@ BATCH_ROWS = 8
 
 def default_batch_rows(flags: set[str] | None = None) -> tuple[int, str]:
     """Rows per decode where the user names none, and why: ``BATCH_ROWS`` on CPUs with
-    AVX-512, one row at a time elsewhere.
+    AMX, one row at a time elsewhere.
 
     The batched recipe pays only where a decode of ``BATCH_ROWS`` x 16 tokens costs far less
-    a token than a lone 16-token piece, enough to cover its padding and one output per
-    stream. bench/lm_limits.py and bench/decode_shapes.py, 2 threads, idle:
+    a token than a row alone, enough to cover its padding and one output per stream.
+    bench/lm_limits.py and bench/decode_shapes.py, 2 threads, idle, on three CPUs:
 
-    * Intel Xeon, AVX-512 (AMX, extra buffer types off): bool map 61% -> 66% of llama.cpp's
-      prefill limit, int 40% -> 47% (results/throughput/limits-20261205-003419);
-    * AMD EPYC, AVX2 (extra buffer types on): bool 73% -> 64%, options 80% -> 68%, int
-      63% -> 51%, SemBench movie 487 s -> 581 s (limits-20261206-080051; the run before
-      it: bool 79% -> 65%); an 8 x 16 decode costs 2.9 ms a token there against 3.1 ms for
-      a lone 16-token piece (decode-shapes-20261206-073544), so batching gains 7% a token
-      and pays 18% in padding and 8% in outputs. With a row alone in 64-token chunks
-      (DECODING 3): bool 82% -> 62%, options 82% -> 66%, int 64% -> 48%, SemBench 403 s
-      -> 524 s (limits-20261206-115255).
+    * Intel Xeon, AVX-512 and AMX (extra buffer types off): bool map 61% -> 66% of
+      llama.cpp's prefill limit batched, int 40% -> 47% (results/throughput/
+      limits-20261205-003419, before DECODING 3 made a row alone faster);
+    * AMD EPYC, AVX2 (extra buffer types on; off changed nothing): bool 84% -> 65%, options
+      81% -> 66%, int 64% -> 48%, SemBench movie 339 s -> 502 s (limits-20261206-180918);
+    * AMD EPYC, AVX-512 without AMX (extra buffer types on): bool 74% -> 61%, options
+      84% -> 64%, int 66% -> 47%, SemBench movie 279 s -> 357 s (limits-20261207-074253).
 
-    The Xeon's figures predate DECODING 3, which made a row alone faster, so the rule
-    needs measuring there again.
+    AVX-512 alone is therefore not what makes batching pay; AMX marks the one CPU where it
+    was measured faster, and that CPU needs measuring again at DECODING 3.
     """
     flags = cpu_backend.cpu_flags() if flags is None else flags
-    if "avx512f" in flags:
-        return BATCH_ROWS, f"{BATCH_ROWS} rows per decode (measured faster on a CPU with AVX-512)"
-    return 1, "one row at a time (batched decodes measured slower on a CPU without AVX-512)"
+    if "amx_tile" in flags:
+        return BATCH_ROWS, f"{BATCH_ROWS} rows per decode (measured faster on a CPU with AMX)"
+    return 1, "one row at a time (batched decodes measured slower on CPUs without AMX)"
 
 
 llama_log.errors_only()  # llama.cpp's warnings stay out of the user's output
