@@ -3,7 +3,7 @@ is decoded on its own, and the rows' answer tokens share fixed-shape step decode
 
 A generated answer costs its prompt's prefill plus one decode per answer token, and each
 of those decodes computes the output layer of the whole vocabulary (262k entries for
-Gemma 3). Where wide prompt decodes do not pay (CPUs without AVX-512, where rows go one at
+Gemma 3). Where wide prompt decodes do not pay (CPUs without AMX, where rows go one at
 a time: llama_runtime.default_batch_rows), sharing the answer steps still does. The rows
 take the streams of the batched context (batch_scorer.py, ``STEP_ROWS`` of them):
 
