@@ -22,7 +22,7 @@ def gemma_runtime():
 @pytest.fixture(scope="session")
 def gemma_batched():
     """The bundled Gemma answering BATCH_ROWS rows per decode whatever the CPU's default
-    (one row at a time on CPUs without AVX-512): the batched recipe is tested everywhere."""
+    (one row at a time on CPUs without AMX): the batched recipe is tested everywhere."""
     from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime
     from semql.executors.runtimes.model_files import default_model_path
 
@@ -34,7 +34,7 @@ def gemma_batched():
 @pytest.fixture(scope="session")
 def gemma_one_row():
     """The bundled Gemma with rows one at a time whatever the CPU's default (batched on
-    CPUs with AVX-512): the shared-steps recipe of its generated rows is tested everywhere."""
+    CPUs with AMX): the shared-steps recipe of its generated rows is tested everywhere."""
     from semql.executors.runtimes.llama_runtime import LlamaRuntime
     from semql.executors.runtimes.model_files import default_model_path
 

@@ -1,6 +1,7 @@
 """Closed-set rows scored several to a decode (executors/runtimes/batch_scorer.py): a row's
 label scores are the same bits whatever rows share its decodes, and the executor's
-answers, counts and caps are those of one row at a time."""
+answers, counts and caps are those of one row at a time. One row at a time, a row's scores
+are the same bits whatever the KV cache held before it."""
 
 from __future__ import annotations
 
@@ -44,6 +45,33 @@ def test_a_rows_scores_do_not_depend_on_its_batch_mates(gemma_batched, out_type)
         got.update((i, s.logprobs) for i, s in zip(part, scored, strict=True))
     assert [got[i] for i in range(len(prompts))] == base  # bit for bit
     for i in order[:3]:  # alone: fifteen idle streams beside it
+        assert rt.score(prompts[i], out_type).logprobs == base[i]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    "out_type",
+    [T.BoolType(), T.OptionsType(("thrilling adventure", "quiet drama"))],
+    ids=["bool", "multi-token options"],
+)
+def test_a_rows_scores_one_at_a_time_do_not_depend_on_the_row_before(gemma_one_row, out_type):
+    """The one-row recipe reuses the previous prompt's KV cache chunk by chunk, with chunks
+    fixed by the prompt itself: the same bits in another order and from an empty cache."""
+    rt = gemma_one_row
+    build = PromptBuilder(rt.style, rt.format_chat).build
+    opening = "Of all the films this year, this one left me thinking for days:"
+    texts = [f"{opening} {r}" for r in _reviews(8)] + _reviews(4)  # rows sharing words
+    prompts = [build("Is the review positive?", out_type, ["reviewText"], [t]) for t in texts]
+    base = [s.logprobs for s in rt.score_many(prompts, out_type)]
+    order = list(range(len(prompts)))
+    random.Random(9).shuffle(order)
+    shuffled = dict(zip(order, rt.score_many([prompts[i] for i in order], out_type), strict=True))
+    assert [shuffled[i].logprobs for i in range(len(prompts))] == base  # bit for bit
+    for i in order[:3]:  # alone, from an empty cache
+        with rt._lock:
+            rt._llm.reset()
+            rt._llm._ctx.kv_cache_clear()
+            rt._chunk_starts = []
         assert rt.score(prompts[i], out_type).logprobs == base[i]
 
 
