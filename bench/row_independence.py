@@ -32,13 +32,6 @@ from semql.executors.runtimes.model_files import default_model_path
 CLOSED_SETS = ("bool", "options")
 
 
-def _empty_cache(rt: LlamaRuntime) -> None:
-    with rt._lock:
-        rt._llm.reset()
-        rt._llm._ctx.kv_cache_clear()
-        rt._chunk_starts = []
-
-
 def check(rt: LlamaRuntime, kind: str, prompts: list, orders: int, alone: int) -> dict:
     """Rows whose log-probs equal the run order's bit for bit, per way of asking."""
     out_type = MAPS[kind][1]
@@ -57,7 +50,7 @@ def check(rt: LlamaRuntime, kind: str, prompts: list, orders: int, alone: int) -
     picked = rng.sample(range(len(prompts)), min(alone, len(prompts)))
     same = 0
     for i in picked:
-        _empty_cache(rt)
+        rt.empty_cache()
         same += rt.score_many([prompts[i]], out_type)[0].logprobs == base[i]
     result["alone"] = [same, len(picked)]
     return result

@@ -68,10 +68,7 @@ def test_a_rows_scores_one_at_a_time_do_not_depend_on_the_row_before(gemma_one_r
     shuffled = dict(zip(order, rt.score_many([prompts[i] for i in order], out_type), strict=True))
     assert [shuffled[i].logprobs for i in range(len(prompts))] == base  # bit for bit
     for i in order[:3]:  # alone, from an empty cache
-        with rt._lock:
-            rt._llm.reset()
-            rt._llm._ctx.kv_cache_clear()
-            rt._chunk_starts = []
+        rt.empty_cache()
         assert rt.score(prompts[i], out_type).logprobs == base[i]
 
 

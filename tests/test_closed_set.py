@@ -206,10 +206,8 @@ def test_a_multi_token_label_scores_the_sum_of_its_tokens():
     for label, got in zip(out_type.labels(), scored.logprobs, strict=True):
         label_tokens = rt.label_tokens(label)
         expected = 0.0
+        rt.empty_cache()
         with rt._lock:  # from an empty cache: the prompt, then the label token by token
-            rt._llm.reset()
-            rt._llm._ctx.kv_cache_clear()
-            rt._chunk_starts = []
             rt._prefill(tokens, segments)
             for k, token in enumerate(label_tokens):
                 if k:

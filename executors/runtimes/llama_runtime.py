@@ -349,6 +349,14 @@ class LlamaRuntime:
         """Prefill and decode speed, and the fixed cost of one call (speed_probe.py)."""
         return speed_probe.measure(self, text)
 
+    def empty_cache(self) -> None:
+        """Drop every cached token, so the next prompt is computed from scratch: how a row
+        alone is checked against rows asked in a run (answers never depend on it)."""
+        with self._lock:
+            self._llm.reset()
+            self._llm._ctx.kv_cache_clear()
+            self._chunk_starts = []
+
     def close(self) -> None:
         scorer, self._scorer = getattr(self, "_scorer", None), None
         if scorer is not None:
