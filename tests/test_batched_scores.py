@@ -17,6 +17,13 @@ from semql.grammar import types as T
 from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
+# one label token, and labels of two tokens (a further decode each)
+CLOSED_SETS = pytest.mark.parametrize(
+    "out_type",
+    [T.BoolType(), T.OptionsType(("thrilling adventure", "quiet drama"))],
+    ids=["bool", "multi-token options"],
+)
+
 
 def _reviews(n: int) -> list[str]:
     with open(sample_dir() / "Reviews.csv", newline="") as f:
@@ -25,11 +32,7 @@ def _reviews(n: int) -> list[str]:
 
 
 @pytest.mark.model
-@pytest.mark.parametrize(
-    "out_type",
-    [T.BoolType(), T.OptionsType(("thrilling adventure", "quiet drama"))],
-    ids=["bool", "multi-token options"],
-)
+@CLOSED_SETS
 def test_a_rows_scores_do_not_depend_on_its_batch_mates(gemma_batched, out_type):
     rt = gemma_batched
     assert rt.batch_rows > 1
@@ -49,11 +52,7 @@ def test_a_rows_scores_do_not_depend_on_its_batch_mates(gemma_batched, out_type)
 
 
 @pytest.mark.model
-@pytest.mark.parametrize(
-    "out_type",
-    [T.BoolType(), T.OptionsType(("thrilling adventure", "quiet drama"))],
-    ids=["bool", "multi-token options"],
-)
+@CLOSED_SETS
 def test_a_rows_scores_one_at_a_time_do_not_depend_on_the_row_before(gemma_one_row, out_type):
     """The one-row recipe reuses the previous prompt's KV cache chunk by chunk, with chunks
     fixed by the prompt itself: the same bits in another order and from an empty cache."""
