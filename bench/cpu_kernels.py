@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from lm_limits import answer_all, prefill_limit, prompts_of, reviews
 
-from semql.executors.runtimes.cpu_backend import cpu_flags, cpu_model
+from semql.executors.runtimes.cpu_backend import cpu_model, simd_flags
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import default_model_path
 
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench/results/throughput")
     args = ap.parse_args()
     texts = [t for t, _ in reviews(args.rows)]
-    flags = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512f", "avx2")))
+    flags = simd_flags()
     meta = {"cpu": cpu_model(), "flags": flags, "rows": len(texts), "threads": args.threads}
     paths = {}
     for extra in (True, False):

@@ -77,7 +77,7 @@ def main() -> None:
                 prompts = [build(QUESTION, out_type, ["reviewText"], [t]) for t in texts]
                 rows_per_s, extra[name][recipe] = rate(rt, prompts, out_type)
                 runs[name][recipe].append(rows_per_s)
-    flags = sorted(f for f in cpu_backend.cpu_flags() if f in ("avx2", "avx512f", "amx_tile"))
+    flags = cpu_backend.simd_flags()
     one = recipes["one row"]
     lines = [
         "# Label sets: rows/s one row at a time and batched\n",

@@ -204,7 +204,7 @@ def main() -> None:
         "default": default_batch_rows(),
         "cpu": cpu_backend.cpu_model(),
         "amx": "amx_tile" in cpu_backend.cpu_flags(),
-        "simd": sorted(f for f in cpu_backend.cpu_flags() if f in ("avx2", "avx512f", "amx_tile")),
+        "simd": cpu_backend.simd_flags(),
         "extra_bufts": rt.backend.extra_bufts,
         "maps": {},
     }

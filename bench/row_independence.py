@@ -72,7 +72,7 @@ def main() -> None:
         kind: check(rt, kind, prompts_of(rt, kind, texts), args.orders, args.alone)
         for kind in CLOSED_SETS
     }
-    flags = sorted(f for f in cpu_backend.cpu_flags() if f in ("avx2", "avx512f", "amx_tile"))
+    flags = cpu_backend.simd_flags()
     figures = {
         "cpu": cpu_backend.cpu_model(),
         "simd": flags,

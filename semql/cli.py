@@ -70,10 +70,10 @@ def _info(con: Connection) -> None:
     import llama_cpp
 
     from semql import __version__
-    from semql.executors.runtimes.cpu_backend import cpu_flags
+    from semql.executors.runtimes.cpu_backend import simd_flags
 
     runtime = con.runtime
-    simd = sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512f", "avx2")))
+    simd = simd_flags()
     lines = [
         f"semql {__version__}, llama-cpp-python {llama_cpp.__version__}",
         f"model: {runtime.path} ({runtime.name})",

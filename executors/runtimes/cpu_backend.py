@@ -86,6 +86,12 @@ def cpu_flags() -> set[str]:
     return set(_cpuinfo("flags").split())
 
 
+def simd_flags() -> list[str]:
+    """The flags of the SIMD paths llama.cpp's CPU kernels choose between (AVX2, AVX-512,
+    AMX), sorted: what `semql info` and the benches name a CPU by."""
+    return sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512f", "avx2")))
+
+
 def machine_key() -> str:
     """The llama.cpp build (version, library file) and the CPU (model, flags)."""
     import llama_cpp
