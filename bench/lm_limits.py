@@ -123,20 +123,16 @@ def prefill_limit(runtime: LlamaRuntime, prompts: list) -> float:
         toks, starts = runtime.tokenize_segments(p)
         tokens += toks[starts[1] :]  # past the shared head
     tokens = tokens[: 4 * 512]
-    llm = runtime._llm
     best = 0.0
     for _ in range(2):
         seconds = 0.0
         for i in range(0, len(tokens), 512):  # each batch from an empty cache
-            llm.reset()
-            llm._ctx.kv_cache_clear()
+            runtime.empty_cache()
             started = time.perf_counter()
             runtime._decode(tokens[i : i + 512], logits=True)
             seconds += time.perf_counter() - started
         best = max(best, len(tokens) / seconds)
-    llm.reset()
-    llm._ctx.kv_cache_clear()
-    runtime._chunk_starts = []
+    runtime.empty_cache()
     return best
 
 

@@ -63,9 +63,7 @@ def main() -> None:
                 size = int(c.removesuffix("+cue"))
                 runtime_module.PREFILL_CHUNK = size
                 rt.tokenize_segments = cue_apart if c.endswith("+cue") else own_segments
-                rt._llm.reset()
-                rt._llm._ctx.kv_cache_clear()
-                rt._chunk_starts = []
+                rt.empty_cache()
                 out, st = limits.answer_all(rt, kind, prompts)
                 per[c]["rows_per_s"].append(st["rows_per_s"])
                 per[c]["argmax"] = [int(np.argmax(lp)) for lp in out]

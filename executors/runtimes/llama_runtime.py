@@ -250,8 +250,7 @@ class LlamaRuntime:
                     break
                 reuse = a  # the chunks before ``a`` were batched identically
         if reuse < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
-            llm.reset()
-            llm._ctx.kv_cache_clear()
+            self._clear_cache()
             reuse = 0
         llm.n_tokens = reuse
         bounds = [*starts, len(tokens)]
@@ -353,9 +352,13 @@ class LlamaRuntime:
         """Drop every cached token, so the next prompt is computed from scratch: how a row
         alone is checked against rows asked in a run (answers never depend on it)."""
         with self._lock:
-            self._llm.reset()
-            self._llm._ctx.kv_cache_clear()
-            self._chunk_starts = []
+            self._clear_cache()
+
+    def _clear_cache(self) -> None:
+        """:meth:`empty_cache` for a caller that holds the lock."""
+        self._llm.reset()
+        self._llm._ctx.kv_cache_clear()
+        self._chunk_starts = []
 
     def close(self) -> None:
         scorer, self._scorer = getattr(self, "_scorer", None), None

@@ -15,8 +15,7 @@ def measure(rt, text: str) -> dict[str, float]:
     bool calls whose prompt is cached."""
     tokens = rt.tokenize(text)
     with rt._lock:
-        rt._llm.reset()
-        rt._llm._ctx.kv_cache_clear()
+        rt._clear_cache()
         started = time.perf_counter()
         rt._prefill(tokens[:256])
         prefill = min(len(tokens), 256) / (time.perf_counter() - started)
