@@ -46,7 +46,8 @@ from lm_limits import (
 
 import semql
 from semql.executors.runtimes import cpu_backend
-from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime
+from semql.executors.runtimes.cpu_backend import BATCH_ROWS
+from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import default_model_path
 
 

@@ -21,7 +21,8 @@ from results_file import write_results
 
 from semql.executors.runtimes import cpu_backend
 from semql.executors.runtimes.batch_scorer import CHUNK, streams_of
-from semql.executors.runtimes.llama_runtime import BATCH_ROWS, PREFILL_CHUNK, LlamaRuntime
+from semql.executors.runtimes.cpu_backend import BATCH_ROWS
+from semql.executors.runtimes.llama_runtime import PREFILL_CHUNK, LlamaRuntime
 from semql.executors.runtimes.model_files import default_model_path
 from semql.grammar.types import BoolType
 

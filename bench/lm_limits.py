@@ -20,7 +20,7 @@ review, then the answer cue), and report in one run:
   nothing is chosen on these rows);
 - with ``--sembench``, the whole SemBench movie scenario (Q1-Q10, all 2,000 rows,
   optimized, result cache off) timed in the same run under both recipes;
-- which recipe this CPU gets by default (llama_runtime.default_batch_rows).
+- which recipe this CPU gets by default (cpu_backend.default_batch_rows).
 
 With ``--rounds R`` the limit and every recipe are measured R times, interleaved, and
 the medians reported (rows/s, and each round's share of that round's limit); a CPU whose
@@ -49,7 +49,8 @@ from semql.executors.lm.closed_set import (
     probabilities,
 )
 from semql.executors.runtimes import cpu_backend
-from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime, default_batch_rows
+from semql.executors.runtimes.cpu_backend import BATCH_ROWS, default_batch_rows
+from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import default_model_path
 from semql.executors.runtimes.runtime import CALL_BATCHES
 from semql.executors.runtimes.shared_steps import STEP_ROWS

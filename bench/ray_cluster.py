@@ -41,7 +41,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 import semql
-from semql.executors.runtimes.llama_runtime import default_batch_rows
+from semql.executors.runtimes.cpu_backend import default_batch_rows
 
 ROWS = 200
 WARM = 8

@@ -2,7 +2,7 @@
 
 For ``--rows`` distinct reviews outside SemBench's query movies and each closed-set map of
 bench/lm_limits.py (bool, options), the label log-probabilities the runtime's default
-recipe (llama_runtime.default_batch_rows, or ``--batch-rows``) gives each row:
+recipe (cpu_backend.default_batch_rows, or ``--batch-rows``) gives each row:
 
 - in the run order, handed over as the LM executor hands them (lm_limits.answer_all);
 - in ``--orders`` random orders, each split at a random row into two calls (one row at a

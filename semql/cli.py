@@ -82,6 +82,7 @@ def _info(con: Connection) -> None:
     if runtime.local:
         lines.append(f"threads: {runtime.n_threads} ({runtime.threads_reason})")
         lines.append(f"rows: {runtime.batch_rows_reason}")
+        lines.append(f"output layer: {runtime.head_reason}")
     lines.append(f"CPU flags: {' '.join(simd) or 'none of avx2/avx512f/amx'}")
     if runtime.local:
         state = "on" if runtime.backend.extra_bufts else "off"

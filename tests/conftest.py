@@ -23,7 +23,8 @@ def gemma_runtime():
 def gemma_batched():
     """The bundled Gemma answering BATCH_ROWS rows per decode whatever the CPU's default
     (one row at a time on CPUs without AMX): the batched recipe is tested everywhere."""
-    from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime
+    from semql.executors.runtimes.cpu_backend import BATCH_ROWS
+    from semql.executors.runtimes.llama_runtime import LlamaRuntime
     from semql.executors.runtimes.model_files import default_model_path
 
     runtime = LlamaRuntime(default_model_path(), seed=0, batch_rows=BATCH_ROWS)

@@ -73,11 +73,14 @@ class RandomLogitsRuntime(LlamaRuntime):
         self._boost = np.where(self._closing.any | ends_line, 100.0, 0.0).astype(np.float32)
         self._close_rate = 0.0
 
-    def _prefill(self, tokens: list[int], segments: list[int] | None = None) -> int:
+    def _load_head(self):
+        return None, "the whole vocabulary (random logits, no model decodes)"
+
+    def _prefill(self, tokens: list[int], segments=None, hidden: bool = False) -> int:
         self._close_rate = float(self._rng.choice(self.CLOSE_RATES))
         return 0
 
-    def _decode(self, tokens: list[int], logits: bool) -> None:
+    def _decode(self, tokens: list[int], logits: bool, hidden: bool = False) -> None:
         return None
 
     def _logits(self) -> np.ndarray:

@@ -12,7 +12,8 @@ import pytest
 
 import semql
 from semql.errors import LimitExceeded, ModelError
-from semql.executors.runtimes.llama_runtime import BATCH_ROWS, LlamaRuntime, default_batch_rows
+from semql.executors.runtimes.cpu_backend import BATCH_ROWS, default_batch_rows
+from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.grammar import types as T
 from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir

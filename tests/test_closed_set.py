@@ -93,6 +93,8 @@ def test_bad_calibration_is_a_clear_error(sample_con):
 
 @pytest.mark.model
 def test_scores_are_whole_label_log_probabilities(gemma_runtime):
+    """Up to the prompt's log-normaliser, which all labels share (the first token's logit
+    stands for its log-probability): checked exactly in the multi-token test below."""
     from semql.planner.physical.prompt_format import PromptBuilder
 
     builder = PromptBuilder(gemma_runtime.style, gemma_runtime.format_chat)
@@ -104,7 +106,7 @@ def test_scores_are_whole_label_log_probabilities(gemma_runtime):
         prompt = builder.build("What is it?", out_type, ["reviewText"], ["A fine film."])
         scored = gemma_runtime.score(prompt, out_type)
         assert len(scored.logprobs) == len(out_type.labels())
-        assert all(lp < 0 for lp in scored.logprobs)
+        assert all(np.isfinite(lp) for lp in scored.logprobs)
         again = gemma_runtime.score(prompt, out_type)  # the KV cache holds the prompt now
         assert again.logprobs == scored.logprobs  # identical numerics on reuse
     # multi-token labels took extra single-token steps, shared prefixes scored once
@@ -188,9 +190,10 @@ def test_a_constant_answer_is_reported_to_the_user(model_con):
 
 @pytest.mark.model
 def test_a_multi_token_label_scores_the_sum_of_its_tokens():
-    """The label's log-probability is log p(t1 | prompt) + log p(t2 | prompt t1) + ...,
-    each step computed afresh: the prompt prefilled from an empty cache, then the label's
-    tokens one a decode, as the one-row recipe extends a prompt (the batched recipe is
+    """A label's score is logit(t1 | prompt) + log p(t2 | prompt t1) + ..., each step
+    computed afresh: the prompt prefilled from an empty cache with the full output layer,
+    then the label's tokens one a decode, as the one-row recipe extends a prompt; so the
+    labels' probabilities are those of their log-probabilities (the batched recipe is
     checked for independence in test_batched_scores.py)."""
     from semql.executors.runtimes.llama_runtime import LlamaRuntime, _log_softmax
     from semql.executors.runtimes.model_files import default_model_path
@@ -203,15 +206,23 @@ def test_a_multi_token_label_scores_the_sum_of_its_tokens():
     )
     scored = rt.score(prompt, out_type)
     tokens, segments = rt.tokenize_segments(prompt)
+    assert rt.head is not None  # the first tokens' logits come from the output head
+    true_logprobs = []
     for label, got in zip(out_type.labels(), scored.logprobs, strict=True):
         label_tokens = rt.label_tokens(label)
-        expected = 0.0
+        expected, logprob = 0.0, 0.0
         rt.empty_cache()
         with rt._lock:  # from an empty cache: the prompt, then the label token by token
             rt._prefill(tokens, segments)
             for k, token in enumerate(label_tokens):
                 if k:
                     rt._decode([label_tokens[k - 1]], logits=True)
-                expected += float(_log_softmax(rt._logits())[token])
+                logits = rt._logits()
+                expected += float(logits[token] if k == 0 else _log_softmax(logits)[token])
+                logprob += float(_log_softmax(logits)[token])
         assert got == pytest.approx(expected, abs=1e-3)
+        true_logprobs.append(logprob)
+    assert closed_set.probabilities(scored.logprobs) == pytest.approx(
+        closed_set.probabilities(true_logprobs), abs=1e-6
+    )
     rt.close()

@@ -187,3 +187,4 @@ def test_lm_query_in_a_child_process_exits_normally(tmp_path):
     )
     assert info.returncode == 0, info.stderr
     assert "extra buffer types" in info.stdout and "threads:" in info.stdout
+    assert "output layer:" in info.stdout

@@ -34,6 +34,7 @@ from semql.errors import ExecutionError
 
 from .llama_runtime import _chunk_starts as chunk_starts
 from .llama_runtime import _log_softmax as log_softmax
+from .output_head import HiddenTap
 
 CHUNK = 16  # tokens of one stream per decode: a row's ~38 tokens pad to 48, not to 64
 
@@ -62,7 +63,9 @@ class BatchScorer:
     Label scoring is :meth:`score`; batch_generator.py generates in the same streams
     through :meth:`use_head`, :meth:`decode`, :meth:`logits` and :meth:`reset`."""
 
-    def __init__(self, model, n_vocab: int, n_ctx: int, slots: int, threads: int):
+    def __init__(
+        self, model, n_vocab: int, n_ctx: int, slots: int, threads: int, tap: HiddenTap | None
+    ):
         self.slots, self.n_vocab = slots, n_vocab
         self.n_ctx = n_ctx  # a stream's positions, padding included
         p = llama_cpp.llama_context_default_params()
@@ -70,6 +73,9 @@ class BatchScorer:
         p.n_batch = p.n_ubatch = slots * CHUNK
         p.n_threads = p.n_threads_batch = threads
         p.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        self.tap = tap  # where the runtime's output head serves these streams' prompts
+        if tap is not None:
+            p.cb_eval, p.cb_eval_user_data = tap.callback, None
         self.ctx = llama_cpp.llama_init_from_model(model, p)
         if not self.ctx:
             raise ExecutionError(f"cannot allocate a batched context of {slots} rows")
@@ -153,15 +159,26 @@ class BatchScorer:
             )
         return _Row(index, steps)
 
-    def decode(self, items: list[tuple[int, int, int, bool]]) -> None:
-        """One llama_decode of ``(token, position, stream, wants logits)`` items."""
+    def decode(self, items: list[tuple[int, int, int, bool]], hidden: bool = False) -> None:
+        """One llama_decode of ``(token, position, stream, wants logits)`` items; with
+        ``hidden`` the outputs' final-norm states instead (``tap.hidden``, output_head.py)."""
         b = self.batch
         b.n_tokens = len(items)
         for i, (token, pos, seq, logits) in enumerate(items):
             b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0] = token, pos, 1, seq
             b.logits[i] = logits
-        if llama_cpp.llama_decode(self.ctx, b) != 0:
+        tap = self.tap if hidden else None
+        if tap is not None:
+            tap.armed, tap.hidden = True, None
+        try:
+            failed = llama_cpp.llama_decode(self.ctx, b) != 0
+        finally:
+            if tap is not None:
+                tap.armed = False
+        if failed:
             raise ExecutionError("llama_decode failed in the batched context")
+        if hidden and (tap is None or tap.hidden is None):
+            raise ExecutionError("the batched decode kept no final-norm state")
 
     def logits(self, item: int) -> np.ndarray:
         """The logits the last decode gave for its ``item``-th item."""
@@ -204,8 +221,10 @@ def streams_of(rt) -> BatchScorer:
     streams, or ``step_rows`` where rows go one at a time (shared_steps.py)."""
     if rt._scorer is None:
         slots = rt.batch_rows if rt.batch_rows > 1 else rt.step_rows
+        # a tap costs every decode a callback a node: only where shared steps use it
+        tap = HiddenTap() if rt.batch_rows == 1 and rt.head is not None else None
         rt._scorer = BatchScorer(
-            rt._llm._model.model, rt.n_vocab, rt.n_ctx, slots, rt._applied_threads
+            rt._llm._model.model, rt.n_vocab, rt.n_ctx, slots, rt._applied_threads, tap
         )
     return rt._scorer
 

@@ -227,6 +227,37 @@ def model_params(extra_bufts: bool) -> Iterator[None]:
             raw.llama_model_default_params = original
 
 
+# Rows per batched decode (bench/batch_recipe.py, Intel Xeon): 8 keeps most of 16's speed
+# on many rows (71% of llama.cpp's prefill limit against 78%), costs half its latency for
+# a row alone, and fills the batches of 8 rows an early exit asks for; 32 was slower.
+BATCH_ROWS = 8
+
+
+def default_batch_rows(flags: set[str] | None = None) -> tuple[int, str]:
+    """Rows per decode where the user names none, and why: ``BATCH_ROWS`` on CPUs with
+    AMX, one row at a time elsewhere.
+
+    The batched recipe pays only where a decode of ``BATCH_ROWS`` x 16 tokens costs far less
+    a token than a row alone, enough to cover its padding and one output per stream.
+    bench/lm_limits.py and bench/decode_shapes.py, 2 threads, idle, on three CPUs:
+
+    * Intel Xeon, AVX-512 and AMX (extra buffer types off): bool map 61% -> 66% of
+      llama.cpp's prefill limit batched, int 40% -> 47% (results/throughput/
+      limits-20261205-003419, before DECODING 3 made a row alone faster);
+    * AMD EPYC, AVX2 (extra buffer types on; off changed nothing): bool 84% -> 65%, options
+      81% -> 66%, int 64% -> 48%, SemBench movie 339 s -> 502 s (limits-20261206-180918);
+    * AMD EPYC, AVX-512 without AMX (extra buffer types on): bool 74% -> 61%, options
+      84% -> 64%, int 66% -> 47%, SemBench movie 279 s -> 357 s (limits-20261207-074253).
+
+    AVX-512 alone is therefore not what makes batching pay; AMX marks the one CPU where it
+    was measured faster, and that CPU needs measuring again at DECODING 3.
+    """
+    flags = cpu_flags() if flags is None else flags
+    if "amx_tile" in flags:
+        return BATCH_ROWS, f"{BATCH_ROWS} rows per decode (measured faster on a CPU with AMX)"
+    return 1, "one row at a time (batched decodes measured slower on CPUs without AMX)"
+
+
 def _probe_main(model_path: str) -> int:
     """The child: load with the extra buffer types, decode a batch and one token."""
     import llama_cpp

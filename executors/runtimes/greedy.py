@@ -31,6 +31,9 @@ from semql.grammar.types import OutputType
 from .runtime import Generation
 
 _recorders: list[list] = []  # open recording() lists, innermost last
+# The most tokens a step computes with the output head instead of the whole vocabulary's
+# layer: an int's digits, a closed set's labels, a JSON key's next characters.
+HEAD_TOKENS = 256
 
 
 @contextmanager
@@ -62,6 +65,7 @@ class GreedyDecoder:
         self._labels = out_type.labels() if rt.closed_set_fast_path else None
         self._bitmask = xgr.allocate_token_bitmask(1, rt.n_vocab)
         self._out = bytearray()
+        self._next: np.ndarray | None = None
         self.generated = 0
 
     def text(self) -> str:
@@ -72,9 +76,34 @@ class GreedyDecoder:
         return Generation(self.text(), prompt_tokens, cached, self.generated)
 
     def _allowed(self) -> np.ndarray:
-        self._matcher.fill_next_token_bitmask(self._bitmask)
-        bits = self._bitmask.numpy().view(np.uint8)
-        return np.unpackbits(bits, bitorder="little")[: self._rt.n_vocab].astype(bool)
+        """The tokens the grammar allows next (kept until a token is accepted: both
+        :meth:`head_tokens` and :meth:`step` ask)."""
+        if self._next is None:
+            self._matcher.fill_next_token_bitmask(self._bitmask)
+            bits = self._bitmask.numpy().view(np.uint8)
+            self._next = np.unpackbits(bits, bitorder="little")[: self._rt.n_vocab].astype(bool)
+        return self._next
+
+    def head_tokens(self) -> list[int] | None:
+        """The tokens whose logits alone decide the next step, where the runtime has an
+        output head (output_head.py), they are at most ``HEAD_TOKENS`` and the answer cannot
+        end there; None where the step needs the whole vocabulary's logits: where the answer
+        may end, the model's own best token over all of it decides whether it does."""
+        if self._rt.head is None or self.generated >= self._max_tokens:
+            return None
+        allowed = self._allowed()
+        if allowed[self._rt._stops].any():
+            return None
+        tokens = np.flatnonzero(allowed)
+        return tokens.tolist() if len(tokens) <= HEAD_TOKENS else None
+
+    def step_hidden(self, tokens: list[int], hidden: np.ndarray) -> int | None:
+        """:meth:`step` from the final-norm state ``hidden`` with only the logits of
+        :meth:`head_tokens`: the same token, since no other token is allowed and the
+        answer cannot end."""
+        logits = np.full(self._rt.n_vocab, -np.inf, dtype=np.float32)
+        logits[tokens] = self._rt.head.logits(hidden, tokens)
+        return self.step(logits)
 
     def step(self, logits: np.ndarray) -> int | None:
         """The token to append after the answer so far, given the logits that follow it."""
@@ -102,6 +131,7 @@ class GreedyDecoder:
             return None
         if not self._matcher.accept_token(token):
             raise ExecutionError(f"grammar rejected token {token} (model {rt.path})")
+        self._next = None
         self._out += rt._pieces[token]
         self.generated += 1
         label = _determined(self._out, self._labels) if self._labels is not None else None

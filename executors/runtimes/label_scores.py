@@ -45,11 +45,22 @@ def one_row(rt, prompt: str, out_type: OutputType) -> Scored:
 
 
 def _one_row(rt, tokens: list[int], segments: list[int], seqs: list[list[int]]) -> Scored:
+    """A label's score is its first token's logit plus the log-probabilities of its later
+    tokens: its log-probability plus the prompt's log-normaliser, which every label shares,
+    so the labels' probabilities are those of their log-probabilities. The first tokens'
+    logits come from the runtime's output head where it has one (output_head.py: no
+    output layer over the whole vocabulary); a later token's log-probability needs it."""
     from .llama_runtime import _log_softmax
 
-    cached = rt._prefill(tokens, segments)
+    head = rt.head
+    cached = rt._prefill(tokens, segments, hidden=head is not None)
     base = len(tokens)
-    steps = {(): _log_softmax(rt._logits())}
+    firsts = sorted({seq[0] for seq in seqs})
+    if head is not None:
+        first = head.logits(rt._tap.hidden[-1], firsts)
+    else:
+        first = rt._logits()[firsts]
+    steps = {(): dict(zip(firsts, first.tolist(), strict=True))}
     extra = 0
     scores = []
     for seq in seqs:

@@ -25,7 +25,15 @@ from semql.errors import ExecutionError, ModelError
 from semql.grammar.compile import to_xgrammar
 from semql.grammar.types import GrammarSpec, OutputType
 
-from . import batch_generator, cpu_backend, label_scores, llama_log, shared_steps, speed_probe
+from . import (
+    batch_generator,
+    cpu_backend,
+    label_scores,
+    llama_log,
+    output_head,
+    shared_steps,
+    speed_probe,
+)
 from .closing import ClosingTokens
 from .greedy import GreedyDecoder
 from .model_files import check_gguf, model_sha256
@@ -47,39 +55,11 @@ PREFILL_CHUNK = 64
 # 4: generated answers too (batch_generator.py).
 # 3 (one row) and 5 (batched, whose prompts of several fields go one row at a time):
 # prefill chunks of 64 tokens, not 16, and the answer cue in the last field's chunk.
-DECODING = 3
-BATCHED_DECODING = 5
-# Rows per batched decode (bench/batch_recipe.py, Intel Xeon): 8 keeps most of 16's speed
-# on many rows (71% of llama.cpp's prefill limit against 78%), costs half its latency for
-# a row alone, and fills the batches of 8 rows an early exit asks for; 32 was slower.
-BATCH_ROWS = 8
-
-
-def default_batch_rows(flags: set[str] | None = None) -> tuple[int, str]:
-    """Rows per decode where the user names none, and why: ``BATCH_ROWS`` on CPUs with
-    AMX, one row at a time elsewhere.
-
-    The batched recipe pays only where a decode of ``BATCH_ROWS`` x 16 tokens costs far less
-    a token than a row alone, enough to cover its padding and one output per stream.
-    bench/lm_limits.py and bench/decode_shapes.py, 2 threads, idle, on three CPUs:
-
-    * Intel Xeon, AVX-512 and AMX (extra buffer types off): bool map 61% -> 66% of
-      llama.cpp's prefill limit batched, int 40% -> 47% (results/throughput/
-      limits-20261205-003419, before DECODING 3 made a row alone faster);
-    * AMD EPYC, AVX2 (extra buffer types on; off changed nothing): bool 84% -> 65%, options
-      81% -> 66%, int 64% -> 48%, SemBench movie 339 s -> 502 s (limits-20261206-180918);
-    * AMD EPYC, AVX-512 without AMX (extra buffer types on): bool 74% -> 61%, options
-      84% -> 64%, int 66% -> 47%, SemBench movie 279 s -> 357 s (limits-20261207-074253).
-
-    AVX-512 alone is therefore not what makes batching pay; AMX marks the one CPU where it
-    was measured faster, and that CPU needs measuring again at DECODING 3.
-    """
-    flags = cpu_backend.cpu_flags() if flags is None else flags
-    if "amx_tile" in flags:
-        return BATCH_ROWS, f"{BATCH_ROWS} rows per decode (measured faster on a CPU with AMX)"
-    return 1, "one row at a time (batched decodes measured slower on CPUs without AMX)"
-
-
+# 6 (one row) and 7 (batched, for its prompts of several fields): a label's first token
+# is scored by its logit, not its log-probability (the same label probabilities;
+# output_head.py computes only those logits).
+DECODING = 6
+BATCHED_DECODING = 7
 llama_log.errors_only()  # llama.cpp's warnings stay out of the user's output
 
 
@@ -107,7 +87,7 @@ class LlamaRuntime:
         batch_rows: int | None = None,
     ):
         if batch_rows is None:
-            batch_rows, self.batch_rows_reason = default_batch_rows()
+            batch_rows, self.batch_rows_reason = cpu_backend.default_batch_rows()
         elif not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
             raise ModelError(f"batch_rows must be a whole number >= 1, got {batch_rows!r}")
         else:
@@ -126,8 +106,12 @@ class LlamaRuntime:
         # Extra buffer types (AMX, repacked weights) only where a probe ran them: on some
         # AMX CPUs their worker threads die with SIGILL (executors/runtimes/cpu_backend.py).
         self.backend = cpu_backend.decide(path, extra_bufts)
+        self._tap = output_head.HiddenTap()  # outlives the context that calls it
         try:
-            with cpu_backend.model_params(self.backend.extra_bufts):
+            with (
+                cpu_backend.model_params(self.backend.extra_bufts),
+                output_head.tapped_contexts(self._tap),
+            ):
                 self._llm = llama_cpp.Llama(
                     model_path=path,
                     n_ctx=n_ctx,
@@ -167,6 +151,9 @@ class LlamaRuntime:
         self._compiled: dict[GrammarSpec, xgr.CompiledGrammar] = {}
         self._chunk_starts: list[int] = []  # chunk starts of the prompt in the KV cache
         self._lock = threading.Lock()
+        # A closed set's label logits without the vocabulary's output layer, where they
+        # match the full layer's on this model (output_head.py); None: the full layer.
+        self.head, self.head_reason = self._load_head()
 
     # -- text and tokens -------------------------------------------------------------
 
@@ -217,7 +204,12 @@ class LlamaRuntime:
                 self._scorer.set_threads(n)
             self._applied_threads = n
 
-    def _prefill(self, tokens: list[int], segments: list[int] | None = None) -> int:
+    def _load_head(self) -> tuple[output_head.OutputHead | None, str]:
+        return output_head.attach(self)
+
+    def _prefill(
+        self, tokens: list[int], segments: list[int] | None = None, hidden: bool = False
+    ) -> int:
         """Evaluate ``tokens`` reusing the longest common prefix in the KV cache.
 
         Tokens are evaluated in chunks of at most PREFILL_CHUNK that start at every
@@ -230,7 +222,8 @@ class LlamaRuntime:
         in a test); with chunks fixed by the prompt's own segments every prompt is
         computed the same way whatever the cache holds, so row order, dedup and early
         exit cannot change an answer — and a row that repeats the previous row's leading
-        fields reuses all of them.
+        fields reuses all of them. ``hidden``: the last decode stops at the final norm
+        (:meth:`_decode`).
         """
         llm = self._llm
         segments = segments or [0]
@@ -256,21 +249,31 @@ class LlamaRuntime:
         bounds = [*starts, len(tokens)]
         for start, end in zip(bounds[:-1], bounds[1:], strict=True):
             if start >= reuse:
-                self._decode(tokens[start:end], logits=end == len(tokens))
+                last = end == len(tokens)
+                self._decode(tokens[start:end], logits=last, hidden=hidden and last)
         self._chunk_starts = starts
         return reuse
 
-    def _decode(self, tokens: list[int], logits: bool) -> None:
+    def _decode(self, tokens: list[int], logits: bool, hidden: bool = False) -> None:
         """Append ``tokens`` to the KV cache; compute output logits only when asked.
 
         The output layer of a 262k-token vocabulary costs as much as tens of prompt tokens,
-        so chunks before the last one skip it (``Llama.eval`` always computes it).
+        so chunks before the last one skip it (``Llama.eval`` always computes it), and with
+        ``hidden`` the last token's final-norm state is kept instead (``self._tap.hidden``,
+        for :attr:`head`) and the output layer skipped.
         """
         llm = self._llm
         n_past = llm.n_tokens
         llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=False)
-        llm._batch.batch.logits[len(tokens) - 1] = logits
-        llm._ctx.decode(llm._batch)
+        llm._batch.batch.logits[len(tokens) - 1] = logits or hidden
+        tap = self._tap
+        tap.armed, tap.hidden = hidden, None
+        try:
+            llm._ctx.decode(llm._batch)
+        finally:
+            tap.armed = False
+        if hidden and tap.hidden is None:
+            raise ExecutionError(f"the decode kept no final-norm state (model {self.path})")
         llm.input_ids[n_past : n_past + len(tokens)] = tokens
         llm.n_tokens += len(tokens)
 
@@ -299,12 +302,20 @@ class LlamaRuntime:
     def _generate_tokens(
         self, tokens: list[int], segments: list[int], out_type: OutputType, max_tokens: int
     ) -> Generation:
-        """A row alone in the runtime's context (its KV prefix reused chunk by chunk)."""
-        cached = self._prefill(tokens, segments)
+        """A row alone in the runtime's context (its KV prefix reused chunk by chunk); a
+        step whose few allowed tokens decide it computes only their logits (greedy.py)."""
         decoder = GreedyDecoder(self, out_type, max_tokens)
-        while (token := decoder.step(self._logits())) is not None:
-            self._decode([token], logits=True)
+        few = decoder.head_tokens()
+        cached = self._prefill(tokens, segments, hidden=few is not None)
+        while (token := self._step(decoder, few)) is not None:
+            few = decoder.head_tokens()
+            self._decode([token], logits=True, hidden=few is not None)
         return decoder.generation(len(tokens), cached)
+
+    def _step(self, decoder: GreedyDecoder, few: list[int] | None) -> int | None:
+        if few is None:
+            return decoder.step(self._logits())
+        return decoder.step_hidden(few, self._tap.hidden[-1])
 
     def generate_many(self, prompts: list, out_type: OutputType) -> list[Generation]:
         """:meth:`generate` of each prompt; with ``batch_rows`` > 1 they share decodes

@@ -155,6 +155,7 @@ class RayRuntime:
         self.n_threads = threads
         self.threads_reason = f"per actor, {n} actors ({first['threads_reason']})"
         self.batch_rows_reason = f"per actor, {first['batch_rows_reason']}"
+        self.head_reason = f"per actor, {first['head_reason']}"
         self.actor_batch_rows = first["batch_rows"]  # blocks come in multiples of it
         self.backend = first["backend"]
         self.reuses_prefix = first["reuses_prefix"]

@@ -66,6 +66,7 @@ class LMWorker:
             "threads_reason": r.threads_reason,
             "batch_rows": r.batch_rows,
             "batch_rows_reason": r.batch_rows_reason,
+            "head_reason": r.head_reason,
             "backend": r.backend,
             "reuses_prefix": r.reuses_prefix,
             "name": r.name,

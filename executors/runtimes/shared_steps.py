@@ -4,12 +4,14 @@ is decoded on its own, and the rows' answer tokens share fixed-shape step decode
 A generated answer costs its prompt's prefill plus one decode per answer token, and each
 of those decodes computes the output layer of the whole vocabulary (262k entries for
 Gemma 3). Where wide prompt decodes do not pay (CPUs without AMX, where rows go one at
-a time: llama_runtime.default_batch_rows), sharing the answer steps still does. The rows
+a time: cpu_backend.default_batch_rows), sharing the answer steps still does. The rows
 take the streams of the batched context (batch_scorer.py, ``STEP_ROWS`` of them):
 
 * a row's prompt after the shared head is decoded alone in its stream, in chunks of
   ``PREFILL_CHUNK`` from the head's end, with one output: no padding, and the same
-  chunks whatever else runs;
+  chunks whatever else runs; where its first answer token cannot end the answer and
+  has few candidates (an int's digits), only their logits are computed (greedy.py
+  ``head_tokens``, output_head.py);
 * its answer tokens go in **step decodes of one token for every stream**, a fixed shape
   (an idle stream decodes a filler token, removed afterwards), which serve every row then
   answering; the same :class:`~.greedy.GreedyDecoder` as one row at a time picks them.
@@ -62,12 +64,19 @@ def _prompt(streams, row: _Row, seq: int) -> None:
     from .llama_runtime import PREFILL_CHUNK
 
     tokens, start = row.tokens, len(streams.head)
+    # the row's own grammar decides, never its mates; streams opened without the head
+    # (a runtime whose head was off then) keep the full layer
+    few = row.decoder.head_tokens() if streams.tap is not None else None
     for a in range(start, len(tokens), PREFILL_CHUNK):
         piece = tokens[a : a + PREFILL_CHUNK]
         last = a + len(piece) == len(tokens)
-        streams.decode([(t, a + k, seq, last and k == len(piece) - 1) for k, t in enumerate(piece)])
+        items = [(t, a + k, seq, last and k == len(piece) - 1) for k, t in enumerate(piece)]
+        streams.decode(items, hidden=last and few is not None)
     row.end = len(tokens)
-    row.token = row.decoder.step(streams.logits(len(piece) - 1))
+    if few is None:
+        row.token = row.decoder.step(streams.logits(len(piece) - 1))
+    else:
+        row.token = row.decoder.step_hidden(few, streams.tap.hidden[-1])
 
 
 def _run(streams, rows: list[_Row]):
