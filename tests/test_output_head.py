@@ -147,3 +147,29 @@ def test_generated_ints_are_the_same_with_the_head(gemma_one_row):
         runs[name] = (rows, alone, [d.trace[0] for d in made])
     assert runs["head"][0] == runs["full"][0] and runs["head"][1] == runs["full"][1]
     assert all(a != b for a, b in zip(runs["head"][2], runs["full"][2], strict=True))
+
+
+@pytest.mark.model
+def test_batched_rows_with_the_head_give_the_full_layers_probabilities(gemma_batched):
+    """Batched, labels of one token stop every decode at the final norm; the rows' label
+    probabilities are those of the whole layer's logits."""
+    from semql.executors.runtimes.batch_scorer import streams_of
+    from semql.planner.physical.prompt_format import PromptBuilder
+
+    rt = gemma_batched
+    out_type = T.OptionsType(("positive", "negative"))
+    builder = PromptBuilder(rt.style, rt.format_chat)
+    texts = ["A fine film.", "Dreadful.", "Not bad at all.", "I walked out.", "Lovely."]
+    prompts = [builder.build("Sentiment?", out_type, ["reviewText"], [t]) for t in texts]
+    streams = streams_of(rt)
+    assert streams.out_head is not None
+    with_head = rt.score_many(prompts, out_type)
+    streams.out_head = None
+    try:
+        without = rt.score_many(prompts, out_type)
+    finally:
+        streams.out_head = rt.head
+    for a, b in zip(with_head, without, strict=True):
+        assert closed_set.probabilities(a.logprobs) == pytest.approx(
+            closed_set.probabilities(b.logprobs), abs=1e-4
+        )

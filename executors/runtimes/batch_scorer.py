@@ -15,7 +15,10 @@ measured 22 of 24 rows differing from the row alone). Here nothing varies:
 * a label longer than one token is scored as further pieces (its leading tokens after the
   row), removed again once their logits are read;
 * an idle stream decodes filler only, and every stream asks for exactly one output each
-  decode (its piece's last token).
+  decode (its piece's last token);
+* where every label is one token, every decode stops at the final norm and a row's
+  label logits come from the runtime's output head (output_head.py); whether it does
+  follows from the label set, never from the rows.
 
 So a row's label scores depend on its own tokens only: bench/batch_recipe.py found them
 bit for bit equal across random orders, splits and the row alone (2000/2000 and 16/16
@@ -34,8 +37,9 @@ from semql.errors import ExecutionError
 
 from .llama_runtime import _chunk_starts as chunk_starts
 from .llama_runtime import _log_softmax as log_softmax
-from .output_head import HiddenTap
+from .output_head import HiddenTap, OutputHead
 
+Scores = dict[int, float] | np.ndarray  # next-token scores by token id
 CHUNK = 16  # tokens of one stream per decode: a row's ~38 tokens pad to 48, not to 64
 
 
@@ -54,7 +58,8 @@ class _Step:
 class _Row:
     index: int
     steps: list[_Step]
-    dists: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict)
+    # a label prefix's next-token scores: the first tokens' logits, later log-probabilities
+    dists: dict[tuple[int, ...], Scores] = field(default_factory=dict)
 
 
 class BatchScorer:
@@ -64,7 +69,7 @@ class BatchScorer:
     through :meth:`use_head`, :meth:`decode`, :meth:`logits` and :meth:`reset`."""
 
     def __init__(
-        self, model, n_vocab: int, n_ctx: int, slots: int, threads: int, tap: HiddenTap | None
+        self, model, n_vocab: int, n_ctx: int, slots: int, threads: int, head: OutputHead | None
     ):
         self.slots, self.n_vocab = slots, n_vocab
         self.n_ctx = n_ctx  # a stream's positions, padding included
@@ -73,9 +78,10 @@ class BatchScorer:
         p.n_batch = p.n_ubatch = slots * CHUNK
         p.n_threads = p.n_threads_batch = threads
         p.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        self.tap = tap  # where the runtime's output head serves these streams' prompts
-        if tap is not None:
-            p.cb_eval, p.cb_eval_user_data = tap.callback, None
+        # the runtime's output head (output_head.py), and the tap that stops a decode for it
+        self.out_head, self.tap = head, HiddenTap() if head is not None else None
+        if self.tap is not None:
+            p.cb_eval, p.cb_eval_user_data = self.tap.callback, None
         self.ctx = llama_cpp.llama_init_from_model(model, p)
         if not self.ctx:
             raise ExecutionError(f"cannot allocate a batched context of {slots} rows")
@@ -105,6 +111,11 @@ class BatchScorer:
 
     def _score_group(self, rows, members: list[int], labels: list[list[int]]):
         prefixes = sorted({tuple(seq[:k]) for seq in labels for k in range(1, len(seq))})
+        firsts = sorted({seq[0] for seq in labels})
+        # Labels of one token each need only their logits after a row: every decode stops
+        # at the final norm (the label set decides, never the rows). A later token needs
+        # its log-probability, so longer labels keep the whole layer in every decode.
+        tapped = self.out_head is not None and not prefixes
         head_len, pad = len(self.head), self.head[-1]
         queue = [self._plan(i, rows[i][0], head_len, prefixes) for i in members]
         queue.reverse()
@@ -126,13 +137,20 @@ class BatchScorer:
                     (step.tokens[k] if k < n else pad, step.pos + k, j + 1, k == n - 1)
                     for k in range(CHUNK)
                 ]
-            self.decode(items)
+            self.decode(items, hidden=tapped)
             for j, row in enumerate(slots):
                 if row is None:
                     self.reset(j + 1)
                     continue
                 step = row.steps.pop(0)
-                if step.key is not None:
+                if step.key == ():  # a label's first token: its logit (label_scores.py)
+                    first = (
+                        self.out_head.logits(self.tap.hidden[j], firsts)  # stream j's one output
+                        if tapped
+                        else self.logits(wanted[j])[firsts]
+                    )
+                    row.dists[()] = dict(zip(firsts, first.tolist(), strict=True))
+                elif step.key is not None:
                     row.dists[step.key] = log_softmax(self.logits(wanted[j]))
                 if row.steps:
                     self.drop(j + 1, step.keep)
@@ -167,14 +185,16 @@ class BatchScorer:
         for i, (token, pos, seq, logits) in enumerate(items):
             b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0] = token, pos, 1, seq
             b.logits[i] = logits
-        tap = self.tap if hidden else None
+        tap = self.tap
         if tap is not None:
-            tap.armed, tap.hidden = True, None
+            tap.armed, tap.hidden = hidden, None
         try:
             failed = llama_cpp.llama_decode(self.ctx, b) != 0
         finally:
             if tap is not None:
                 tap.armed = False
+        if tap is not None:
+            tap.raise_pending()
         if failed:
             raise ExecutionError("llama_decode failed in the batched context")
         if hidden and (tap is None or tap.hidden is None):
@@ -221,10 +241,8 @@ def streams_of(rt) -> BatchScorer:
     streams, or ``step_rows`` where rows go one at a time (shared_steps.py)."""
     if rt._scorer is None:
         slots = rt.batch_rows if rt.batch_rows > 1 else rt.step_rows
-        # a tap costs every decode a callback a node: only where shared steps use it
-        tap = HiddenTap() if rt.batch_rows == 1 and rt.head is not None else None
         rt._scorer = BatchScorer(
-            rt._llm._model.model, rt.n_vocab, rt.n_ctx, slots, rt._applied_threads, tap
+            rt._llm._model.model, rt.n_vocab, rt.n_ctx, slots, rt._applied_threads, rt.head
         )
     return rt._scorer
 
@@ -247,5 +265,5 @@ def row_pieces(tokens: list[int], head_len: int) -> list[_Step]:
     return steps
 
 
-def _label_score(dists: dict[tuple[int, ...], np.ndarray], seq: list[int]) -> float:
+def _label_score(dists: dict[tuple[int, ...], Scores], seq: list[int]) -> float:
     return float(sum(dists[tuple(seq[:k])][t] for k, t in enumerate(seq)))

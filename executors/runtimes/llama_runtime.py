@@ -55,11 +55,11 @@ PREFILL_CHUNK = 64
 # 4: generated answers too (batch_generator.py).
 # 3 (one row) and 5 (batched, whose prompts of several fields go one row at a time):
 # prefill chunks of 64 tokens, not 16, and the answer cue in the last field's chunk.
-# 6 (one row) and 7 (batched, for its prompts of several fields): a label's first token
-# is scored by its logit, not its log-probability (the same label probabilities;
-# output_head.py computes only those logits).
+# 6 (one row) and 8 (batched): a label's first token is scored by its logit, not its
+# log-probability (the same label probabilities; output_head.py computes only those
+# logits, and batched, for labels of one token, stops every decode at the final norm).
 DECODING = 6
-BATCHED_DECODING = 7
+BATCHED_DECODING = 8
 llama_log.errors_only()  # llama.cpp's warnings stay out of the user's output
 
 
@@ -272,6 +272,7 @@ class LlamaRuntime:
             llm._ctx.decode(llm._batch)
         finally:
             tap.armed = False
+        tap.raise_pending()
         if hidden and tap.hidden is None:
             raise ExecutionError(f"the decode kept no final-norm state (model {self.path})")
         llm.input_ids[n_past : n_past + len(tokens)] = tokens

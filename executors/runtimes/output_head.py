@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -159,12 +160,24 @@ class OutputHead:
 
 class HiddenTap:
     """A llama.cpp context's eval callback: while ``armed``, a decode stops after the final
-    norm and leaves its rows (one per output token) in ``hidden``."""
+    norm and leaves its rows (one per output token) in ``hidden``.
+
+    The callback runs Python inside ``llama_decode``, so a Ctrl-C lands there, and ctypes
+    would print the KeyboardInterrupt and drop it. :func:`_keep_tap_errors` keeps it in
+    ``pending`` instead, and the decode's caller raises it (:meth:`raise_pending`) once
+    llama.cpp returns: Ctrl-C still cancels a query, silently."""
 
     def __init__(self) -> None:
         self.armed = False
         self.hidden: np.ndarray | None = None
+        self.pending: BaseException | None = None
         self.callback = _EVAL_CALLBACK(self._on_node)
+
+    def raise_pending(self) -> None:
+        """Raise what interrupted the last decode's callback (a Ctrl-C), if anything."""
+        err, self.pending = self.pending, None
+        if err is not None:
+            raise err
 
     def _on_node(self, tensor: int, ask: bool, _user: int) -> bool:
         if ask:  # asked for every node of every decode: keep it cheap
@@ -175,6 +188,20 @@ class HiddenTap:
             buf = (ctypes.c_float * (width * rows)).from_address(t.data)
             self.hidden = np.ctypeslib.as_array(buf).reshape(rows, width).copy()
         return False  # the rest of the graph is the output layer: skip it
+
+
+def _keep_tap_errors(unraisable) -> None:
+    """sys.unraisablehook: an exception out of a tap's callback (a Ctrl-C) is kept for its
+    decode's caller; anything else goes to the hook installed before."""
+    tap = getattr(unraisable.object, "__self__", None)
+    if isinstance(tap, HiddenTap) and unraisable.exc_value is not None:
+        tap.pending = unraisable.exc_value
+        return
+    _previous_hook(unraisable)
+
+
+_previous_hook = sys.unraisablehook
+sys.unraisablehook = _keep_tap_errors
 
 
 @contextmanager
