@@ -19,19 +19,6 @@ PROMPTS = (
 )
 
 
-def _full_and_hidden(rt, text: str) -> tuple[np.ndarray, np.ndarray]:
-    tokens = rt.tokenize(text)
-    with rt._lock:
-        rt._clear_cache()
-        rt._prefill(tokens)
-        full = rt._logits().copy()
-        rt._clear_cache()
-        rt._prefill(tokens, hidden=True)
-        hidden = rt._tap.hidden[-1].copy()
-        rt._clear_cache()
-    return full, hidden
-
-
 @pytest.mark.model
 def test_the_heads_logits_are_the_full_layers(gemma_one_row):
     """Every token's logit from the head matches llama.cpp's own output layer (ggml's dot
@@ -40,7 +27,7 @@ def test_the_heads_logits_are_the_full_layers(gemma_one_row):
     rt = gemma_one_row
     assert rt.head is not None, rt.head_reason
     for text in PROMPTS:
-        full, hidden = _full_and_hidden(rt, text)
+        full, hidden = output_head.full_and_hidden(rt, text)
         tokens = sorted(
             {*np.linspace(0, rt.n_vocab - 1, 4096).astype(int), *np.argsort(-full)[:32]}
         )
@@ -95,7 +82,7 @@ def test_a_model_with_more_after_its_final_norm_keeps_the_full_layer(gemma_one_r
     """A soft-cap or scale after the final norm (Gemma 2, Cohere) makes the head's logits
     wrong; the load-time check refuses them and says why."""
     rt = gemma_one_row
-    full, hidden = _full_and_hidden(rt, PROMPTS[1])
+    full, hidden = output_head.full_and_hidden(rt, PROMPTS[1])
     assert output_head.check(rt.head, full, hidden) is None
     capped = 30.0 * np.tanh(full / 30.0)  # Gemma 2's final soft-cap
     assert "differ" in output_head.check(rt.head, capped, hidden)

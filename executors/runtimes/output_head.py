@@ -245,6 +245,21 @@ def check(head: OutputHead, full: np.ndarray, hidden: np.ndarray) -> str | None:
 PROBE_TEXT = "Is this review positive? Answer:"
 
 
+def full_and_hidden(rt, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The whole layer's logits after ``text`` and the final-norm state they come from,
+    each decoded from an empty cache in the runtime ``rt``'s context."""
+    tokens = rt.tokenize(text)
+    with rt._lock:
+        rt._clear_cache()
+        rt._prefill(tokens)
+        full = rt._logits().copy()
+        rt._clear_cache()
+        rt._prefill(tokens, hidden=True)
+        hidden = rt._tap.hidden[-1].copy()
+        rt._clear_cache()
+    return full, hidden
+
+
 def attach(rt) -> tuple[OutputHead | None, str]:
     """The head for the in-process runtime ``rt`` and how its closed sets are scored: the
     head where its logits match the full layer's on a probe decoded both ways, else None
@@ -253,16 +268,7 @@ def attach(rt) -> tuple[OutputHead | None, str]:
         head = OutputHead(rt.path)
     except (HeadUnavailable, OSError, ValueError) as err:
         return None, f"the whole vocabulary ({err})"
-    tokens = rt.tokenize(PROBE_TEXT)
-    with rt._lock:
-        rt._clear_cache()
-        rt._prefill(tokens)
-        full = rt._logits().copy()
-        rt._clear_cache()
-        rt._prefill(tokens, hidden=True)
-        hidden = rt._tap.hidden[-1]
-        rt._clear_cache()
-    why = check(head, full, hidden)
+    why = check(head, *full_and_hidden(rt, PROBE_TEXT))
     if why is not None:
         return None, f"the whole vocabulary ({why})"
     few = "only the rows of the tokens a step can choose, where they are few"
