@@ -127,19 +127,16 @@ class OutputHead:
         self._quantize = _FROM_FLOAT(quantize) if quantize else None
         self._act_bytes = int(base.ggml_row_size(self._act_type, self.width))
         self._row_bytes = int(base.ggml_row_size(info.ggml_type, self.width))
-        self._offset = info.offset
-        self._file = np.memmap(path, dtype=np.uint8, mode="r")
+        self._file = np.memmap(path, dtype=np.uint8, mode="r")  # mapped, read in place
         if info.offset + self._row_bytes * self.n_rows > self._file.size:
             raise HeadUnavailable("the output matrix runs past the end of the GGUF file")
-        self._rows: dict[int, np.ndarray] = {}
+        self._matrix = self._file.ctypes.data + info.offset
 
-    def _row(self, token: int) -> np.ndarray:
-        row = self._rows.get(token)
-        if row is None:
-            start = self._offset + token * self._row_bytes
-            row = np.array(self._file[start : start + self._row_bytes])
-            self._rows[token] = row
-        return row
+    def _row(self, token: int) -> int:
+        """The address of ``token``'s row of the output matrix in the mapped file."""
+        if not 0 <= token < self.n_rows:
+            raise IndexError(f"token {token} outside the vocabulary of {self.n_rows}")
+        return self._matrix + int(token) * self._row_bytes
 
     def logits(self, hidden: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
         """The logits of ``tokens`` for one position's final-norm ``hidden`` state."""
@@ -152,7 +149,7 @@ class OutputHead:
         out = np.empty(len(tokens), dtype=np.float32)
         s = ctypes.c_float()
         for i, token in enumerate(tokens):
-            self._dot(self.width, ctypes.byref(s), 0, self._row(token).ctypes.data, 0,
+            self._dot(self.width, ctypes.byref(s), 0, self._row(token), 0,
                       act.ctypes.data, 0, 1)  # fmt: skip
             out[i] = s.value
         return out
