@@ -160,3 +160,24 @@ def test_batched_rows_with_the_head_give_the_full_layers_probabilities(gemma_bat
         assert closed_set.probabilities(a.logprobs) == pytest.approx(
             closed_set.probabilities(b.logprobs), abs=1e-4
         )
+
+
+@pytest.mark.model
+def test_a_graph_without_the_final_norm_node_keeps_the_full_layer(monkeypatch):
+    """An architecture whose graph names no ``result_norm`` loads with the full layer and
+    says why, and its first scores come from a cache the failed probe left empty."""
+    from semql.executors.runtimes.llama_runtime import LlamaRuntime
+    from semql.executors.runtimes.model_files import default_model_path
+    from semql.planner.physical.prompt_format import PromptBuilder
+
+    monkeypatch.setattr(output_head, "TAP_NODE", b"no_such_nod\0")
+    rt = LlamaRuntime(default_model_path(), batch_rows=1)
+    try:
+        assert rt.head is None and "final-norm" in rt.head_reason
+        assert rt._llm.n_tokens == 0
+        prompt = PromptBuilder(rt.style, rt.format_chat).build(
+            "Is it positive?", T.BoolType(), ["reviewText"], ["Lovely."]
+        )
+        assert rt.score(prompt, T.BoolType()).cached_tokens == 0
+    finally:
+        rt.close()

@@ -272,11 +272,13 @@ class LlamaRuntime:
             llm._ctx.decode(llm._batch)
         finally:
             tap.armed = False
+        # the tokens are in the KV cache now: counted before a Ctrl-C is raised, so the
+        # next prompt removes them instead of decoding over them
+        llm.input_ids[n_past : n_past + len(tokens)] = tokens
+        llm.n_tokens += len(tokens)
         tap.raise_pending()
         if hidden and tap.hidden is None:
             raise ExecutionError(f"the decode kept no final-norm state (model {self.path})")
-        llm.input_ids[n_past : n_past + len(tokens)] = tokens
-        llm.n_tokens += len(tokens)
 
     def _logits(self) -> np.ndarray:
         ptr = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)

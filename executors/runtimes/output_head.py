@@ -31,12 +31,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from semql.errors import ExecutionError
+
 from .gguf_index import tensor_index
 
 GGML_F32 = 0
 TAP_NODE = b"result_norm\0"  # llama.cpp's name for the final norm in every architecture
-# How close the head's logits must be to the full layer's at load: float sums taken in
-# another order differ by about 1e-5; a missed soft-cap or scale moves them by far more.
+# How close the head's logits must be to the full layer's at load: a missed soft-cap or
+# scale after the final norm moves them by far more.
 CHECK_TOLERANCE = 1e-3
 _CHECKED_TOKENS = 16
 
@@ -247,13 +249,15 @@ def full_and_hidden(rt, text: str) -> tuple[np.ndarray, np.ndarray]:
     each decoded from an empty cache in the runtime ``rt``'s context."""
     tokens = rt.tokenize(text)
     with rt._lock:
-        rt._clear_cache()
-        rt._prefill(tokens)
-        full = rt._logits().copy()
-        rt._clear_cache()
-        rt._prefill(tokens, hidden=True)
-        hidden = rt._tap.hidden[-1].copy()
-        rt._clear_cache()
+        try:
+            rt._clear_cache()
+            rt._prefill(tokens)
+            full = rt._logits().copy()
+            rt._clear_cache()
+            rt._prefill(tokens, hidden=True)
+            hidden = rt._tap.hidden[-1].copy()
+        finally:
+            rt._clear_cache()
     return full, hidden
 
 
@@ -265,7 +269,10 @@ def attach(rt) -> tuple[OutputHead | None, str]:
         head = OutputHead(rt.path)
     except (HeadUnavailable, OSError, ValueError) as err:
         return None, f"the whole vocabulary ({err})"
-    why = check(head, *full_and_hidden(rt, PROBE_TEXT))
+    try:
+        why = check(head, *full_and_hidden(rt, PROBE_TEXT))
+    except ExecutionError as err:  # no node named result_norm: another architecture
+        why = str(err)
     if why is not None:
         return None, f"the whole vocabulary ({why})"
     few = "only the rows of the tokens a step can choose, where they are few"
