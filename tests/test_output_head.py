@@ -181,3 +181,32 @@ def test_a_graph_without_the_final_norm_node_keeps_the_full_layer(monkeypatch):
         assert rt.score(prompt, T.BoolType()).cached_tokens == 0
     finally:
         rt.close()
+
+
+@pytest.mark.model
+def test_batched_ints_are_the_same_with_the_head(gemma_batched):
+    """Batched generation: a decode whose outputs no row reads stops at the final norm, and
+    a step whose allowed tokens are few computes only theirs; the answers are those of the
+    whole layer in every decode, and the first step's logits show the head was used."""
+    from semql.executors.runtimes import greedy
+    from semql.executors.runtimes.batch_scorer import streams_of
+    from semql.planner.physical.prompt_format import PromptBuilder
+
+    rt = gemma_batched
+    out_type = T.IntType()
+    builder = PromptBuilder(rt.style, rt.format_chat)
+    texts = ["Two stars at most.", "A perfect ten, " * 4, "Five out of ten.", "Awful: one."]
+    prompts = [builder.build("How many stars?", out_type, ["reviewText"], [t]) for t in texts]
+    streams = streams_of(rt)
+    head, tap = rt.head, streams.tap
+    runs = {}
+    for name in ("head", "full"):
+        rt.head, streams.tap = (head, tap) if name == "head" else (None, None)
+        try:
+            with greedy.recording() as made:
+                texts_out = [g.text for g in rt.generate_many(prompts, out_type)]
+        finally:
+            rt.head, streams.tap = head, tap
+        runs[name] = (texts_out, [d.trace[0] for d in made])
+    assert runs["head"][0] == runs["full"][0]
+    assert all(a != b for a, b in zip(runs["head"][1], runs["full"][1], strict=True))

@@ -76,6 +76,37 @@ def in_streams(rt, prompts: list, out_type: OutputType, make_row, run) -> list[G
     return [out[i] for i in range(len(prompts))]
 
 
+def decode_reading(streams, items: list, reads: dict[int, list[int] | None]) -> None:
+    """Decode ``items``, of which the rows of the streams in ``reads`` read their output:
+    each the logits of the few tokens it may choose (greedy.py ``head_tokens``), or None
+    for the whole vocabulary's. The output layer runs only where some row needs all of it;
+    where none does, the decode stops at the final norm and the output head computes the
+    few logits (output_head.py), the same numbers whoever shares the decode."""
+    if streams.tap is None:
+        streams.decode(items)
+        return
+    full = any(few is None for few in reads.values())
+    hidden = not reads or any(few is not None for few in reads.values())
+    streams.decode(items, hidden=hidden, full=full and hidden)
+
+
+def read_step(streams, decoder: GreedyDecoder, j: int, item: int, few: list[int] | None):
+    """The next token of the row in stream ``j`` (its output the decode's ``item``-th
+    item) after :func:`decode_reading`: from its few tokens' logits where it asked for
+    them, else from the whole vocabulary's."""
+    if few is None:
+        return decoder.step(streams.logits(item))
+    return decoder.step_hidden(few, streams.tap.hidden[j])  # stream j's one output
+
+
+def reads_of(streams, decoders: dict[int, GreedyDecoder]) -> dict[int, list[int] | None]:
+    """What each stream's row reads from the next decode (:func:`decode_reading`); the
+    row's own grammar decides, never its mates. Without a head, the whole vocabulary."""
+    if streams.tap is None:
+        return {j: None for j in decoders}
+    return {j: d.head_tokens() for j, d in decoders.items()}
+
+
 def by_head(
     rt, prompts: list, out_type: OutputType
 ) -> tuple[dict[int, Generation], dict[tuple[int, ...], list[tuple[int, list[int]]]]]:
@@ -146,7 +177,10 @@ def _run(streams, rows: list[_Row]):
                 (step.tokens[k] if k < n else pad, step.pos + k, seq, k == n - 1)
                 for k in range(CHUNK)
             ]
-        streams.decode(items)
+        # the rows that read this decode's output: in their answer, or at their prompt's end
+        reading = [j for j in wanted if stepping or len(slots[j].steps) == 1]
+        reads = reads_of(streams, {j: slots[j].decoder for j in reading})
+        decode_reading(streams, items, reads)
         for j, row in enumerate(slots):
             seq = j + 1
             if row is None:
@@ -166,7 +200,7 @@ def _run(streams, rows: list[_Row]):
                 if row.steps:
                     continue
                 row.end = step.keep
-            row.token = row.decoder.step(streams.logits(wanted[j]))
+            row.token = read_step(streams, row.decoder, j, wanted[j], reads[j])
             if row.token is None:
                 streams.reset(seq)
                 slots[j] = None

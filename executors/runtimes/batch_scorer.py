@@ -137,7 +137,10 @@ class BatchScorer:
                     (step.tokens[k] if k < n else pad, step.pos + k, j + 1, k == n - 1)
                     for k in range(CHUNK)
                 ]
-            self.decode(items, hidden=tapped)
+            # a decode whose outputs no row reads (prompt pieces before the last) stops at
+            # the final norm too: the output layer would compute logits nobody reads
+            read = any(slots[j].steps[0].key is not None for j in wanted)
+            self.decode(items, hidden=self.tap is not None and (tapped or not read))
             for j, row in enumerate(slots):
                 if row is None:
                     self.reset(j + 1)
@@ -177,9 +180,12 @@ class BatchScorer:
             )
         return _Row(index, steps)
 
-    def decode(self, items: list[tuple[int, int, int, bool]], hidden: bool = False) -> None:
+    def decode(
+        self, items: list[tuple[int, int, int, bool]], hidden: bool = False, full: bool = False
+    ) -> None:
         """One llama_decode of ``(token, position, stream, wants logits)`` items; with
-        ``hidden`` the outputs' final-norm states instead (``tap.hidden``, output_head.py)."""
+        ``hidden`` the outputs' final-norm states instead (``tap.hidden``, output_head.py),
+        and with ``full`` as well the logits (the output layer still runs)."""
         b = self.batch
         b.n_tokens = len(items)
         for i, (token, pos, seq, logits) in enumerate(items):
@@ -187,12 +193,12 @@ class BatchScorer:
             b.logits[i] = logits
         tap = self.tap
         if tap is not None:
-            tap.armed, tap.hidden = hidden, None
+            tap.armed, tap.stop, tap.hidden = hidden, not full, None
         try:
             failed = llama_cpp.llama_decode(self.ctx, b) != 0
         finally:
             if tap is not None:
-                tap.armed = False
+                tap.armed, tap.stop = False, True
         if tap is not None:
             tap.raise_pending()
         if failed:

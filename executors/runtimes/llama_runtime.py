@@ -35,6 +35,7 @@ from . import (
     speed_probe,
 )
 from .closing import ClosingTokens
+from .decoding import BATCHED_DECODING, DECODING, STEPS_DECODING
 from .greedy import GreedyDecoder
 from .model_files import check_gguf, model_sha256
 from .runtime import Generation, Scored
@@ -47,19 +48,6 @@ from .vocab import chat_prompt, stop_tokens, token_pieces, tokenizer_info
 # (bench/prefill_chunk.py, results/throughput/prefill-chunk-20261206-115933); closed-set
 # quality unchanged (docs/benchmarks.md). The batched recipe keeps 16 (batch_scorer.CHUNK).
 PREFILL_CHUNK = 64
-# Bumped whenever a change in decoding can change answers: it is part of the result-cache
-# key, so a cache filled by an older SemQL never serves answers decoded the old way.
-# 2: where the grammar may end, a next token of the model's outside it ends the answer.
-# 3: closed-set rows scored BATCH_ROWS at a time in fixed-shape decodes (batch_scorer.py);
-# the key names the rows per decode, since the shape is part of the numbers.
-# 4: generated answers too (batch_generator.py).
-# 3 (one row) and 5 (batched, whose prompts of several fields go one row at a time):
-# prefill chunks of 64 tokens, not 16, and the answer cue in the last field's chunk.
-# 6 (one row) and 8 (batched): a label's first token is scored by its logit, not its
-# log-probability (the same label probabilities; output_head.py computes only those
-# logits, and batched, for labels of one token, stops every decode at the final norm).
-DECODING = 6
-BATCHED_DECODING = 8
 llama_log.errors_only()  # llama.cpp's warnings stay out of the user's output
 
 
@@ -133,7 +121,9 @@ class LlamaRuntime:
         # Rows one at a time: the generated answers of a map's or filter's rows share their
         # answer steps (shared_steps.py), another recipe with its own result-cache key.
         self.step_rows = shared_steps.STEP_ROWS if batch_rows == 1 else 0
-        self.rows_decoding = f"{DECODING}+steps{self.step_rows}" if self.step_rows else None
+        self.rows_decoding = (
+            f"{DECODING}+steps{self.step_rows}.{STEPS_DECODING}" if self.step_rows else None
+        )
         self._scorer = None  # the batched context, allocated on the first batched score
         self.n_vocab = self._llm.n_vocab()
         self.chat_template = self._llm.metadata.get("tokenizer.chat_template")

@@ -168,6 +168,9 @@ class HiddenTap:
 
     def __init__(self) -> None:
         self.armed = False
+        # False: copy the final norm and let the graph go on to the output layer (a decode
+        # some of whose rows need the whole vocabulary's logits and others only a few)
+        self.stop = True
         self.hidden: np.ndarray | None = None
         self.pending: BaseException | None = None
         self.callback = _EVAL_CALLBACK(self._on_node)
@@ -186,7 +189,7 @@ class HiddenTap:
         if t.type == GGML_F32 and t.nb[1] == 4 * width and rows > 0:
             buf = (ctypes.c_float * (width * rows)).from_address(t.data)
             self.hidden = np.ctypeslib.as_array(buf).reshape(rows, width).copy()
-        return False  # the rest of the graph is the output layer: skip it
+        return not self.stop  # the rest of the graph is the output layer: skip it
 
 
 def _keep_tap_errors(unraisable) -> None:

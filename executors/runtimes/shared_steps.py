@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from semql.grammar.types import OutputType
 
-from .batch_generator import in_streams
+from .batch_generator import decode_reading, in_streams, read_step, reads_of
 from .greedy import GreedyDecoder
 from .runtime import Generation
 
@@ -99,20 +99,18 @@ def _run(streams, rows: list[_Row]):
                     slots[j] = row
         if all(s is None for s in slots):
             continue
-        streams.decode(
-            [
-                (row.token, row.end, j + 1, True)
-                if row is not None
-                else (pad, head_len, j + 1, True)
-                for j, row in enumerate(slots)
-            ]
-        )
+        reads = reads_of(streams, {j: r.decoder for j, r in enumerate(slots) if r is not None})
+        items = [
+            (row.token, row.end, j + 1, True) if row is not None else (pad, head_len, j + 1, True)
+            for j, row in enumerate(slots)
+        ]
+        decode_reading(streams, items, reads)
         for j, row in enumerate(slots):
             if row is None:
                 streams.reset(j + 1)  # the filler goes
                 continue
             row.end += 1
-            row.token = row.decoder.step(streams.logits(j))
+            row.token = read_step(streams, row.decoder, j, j, reads[j])
             if row.token is None:
                 streams.reset(j + 1)
                 slots[j] = None
