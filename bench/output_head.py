@@ -8,7 +8,9 @@ vocabulary's output layer (262k rows for Gemma 3). This runs the bool, options a
 bench/lm_limits.py (its prompts, its 2 invented examples, reviews outside SemBench's query
 movies, a seed other than lm_limits') one row at a time (``batch_rows=1``), the runtime's
 own head against the full layer (``head = None``: the same scores from llama.cpp's
-logits), in interleaved rounds so a slow moment of the machine favours neither.
+logits), in interleaved rounds so a slow moment of the machine favours neither. With
+``--batch-rows 8`` the same for the batched recipe, whose full-layer side also runs the
+output layer in decodes whose outputs no row reads (the batched context without its tap).
 
 Reported per map and recipe: rows/s in every round, their median and its share of
 llama.cpp's prefill limit (lm_limits.prefill_limit), and rows whose label scores are the
@@ -16,6 +18,7 @@ same bit for bit as the full layer's (every round) and whose argmax is the same 
 int: the same generated text).
 
     python bench/output_head.py --rows 120 --rounds 5   # idle machine
+    python bench/output_head.py --rows 200 --rounds 3 --batch-rows 8 --maps int
 """
 
 from __future__ import annotations
@@ -40,26 +43,36 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=120)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-rows", type=int, default=1)
+    ap.add_argument("--maps", default="bool,options,int", help="comma-separated")
     ap.add_argument("--out", default="bench/results/throughput")
     args = ap.parse_args()
-    rt = LlamaRuntime(default_model_path(), n_threads=args.threads, batch_rows=1)
+    rt = LlamaRuntime(default_model_path(), n_threads=args.threads, batch_rows=args.batch_rows)
     if rt.head is None:
         raise SystemExit(f"no output head on this model: {rt.head_reason}")
     head = rt.head
-    streams_of(rt)  # the shared steps' context opened with the head, as the runtime does
+    streams = streams_of(rt)  # the batched context opened with the head, as the runtime does
+    tap = streams.tap
+
+    def use(recipe: str) -> None:
+        on = recipe == "output head"
+        rt.head = head if on else None
+        streams.out_head, streams.tap = (head, tap) if on else (None, None)
+
     texts = [t for t, _ in limits.reviews(args.rows, seed=2)]
     res: dict = {"cpu": cpu_backend.cpu_model(), "threads": args.threads, "rows": args.rows}
+    res["batch_rows"] = args.batch_rows
     res["simd"] = sorted(cpu_backend.simd_flags())
     res["extra_bufts"] = rt.backend.extra_bufts
     res["maps"] = {}
-    for kind in ("bool", "options", "int"):
+    for kind in args.maps.split(","):
         prompts = limits.prompts_of(rt, kind, texts)
         per: dict[str, dict] = {r: {"rows_per_s": []} for r in RECIPES}
         scores: dict[str, list] = {}
         same = args.rows
         for _ in range(args.rounds):
             for recipe in RECIPES:
-                rt.head = head if recipe == "output head" else None
+                use(recipe)
                 rt.empty_cache()
                 out, st = limits.answer_all(rt, kind, prompts)
                 per[recipe]["rows_per_s"].append(st["rows_per_s"])
@@ -67,7 +80,7 @@ def main() -> None:
                 if recipe == "output head":  # the same in every round, and as the full layer
                     equal = zip(out, scores["full layer"], strict=True)
                     same = min(same, sum(a == b for a, b in equal))
-        rt.head = head
+        use("output head")
         limit = limits.prefill_limit(rt, prompts) / limits.row_tokens(rt, prompts)
         for p in per.values():
             p["median_rows_per_s"] = float(np.median(p["rows_per_s"]))
@@ -83,9 +96,14 @@ def main() -> None:
     write(res, Path(args.out))
 
 
+def recipe_name(res: dict) -> str:
+    n = res.get("batch_rows", 1)
+    return "a row alone" if n == 1 else f"{n} rows per decode"
+
+
 def write(res: dict, out: Path) -> None:
     lines = [
-        f"# Output head against the full output layer, a row alone ({res['cpu']}, "
+        f"# Output head against the full output layer, {recipe_name(res)} ({res['cpu']}, "
         f"{' '.join(res['simd'])}, extra buffer types {'on' if res['extra_bufts'] else 'off'}, "
         f"{res['threads']} threads)\n",
         f"bench/output_head.py: {res['rows']} distinct reviews, bundled Gemma, rounds "
