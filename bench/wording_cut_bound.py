@@ -18,13 +18,12 @@ touch). Same stored scores, populations and spread as wording_report.py.
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from closed_set_quality import macro_f1
-from wording_report import METHODS, populations
+from wording_report import METHODS, populations, report_main
 
 SHOWN = ("content_free", "batch", "table")
 
@@ -92,12 +91,7 @@ def report(path: Path) -> str:
 
 
 def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else sys.exit(__doc__)
-    if not path.name.endswith("-rows.json"):
-        sys.exit(f"{path}: expected a bench/wording.py rows file (NAME-rows.json)")
-    text = report(path)
-    path.with_name(path.name.removesuffix("-rows.json") + "-cut-bound.md").write_text(text)
-    print(text)
+    report_main(report, "-cut-bound", __doc__)
 
 
 if __name__ == "__main__":

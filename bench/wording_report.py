@@ -336,13 +336,19 @@ def _costs(doc: dict) -> str:
     return "\n".join(parts)
 
 
-def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else sys.exit(__doc__)
+def report_main(make: Callable[[Path], str], suffix: str, usage: str) -> None:
+    """Report on the rows file named on the command line: ``make(path)`` written beside it
+    as ``NAME{suffix}.md``, and printed."""
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else sys.exit(usage)
     if not path.name.endswith("-rows.json"):
         sys.exit(f"{path}: expected a bench/wording.py rows file (NAME-rows.json)")
-    text = report(path)
-    path.with_name(path.name.removesuffix("-rows.json") + ".md").write_text(text)
+    text = make(path)
+    path.with_name(path.name.removesuffix("-rows.json") + suffix + ".md").write_text(text)
     print(text)
+
+
+def main() -> None:
+    report_main(report, "", __doc__)
 
 
 if __name__ == "__main__":
