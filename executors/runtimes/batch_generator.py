@@ -13,11 +13,14 @@ its mates do, and the same :class:`~.greedy.GreedyDecoder` as one row at a time 
 tokens from those logits: its answer depends on its own tokens only.
 
 Rows run in waves of ``slots`` rows, prompts first and then all answers together, so a
-step decode serves every row of the wave: a step decode costs about two lone-row tokens
-(an output of the 262k-token vocabulary for every stream), and run as soon as any row
-reached its answer, step decodes served one or two rows each and gave back most of the
-gain (docs/benchmarks.md). Prompts of several non-empty fields go one row at a time, as
-in label scoring (label_scores.py), so GGR prefix sharing keeps serving their fields.
+step decode serves every row of the wave: a step decode where a row needs the whole
+vocabulary costs about two lone-row tokens (an output of the 262k-token vocabulary for
+every stream), and run as soon as any row reached its answer, step decodes served one or
+two rows each and gave back most of the gain (docs/benchmarks.md). Where no row reads a
+decode's outputs, or every row that does needs only a few tokens' logits, the decode
+stops at the final norm (:func:`decode_reading`, output_head.py). Prompts of several
+non-empty fields go one row at a time, as in label scoring (label_scores.py), so GGR
+prefix sharing keeps serving their fields.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ take the streams of the batched context (batch_scorer.py, ``STEP_ROWS`` of them)
   ``head_tokens``, output_head.py);
 * its answer tokens go in **step decodes of one token for every stream**, a fixed shape
   (an idle stream decodes a filler token, removed afterwards), which serve every row then
-  answering; the same :class:`~.greedy.GreedyDecoder` as one row at a time picks them.
+  answering; the same :class:`~.greedy.GreedyDecoder` as one row at a time picks them,
+  from the few allowed tokens' logits through the head where its own grammar allows
+  (batch_generator.decode_reading), else from the whole vocabulary's.
 
 So a row's answer depends on its own tokens only: every logits vector it is chosen from is
 the same bit for bit in any order, split or alone (tests/test_batched_generation.py; steps
