@@ -75,15 +75,18 @@ def shared(rt, prompts, out_type) -> list[str]:
 class NarrowSteps:
     """The batched context's streams, each step decode cut to the rows then answering:
     the engine's filler items (a stream's first position after the head) are dropped
-    and the outputs renumbered. Only for the independence check."""
+    and the outputs renumbered. Only for the independence check; without the output
+    head (``tap`` None), so every token is chosen from the whole layer's logits."""
 
     def __init__(self, streams):
         self._streams, self._at = streams, None
+        self.tap = None
 
     def __getattr__(self, name):
         return getattr(self._streams, name)
 
-    def decode(self, items) -> None:
+    def decode(self, items, hidden: bool = False) -> None:
+        assert not hidden  # no tap: the loop never asks for the final norm
         head = len(self._streams.head)
         if len(items) == self._streams.slots and all(item[3] for item in items):
             keep = [k for k, item in enumerate(items) if item[1] != head]
@@ -117,9 +120,9 @@ def decode_times(rt):
     streams = streams_of(rt)
     decode, ms = streams.decode, defaultdict(list)
 
-    def timed_decode(items):
+    def timed_decode(items, **how):  # how: hidden, full (batch_scorer.BatchScorer.decode)
         started = time.perf_counter()
-        decode(items)
+        decode(items, **how)
         step = len(items) == streams.slots and all(item[3] for item in items)
         ms["step" if step else "prompt"].append(1000 * (time.perf_counter() - started))
 
