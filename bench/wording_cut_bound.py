@@ -18,12 +18,11 @@ touch). Same stored scores, populations and spread as wording_report.py.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from closed_set_quality import macro_f1
-from wording_report import METHODS, populations, report_main
+from wording_report import METHODS, mean_and_spread, populations, report_main
 
 SHOWN = ("content_free", "batch", "table")
 
@@ -51,14 +50,6 @@ def scored(settings: list[dict], sampled: int) -> list[dict]:
             z = logprobs[index, 0] - logprobs[index, 1]
             rows.append({**key, "method": "best cut (labels)", "q": best_cut(z, gold)})
     return rows
-
-
-def mean_and_spread(rows: list[dict]) -> tuple[float, float]:
-    groups = defaultdict(list)
-    for r in rows:
-        groups[(r["task"], r["examples"], r["population"])].append(r["q"])
-    spread = float(np.mean([max(g) - min(g) for g in groups.values()]))
-    return float(np.mean([r["q"] for r in rows])), spread
 
 
 def report(path: Path) -> str:

@@ -173,17 +173,23 @@ def score_all(settings: list[dict], sampled: int) -> list[dict]:
     return scored
 
 
-def cell(rows: list[dict], part: str) -> tuple[float, float, float] | None:
-    """(mean, worst, mean spread over wordings) of one part's scored settings."""
-    values = [r["q"] for r in rows if r["part"] == part]
-    if not values:
-        return None
+def mean_and_spread(rows: list[dict]) -> tuple[float, float]:
+    """The mean quality ``q`` of ``rows`` and the spread between wordings: best minus worst
+    within one task, example set and population, averaged over those groups."""
     groups = defaultdict(list)
     for r in rows:
-        if r["part"] == part:
-            groups[(r["task"], r["examples"], r["population"])].append(r["q"])
+        groups[(r["task"], r["examples"], r["population"])].append(r["q"])
     spread = float(np.mean([max(g) - min(g) for g in groups.values()]))
-    return float(np.mean(values)), float(min(values)), spread
+    return float(np.mean([r["q"] for r in rows])), spread
+
+
+def cell(rows: list[dict], part: str) -> tuple[float, float, float] | None:
+    """(mean, worst, mean spread over wordings) of one part's scored settings."""
+    rows = [r for r in rows if r["part"] == part]
+    if not rows:
+        return None
+    mean, spread = mean_and_spread(rows)
+    return mean, float(min(r["q"] for r in rows)), spread
 
 
 def _text(rows: list[dict]) -> str:

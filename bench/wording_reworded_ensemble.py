@@ -19,7 +19,6 @@ options); rows, populations and measures as bench/wording_report.py.
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from llama_cpp import Llama
 from paraphrase_probe import SHOTS, reword
 from results_file import write_results
 from wording import FIELD, TASKS, TEST_WORDINGS, load_rows, more_negative_rows, out_type_of, truth
-from wording_report import _table, count_quality, populations
+from wording_report import _table, count_quality, mean_and_spread, populations
 
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import resolve_model_path
@@ -138,12 +137,13 @@ def main() -> None:
     for method, n_calls in calls.items():
         cells = []
         for measure in ("rows", "count"):
-            groups = defaultdict(list)
-            for s in scored:
-                if s["method"] == method:
-                    groups[(s["task"], s["population"])].append(s[measure])
-            mean = float(np.mean([v for g in groups.values() for v in g]))
-            spread = float(np.mean([max(g) - min(g) for g in groups.values()]))
+            mean, spread = mean_and_spread(
+                [
+                    {**s, "examples": "none", "q": s[measure]}
+                    for s in scored
+                    if s["method"] == method
+                ]
+            )
             figures["methods"].setdefault(method, {})[measure] = [mean, spread]
             cells.append(f"{mean:.3f} / {spread:.3f}")
         lines.append(f"| {method} | {n_calls} | " + " | ".join(cells) + " |")
