@@ -22,10 +22,12 @@ review, then the answer cue), and report in one run:
   optimized, result cache off) timed in the same run under both recipes;
 - which recipe this CPU gets by default (cpu_backend.default_batch_rows).
 
-With ``--rounds R`` the limit and every recipe are measured R times, interleaved, and
-the medians reported (rows/s, and each round's share of that round's limit); a CPU whose
-speed moves between minutes then gives the same figure twice. Answers must be the same
-in every round.
+The limit is measured before the first recipe and again after each one, and a recipe's
+share is its rows/s against the mean of the two limits around it: this VM's speed moves
+by 10-20% between minutes, and a limit measured once a round, a minute or more from most
+recipes, gave one map 83-106% of it in three rounds of unchanged code. With ``--rounds
+R`` every recipe is measured R times, interleaved, and the medians reported (rows/s, and
+the shares); answers must be the same in every round.
 
     python bench/lm_limits.py --rows 200 --threads 2 --rounds 3 --sembench  # idle machine
 """
@@ -209,15 +211,23 @@ def main() -> None:
     runtimes = (("one_row", one), ("batched", rt))
     rounds: dict = {kind: {name: [] for name, _ in runtimes} for kind in MAPS}
     limits, outs, changed = [], {}, set()
+    limit = prefill_limit(one, prompts["bool"])
+    limits.append(limit)
     for r in range(args.rounds):  # interleaved: a slow spell of the machine hits all alike
-        limit = prefill_limit(one, prompts["bool"])
-        limits.append(limit)
         for kind in MAPS:
-            limit_rows = limit / row_tokens(rt, prompts[kind])
             for name, runtime in runtimes:
+                before = limit
                 out, timing = answer_all(runtime, kind, prompts[kind])
+                limit = prefill_limit(one, prompts["bool"])  # the next one's "before"
+                limits.append(limit)
+                # the limit measured just before and just after this recipe ran
+                limit_rows = (before + limit) / 2 / row_tokens(rt, prompts[kind])
                 rounds[kind][name].append(
-                    {**timing, "share_of_limit": timing["rows_per_s"] / limit_rows}
+                    {
+                        **timing,
+                        "limit_tokens_per_s": (before, limit),
+                        "share_of_limit": timing["rows_per_s"] / limit_rows,
+                    }
                 )
                 if outs.setdefault((kind, name), out) != out:
                     changed.add((kind, name))  # reported: answers must not move
@@ -262,9 +272,7 @@ def main() -> None:
 
 def _rounds(res: dict) -> str:
     n = res.get("rounds", 1)
-    return (
-        "one run" if n == 1 else f"{n} interleaved rounds, medians (limit re-measured each round)"
-    )
+    return "one run" if n == 1 else f"{n} interleaved rounds, medians"
 
 
 def write(res: dict, out: Path) -> None:
@@ -277,8 +285,9 @@ def write(res: dict, out: Path) -> None:
         f"query movies, bundled Gemma 3 270M Q4_K_M, {res['threads']} threads, {res['cpu']}"
         f" ({', '.join(res.get('simd', [])) or 'no AVX2'}), extra buffer types "
         f"{'on' if res['extra_bufts'] else 'off'}. Limit: llama.cpp's prefill of the same row "
-        f"tokens, 512 per llama_decode, each from an empty cache: "
-        f"{res['limit_tokens_per_s']:.0f} tokens/s. Rows handed over {CALL_BATCHES} x "
+        f"tokens, 512 per llama_decode, each from an empty cache, measured before and after "
+        f"each recipe (median {res['limit_tokens_per_s']:.0f} tokens/s; a share is against "
+        "the mean of the two around it). Rows handed over {CALL_BATCHES} x "
         "batch_rows a call, as the LM executor does (the int map one row at a time: "
         f"{CALL_BATCHES} x {STEP_ROWS}, its answer steps shared).\n",
         f"| map | limit rows/s | one row at a time: rows/s (share) | {res['batch_rows']} rows "
