@@ -18,10 +18,10 @@ from semql.grammar import types as T
 from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
 
-# one label token, and labels of two tokens (a further decode each)
+# one label token, and labels of two and three tokens, one inside another's first token
 CLOSED_SETS = pytest.mark.parametrize(
     "out_type",
-    [T.BoolType(), T.OptionsType(("thrilling adventure", "quiet drama"))],
+    [T.BoolType(), T.OptionsType(("thrilling adventure", "quiet drama", "quiet family drama"))],
     ids=["bool", "multi-token options"],
 )
 

@@ -35,11 +35,11 @@ import numpy as np
 
 from semql.errors import ExecutionError
 
+from .label_scores import next_tokens
 from .llama_runtime import _chunk_starts as chunk_starts
-from .llama_runtime import _log_softmax as log_softmax
+from .llama_runtime import log_probs
 from .output_head import HiddenTap, OutputHead
 
-Scores = dict[int, float] | np.ndarray  # next-token scores by token id
 CHUNK = 16  # tokens of one stream per decode: a row's ~38 tokens pad to 48, not to 64
 
 
@@ -59,7 +59,7 @@ class _Row:
     index: int
     steps: list[_Step]
     # a label prefix's next-token scores: the first tokens' logits, later log-probabilities
-    dists: dict[tuple[int, ...], Scores] = field(default_factory=dict)
+    dists: dict[tuple[int, ...], dict[int, float]] = field(default_factory=dict)
 
 
 class BatchScorer:
@@ -112,6 +112,7 @@ class BatchScorer:
     def _score_group(self, rows, members: list[int], labels: list[list[int]]):
         prefixes = sorted({tuple(seq[:k]) for seq in labels for k in range(1, len(seq))})
         firsts = sorted({seq[0] for seq in labels})
+        nexts = next_tokens(labels)
         # Labels of one token each need only their logits after a row: every decode stops
         # at the final norm (the label set decides, never the rows). A later token needs
         # its log-probability, so longer labels keep the whole layer in every decode.
@@ -154,7 +155,7 @@ class BatchScorer:
                     )
                     row.dists[()] = dict(zip(firsts, first.tolist(), strict=True))
                 elif step.key is not None:
-                    row.dists[step.key] = log_softmax(self.logits(wanted[j]))
+                    row.dists[step.key] = log_probs(self.logits(wanted[j]), nexts[step.key])
                 if row.steps:
                     self.drop(j + 1, step.keep)
                     continue
@@ -271,5 +272,5 @@ def row_pieces(tokens: list[int], head_len: int) -> list[_Step]:
     return steps
 
 
-def _label_score(dists: dict[tuple[int, ...], Scores], seq: list[int]) -> float:
+def _label_score(dists: dict[tuple[int, ...], dict[int, float]], seq: list[int]) -> float:
     return float(sum(dists[tuple(seq[:k])][t] for k, t in enumerate(seq)))

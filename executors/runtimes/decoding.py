@@ -18,8 +18,11 @@ names the rows per decode, since a decode's shape is part of its numbers).
 # 9 (batched): a generated token chosen from few allowed tokens takes their logits from
 # the output head, and a decode whose outputs no row reads (prompt pieces before a row's
 # last) stops at the final norm (batch_generator.decode_reading, batch_scorer.py).
-DECODING = 6
-BATCHED_DECODING = 9
+# 7 (one row) and 10 (batched, whose prompts of several fields go one row at a time): a
+# label's later tokens are decoded together, one sequence a label prefix sharing the
+# row's cells, in one decode (label_scores.py), not one decode a token.
+DECODING = 7
+BATCHED_DECODING = 10
 # The answer steps that rows one at a time share (shared_steps.py). 2: a step whose
 # allowed tokens are few takes their logits from the output head.
 STEPS_DECODING = 2

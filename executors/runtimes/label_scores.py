@@ -7,13 +7,17 @@ prompt's own forward pass answers all of them.
 
 Two recipes, chosen per runtime (``LlamaRuntime.batch_rows``) and named in the result-
 cache key, since they give different numbers: :func:`one_row` runs a row in the
-runtime's own context, reusing the KV prefix of the previous prompt chunk by chunk;
-:func:`batched` puts ``batch_rows`` rows in every decode of a second context
+runtime's own context, reusing the KV prefix of the previous prompt chunk by chunk, and
+decodes its labels' later tokens together, each label prefix a sequence of that context
+(:func:`_branch`); :func:`batched` puts ``batch_rows`` rows in every decode of a second context
 (batch_scorer.py). Each recipe gives a row the same numbers whatever ran before or
 beside it. Both are called with the runtime's lock held.
 """
 
 from __future__ import annotations
+
+import llama_cpp
+import numpy as np
 
 from semql.errors import ExecutionError
 from semql.grammar.types import OutputType
@@ -21,6 +25,8 @@ from semql.grammar.types import OutputType
 from .runtime import Scored
 
 ONE_FIELD = 3  # segments of a one-field prompt: the head, the field, the answer cue
+# Label prefixes decoded together as sequences of the runtime's context (_branch)
+BRANCH_SEQS = 32
 
 
 def _sequences(rt, out_type: OutputType) -> list[list[int]]:
@@ -37,6 +43,15 @@ def _tokens(rt, prompt: str, longest: int) -> tuple[list[int], list[int]]:
     return tokens, segments
 
 
+def next_tokens(labels: list[list[int]]) -> dict[tuple[int, ...], list[int]]:
+    """Each label prefix's next tokens: the only entries of its distribution read."""
+    nexts: dict[tuple[int, ...], set[int]] = {}
+    for seq in labels:
+        for k in range(1, len(seq)):
+            nexts.setdefault(tuple(seq[:k]), set()).add(seq[k])
+    return {prefix: sorted(tokens) for prefix, tokens in nexts.items()}
+
+
 def one_row(rt, prompt: str, out_type: OutputType) -> Scored:
     """A row alone in the runtime's context (its KV prefix reused chunk by chunk)."""
     seqs = _sequences(rt, out_type)
@@ -50,8 +65,6 @@ def _one_row(rt, tokens: list[int], segments: list[int], seqs: list[list[int]]) 
     so the labels' probabilities are those of their log-probabilities. The first tokens'
     logits come from the runtime's output head where it has one (output_head.py: no
     output layer over the whole vocabulary); a later token's log-probability needs it."""
-    from .llama_runtime import _log_softmax
-
     head = rt.head
     cached = rt._prefill(tokens, segments, hidden=head is not None)
     base = len(tokens)
@@ -61,34 +74,75 @@ def _one_row(rt, tokens: list[int], segments: list[int], seqs: list[list[int]]) 
     else:
         first = rt._logits()[firsts]
     steps = {(): dict(zip(firsts, first.tolist(), strict=True))}
-    extra = 0
-    scores = []
-    for seq in seqs:
-        total = 0.0
-        for k, token in enumerate(seq):
-            prefix = tuple(seq[:k])
-            if prefix not in steps:
-                _extend(rt, base, list(prefix))
-                extra += 1
-                steps[prefix] = _log_softmax(rt._logits())
-            total += float(steps[prefix][token])
-        scores.append(total)
-    return Scored(scores, len(tokens), cached, extra)
+    nexts = next_tokens(seqs)
+    prefixes = sorted(nexts)
+    for group in _groups(prefixes, rt._llm.n_batch):
+        steps.update(_branch(rt, base, group, nexts))
+    scores = [sum(float(steps[tuple(seq[:k])][t]) for k, t in enumerate(seq)) for seq in seqs]
+    return Scored(scores, len(tokens), cached, len(prefixes))
 
 
-def _extend(rt, base: int, tokens: list[int]) -> None:
-    """Put ``tokens`` right after the prompt's ``base`` tokens in the KV cache, keeping
-    what already matches, one token per step (as generation decodes)."""
-    llm = rt._llm
-    have = llm.input_ids[base : llm.n_tokens].tolist()
-    keep = 0
-    while keep < min(len(have), len(tokens) - 1) and have[keep] == tokens[keep]:
-        keep += 1
-    if llm.n_tokens > base + keep:
-        llm._ctx.kv_cache_seq_rm(-1, base + keep, -1)
-        llm.n_tokens = base + keep
-    for token in tokens[keep:]:
-        rt._decode([token], logits=True)
+def _groups(prefixes: list[tuple[int, ...]], n_batch: int) -> list[list[tuple[int, ...]]]:
+    """The label prefixes in decodes of at most BRANCH_SEQS sequences and ``n_batch``
+    tokens (each prefix's ancestors included): fixed by the label set, never the rows."""
+    groups: list[list[tuple[int, ...]]] = [[]]
+    for prefix in prefixes:
+        group = groups[-1]
+        if group and (len(group) == BRANCH_SEQS or len(_nodes(group + [prefix])) > n_batch):
+            groups.append(group := [])
+        group.append(prefix)
+    return groups if prefixes else []
+
+
+def _nodes(group: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """Every prefix of the group's prefixes, shortest first: the tree's nodes."""
+    return sorted({p[:k] for p in group for k in range(1, len(p) + 1)}, key=lambda p: (len(p), p))
+
+
+def _branch(
+    rt, base: int, group: list[tuple[int, ...]], nexts: dict[tuple[int, ...], list[int]]
+) -> dict[tuple[int, ...], dict[int, float]]:
+    """The log-probabilities of each label prefix's next tokens (``nexts``) for the
+    prefixes of ``group``, from one decode.
+
+    Each prefix is a sequence of its own that shares the prompt's KV cells (the runtime's
+    context holds ``BRANCH_SEQS + 1`` sequences in one unified cache); a token of the tree
+    is one cell, in the sequences of every prefix that extends it, and each prefix's last
+    token gives its output. One decode shares the fixed cost of a decode between the
+    prefixes, where one a token paid it for each (``bench/label_sets.py``). The branches'
+    cells are removed again however the decode ends, so the cache holds the prompt only."""
+    from .llama_runtime import log_probs
+
+    llm, ctx = rt._llm, rt._llm._ctx.ctx
+    mem = llama_cpp.llama_get_memory(ctx)
+    seq_of = {prefix: s for s, prefix in enumerate(group, start=1)}
+    nodes = _nodes(group)
+    batch = llm._batch.batch
+    batch.n_tokens = len(nodes)
+    try:
+        for s in seq_of.values():
+            llama_cpp.llama_memory_seq_cp(mem, 0, s, 0, base)
+        for i, node in enumerate(nodes):
+            owners = [s for prefix, s in seq_of.items() if prefix[: len(node)] == node]
+            batch.token[i], batch.pos[i] = node[-1], base + len(node) - 1
+            batch.n_seq_id[i] = len(owners)
+            for k, s in enumerate(owners):
+                batch.seq_id[i][k] = s
+            batch.logits[i] = node in seq_of
+        if llama_cpp.llama_decode(ctx, batch) != 0:
+            raise ExecutionError(f"llama_decode failed scoring label tokens (model {rt.path})")
+        rt._tap.raise_pending()
+        return {
+            node: log_probs(
+                np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, i), (rt.n_vocab,)),
+                nexts[node],
+            )
+            for i, node in enumerate(nodes)
+            if node in seq_of
+        }
+    finally:
+        for s in seq_of.values():
+            llama_cpp.llama_memory_seq_rm(mem, s, -1, -1)
 
 
 def batched(rt, prompts: list, out_type: OutputType) -> list[Scored]:

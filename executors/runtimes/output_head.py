@@ -207,11 +207,14 @@ sys.unraisablehook = _keep_tap_errors
 
 
 @contextmanager
-def tapped_contexts(tap: HiddenTap) -> Iterator[None]:
-    """Contexts that ``llama_cpp.Llama`` creates in this thread meanwhile call ``tap``.
+def tapped_contexts(tap: HiddenTap, seqs: int = 1) -> Iterator[None]:
+    """Contexts that ``llama_cpp.Llama`` creates in this thread meanwhile call ``tap``,
+    and hold ``seqs`` sequences in one unified KV cache (label_scores.py decodes a row's
+    label prefixes as sequences that share the row's cells).
 
-    ``Llama`` takes no eval callback, so its default-params function is wrapped for the
-    duration of one load (as cpu_backend.model_params does for the model's)."""
+    ``Llama`` takes neither an eval callback nor a sequence count outside embedding mode,
+    so its default-params function is wrapped for the duration of one load (as
+    cpu_backend.model_params does for the model's)."""
     import llama_cpp.llama_cpp as raw
 
     me = threading.get_ident()
@@ -222,6 +225,7 @@ def tapped_contexts(tap: HiddenTap) -> Iterator[None]:
             p = original()
             if threading.get_ident() == me:
                 p.cb_eval, p.cb_eval_user_data = tap.callback, None
+                p.n_seq_max, p.kv_unified = seqs, True
             return p
 
         raw.llama_context_default_params = params

@@ -47,7 +47,7 @@ class Scored:
     logprobs: list[float]
     prompt_tokens: int
     cached_tokens: int
-    extra_steps: int  # single-token decodes for labels longer than one token
+    extra_steps: int  # label tokens decoded after the prompt: one a label prefix
     worker: str = ""  # the cluster actor that ran it ("" in-process and on servers)
 
 
