@@ -85,17 +85,19 @@ def reviews(n: int, seed: int = 0) -> list[tuple[str, bool]]:
     return [(t, by_text[t]) for t in texts[:n]]
 
 
-def prompts_of(runtime: LlamaRuntime, kind: str, texts: list[str]) -> list:
-    question, out_type, answers = MAPS[kind]
+def prompts_of(runtime: LlamaRuntime, kind: str, texts: list[str], maps: dict = MAPS) -> list:
+    question, out_type, answers = maps[kind]
     shots = [(text, answers[label]) for text, label in SHOTS]
     builder = PromptBuilder(runtime.style, runtime.format_chat)
     return [builder.build(question, out_type, ["reviewText"], [t], shots) for t in texts]
 
 
-def answer_all(runtime: LlamaRuntime, kind: str, prompts: list) -> tuple[list, dict]:
+def answer_all(
+    runtime: LlamaRuntime, kind: str, prompts: list, maps: dict = MAPS
+) -> tuple[list, dict]:
     """Each row's raw label log-probs (bool, options) or generated text (int), timed, in
     calls of ``CALL_BATCHES x batch_rows`` rows as the LM executor hands them over."""
-    out_type = MAPS[kind][1]
+    out_type = maps[kind][1]
     scored = out_type.labels() is not None
     ask = runtime.score_many if scored else runtime.generate_many
     per_call = CALL_BATCHES * runtime.batch_rows

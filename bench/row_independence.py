@@ -1,7 +1,9 @@
 """Whether a row's answer is its own, bit for bit, with the recipe this CPU gets (#35).
 
 For ``--rows`` distinct reviews outside SemBench's query movies and each closed-set map of
-bench/lm_limits.py (bool, options), the label log-probabilities the runtime's default
+bench/lm_limits.py (bool, options), and options whose labels take three tokens and share
+their first (one row at a time decoded together as sequences of their own that share the
+row's cells, executors/runtimes/label_scores.py), the label log-probabilities the runtime's default
 recipe (cpu_backend.default_batch_rows, or ``--batch-rows``) gives each row:
 
 - in the run order, handed over as the LM executor hands them (lm_limits.answer_all);
@@ -28,14 +30,22 @@ from results_file import write_results
 from semql.executors.runtimes import cpu_backend
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
 from semql.executors.runtimes.model_files import default_model_path
+from semql.grammar.types import OptionsType
 
-CLOSED_SETS = ("bool", "options")
+CLOSED_SETS = {
+    **{kind: MAPS[kind] for kind in ("bool", "options")},
+    "three-token labels": (
+        "What kind of review is this?",
+        OptionsType(("a negative review", "a positive review")),
+        ("a negative review", "a positive review"),
+    ),
+}
 
 
 def check(rt: LlamaRuntime, kind: str, prompts: list, orders: int, alone: int) -> dict:
     """Rows whose log-probs equal the run order's bit for bit, per way of asking."""
-    out_type = MAPS[kind][1]
-    base, timing = answer_all(rt, kind, prompts)
+    out_type = CLOSED_SETS[kind][1]
+    base, timing = answer_all(rt, kind, prompts, CLOSED_SETS)
     rng = random.Random(11)
     result = {"rows": len(prompts), "rows_per_s": timing["rows_per_s"], "orders": []}
     for _ in range(orders):
@@ -69,7 +79,7 @@ def main() -> None:
     texts = [t for t, _ in reviews(args.rows)]
     started = time.perf_counter()
     maps = {
-        kind: check(rt, kind, prompts_of(rt, kind, texts), args.orders, args.alone)
+        kind: check(rt, kind, prompts_of(rt, kind, texts, CLOSED_SETS), args.orders, args.alone)
         for kind in CLOSED_SETS
     }
     flags = cpu_backend.simd_flags()

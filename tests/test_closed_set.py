@@ -197,7 +197,8 @@ def test_a_multi_token_label_scores_the_sum_of_its_tokens(monkeypatch):
     log-probabilities (test_label_prefixes_decoded_together_are_those_decoded_apart
     checks the prefixes decoded together; test_batched_scores.py the batched recipe)."""
     from semql.executors.runtimes import label_scores
-    from semql.executors.runtimes.llama_runtime import LlamaRuntime, log_probs
+    from semql.executors.runtimes.label_scores import log_probs
+    from semql.executors.runtimes.llama_runtime import LlamaRuntime
     from semql.executors.runtimes.model_files import default_model_path
     from semql.planner.physical.prompt_format import PromptBuilder
 

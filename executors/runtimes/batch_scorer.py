@@ -35,9 +35,8 @@ import numpy as np
 
 from semql.errors import ExecutionError
 
-from .label_scores import next_tokens
+from .label_scores import log_probs, next_tokens
 from .llama_runtime import _chunk_starts as chunk_starts
-from .llama_runtime import log_probs
 from .output_head import HiddenTap, OutputHead
 
 CHUNK = 16  # tokens of one stream per decode: a row's ~38 tokens pad to 48, not to 64
