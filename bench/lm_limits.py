@@ -289,7 +289,7 @@ def write(res: dict, out: Path) -> None:
         f"{'on' if res['extra_bufts'] else 'off'}. Limit: llama.cpp's prefill of the same row "
         f"tokens, 512 per llama_decode, each from an empty cache, measured before and after "
         f"each recipe (median {res['limit_tokens_per_s']:.0f} tokens/s; a share is against "
-        "the mean of the two around it). Rows handed over {CALL_BATCHES} x "
+        f"the mean of the two around it). Rows handed over {CALL_BATCHES} x "
         "batch_rows a call, as the LM executor does (the int map one row at a time: "
         f"{CALL_BATCHES} x {STEP_ROWS}, its answer steps shared).\n",
         f"| map | limit rows/s | one row at a time: rows/s (share) | {res['batch_rows']} rows "
