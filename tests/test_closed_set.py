@@ -257,3 +257,34 @@ def test_label_prefixes_decoded_together_are_those_decoded_apart(monkeypatch, ge
     assert together != apart  # another decode shape: other numerics
     for a, b in zip(together, apart, strict=True):
         assert a == pytest.approx(b, abs=0.2)
+
+
+@pytest.mark.model
+def test_label_tokens_of_a_prompt_near_the_context_end_are_scored():
+    """A prompt within a few tokens of the context's end leaves fewer free cells than a
+    label set's tokens together need: its prefixes go in more, smaller decodes (the
+    longest label always fits, or the prompt is refused before any decode)."""
+    from semql.executors.runtimes.llama_runtime import LlamaRuntime
+    from semql.executors.runtimes.model_files import default_model_path
+    from semql.planner.physical.prompt_format import PromptBuilder
+
+    rt = LlamaRuntime(default_model_path(), n_ctx=256, batch_rows=1)
+    labels = ("thrilling adventure", "quiet drama", "quiet family drama", "romantic comedy")
+    out_type = T.OptionsType(labels)
+    seqs = [rt.label_tokens(label) for label in labels]
+    nodes = {tuple(q[:k]) for q in seqs for k in range(1, len(q))}
+    longest = max(len(q) for q in seqs)
+    build = PromptBuilder(rt.style, rt.format_chat).build
+    words = "a long and winding story".split()
+    text, prompt = "", ""
+    while True:  # the longest review whose prompt still leaves room for the longest label
+        longer = f"{text} {words[len(text.split()) % len(words)]}".strip()
+        candidate = build("What kind of film is it?", out_type, ["reviewText"], [longer])
+        if len(rt.tokenize_segments(candidate)[0]) + longest > rt.n_ctx:
+            break
+        text, prompt = longer, candidate
+    free = rt.n_ctx - len(rt.tokenize_segments(prompt)[0])
+    assert free < len(nodes)  # the prefixes' tokens would not fit in one decode
+    scored = rt.score(prompt, out_type)
+    assert len(scored.logprobs) == len(labels) and all(np.isfinite(scored.logprobs))
+    rt.close()

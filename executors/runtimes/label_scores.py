@@ -89,19 +89,22 @@ def _one_row(rt, tokens: list[int], segments: list[int], seqs: list[list[int]]) 
     steps = {(): dict(zip(firsts, first.tolist(), strict=True))}
     nexts = next_tokens(seqs)
     prefixes = sorted(nexts)
-    for group in _groups(prefixes, rt._llm.n_batch):
+    # a group's tokens take cells of their own after the prompt's: as many as fit
+    for group in _groups(prefixes, min(rt._llm.n_batch, rt.n_ctx - base)):
         steps.update(_branch(rt, base, group, nexts))
     scores = [sum(float(steps[tuple(seq[:k])][t]) for k, t in enumerate(seq)) for seq in seqs]
     return Scored(scores, len(tokens), cached, len(prefixes))
 
 
-def _groups(prefixes: list[tuple[int, ...]], n_batch: int) -> list[list[tuple[int, ...]]]:
-    """The label prefixes in decodes of at most BRANCH_SEQS sequences and ``n_batch``
-    tokens (each prefix's ancestors included): fixed by the label set, never the rows."""
+def _groups(prefixes: list[tuple[int, ...]], room: int) -> list[list[tuple[int, ...]]]:
+    """The label prefixes in decodes of at most BRANCH_SEQS sequences and ``room`` tokens
+    (each prefix's ancestors included): fixed by the label set and, for a prompt within
+    ``n_batch`` tokens of the context's end, the prompt's length, never other rows. A
+    prefix's own tokens always fit (_tokens leaves room for the longest label)."""
     groups: list[list[tuple[int, ...]]] = [[]]
     for prefix in prefixes:
         group = groups[-1]
-        if group and (len(group) == BRANCH_SEQS or len(_nodes(group + [prefix])) > n_batch):
+        if group and (len(group) == BRANCH_SEQS or len(_nodes(group + [prefix])) > room):
             groups.append(group := [])
         group.append(prefix)
     return groups if prefixes else []
