@@ -109,9 +109,9 @@ class BatchScorer:
         return [out[i] for i in range(len(rows))]
 
     def _score_group(self, rows, members: list[int], labels: list[list[int]]):
-        prefixes = sorted({tuple(seq[:k]) for seq in labels for k in range(1, len(seq))})
-        firsts = sorted({seq[0] for seq in labels})
         nexts = next_tokens(labels)
+        prefixes = sorted(nexts)
+        firsts = sorted({seq[0] for seq in labels})
         # Labels of one token each need only their logits after a row: every decode stops
         # at the final norm (the label set decides, never the rows). A later token needs
         # its log-probability, so longer labels keep the whole layer in every decode.

@@ -171,7 +171,7 @@ def batched(rt, prompts: list, out_type: OutputType) -> list[Scored]:
 
     seqs = _sequences(rt, out_type)
     longest = max(len(q) for q in seqs)
-    extra = len({tuple(q[:k]) for q in seqs for k in range(1, len(q))})
+    extra = len(next_tokens(seqs))
     rows, batch, out = [], [], {}
     for i, prompt in enumerate(prompts):
         tokens, segments = _tokens(rt, prompt, longest)
