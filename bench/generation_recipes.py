@@ -4,16 +4,21 @@ A generated answer costs its prompt's prefill plus one single-token decode per a
 token, and each of those decodes computes the output layer of Gemma 3's 262k-token
 vocabulary for one row. On a CPU without AVX-512 the int map reached 64-68% of llama.cpp's
 prefill limit one row at a time (bench/lm_limits.py), against 84-86% for a label-scored
-bool map whose answer needs no decode at all. Decoding the space the grammar forces in
-the prompt's own decode saved no time (forced-draft-20261206-174443): outputs, not
-decodes, are what those steps cost. Measured here on the engine's own code:
+bool map whose answer needs no decode at all. Measured here on the engine's own code:
 
 - ``one row``: ``LlamaRuntime.generate``, a row at a time in the runtime's context.
 - ``shared steps``: ``LlamaRuntime.generate_rows`` (executors/runtimes/shared_steps.py,
   what the LM executor runs for a map's generated rows where rows go one at a time). Each
   row's prompt is decoded alone in its own KV stream of the batched context; its answer
   tokens go in step decodes of one token for each of 8 streams, a fixed shape that serves
-  every row then answering.
+  every row then answering. The prompt's decode takes along the first answer token that
+  the grammar all but fixes (an int's leading space; greedy.py ``lookahead``), so a row
+  that chooses it starts with its second token's logits.
+- ``shared steps, no lookahead``: the same without that token, the recipe before it
+  (STEPS_DECODING 2). A row alone in its own context gained nothing from decoding the
+  space early (forced-draft-20261206-174443): there every output cost the whole
+  vocabulary's layer. In shared steps the space's output comes from the output head, and
+  what a row saves is a step decode, whose whole-vocabulary outputs its mates need.
 
 A row's numbers must depend on its own tokens only: checked here as every logits vector
 its tokens were chosen from equal bit for bit with the rows shuffled and with a row alone,
@@ -26,7 +31,7 @@ from 1 to 5", 2-3 answer tokens a row) and a short free-text one (one word of th
 as a JSON string: 4-6 tokens). Reported in one run, ``--rounds`` interleaved, medians:
 rows/s of each recipe and its share of llama.cpp's prefill limit for the same row tokens
 (lm_limits.prefill_limit), answers equal to one row at a time's, and for shared steps
-the milliseconds of a prompt decode and of a step decode.
+the milliseconds of a prompt decode and of a step decode, and step decodes a row.
 
     python bench/generation_recipes.py --rows 160 --rounds 3  # idle machine
 """
@@ -72,6 +77,11 @@ def shared(rt, prompts, out_type) -> list[str]:
     return [g.text for g in rt.generate_rows(prompts, out_type)]
 
 
+def no_lookahead(rt, prompts, out_type) -> list[str]:
+    """The engine's shared-steps loop with no row looking ahead (STEPS_DECODING 2)."""
+    return _rows_of(rt, prompts, out_type, shared_steps._run)
+
+
 class NarrowSteps:
     """The batched context's streams, each step decode cut to the rows then answering:
     the engine's filler items (a stream's first position after the head) are dropped
@@ -102,21 +112,27 @@ class NarrowSteps:
 
 def narrow(rt, prompts, out_type) -> list[str]:
     """The engine's shared-steps loop on :class:`NarrowSteps`."""
-    budget = out_type.token_budget()
+    return _rows_of(rt, prompts, out_type, lambda s, rows: shared_steps._run(NarrowSteps(s), rows))
 
-    def row(i, tokens, head_len, cached):
-        return shared_steps._Row(i, tokens, greedy.GreedyDecoder(rt, out_type, budget), cached)
 
-    def run(streams, rows):
-        return shared_steps._run(NarrowSteps(streams), rows)
+def _rows_of(rt, prompts, out_type, run) -> list[str]:
+    """The answers of ``prompts`` through the shared-steps rows, none looking ahead."""
+    with rt._lock:
+        rt._fit_threads()
+        budget = out_type.token_budget()
 
-    return [g.text for g in in_streams(rt, prompts, out_type, row, run)]
+        def row(i, tokens, head_len, cached):
+            decoder = greedy.GreedyDecoder(rt, out_type, budget)
+            return shared_steps._Row(i, tokens, decoder, cached, None)
+
+        return [g.text for g in in_streams(rt, prompts, out_type, row, run)]
 
 
 @contextmanager
 def decode_times(rt):
     """Yields a dict that collects the milliseconds of the batched context's prompt and
-    step decodes (a step decode: one token with an output for every stream)."""
+    step decodes (a step decode: one token with an output for every stream), under
+    ``(recipe, "prompt" or "step")``; the recipe is the dict's ``"now"`` entry."""
     streams = streams_of(rt)
     decode, ms = streams.decode, defaultdict(list)
 
@@ -124,7 +140,8 @@ def decode_times(rt):
         started = time.perf_counter()
         decode(items, **how)
         step = len(items) == streams.slots and all(item[3] for item in items)
-        ms["step" if step else "prompt"].append(1000 * (time.perf_counter() - started))
+        kind = "step" if step else "prompt"
+        ms[(ms["now"], kind)].append(1000 * (time.perf_counter() - started))
 
     streams.decode = timed_decode
     try:
@@ -152,13 +169,18 @@ def map_prompts(rt, kind: str, texts: list[str]) -> tuple[OutputType, list]:
 def measure(kind: str, rt, texts: list[str], rounds: int) -> dict:
     out_type, prompts = map_prompts(rt, kind, texts)
     per_row = row_tokens(rt, prompts)
-    recipes = {"one row": one_row, "shared steps": shared}
+    recipes = {
+        "one row": one_row,
+        "shared steps": shared,
+        "shared steps, no lookahead": no_lookahead,
+    }
     rates, shares, limits, answers = defaultdict(list), defaultdict(list), [], {}
     with decode_times(rt) as ms:
         for r in range(rounds):
             limit = prefill_limit(rt, prompts) / per_row
             limits.append(limit)
             for name, fn in recipes.items():
+                ms["now"] = name
                 got, rate = timed(fn, rt, prompts, out_type)
                 if name in answers and answers[name] != got:
                     raise SystemExit(f"{kind}, {name}: answers moved between rounds")
@@ -166,7 +188,10 @@ def measure(kind: str, rt, texts: list[str], rounds: int) -> dict:
                 rates[name].append(rate)
                 shares[name].append(rate / limit)
                 print(f"{kind} round {r + 1}: {name} {rate:.2f} rows/s ({rate / limit:.0%})")
+        ms.pop("now")
         steps = {k: float(np.median(v)) for k, v in ms.items()}
+        runs = rounds * (len(prompts) + 8)  # each timed call warms up on 8 rows first
+        steps_a_row = {k[0]: len(v) / runs for k, v in ms.items() if k[1] == "step"}
     checks = {
         "fixed": independence(shared, rt, prompts, out_type),
         "as wide as needed": independence(narrow, rt, prompts, out_type),
@@ -183,8 +208,9 @@ def measure(kind: str, rt, texts: list[str], rounds: int) -> dict:
             }
             for n in recipes
         },
-        "prompt_decode_ms": steps["prompt"],
-        "step_decode_ms": steps["step"],
+        "prompt_decode_ms": steps[("shared steps", "prompt")],
+        "step_decode_ms": steps[("shared steps", "step")],
+        "step_decodes_per_row": steps_a_row,
         "independence": checks,
     }
 
@@ -259,7 +285,9 @@ def write(res: dict, out: Path) -> None:
             f"- {kind}: limit {m['limit_rows_per_s']:.2f} rows/s ({m['row_tokens']:.1f} "
             f"tokens a row); shared steps: a prompt decode {m['prompt_decode_ms']:.1f} ms, a "
             f"step decode ({shared_steps.STEP_ROWS} streams and outputs) "
-            f"{m['step_decode_ms']:.1f} ms. "
+            f"{m['step_decode_ms']:.1f} ms; step decodes a row "
+            + ", ".join(f"{n} {v:.2f}" for n, v in m["step_decodes_per_row"].items())
+            + ". "
             "Rows whose every logits vector was equal bit for bit, shuffled / alone: "
             + "; ".join(
                 f"{steps} steps {c['shuffled_equal']}/{c['rows']} / "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import random
 
+import numpy as np
 import pytest
 
 import semql
@@ -115,3 +116,74 @@ def test_batched_int_map_answers_as_rows_one_at_a_time_and_caps_hold(request, mo
     finally:
         con._runtime = None  # shared by the session
         con.close()
+
+
+@pytest.fixture
+def int_prompts(gemma_one_row):
+    build = PromptBuilder(gemma_one_row.style, gemma_one_row.format_chat).build
+    question = "How many stars from 1 to 5 would the critic give?"
+    return [build(question, T.IntType(), ["reviewText"], [t]) for t in _reviews(11)]
+
+
+def _first_tokens(monkeypatch) -> dict:
+    """Each decoder's first chosen token, as it happens (the decoders kept alive, so none
+    is taken for another)."""
+    seen: dict = {}
+    step_hidden = greedy.GreedyDecoder.step_hidden
+
+    def first(self, tokens, hidden):
+        token = step_hidden(self, tokens, hidden)
+        seen.setdefault(self, token)
+        return token
+
+    monkeypatch.setattr(greedy.GreedyDecoder, "step_hidden", first)
+    return seen
+
+
+@pytest.mark.model
+def test_the_prompt_decode_takes_the_grammars_all_but_fixed_first_token_along(
+    gemma_one_row, int_prompts, monkeypatch
+):
+    """An int starts with a space the grammar all but fixes: a row that chooses it reads
+    its next step from the prompt's own decode, so its answer takes one step decode fewer
+    than it has tokens. A string, whose next step needs the whole vocabulary, and a closed
+    set, whose first token is a label's own, look nowhere."""
+    rt = gemma_one_row
+    space = rt._llm.tokenize(b" ", add_bos=False, special=False)
+    ahead = greedy.GreedyDecoder(rt, T.IntType(), 8).lookahead()
+    assert ahead == space[0]
+    assert greedy.GreedyDecoder(rt, T.StrType(max_chars=60), 30).lookahead() is None  # ' "'
+    assert greedy.GreedyDecoder(rt, T.IntType(), 1).lookahead() is None  # no second token
+    assert greedy.GreedyDecoder(rt, T.BoolType(), 4).lookahead() is None  # " true", scored
+    seen = _first_tokens(monkeypatch)
+    row_steps = []
+    reading = shared_steps.decode_reading
+    monkeypatch.setattr(
+        shared_steps,
+        "decode_reading",
+        lambda streams, items, reads: (
+            row_steps.append(len(reads)) or reading(streams, items, reads)
+        ),
+    )
+    gens = rt.generate_rows(int_prompts, T.IntType())
+    took = sum(first == ahead for first in seen.values())
+    assert took == len(int_prompts)  # every review's stars start with the space
+    assert sum(row_steps) == sum(g.generated_tokens for g in gens) - took
+    assert all(isinstance(T.IntType().parse(g.text), int) for g in gens)
+
+
+@pytest.mark.model
+def test_a_row_that_chooses_another_first_token_drops_the_looked_ahead_one(
+    gemma_one_row, int_prompts, monkeypatch
+):
+    """Looked ahead at a token no row chooses, every row drops its cell and answers with
+    its stream's positions its own: llama.cpp refuses a decode at a position held."""
+    rt = gemma_one_row
+    decoder = greedy.GreedyDecoder(rt, T.IntType(), 8)
+    right = decoder.lookahead()
+    allowed = [int(t) for t in np.flatnonzero(decoder._allowed()) if t != right]
+    monkeypatch.setattr(greedy.GreedyDecoder, "lookahead", lambda self: allowed[0])
+    seen = _first_tokens(monkeypatch)
+    gens = rt.generate_rows(int_prompts, T.IntType())
+    assert len(seen) == len(int_prompts) and allowed[0] not in seen.values()
+    assert all(isinstance(T.IntType().parse(g.text), int) for g in gens)

@@ -24,5 +24,7 @@ names the rows per decode, since a decode's shape is part of its numbers).
 DECODING = 7
 BATCHED_DECODING = 10
 # The answer steps that rows one at a time share (shared_steps.py). 2: a step whose
-# allowed tokens are few takes their logits from the output head.
-STEPS_DECODING = 2
+# allowed tokens are few takes their logits from the output head. 3: the prompt's decode
+# takes along the first answer token that the grammar all but fixes (greedy.py
+# ``lookahead``), and a row that chooses it reads its next step from that decode.
+STEPS_DECODING = 3

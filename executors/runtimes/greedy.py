@@ -34,6 +34,8 @@ _recorders: list[list] = []  # open recording() lists, innermost last
 # The most tokens a step computes with the output head instead of the whole vocabulary's
 # layer: an int's digits, a closed set's labels, a JSON key's next characters.
 HEAD_TOKENS = 256
+# How far :meth:`GreedyDecoder.lookahead` follows the text that every answer starts with.
+FORCED_BYTES = 4
 
 
 @contextmanager
@@ -96,6 +98,63 @@ class GreedyDecoder:
             return None
         tokens = np.flatnonzero(allowed)
         return tokens.tolist() if len(tokens) <= HEAD_TOKENS else None
+
+    def lookahead(self) -> int | None:
+        """The token the answer all but surely starts with, which the prompt's own decode
+        can take along (shared_steps.py), saving the row a step decode: the tokenizer's
+        own first token for the text every answer starts with (an int's leading space,
+        contested only by " -"; a string's ' "'), where both its step and the step after
+        it are decided by the output head. None elsewhere: for a string, whose next step
+        needs the whole vocabulary, and for a closed set, whose labels are scored and whose
+        first token is a label's own (" true", not " "). The grammar alone decides, the
+        same for every row of an operator.
+        """
+        if self.generated or self._max_tokens < 2 or self._out_type.labels() is not None:
+            return None
+        if self.head_tokens() is None:
+            return None
+        text = self._forced_text()
+        if not text:
+            return None
+        token = self._rt._llm.tokenize(text, add_bos=False, special=False)[0]
+        if not self._allowed()[token]:
+            return None
+        return token if self._head_after(token) else None
+
+    def _forced_text(self) -> bytes:
+        """The first bytes every answer the grammar allows starts with: while all allowed
+        tokens start with one byte and that byte's own token is allowed, it and what
+        follows it (up to FORCED_BYTES)."""
+        rt, text, taken = self._rt, b"", 0
+        try:
+            while len(text) < FORCED_BYTES:
+                firsts = rt._first_bytes[self._allowed()]
+                if not len(firsts) or firsts[0] > 255 or (firsts != firsts[0]).any():
+                    break
+                text += bytes([firsts[0]])
+                own = rt._llm.tokenize(text[-1:], add_bos=False, special=False)
+                if len(own) != 1 or not self._allowed()[own[0]]:
+                    break
+                if not self._matcher.accept_token(own[0]):
+                    break
+                self._next = None
+                taken += 1
+        finally:
+            self._matcher.rollback(taken)
+            self._next = None
+        return text
+
+    def _head_after(self, token: int) -> bool:
+        """Whether the step after ``token`` would be decided by the output head."""
+        self._matcher.accept_token(token)
+        self._next = None
+        self.generated += 1
+        try:
+            return self.head_tokens() is not None
+        finally:
+            self.generated -= 1
+            self._matcher.rollback(1)
+            self._next = None
 
     def step_hidden(self, tokens: list[int], hidden: np.ndarray) -> int | None:
         """:meth:`step` from the final-norm state ``hidden`` with only the logits of

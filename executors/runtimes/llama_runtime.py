@@ -137,6 +137,8 @@ class LlamaRuntime:
         self._stop_mask = np.zeros(self.n_vocab, dtype=bool)
         self._stop_mask[self._stops] = True
         self._closing = ClosingTokens.of(self._pieces, self._stop_mask)
+        # each token's first byte, 256 for none (greedy.py ``lookahead``)
+        self._first_bytes = np.array([p[0] if p else 256 for p in self._pieces], np.int16)
         self._compiler = xgr.GrammarCompiler(tokenizer_info(self._pieces, self._stops))
         self._compiled: dict[GrammarSpec, xgr.CompiledGrammar] = {}
         self._chunk_starts: list[int] = []  # chunk starts of the prompt in the KV cache

@@ -12,6 +12,11 @@ take the streams of the batched context (batch_scorer.py, ``STEP_ROWS`` of them)
   chunks whatever else runs; where its first answer token cannot end the answer and
   has few candidates (an int's digits), only their logits are computed (greedy.py
   ``head_tokens``, output_head.py);
+* where the grammar all but fixes the first answer token (an int's leading space, which
+  only a minus sign contests: greedy.py ``lookahead``), the prompt's decode takes it
+  along with a second output, so a row that chooses it has the logits of its second
+  token at once and needs one step decode fewer (bench/generation_recipes.py); a row
+  that chooses otherwise drops that cell and goes on as before;
 * its answer tokens go in **step decodes of one token for every stream**, a fixed shape
   (an idle stream decodes a filler token, removed afterwards), which serve every row then
   answering; the same :class:`~.greedy.GreedyDecoder` as one row at a time picks them,
@@ -47,6 +52,7 @@ class _Row:
     tokens: list[int]
     decoder: GreedyDecoder
     cached: int
+    ahead: int | None  # the answer's all but certain first token (greedy.py lookahead)
     token: int | None = None  # the answer token to append next
     end: int = 0  # positions the row's stream holds
 
@@ -54,31 +60,50 @@ class _Row:
 def generate(rt, prompts: list, out_type: OutputType) -> list[Generation]:
     """Greedy answers of ``prompts``, their answer steps shared (lock held)."""
     budget = out_type.token_budget()
+    ahead: list[int | None] = []
 
     def row(i: int, tokens: list[int], head_len: int, cached: int) -> _Row:
-        return _Row(i, tokens, GreedyDecoder(rt, out_type, budget), cached)
+        decoder = GreedyDecoder(rt, out_type, budget)
+        if not ahead:  # the grammar's, so every row's: asked of the first, fresh decoder
+            ahead.append(decoder.lookahead())
+        return _Row(i, tokens, decoder, cached, ahead[0])
 
     return in_streams(rt, prompts, out_type, row, _run)
 
 
 def _prompt(streams, row: _Row, seq: int) -> None:
-    """The row's tokens after the head, alone in stream ``seq``; its first answer token."""
+    """The row's tokens after the head, alone in stream ``seq``; its first answer token,
+    and where the grammar all but fixes that token (greedy.py ``lookahead``) the one after
+    it, from the same decode."""
     from .llama_runtime import PREFILL_CHUNK
 
-    tokens, start = row.tokens, len(streams.head)
+    tokens, start, n = row.tokens, len(streams.head), len(row.tokens)
     # the row's own grammar decides, never its mates; streams opened without the head
     # (a runtime whose head was off then) keep the full layer
     few = row.decoder.head_tokens() if streams.tap is not None else None
+    ahead = row.ahead if few is not None else None
+    if ahead is not None:
+        tokens = [*tokens, ahead]
+    hidden = []
     for a in range(start, len(tokens), PREFILL_CHUNK):
         piece = tokens[a : a + PREFILL_CHUNK]
-        last = a + len(piece) == len(tokens)
-        items = [(t, a + k, seq, last and k == len(piece) - 1) for k, t in enumerate(piece)]
-        streams.decode(items, hidden=last and few is not None)
-    row.end = len(tokens)
+        items = [(t, a + k, seq, a + k >= n - 1) for k, t in enumerate(piece)]
+        reads = items[-1][3]
+        streams.decode(items, hidden=reads and few is not None)
+        if reads and few is not None:
+            hidden += list(streams.tap.hidden)
+    row.end = n
     if few is None:
         row.token = row.decoder.step(streams.logits(len(piece) - 1))
-    else:
-        row.token = row.decoder.step_hidden(few, streams.tap.hidden[-1])
+        return
+    row.token = row.decoder.step_hidden(few, hidden[0])
+    if ahead is None:
+        return
+    if row.token != ahead:  # the model chose otherwise: the looked-ahead cell goes
+        streams.drop(seq, n)
+        return
+    row.end = n + 1
+    row.token = row.decoder.step_hidden(row.decoder.head_tokens(), hidden[1])
 
 
 def _run(streams, rows: list[_Row]):
