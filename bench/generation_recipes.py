@@ -28,7 +28,8 @@ does not use.
 
 Two maps with lm_limits.py's prompt layout and examples: its int map ("How many stars
 from 1 to 5", 2-3 answer tokens a row) and a short free-text one (one word of the review,
-as a JSON string: 4-6 tokens). Reported in one run, ``--rounds`` interleaved, medians:
+as a JSON string: 4-6 tokens). Each call of 32 rows runs under every recipe in turn
+(:func:`timed_round`). Reported in one run, ``--rounds`` rounds, medians:
 rows/s of each recipe and its share of llama.cpp's prefill limit for the same row tokens
 (lm_limits.prefill_limit), answers equal to one row at a time's, and for shared steps
 the milliseconds of a prompt decode and of a step decode, and step decodes a row.
@@ -150,13 +151,25 @@ def decode_times(rt):
         del streams.decode
 
 
-def timed(fn, rt, prompts, out_type) -> tuple[list[str], float]:
-    fn(rt, prompts[:8], out_type)  # grammar compiled, head in place
-    started = time.perf_counter()
-    texts = []
-    for a in range(0, len(prompts), CALL_ROWS):
-        texts += fn(rt, prompts[a : a + CALL_ROWS], out_type)
-    return texts, len(prompts) / (time.perf_counter() - started)
+def timed_round(recipes: dict, rt, prompts, out_type, r: int, ms) -> dict:
+    """Each recipe's answers and rows/s over ``prompts``, handed over CALL_ROWS a call.
+    Every call's rows run under each recipe in turn, the first one rotating from call to
+    call and round to round: a slow spell of this VM lasts longer than a call, so it
+    slows every recipe alike (whole passes a recipe each moved one recipe's rate by 15%
+    against another's running the same code)."""
+    names = list(recipes)
+    for name in names:  # grammar compiled, head in place
+        ms["now"] = name
+        recipes[name](rt, prompts[:8], out_type)
+    texts, seconds = defaultdict(list), defaultdict(float)
+    for n, a in enumerate(range(0, len(prompts), CALL_ROWS)):
+        k = (n + r) % len(names)
+        for name in names[k:] + names[:k]:
+            ms["now"] = name
+            started = time.perf_counter()
+            texts[name] += recipes[name](rt, prompts[a : a + CALL_ROWS], out_type)
+            seconds[name] += time.perf_counter() - started
+    return {name: (texts[name], len(prompts) / seconds[name]) for name in names}
 
 
 def map_prompts(rt, kind: str, texts: list[str]) -> tuple[OutputType, list]:
@@ -179,9 +192,7 @@ def measure(kind: str, rt, texts: list[str], rounds: int) -> dict:
         for r in range(rounds):
             limit = prefill_limit(rt, prompts) / per_row
             limits.append(limit)
-            for name, fn in recipes.items():
-                ms["now"] = name
-                got, rate = timed(fn, rt, prompts, out_type)
+            for name, (got, rate) in timed_round(recipes, rt, prompts, out_type, r, ms).items():
                 if name in answers and answers[name] != got:
                     raise SystemExit(f"{kind}, {name}: answers moved between rounds")
                 answers[name] = got
@@ -190,7 +201,7 @@ def measure(kind: str, rt, texts: list[str], rounds: int) -> dict:
                 print(f"{kind} round {r + 1}: {name} {rate:.2f} rows/s ({rate / limit:.0%})")
         ms.pop("now")
         steps = {k: float(np.median(v)) for k, v in ms.items()}
-        runs = rounds * (len(prompts) + 8)  # each timed call warms up on 8 rows first
+        runs = rounds * (len(prompts) + 8)  # each round warms every recipe up on 8 rows
         steps_a_row = {k[0]: len(v) / runs for k, v in ms.items() if k[1] == "step"}
     checks = {
         "fixed": independence(shared, rt, prompts, out_type),
@@ -268,8 +279,9 @@ def write(res: dict, out: Path) -> None:
         "# Generated answers: one row at a time against shared step decodes\n",
         f"`bench/generation_recipes.py`, {res['rows']} reviews outside SemBench's query "
         f"movies, bundled Gemma 3 270M, {res['threads']} threads, {res['cpu']}, "
-        f"{res['rounds']} interleaved rounds (medians). Limit: llama.cpp's prefill of the "
-        "same row tokens, 512 a decode (bench/lm_limits.py).\n",
+        f"{res['rounds']} rounds, each call's rows under every recipe in turn (medians). "
+        "Limit: llama.cpp's prefill of the same row tokens, 512 a decode "
+        "(bench/lm_limits.py).\n",
         "| map | recipe | rows/s | share of the limit | answers as one row at a time |",
         "|---|---|---|---|---|",
     ]
