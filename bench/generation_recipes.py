@@ -155,8 +155,7 @@ def timed_round(recipes: dict, rt, prompts, out_type, r: int, ms) -> dict:
     """Each recipe's answers and rows/s over ``prompts``, handed over CALL_ROWS a call.
     Every call's rows run under each recipe in turn, the first one rotating from call to
     call and round to round: a slow spell of this VM lasts longer than a call, so it
-    slows every recipe alike (whole passes a recipe each moved one recipe's rate by 15%
-    against another's running the same code)."""
+    slows every recipe alike."""
     names = list(recipes)
     for name in names:  # grammar compiled, head in place
         ms["now"] = name
