@@ -149,7 +149,7 @@ def test_the_prompt_decode_takes_the_grammars_all_but_fixed_first_token_along(
     than it has tokens. A string, whose next step needs the whole vocabulary, and a closed
     set, whose first token is a label's own, look nowhere."""
     rt = gemma_one_row
-    space = rt._llm.tokenize(b" ", add_bos=False, special=False)
+    space = rt.text_tokens(b" ")
     ahead = greedy.GreedyDecoder(rt, T.IntType(), 8).lookahead()
     assert ahead == space[0]
     assert greedy.GreedyDecoder(rt, T.StrType(max_chars=60), 30).lookahead() is None  # ' "'

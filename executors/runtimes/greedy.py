@@ -116,7 +116,7 @@ class GreedyDecoder:
         text = self._forced_text()
         if not text:
             return None
-        token = self._rt._llm.tokenize(text, add_bos=False, special=False)[0]
+        token = self._rt.text_tokens(text)[0]
         if not self._allowed()[token]:
             return None
         return token if self._head_after(token) else None
@@ -132,7 +132,7 @@ class GreedyDecoder:
                 if not len(firsts) or firsts[0] > 255 or (firsts != firsts[0]).any():
                     break
                 text += bytes([firsts[0]])
-                own = rt._llm.tokenize(text[-1:], add_bos=False, special=False)
+                own = rt.text_tokens(text[-1:])
                 if len(own) != 1 or not self._allowed()[own[0]]:
                     break
                 if not self._matcher.accept_token(own[0]):

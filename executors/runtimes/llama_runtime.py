@@ -347,7 +347,10 @@ class LlamaRuntime:
 
     def label_tokens(self, label: str) -> list[int]:
         """A label's tokens as the grammar writes it (" " + label)."""
-        text = (" " + label).encode("utf-8")
+        return self.text_tokens((" " + label).encode("utf-8"))
+
+    def text_tokens(self, text: bytes) -> list[int]:
+        """The tokenizer's own tokens for ``text`` alone: no BOS, no special tokens."""
         return self._llm.tokenize(text, add_bos=False, special=False)
 
     def measure_speeds(self, text: str) -> dict[str, float]:
