@@ -5,14 +5,17 @@ its later tokens decoded after the prompt (label_scores.py). One row at a time e
 prefix is a sequence of its own sharing the row's cells, all in one decode
 (``label_scores.BRANCH_SEQS`` to a decode); the arm "one row, a prefix a decode" runs
 them one decode a prefix instead (BRANCH_SEQS = 1, the recipe before), to show what the
-shared decode saves. 8 rows a decode (batch_scorer.py) they are further fixed-shape
-pieces shared by 8 rows. For label sets of growing size and length, over ``--rows``
-reviews outside SemBench's query movies, this reports rows/s of each recipe (median of
-``--rounds`` interleaved rounds), the extra label tokens a row decodes, how many answers
-each recipe shares with the shipped one-row recipe (other decode shapes, other
-numerics), and for a labelled set (sentiment in labels of three tokens sharing their
-first) each recipe's accuracy against SemBench's labels (scored only; nothing is chosen
-on them), so that where a recipe pays for a label set can be read off.
+shared decode saves. A runtime of 8 rows a decode scores label sets of one token a label
+in fixed-shape decodes (batch_scorer.py) and others one row at a time, as one-row
+runtimes do (label_scores.batched; before BATCHED_DECODING 11 a label's later tokens were
+further fixed-shape pieces, label-sets-20261207-170152 measured that). For label sets
+of growing size and length, over ``--rows`` reviews outside SemBench's query movies,
+this reports rows/s of each recipe (median of ``--rounds`` interleaved rounds), the extra
+label tokens a row decodes, how many answers each recipe shares with the shipped one-row
+recipe (other decode shapes, other numerics), and for a labelled set (sentiment in labels
+of three tokens sharing their first) each recipe's accuracy against SemBench's labels
+(scored only; nothing is chosen on them), so that where a recipe pays for a label set can
+be read off.
 
     python bench/label_sets.py --rows 80 --rounds 3 --threads 2   # on an idle machine
 """

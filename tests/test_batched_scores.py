@@ -1,7 +1,8 @@
 """Closed-set rows scored several to a decode (executors/runtimes/batch_scorer.py): a row's
 label scores are the same bits whatever rows share its decodes, and the executor's
 answers, counts and caps are those of one row at a time. One row at a time, a row's scores
-are the same bits whatever the KV cache held before it."""
+are the same bits whatever the KV cache held before it. A label set with a label of
+several tokens is scored one row at a time on a batched runtime too."""
 
 from __future__ import annotations
 
@@ -48,8 +49,28 @@ def test_a_rows_scores_do_not_depend_on_its_batch_mates(gemma_batched, out_type)
         scored = rt.score_many([prompts[i] for i in part], out_type)
         got.update((i, s.logprobs) for i, s in zip(part, scored, strict=True))
     assert [got[i] for i in range(len(prompts))] == base  # bit for bit
-    for i in order[:3]:  # alone: fifteen idle streams beside it
+    for i in order[:3]:  # alone: seven idle streams beside it
         assert rt.score(prompts[i], out_type).logprobs == base[i]
+
+
+@pytest.mark.model
+def test_labels_of_several_tokens_go_one_row_at_a_time_on_a_batched_runtime(
+    gemma_batched, gemma_one_row
+):
+    """Their later tokens would be pieces padded to 16 in the streams; one row at a time
+    decodes them together in one decode. So a batched runtime gives such a label set the
+    one-row recipe's numbers bit for bit, while a label set of one token a label keeps
+    its batched numbers (which differ from one row's in some rows: other decode shapes)."""
+    build = PromptBuilder(gemma_batched.style, gemma_batched.format_chat).build
+    texts = _reviews(12)
+    for out_type, same in (
+        (T.OptionsType(("thrilling adventure", "quiet drama", "quiet family drama")), True),
+        (T.OptionsType(("positive", "negative", "mixed")), False),
+    ):
+        prompts = [build("What kind of film?", out_type, ["reviewText"], [t]) for t in texts]
+        batched = [s.logprobs for s in gemma_batched.score_many(prompts, out_type)]
+        one_row = [s.logprobs for s in gemma_one_row.score_many(prompts, out_type)]
+        assert (batched == one_row) is same
 
 
 @pytest.mark.model

@@ -12,13 +12,16 @@ measured 22 of 24 rows differing from the row alone). Here nothing varies:
 * a row's tokens after the head go in pieces of ``CHUNK`` counted from the head's end; a
   short piece is padded with filler tokens at the positions after it, which no real token
   attends to (causal mask) and which are removed before the row's next piece;
-* a label longer than one token is scored as further pieces (its leading tokens after the
-  row), removed again once their logits are read;
 * an idle stream decodes filler only, and every stream asks for exactly one output each
   decode (its piece's last token);
-* where every label is one token, every decode stops at the final norm and a row's
-  label logits come from the runtime's output head (output_head.py); whether it does
-  follows from the label set, never from the rows.
+* every decode stops at the final norm and a row's label logits come from the
+  runtime's output head (output_head.py), where the runtime has one.
+
+Only label sets whose labels are one token each come here (label_scores.batched): a
+label's later tokens would be further pieces, each padded to ``CHUNK`` and run through
+the whole vocabulary's output layer, where one row at a time decodes them all in one
+decode, and batched ran such sets at 0.44-0.62x the rows/s of one row at a time
+(bench/label_sets.py, results/throughput/label-sets-20261207-170152).
 
 So a row's label scores depend on its own tokens only: bench/batch_recipe.py found them
 bit for bit equal across random orders, splits and the row alone (2000/2000 and 16/16
@@ -28,14 +31,13 @@ faster but moved the content-free prior and cost calibrated accuracy (0.779 -> 0
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import llama_cpp
 import numpy as np
 
 from semql.errors import ExecutionError
 
-from .label_scores import log_probs, next_tokens
 from .llama_runtime import _chunk_starts as chunk_starts
 from .output_head import HiddenTap, OutputHead
 
@@ -44,21 +46,17 @@ CHUNK = 16  # tokens of one stream per decode: a row's ~38 tokens pad to 48, not
 
 @dataclass
 class _Step:
-    """One piece a stream decodes: its tokens from ``pos``, the label prefix whose next-
-    token distribution its last token gives (None: none needed), where to cut after."""
+    """One piece a stream decodes: its tokens from ``pos``, and where to cut after."""
 
     tokens: list[int]
     pos: int
-    key: tuple[int, ...] | None
-    keep: int  # positions kept after the decode (filler, or a label branch, removed)
+    keep: int  # positions kept after the decode (the filler removed)
 
 
 @dataclass
 class _Row:
     index: int
-    steps: list[_Step]
-    # a label prefix's next-token scores: the first tokens' logits, later log-probabilities
-    dists: dict[tuple[int, ...], dict[int, float]] = field(default_factory=dict)
+    steps: list[_Step]  # the last one's output gives the labels' logits
 
 
 class BatchScorer:
@@ -92,12 +90,12 @@ class BatchScorer:
         llama_cpp.llama_set_n_threads(self.ctx, n, n)
 
     def score(
-        self, rows: list[tuple[list[int], int]], labels: list[list[int]]
+        self, rows: list[tuple[list[int], int]], labels: list[int]
     ) -> list[tuple[list[float], int]]:
-        """(log-prob of each label, head tokens reused) of each ``(tokens, head length)``.
+        """(logit of each label, head tokens reused) of each ``(tokens, head length)``.
 
         Rows are taken in groups of one head (in their order); a new head is prefilled
-        once. Labels are token sequences (" " + label, as the grammar writes it)."""
+        once. A label is its one token (" " + label, as the grammar writes it)."""
         out: dict[int, tuple[list[float], int]] = {}
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, (tokens, head_len) in enumerate(rows):
@@ -108,16 +106,9 @@ class BatchScorer:
                 out[i] = (scores, len(head) if n or reused else 0)
         return [out[i] for i in range(len(rows))]
 
-    def _score_group(self, rows, members: list[int], labels: list[list[int]]):
-        nexts = next_tokens(labels)
-        prefixes = sorted(nexts)
-        firsts = sorted({seq[0] for seq in labels})
-        # Labels of one token each need only their logits after a row: every decode stops
-        # at the final norm (the label set decides, never the rows). A later token needs
-        # its log-probability, so longer labels keep the whole layer in every decode.
-        tapped = self.out_head is not None and not prefixes
+    def _score_group(self, rows, members: list[int], labels: list[int]):
         head_len, pad = len(self.head), self.head[-1]
-        queue = [self._plan(i, rows[i][0], head_len, prefixes) for i in members]
+        queue = [self._plan(i, rows[i][0], head_len) for i in members]
         queue.reverse()
         slots: list[_Row | None] = [None] * self.slots
         while queue or any(s is not None for s in slots):
@@ -137,45 +128,32 @@ class BatchScorer:
                     (step.tokens[k] if k < n else pad, step.pos + k, j + 1, k == n - 1)
                     for k in range(CHUNK)
                 ]
-            # a decode whose outputs no row reads (prompt pieces before the last) stops at
-            # the final norm too: the output layer would compute logits nobody reads
-            read = any(slots[j].steps[0].key is not None for j in wanted)
-            self.decode(items, hidden=self.tap is not None and (tapped or not read))
+            # with an output head every decode stops at the final norm: the labels' logits
+            # come from the head, and pieces before a row's last have no output to read
+            self.decode(items, hidden=self.tap is not None)
             for j, row in enumerate(slots):
                 if row is None:
                     self.reset(j + 1)
                     continue
                 step = row.steps.pop(0)
-                if step.key == ():  # a label's first token: its logit (label_scores.py)
-                    first = (
-                        self.out_head.logits(self.tap.hidden[j], firsts)  # stream j's one output
-                        if tapped
-                        else self.logits(wanted[j])[firsts]
-                    )
-                    row.dists[()] = dict(zip(firsts, first.tolist(), strict=True))
-                elif step.key is not None:
-                    row.dists[step.key] = log_probs(self.logits(wanted[j]), nexts[step.key])
                 if row.steps:
                     self.drop(j + 1, step.keep)
                     continue
+                scores = (
+                    self.out_head.logits(self.tap.hidden[j], labels)  # stream j's one output
+                    if self.tap is not None
+                    else self.logits(wanted[j])[labels]
+                )
                 self.reset(j + 1)
                 slots[j] = None
-                yield row.index, [_label_score(row.dists, seq) for seq in labels]
+                yield row.index, scores.tolist()
 
-    def _plan(self, index: int, tokens: list[int], head_len: int, prefixes) -> _Row:
-        """A row's pieces: its tokens after the head, then each label prefix's."""
-        end = len(tokens)
+    def _plan(self, index: int, tokens: list[int], head_len: int) -> _Row:
+        """A row's pieces: its tokens after the head."""
         steps = row_pieces(tokens, head_len)
-        for prefix in prefixes:
-            parts = [list(prefix[a : a + CHUNK]) for a in range(0, len(prefix), CHUNK)]
-            for k, part in enumerate(parts):
-                pos = end + k * CHUNK
-                last = k == len(parts) - 1  # a branch ends back at the row's end
-                keep = end if last else pos + len(part)
-                steps.append(_Step(part, pos, prefix if last else None, keep))
         if steps[-1].pos + CHUNK > self.n_ctx:
             raise ExecutionError(
-                f"prompt of {end} tokens with its labels and padding exceeds the model "
+                f"prompt of {len(tokens)} tokens with its padding exceeds the model "
                 f"context of {self.n_ctx} tokens"
             )
         return _Row(index, steps)
@@ -261,15 +239,8 @@ def head_length(tokens: list[int], segments: list[int]) -> int:
 
 def row_pieces(tokens: list[int], head_len: int) -> list[_Step]:
     """A row's tokens after the head in pieces of CHUNK counted from the head's end; the
-    last one gives the next-token distribution after the row (key ``()``)."""
+    last one gives the next-token distribution after the row."""
     end = len(tokens)
-    steps = [
-        _Step(tokens[a : a + CHUNK], a, None, min(a + CHUNK, end))
-        for a in range(head_len, end, CHUNK)
+    return [
+        _Step(tokens[a : a + CHUNK], a, min(a + CHUNK, end)) for a in range(head_len, end, CHUNK)
     ]
-    steps[-1].key = ()
-    return steps
-
-
-def _label_score(dists: dict[tuple[int, ...], dict[int, float]], seq: list[int]) -> float:
-    return float(sum(dists[tuple(seq[:k])][t] for k, t in enumerate(seq)))

@@ -21,8 +21,10 @@ names the rows per decode, since a decode's shape is part of its numbers).
 # 7 (one row) and 10 (batched, whose prompts of several fields go one row at a time): a
 # label's later tokens are decoded together, one sequence a label prefix sharing the
 # row's cells, in one decode (label_scores.py), not one decode a token.
+# 11 (batched): a label set with a label of several tokens is scored one row at a time
+# (label_scores.batched), as DECODING 7 scores it.
 DECODING = 7
-BATCHED_DECODING = 10
+BATCHED_DECODING = 11
 # The answer steps that rows one at a time share (shared_steps.py). 2: a step whose
 # allowed tokens are few takes their logits from the output head. 3: the prompt's decode
 # takes along the first answer token that the grammar all but fixes (greedy.py

@@ -9,9 +9,9 @@ Two recipes, chosen per runtime (``LlamaRuntime.batch_rows``) and named in the r
 cache key, since they give different numbers: :func:`one_row` runs a row in the
 runtime's own context, reusing the KV prefix of the previous prompt chunk by chunk, and
 decodes its labels' later tokens together, each label prefix a sequence of that context
-(:func:`_branch`); :func:`batched` puts ``batch_rows`` rows in every decode of a second context
-(batch_scorer.py). Each recipe gives a row the same numbers whatever ran before or
-beside it. Both are called with the runtime's lock held.
+(:func:`_branch`); :func:`batched` puts ``batch_rows`` rows in every decode of a second
+context (batch_scorer.py), for label sets of one token a label. Each recipe gives a row
+the same numbers whatever ran before or beside it. Both are called with the runtime's lock held.
 """
 
 from __future__ import annotations
@@ -163,24 +163,32 @@ def batched(rt, prompts: list, out_type: OutputType) -> list[Scored]:
     """Rows ``rt.batch_rows`` to a decode; the head is the prompt's first segment (the
     instructions, examples and question every row of an operator shares).
 
-    A prompt of several non-empty fields goes one row at a time instead: a stream keeps
-    only the head, so rows sharing leading fields (the planner's GGR prefix order) would
-    recompute them, where the runtime's own context reuses them from the row before. The
-    recipe follows from the prompt alone, so a row's scores still never depend on others."""
+    Two kinds of rows go one row at a time instead; which follows from the prompt and
+    the label set alone, so a row's scores still never depend on others:
+
+    * every row of a label set with a label of several tokens: a stream would decode
+      each label prefix as a further piece padded to 16 tokens, through the whole
+      vocabulary's output layer, where one row at a time decodes them all in one decode
+      (:func:`_branch`); batched ran such sets at 0.44-0.62x the rows/s (bench/
+      label_sets.py, AMD EPYC with AVX-512, results/throughput/label-sets-20261207-170152);
+    * a prompt of several non-empty fields: a stream keeps only the head, so rows sharing
+      leading fields (the planner's GGR prefix order) would recompute them, where the
+      runtime's own context reuses them from the row before."""
     from .batch_scorer import head_length, streams_of
 
     seqs = _sequences(rt, out_type)
-    longest = max(len(q) for q in seqs)
-    extra = len(next_tokens(seqs))
+    if next_tokens(seqs):
+        return [_one_row(rt, *_tokens(rt, p, max(len(q) for q in seqs)), seqs) for p in prompts]
     rows, batch, out = [], [], {}
     for i, prompt in enumerate(prompts):
-        tokens, segments = _tokens(rt, prompt, longest)
+        tokens, segments = _tokens(rt, prompt, 1)
         if len(segments) > ONE_FIELD:
             out[i] = _one_row(rt, tokens, segments, seqs)
             continue
         rows.append((tokens, head_length(tokens, segments)))
         batch.append(i)
-    scored = streams_of(rt).score(rows, seqs) if rows else []
+    labels = [seq[0] for seq in seqs]
+    scored = streams_of(rt).score(rows, labels) if rows else []
     for i, (tokens, _), (logprobs, cached) in zip(batch, rows, scored, strict=True):
-        out[i] = Scored(logprobs, len(tokens), cached, extra)
+        out[i] = Scored(logprobs, len(tokens), cached, 0)
     return [out[i] for i in range(len(prompts))]
