@@ -9,12 +9,16 @@ from __future__ import annotations
 import csv
 import random
 
+import llama_cpp
 import pytest
 
 import semql
 from semql.errors import LimitExceeded, ModelError
+from semql.executors.runtimes import greedy
+from semql.executors.runtimes.batch_scorer import CHUNK, STREAM_CELLS, streams_of
 from semql.executors.runtimes.cpu_backend import BATCH_ROWS, default_batch_rows
 from semql.executors.runtimes.llama_runtime import LlamaRuntime
+from semql.executors.runtimes.model_files import default_model_path
 from semql.grammar import types as T
 from semql.planner.physical.prompt_format import PromptBuilder
 from semql.sample import sample_dir
@@ -91,6 +95,40 @@ def test_a_rows_scores_one_at_a_time_do_not_depend_on_the_row_before(gemma_one_r
     for i in order[:3]:  # alone, from an empty cache
         rt.empty_cache()
         assert rt.score(prompts[i], out_type).logprobs == base[i]
+
+
+@pytest.mark.model
+def test_streams_hold_a_fixed_size_and_a_longer_row_goes_one_row_at_a_time(gemma_one_row):
+    """The batched context's KV cells are allocated up front, so its streams hold
+    STREAM_CELLS whatever the model's context (streams of the whole context grew with it);
+    a prompt too long for one is scored and generated one row at a time in the runtime's
+    own context: the one-row recipe's numbers bit for bit, its mates' unchanged."""
+    rt = LlamaRuntime(default_model_path(), seed=0, n_ctx=4096, batch_rows=2)
+    try:
+        build = PromptBuilder(rt.style, rt.format_chat).build
+        texts = _reviews(43)
+        long_text = " ".join(texts[:40])
+        for out_type in (T.BoolType(), T.IntType()):
+            prompts = [  # fields uncut, as a caller lifting the field limit gets them
+                build("Is the review positive?", out_type, ["reviewText"], [t], max_chars=None)
+                for t in (long_text, *texts[40:])
+            ]
+            assert STREAM_CELLS < len(rt.tokenize(prompts[0])) < gemma_one_row.n_ctx
+            with greedy.recording() as made:
+                if out_type == T.BoolType():
+                    got = [s.logprobs for s in rt.score_many(prompts, out_type)]
+                    alone = [gemma_one_row.score(p, out_type).logprobs for p in prompts]
+                else:
+                    got = [g.text for g in rt.generate_many(prompts, out_type)]
+                    alone = [gemma_one_row.generate(p, out_type).text for p in prompts]
+            assert got[0] == alone[0]
+            if made:  # generated: every logits vector the long row chose from, too
+                assert made[0].trace == made[len(prompts)].trace
+        streams = streams_of(rt)
+        assert streams.n_ctx == STREAM_CELLS - CHUNK
+        assert llama_cpp.llama_n_ctx(streams.ctx) == STREAM_CELLS * (streams.slots + 1)
+    finally:
+        rt.close()
 
 
 @pytest.mark.model

@@ -119,7 +119,7 @@ def by_head(
     A stream keeps only the head, so rows sharing leading fields (the planner's GGR
     prefix order) would recompute them there, where the runtime's own context reuses
     them from the row before; the recipe follows from the prompt alone."""
-    from .batch_scorer import head_length
+    from .batch_scorer import fits_stream, head_length
 
     max_tokens = out_type.token_budget()
     out: dict[int, Generation] = {}
@@ -131,7 +131,7 @@ def by_head(
                 f"prompt of {len(tokens)} tokens plus {max_tokens} output tokens exceeds the "
                 f"model context of {rt.n_ctx} tokens (model {rt.path})"
             )
-        if len(segments) > ONE_FIELD:
+        if len(segments) > ONE_FIELD or not fits_stream(rt, tokens, max_tokens):
             out[i] = rt._generate_tokens(tokens, segments, out_type, max_tokens)
             continue
         head = tuple(tokens[: head_length(tokens, segments)])

@@ -42,6 +42,12 @@ from .llama_runtime import _chunk_starts as chunk_starts
 from .output_head import HiddenTap, OutputHead
 
 CHUNK = 16  # tokens of one stream per decode: a row's ~38 tokens pad to 48, not to 64
+# KV cells a stream holds (the head, a row, its padding and its answer), whatever the
+# model's context (llama.cpp rounds a stream's cells up to a multiple of 256): every
+# stream's cells are allocated up front, and streams of the whole context cost the bundled
+# Gemma 365 MB at n_ctx 2048 and 1339 MB at 8192 (bench/stream_memory.py). A row that does
+# not fit goes one row at a time (fits_stream).
+STREAM_CELLS = 1024
 
 
 @dataclass
@@ -108,7 +114,7 @@ class BatchScorer:
 
     def _score_group(self, rows, members: list[int], labels: list[int]):
         head_len, pad = len(self.head), self.head[-1]
-        queue = [self._plan(i, rows[i][0], head_len) for i in members]
+        queue = [_Row(i, row_pieces(rows[i][0], head_len)) for i in members]
         queue.reverse()
         slots: list[_Row | None] = [None] * self.slots
         while queue or any(s is not None for s in slots):
@@ -147,16 +153,6 @@ class BatchScorer:
                 self.reset(j + 1)
                 slots[j] = None
                 yield row.index, scores.tolist()
-
-    def _plan(self, index: int, tokens: list[int], head_len: int) -> _Row:
-        """A row's pieces: its tokens after the head."""
-        steps = row_pieces(tokens, head_len)
-        if steps[-1].pos + CHUNK > self.n_ctx:
-            raise ExecutionError(
-                f"prompt of {len(tokens)} tokens with its padding exceeds the model "
-                f"context of {self.n_ctx} tokens"
-            )
-        return _Row(index, steps)
 
     def decode(
         self, items: list[tuple[int, int, int, bool]], hidden: bool = False, full: bool = False
@@ -226,9 +222,21 @@ def streams_of(rt) -> BatchScorer:
     if rt._scorer is None:
         slots = rt.batch_rows if rt.batch_rows > 1 else rt.step_rows
         rt._scorer = BatchScorer(
-            rt._llm._model.model, rt.n_vocab, rt.n_ctx, slots, rt._applied_threads, rt.head
+            rt._llm._model.model, rt.n_vocab, stream_tokens(rt), slots, rt._applied_threads, rt.head
         )
     return rt._scorer
+
+
+def stream_tokens(rt) -> int:
+    """The positions a stream of ``rt``'s batched context holds, its padding aside."""
+    return min(rt.n_ctx, STREAM_CELLS - CHUNK)
+
+
+def fits_stream(rt, tokens: list[int], answer_tokens: int) -> bool:
+    """Whether a prompt of ``tokens`` and its answer fit a stream; a row that does not goes
+    one row at a time in the runtime's own context. Its own length decides, never its mates:
+    rows that fit get the same bits in streams of any size (bench/stream_memory.py)."""
+    return len(tokens) + answer_tokens <= stream_tokens(rt)
 
 
 def head_length(tokens: list[int], segments: list[int]) -> int:

@@ -23,10 +23,14 @@ names the rows per decode, since a decode's shape is part of its numbers).
 # row's cells, in one decode (label_scores.py), not one decode a token.
 # 11 (batched): a label set with a label of several tokens is scored one row at a time
 # (label_scores.batched), as DECODING 7 scores it.
+# 12 (batched): a prompt longer than a stream (batch_scorer.STREAM_CELLS, 1024 KV cells,
+# before it the model's context) goes one row at a time.
 DECODING = 7
-BATCHED_DECODING = 11
+BATCHED_DECODING = 12
 # The answer steps that rows one at a time share (shared_steps.py). 2: a step whose
 # allowed tokens are few takes their logits from the output head. 3: the prompt's decode
 # takes along the first answer token that the grammar all but fixes (greedy.py
 # ``lookahead``), and a row that chooses it reads its next step from that decode.
-STEPS_DECODING = 3
+# 4: a prompt and answer longer than a stream (batch_scorer.STREAM_CELLS) go one row at a
+# time in the runtime's own context.
+STEPS_DECODING = 4

@@ -173,8 +173,9 @@ def batched(rt, prompts: list, out_type: OutputType) -> list[Scored]:
       label_sets.py, AMD EPYC with AVX-512, results/throughput/label-sets-20261207-170152);
     * a prompt of several non-empty fields: a stream keeps only the head, so rows sharing
       leading fields (the planner's GGR prefix order) would recompute them, where the
-      runtime's own context reuses them from the row before."""
-    from .batch_scorer import head_length, streams_of
+      runtime's own context reuses them from the row before;
+    * a prompt longer than a stream (batch_scorer.STREAM_CELLS)."""
+    from .batch_scorer import fits_stream, head_length, streams_of
 
     seqs = _sequences(rt, out_type)
     if next_tokens(seqs):
@@ -182,7 +183,7 @@ def batched(rt, prompts: list, out_type: OutputType) -> list[Scored]:
     rows, batch, out = [], [], {}
     for i, prompt in enumerate(prompts):
         tokens, segments = _tokens(rt, prompt, 1)
-        if len(segments) > ONE_FIELD:
+        if len(segments) > ONE_FIELD or not fits_stream(rt, tokens, 0):
             out[i] = _one_row(rt, tokens, segments, seqs)
             continue
         rows.append((tokens, head_length(tokens, segments)))
