@@ -113,6 +113,7 @@ class BatchScorer:
         return [out[i] for i in range(len(rows))]
 
     def _score_group(self, rows, members: list[int], labels: list[int]):
+        tapped = self.out_head is not None
         head_len, pad = len(self.head), self.head[-1]
         queue = [_Row(i, row_pieces(rows[i][0], head_len)) for i in members]
         queue.reverse()
@@ -134,9 +135,10 @@ class BatchScorer:
                     (step.tokens[k] if k < n else pad, step.pos + k, j + 1, k == n - 1)
                     for k in range(CHUNK)
                 ]
-            # with an output head every decode stops at the final norm: the labels' logits
-            # come from the head, and pieces before a row's last have no output to read
-            self.decode(items, hidden=self.tap is not None)
+            # with an output head every decode stops at the final norm (the labels' logits
+            # come from the head); without one, a decode no row reads from does too
+            read = any(len(slots[j].steps) == 1 for j in wanted)
+            self.decode(items, hidden=self.tap is not None and (tapped or not read))
             for j, row in enumerate(slots):
                 if row is None:
                     self.reset(j + 1)
@@ -147,7 +149,7 @@ class BatchScorer:
                     continue
                 scores = (
                     self.out_head.logits(self.tap.hidden[j], labels)  # stream j's one output
-                    if self.tap is not None
+                    if tapped
                     else self.logits(wanted[j])[labels]
                 )
                 self.reset(j + 1)
