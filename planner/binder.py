@@ -166,6 +166,15 @@ class Binder:
         return self.calls.get(self._slot(node))
 
     def bind(self, node: exp.Anonymous) -> LMCall:
+        """The LMCall of ``node``; an error in its arguments carries where it starts."""
+        try:
+            return self._bind(node)
+        except BindError as err:
+            if not err.line and err.offset is None:
+                err.offset = node.meta.get("start")
+            raise
+
+    def _bind(self, node: exp.Anonymous) -> LMCall:
         slot = self._slot(node)
         key = slot[1]
         if slot in self.calls:

@@ -31,7 +31,7 @@ from semql.planner.options import PlanOptions
 from semql.planner.physical import DEFAULT_PROFILE, ModelProfile
 
 from .catalog import DuckDBCatalog, quote_ident
-from .dialect import bind_params, has_lm_call, is_blank, locate_unbound_name, parse, strip_braces
+from .dialect import bind_params, has_lm_call, is_blank, locate_bind_error, parse, strip_braces
 from .errors import BindError, ExecutionError, LimitExceeded, ParseError, SemQLError
 from .files import create_from_file
 
@@ -42,7 +42,7 @@ def _names_located_in(sql: str) -> Iterator[None]:
     try:
         yield
     except BindError as err:
-        raise locate_unbound_name(err, sql) from None
+        raise locate_bind_error(err, sql) from None
 
 
 _EXPLAIN_RE = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.IGNORECASE)

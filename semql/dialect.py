@@ -164,15 +164,19 @@ def is_blank(sql: str) -> bool:
     return all(not sql[s.start : s.end].strip() for s in _code_spans(sql))
 
 
-def locate_unbound_name(err: BindError, sql: str) -> BindError:
-    """``err`` pointing at the name it is about in ``sql``, the query the user wrote.
+def locate_bind_error(err: BindError, sql: str) -> BindError:
+    """``err`` pointing at its place in ``sql``, the query the user wrote.
 
-    DuckDB reports unknown columns, tables and functions against the SQL SemQL generated
-    (LM arguments moved into subqueries), whose positions mean nothing to the user; the
-    first use of the name in the user's code (outside strings and comments) is the place.
+    An LM call's argument error points at the call (``err.offset``, from the parsed
+    query, whose braces were blanked in place). DuckDB reports unknown columns, tables and
+    functions against the SQL SemQL generated (LM arguments moved into subqueries), whose
+    positions mean nothing to the user; the first use of the name in the user's code
+    (outside strings and comments) is the place.
     """
     if err.line:
         return err
+    if err.offset is not None and 0 <= err.offset < len(sql):
+        return BindError(err.description, sql, *_line_col(sql, err.offset))
     name = next((m.group(1) for r in _UNBOUND_NAME_RES if (m := r.search(err.description))), None)
     if name is None:
         return err

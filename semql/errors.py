@@ -45,8 +45,12 @@ class BindError(_LocatedError):
     """A name in the query does not resolve: table, column, function or argument.
 
     ``line``/``column`` point at the name in the query the user wrote, not in the SQL
-    SemQL generated from it.
+    SemQL generated from it. ``offset`` is where in that query the LM call an argument
+    error is about starts, set by the binder, which sees the call but not the query text
+    (``semql.dialect.locate_bind_error`` turns it into line and column).
     """
+
+    offset: int | None = None
 
 
 class TypeInferenceError(SemQLError):

@@ -99,6 +99,31 @@ def test_unknown_names_point_into_the_query_the_user_wrote(con, sql, line, colum
 
 
 @pytest.mark.parametrize(
+    "sql, line, column, words",
+    [
+        ("SELECT id,\n  {{LLMMap('q', txt, options=())}} FROM t", 2, 5, "options= is empty"),
+        (
+            "SELECT id FROM t WHERE LLMMap('q', txt)\n  AND LLMMap('r', txt, calibration='x')",
+            2,
+            7,
+            "calibration=",
+        ),
+        ("SELECT LLMMap('q', txt, k=0) AS a FROM t", 1, 8, "k="),
+        ("SELECT id FROM t WHERE {{LLMMap(txt)}}", 1, 26, "question"),
+    ],
+)
+def test_an_lm_calls_argument_errors_point_at_the_call(con, sql, line, column, words):
+    """The binder raises these without the query text; the error names the call's place
+    in the query the user wrote (with several calls, the one at fault)."""
+    with pytest.raises(semql.BindError) as info:
+        con.query(sql)
+    err = info.value
+    assert words in str(err)
+    assert (err.line, err.column) == (line, column)
+    assert sql.splitlines()[line - 1] in str(err)
+
+
+@pytest.mark.parametrize(
     "sql, line, column",
     [
         ("SELEC 1", 1, 1),
