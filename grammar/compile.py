@@ -41,6 +41,19 @@ def _bound_repetitions(ebnf: str) -> str:
     return ebnf.replace(_BOUNDED_STRING_CHAR, _JSON_STRING_CHAR)
 
 
+# xgrammar's C++ log prefix on its errors: "[22:41:16] /project/cpp/regex_converter.cc:94: "
+_LOG_PREFIX = re.compile(r"^\[[0-9:]+\] \S+:[0-9]+: ")
+
+
+def _reason(err: Exception, spec: GrammarSpec) -> str:
+    """xgrammar's reason without its log prefix; for a regex without the position, which
+    counts in the pattern as wrapped here (types.RegexType.spec), not as the user wrote it."""
+    reason = _LOG_PREFIX.sub("", str(err).strip())
+    if spec.kind == "regex":
+        reason = re.sub(r" at position [0-9]+", "", reason)
+    return reason
+
+
 def to_xgrammar(spec: GrammarSpec) -> xgr.Grammar:
     """Build the xgrammar Grammar of a spec; raises ValueError on a malformed grammar."""
     try:
@@ -55,5 +68,5 @@ def to_xgrammar(spec: GrammarSpec) -> xgr.Grammar:
             bounded = xgr.Grammar.from_ebnf(_bound_repetitions(str(body)))
             return xgr.Grammar.concat(xgr.Grammar.from_ebnf('root ::= " "'), bounded)
     except (RuntimeError, ValueError, TypeError) as err:
-        raise ValueError(f"invalid {spec.kind} grammar: {err}") from None
+        raise ValueError(f"invalid {spec.kind} grammar: {_reason(err, spec)}") from None
     raise ValueError(f"unknown grammar kind {spec.kind!r}")

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from .compile import to_xgrammar
 from .type_names import parse_quantifier, type_from_name, type_from_sql_type
 from .types import (
     MAX_OPTIONS,
@@ -217,11 +218,27 @@ def _alias_use_type(alias: exp.Alias, lookup: ColumnLookup) -> Inferred | None:
 
 
 def _explicit_type(kwargs: dict) -> tuple[OutputType | None, str]:
+    """The type a call's arguments name, if any; one whose grammar xgrammar rejects (a
+    malformed regex, a JSON schema it cannot compile) fails here with xgrammar's reason,
+    at planning, not as an internal error once the query runs."""
+    explicit, reason = _named_type(kwargs)
+    if explicit is not None and ("regex" in kwargs or "return_type" in kwargs):
+        to_xgrammar(explicit.spec())  # ValueError naming the grammar's problem
+    return explicit, reason
+
+
+def _named_type(kwargs: dict) -> tuple[OutputType | None, str]:
     quantifier = kwargs.get("quantifier")
     if kwargs.get("options") is not None:
         base: OutputType = OptionsType(tuple(kwargs["options"]))
         reason = "options="
     elif kwargs.get("regex") is not None:
+        if quantifier:  # a list's items are plain JSON strings (ListType): the pattern would
+            # bind nothing, so the call would answer other than the user asked
+            raise ValueError(
+                "regex= cannot be combined with quantifier= (a list's items do not follow "
+                "the pattern); ask for one value, or drop regex="
+            )
         base, reason = RegexType(kwargs["regex"]), "regex="
     elif kwargs.get("return_type") is not None:
         return type_from_name(str(kwargs["return_type"]), quantifier), "return_type="

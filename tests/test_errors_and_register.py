@@ -177,6 +177,31 @@ def test_bad_return_type(con):
         con.query("SELECT LLMMap('q', txt, return_type='colour') FROM t")
 
 
+@pytest.mark.parametrize(
+    "argument, reason",
+    [
+        ("regex='[a-z'", "invalid regex grammar: Regex parsing error: Unclosed '['"),
+        ("regex='[a-z]+', quantifier='+'", "regex= cannot be combined with quantifier="),
+        (
+            """return_type='{"type": "colour"}'""",
+            'invalid json_schema grammar: Unsupported type "colour"',
+        ),
+        (
+            """return_type='{"type": "integer", "minimum": 5, "maximum": 1}'""",
+            "invalid json_schema grammar: Invalid range",
+        ),
+    ],
+)
+def test_a_grammar_xgrammar_rejects_fails_at_planning_with_its_reason(con, argument, reason):
+    """A malformed regex or a JSON schema xgrammar cannot compile is the user's error,
+    named with the call before any row runs, not an internal error mid-query; so is a
+    regex asked for a list, whose items would not follow it."""
+    with pytest.raises(semql.TypeInferenceError) as info:
+        con.query(f"SELECT LLMMap('q', txt, {argument}) FROM t")
+    assert "LLMMap('q', txt" in str(info.value) and reason in str(info.value)
+    assert "/project/cpp" not in str(info.value)  # xgrammar's log prefix
+
+
 def test_model_errors_name_the_path(tmp_path):
     missing = tmp_path / "nope.gguf"
     with semql.connect(model=str(missing)) as c:
