@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from .compile import to_xgrammar
 from .type_names import parse_quantifier, type_from_name, type_from_sql_type
 from .types import (
     MAX_OPTIONS,
@@ -223,6 +222,10 @@ def _explicit_type(kwargs: dict) -> tuple[OutputType | None, str]:
     at planning, not as an internal error once the query runs."""
     explicit, reason = _named_type(kwargs)
     if explicit is not None and ("regex" in kwargs or "return_type" in kwargs):
+        try:  # imported here: xgrammar brings torch, which planning alone does not need
+            from .compile import to_xgrammar
+        except ImportError:  # the runtime names the missing install (ModelError)
+            return explicit, reason
         to_xgrammar(explicit.spec())  # ValueError naming the grammar's problem
     return explicit, reason
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import duckdb
 import pandas as pd
@@ -200,6 +202,16 @@ def test_a_grammar_xgrammar_rejects_fails_at_planning_with_its_reason(con, argum
         con.query(f"SELECT LLMMap('q', txt, {argument}) FROM t")
     assert "LLMMap('q', txt" in str(info.value) and reason in str(info.value)
     assert "/project/cpp" not in str(info.value)  # xgrammar's log prefix
+
+
+def test_importing_semql_loads_neither_xgrammar_nor_torch():
+    """xgrammar brings torch (seconds to import); planning imports it only to check a
+    user's regex or schema, so ``import semql`` and a connection without xgrammar stay
+    light and can name the missing install."""
+    code = "import sys, semql; print(sorted({'xgrammar', 'torch'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_model_errors_name_the_path(tmp_path):
