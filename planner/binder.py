@@ -11,7 +11,7 @@ from sqlglot.optimizer.scope import Scope
 
 from semql.errors import BindError, TypeInferenceError
 from semql.grammar.inference import ColumnFacts, InferenceConflict, infer_type
-from semql.grammar.types import MAX_OPTIONS, StrType
+from semql.grammar.types import MAX_OPTIONS, OptionsType, StrType
 
 from .calls import (
     CANONICAL_NAMES,
@@ -243,3 +243,18 @@ class Binder:
         except ValueError as err:
             raise TypeInferenceError(f"{call.label}: {err}") from None
         call.output, call.type_reason = inferred.type, inferred.reason
+        _check_example_answers(call)
+
+
+def _check_example_answers(call: LMCall) -> None:
+    """An example answering outside a closed set would show the model an answer its
+    grammar forbids (and no label could be scored for it): the user's slip, named here."""
+    if not isinstance(call.output, OptionsType):
+        return
+    labels = call.output.labels()
+    for k, example in enumerate(call.kwargs.get("examples") or (), 1):
+        if call.output.render(example[-1]) not in labels:
+            raise BindError(
+                f"{call.function}: example {k} answers {example[-1]!r}, which is not one of the "
+                f"options ({', '.join(labels)})"
+            )

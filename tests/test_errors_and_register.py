@@ -69,6 +69,10 @@ def test_parse_error_from_duckdb_for_plain_sql(con):
         ("SELECT LLMMap('q', LLMMap('r', txt)) FROM t", "nested LM calls"),
         ("SELECT * FROM t WHERE LLMMap('q', txt, options=txt2)", "options"),
         ("SELECT LLMJoin(t.txt, t.txt) FROM t", "JOIN ... ON"),
+        (
+            "SELECT LLMMap('q', txt, options=('a', 'b'), examples=(('x', 'a'), ('y', 'c'))) FROM t",
+            "example 2 answers 'c', which is not one of the options (a, b)",
+        ),
         ("SELECT * FROM missing_table", "missing_table"),
     ],
 )
