@@ -163,7 +163,7 @@ def batched(rt, prompts: list, out_type: OutputType) -> list[Scored]:
     """Rows ``rt.batch_rows`` to a decode; the head is the prompt's first segment (the
     instructions, examples and question every row of an operator shares).
 
-    Two kinds of rows go one row at a time instead; which follows from the prompt and
+    Three kinds of rows go one row at a time instead; which follows from the prompt and
     the label set alone, so a row's scores still never depend on others:
 
     * every row of a label set with a label of several tokens: a stream would decode
