@@ -56,6 +56,9 @@ class ColumnFacts:
 class Inferred:
     type: OutputType
     reason: str
+    # True when neither the call's arguments nor its place chose the type (free text):
+    # another use of the same call that does say what it wants decides for both.
+    fallback: bool = False
 
 
 class InferenceConflict(ValueError):
@@ -301,7 +304,7 @@ def infer_type(
         if ctx is None and is_yes_no(question):
             return Inferred(BoolType(), "a yes/no question")
         if ctx is None:
-            return Inferred(StrType(), "free text (no typed context)")
+            return Inferred(StrType(), "free text (no typed context)", fallback=True)
         if isinstance(ctx.type, FloatType) and is_yes_no(question):
             return _probability(ctx, "a yes/no question")
         return ctx

@@ -1,16 +1,18 @@
 """Binding of one statement's LM calls against the catalog: each call's arguments
 checked and evaluated, its row fields named, and its output type inferred from the SQL
-around it (grammar/inference.py). Identical calls in one SELECT bind to one LMCall."""
+around it (grammar/inference.py). Identical calls in one SELECT bind to one LMCall for
+each type their places want (a yes/no call's decision and its probability are two)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope
 
 from semql.errors import BindError, TypeInferenceError
-from semql.grammar.inference import ColumnFacts, InferenceConflict, infer_type
+from semql.grammar.inference import ColumnFacts, InferenceConflict, Inferred, infer_type
 from semql.grammar.types import MAX_OPTIONS, OptionsType, StrType
 
 from .calls import (
@@ -55,7 +57,10 @@ class Binder:
     def __init__(self, catalog: Catalog, scopes: list[Scope]):
         self.catalog = catalog
         self.scope_of = {id(s.expression): s for s in scopes}
-        self.calls: dict[tuple[int, str], LMCall] = {}
+        self.calls: dict[tuple[int, str, int], LMCall] = {}
+        # per call text in a SELECT: the call as first bound, and each use's type group
+        self._first: dict[tuple[int, str], LMCall] = {}
+        self._uses: dict[tuple[int, str], dict[int, tuple[int, Inferred | None]]] = {}
 
     # -- columns -----------------------------------------------------------------------
 
@@ -157,13 +162,20 @@ class Binder:
         return out
 
     @staticmethod
-    def _slot(node: exp.Anonymous) -> tuple[int, str]:
-        """A call is one per (owning SELECT, text): repeats of it share one LMCall."""
+    def _text(node: exp.Anonymous) -> tuple[int, str]:
+        """A call as written in one SELECT: its repeats there read the same prompts."""
         return id(owner_select(node)), node.sql(dialect="duckdb", normalize_functions=False)
+
+    def _slot(self, node: exp.Anonymous) -> tuple[int, str, int] | None:
+        """The call's text and the group of its uses ``node`` belongs to (None before the
+        text is bound): one LMCall a group."""
+        uses = self._uses.get(self._text(node))
+        return None if uses is None else (*self._text(node), uses[id(node)][0])
 
     def bound(self, node: exp.Anonymous) -> LMCall | None:
         """The LMCall already bound for ``node``, if any (no new occurrence recorded)."""
-        return self.calls.get(self._slot(node))
+        slot = self._slot(node)
+        return None if slot is None else self.calls.get(slot)
 
     def bind(self, node: exp.Anonymous) -> LMCall:
         """The LMCall of ``node``; an error in its arguments carries where it starts."""
@@ -175,20 +187,65 @@ class Binder:
             raise
 
     def _bind(self, node: exp.Anonymous) -> LMCall:
-        slot = self._slot(node)
-        key = slot[1]
-        if slot in self.calls:
-            self.calls[slot].nodes.append(node)
-            return self.calls[slot]
+        text = self._text(node)
+        if text not in self._uses:
+            self._first[text] = self._new_call(node, text[1])
+            self._uses[text] = self._group_uses(self._first[text], node)
+        group, inferred = self._uses[text][id(node)]
+        slot = (*text, group)
+        call = self.calls.get(slot)
+        if call is None:
+            call = self._first[text]
+            if any(c is call for c in self.calls.values()):
+                # another type of the same call: the same prompts, answers read another way
+                call = replace(call, id=len(self.calls), nodes=[])
+            if inferred is not None:
+                call.output, call.type_reason = inferred.type, inferred.reason
+                _check_example_answers(call)
+            self.calls[slot] = call
+        if not any(n is node for n in call.nodes):
+            call.nodes.append(node)
+        return call
+
+    def _new_call(self, node: exp.Anonymous, key: str) -> LMCall:
+        """The call with its arguments checked and evaluated (once for all its repeats)."""
         fn = CANONICAL_NAMES[str(node.this).upper()]
         positional, keywords = split_arguments(node)
         kwargs = self._kwargs(fn, keywords)
         if fn == "LLMJoin":
-            call = self._bind_join(node, key, positional, kwargs)
-        else:
-            call = self._bind_map_or_qa(node, fn, key, positional, kwargs)
-        self.calls[slot] = call
-        return call
+            return self._bind_join(node, key, positional, kwargs)
+        return self._bind_map_or_qa(node, fn, key, positional, kwargs)
+
+    def _group_uses(
+        self, call: LMCall, node: exp.Anonymous
+    ) -> dict[int, tuple[int, Inferred | None]]:
+        """Each use of the call in its SELECT: the group of uses that want the same type,
+        and that type. A use whose place says nothing (free text) joins the first use that
+        does; uses that want different types (a yes/no call's decision in the WHERE, its
+        probability in a SUM) are calls of their own, so each reads its answer as its place
+        asks."""
+        owner = owner_select(node)
+        uses = [
+            n
+            for n in (owner.walk() if owner is not None else [node])
+            if is_lm_call(n) and owner_select(n) is owner and self._text(n) == self._text(node)
+        ]
+        if not any(n is node for n in uses):
+            uses.append(node)
+        if call.function == "LLMJoin":
+            return {id(n): (0, None) for n in uses}
+        inferred = [(n, self._infer(call, n)) for n in uses]
+        types: list = []
+        for _, found in inferred:
+            if not found.fallback and found.type not in types:
+                types.append(found.type)
+        if not types:  # free text everywhere: one call
+            return {id(n): (0, found) for n, found in inferred}
+        chosen = {t: next(f for _, f in inferred if f.type == t and not f.fallback) for t in types}
+        return {
+            id(n): (0, chosen[types[0]]) if found.fallback else (types.index(found.type), found)
+            for n, found in inferred
+        }
 
     def _bind_map_or_qa(self, node, fn, key, positional, kwargs) -> LMCall:
         if not positional:
@@ -215,9 +272,8 @@ class Binder:
             raise BindError(f"{fn}: the context to search cannot itself call an LM function")
         if fn == "LLMMap":
             context = []  # its context is searched per row, never put whole in a prompt
-        call = LMCall(len(self.calls), fn, key, [node], question, fields, kwargs, context)
+        call = LMCall(len(self.calls), fn, key, [], question, fields, kwargs, context)
         call.retrieval = retrieval
-        self._type(call, node)
         return call
 
     def _bind_join(self, node, key, positional, kwargs) -> LMCall:
@@ -230,20 +286,19 @@ class Binder:
             kwargs.get("join_criteria") or "Match each left value to the right value it refers to."
         )
         fields = [Field("left", positional[0]), Field("right", positional[1])]
-        call = LMCall(len(self.calls), "LLMJoin", key, [node], criteria, fields, kwargs)
+        call = LMCall(len(self.calls), "LLMJoin", key, [], criteria, fields, kwargs)
         call.output = StrType()
         call.type_reason = "one of the right side's values"
         return call
 
-    def _type(self, call: LMCall, node: exp.Expression) -> None:
+    def _infer(self, call: LMCall, node: exp.Expression) -> Inferred:
+        """The type one use of the call wants (grammar/inference.py)."""
         try:
-            inferred = infer_type(node, call.kwargs, self.column_facts, call.label, call.question)
+            return infer_type(node, call.kwargs, self.column_facts, call.label, call.question)
         except InferenceConflict as err:
             raise TypeInferenceError(str(err)) from None
         except ValueError as err:
             raise TypeInferenceError(f"{call.label}: {err}") from None
-        call.output, call.type_reason = inferred.type, inferred.reason
-        _check_example_answers(call)
 
 
 def _check_example_answers(call: LMCall) -> None:

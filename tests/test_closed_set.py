@@ -166,6 +166,15 @@ def test_a_yes_no_call_summed_is_the_expected_count_of_its_decisions(model_con):
     expected = model_con.query(f"SELECT sum({call}) AS n FROM {rows}")["n"].item()
     assert expected == pytest.approx(both["p"].sum())
     assert "probability of yes [DOUBLE]" in model_con.explain(f"SELECT sum({call}) FROM {rows}")
+    # in one query, each use reads its own way: the decision, the probability, a count
+    # of decisions and an expected count beside each other, as each alone
+    one = model_con.query(ask.format(f"{call} AS yes, {call} + 0 AS p"))
+    assert one.select("reviewId", "yes", "p").equals(both.select("reviewId", "yes", "p"))
+    counts = model_con.query(
+        f"SELECT sum({call}) AS n, count(*) FILTER (WHERE {call}) AS k FROM {rows}"
+    )
+    assert counts["n"].item() == pytest.approx(expected)
+    assert counts["k"].item() == sum(both["yes"])
 
 
 @pytest.mark.model

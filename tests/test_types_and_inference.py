@@ -237,3 +237,47 @@ def test_json_strings_are_bounded_visibly_and_a_schema_can_lift_the_bound():
     assert "at most" not in str(long)  # the schema's own bound, nothing hidden
     assert json.loads(long.spec().source)["maxLength"] == 3000
     assert long.token_budget() >= 1500  # room for 3,000 characters
+
+
+def _call_types(sql: str) -> list[str]:
+    with semql.connect() as con:
+        con.duckdb.execute("CREATE TABLE t AS SELECT 'fine' AS txt, 1 AS id")
+        return sorted(str(c.output) for c in con.plan(sql).calls)
+
+
+@pytest.mark.parametrize(
+    "sql, types",
+    [
+        # a yes/no call's decision beside its probability: two calls, each read its own way
+        (
+            "SELECT LLMMap('Is it good?', txt) AS b, LLMMap('Is it good?', txt) + 0 AS p FROM t",
+            ["bool", "probability of yes [DOUBLE]"],
+        ),
+        (
+            "SELECT sum(LLMMap('Is it good?', txt)), "
+            "count(*) FILTER (WHERE LLMMap('Is it good?', txt)) FROM t",
+            ["bool", "probability of yes [DOUBLE]"],
+        ),
+        (
+            "SELECT id FROM t WHERE LLMMap('Is it good?', txt) "
+            "ORDER BY LLMMap('Is it good?', txt) DESC",
+            ["bool", "probability of yes [DOUBLE]"],
+        ),
+        # uses that want one type share one call
+        (
+            "SELECT LLMMap('Is it good?', txt) AS b FROM t WHERE LLMMap('Is it good?', txt)",
+            ["bool"],
+        ),
+        # a use whose place says nothing takes the type of the use that does, wherever it is
+        (
+            "SELECT LLMMap('Rate it 1-5', txt) AS r FROM t WHERE LLMMap('Rate it 1-5', txt) > 3",
+            ["int"],
+        ),
+        (
+            "SELECT LLMMap('Rate it 1-5', txt) AS r FROM t ORDER BY LLMMap('Rate it 1-5', txt)",
+            ["float"],
+        ),
+    ],
+)
+def test_repeats_of_a_call_share_it_only_where_their_places_want_one_type(sql, types):
+    assert _call_types(sql) == types
