@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -157,6 +158,18 @@ def test_a_type_error_in_the_users_query_points_at_it_also_in_explain(con, prefi
     assert (info.value.line, info.value.column) == (2, 15)
     with pytest.raises(semql.BindError):
         con.explain(sql.removeprefix(prefix))
+
+
+@pytest.mark.parametrize("lm", ["", ", {{LLMMap('q', txt)}} AS y"])
+def test_a_type_error_lists_a_few_of_duckdbs_candidate_functions(con, lm):
+    """DuckDB lists all 50 overloads of ``+``; the error keeps its message, a few and a count,
+    in plain SQL and in the SQL SemQL generates around an LM call."""
+    con.query("CREATE TABLE w AS SELECT 'x' AS txt")
+    with pytest.raises(semql.BindError) as info:
+        con.query(f"SELECT true + 0.5 AS x{lm} FROM w")
+    text = str(info.value)
+    assert "No function matches" in text and "Candidate functions:" in text
+    assert text.count('"+"(') == 4 and re.search(r"\.\.\. and \d+ more$", text)
 
 
 def test_braces_must_hold_an_lm_call(con):

@@ -10,6 +10,21 @@ import duckdb
 from semql.errors import BindError, ExecutionError, ParseError, SafetyError, SemQLError
 
 _EXCERPT_RE = re.compile(r"LINE (\d+): (.*)\n( *)\^")
+# DuckDB lists every overload of a function no argument types matched (``+`` has 50); a
+# few show the shape, the rest bury the message under a screenful
+CANDIDATES_SHOWN = 4
+
+
+def short_candidates(text: str) -> str:
+    """DuckDB's message with its list of candidate functions cut to a few and a count."""
+    head, marker, listed = text.partition("\n\tCandidate functions:\n")
+    if not marker:
+        return text
+    lines = listed.splitlines()
+    more = len(lines) - CANDIDATES_SHOWN
+    if more <= 1:
+        return text
+    return head + marker + "\n".join(lines[:CANDIDATES_SHOWN]) + f"\n\t... and {more} more"
 
 
 def duckdb_position(text: str, sql: str) -> tuple[int, int]:
@@ -40,7 +55,7 @@ def duckdb_error(err: duckdb.Error, sql: str = "", own: bool = False) -> SemQLEr
     so positions hold): its line and caret are kept. Positions in SQL that SemQL
     generated mean nothing to the user; the front end locates names instead.
     """
-    text = str(err)
+    text = short_candidates(str(err))
     head, _, excerpt = text.partition("\n\nLINE ")  # DuckDB's excerpt of the SQL it ran
     line, col = duckdb_position(text, sql) if own else (0, 0)
     if isinstance(err, duckdb.ParserException):
