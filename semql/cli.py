@@ -129,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", action="store_true", help="load the sample Reviews/Movies tables")
     p.add_argument("--format", choices=MODES, default="table", help="how results print")
     p.add_argument("--no-cache", action="store_true", help="do not use the LM result cache")
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="open DATABASE read-only: other processes may read it too; its result cache is "
+        "read, new answers kept in memory",
+    )
+    p.add_argument(
+        "--safe",
+        action="store_true",
+        help="no file access, extensions or settings from SQL (for untrusted queries)",
+    )
     p.add_argument("--naive", action="store_true", help="turn every optimisation off")
     p.add_argument(
         "--calibration",
@@ -164,11 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     mode = words.pop(0) if words and words[0] in ("demo", "info", "run") else None
     file = words.pop(0) if mode == "run" and words else None
     database = words[0] if words else ":memory:"
+    if opts.read_only and database == ":memory:":
+        print("Error: --read-only needs a DATABASE file to open", file=sys.stderr)
+        return 1
     try:
         with Connection(
             database,
             model=opts.model,
             cache=not opts.no_cache,
+            read_only=opts.read_only,
+            safe=opts.safe,
             **({"optimize": False} if opts.naive else {}),
             **({"calibration": opts.calibration} if opts.calibration else {}),
             **({"check_wording": True} if opts.check_wording else {}),

@@ -224,3 +224,33 @@ def test_calibration_and_wording_check_from_the_command_line():
     assert run.returncode == 0, run.stderr
     assert "calibration batch" in run.stdout
     assert "when the question mark is dropped" in run.stdout
+
+
+def test_read_only_opens_a_database_another_process_holds_open_read_only(tmp_path):
+    """--read-only: two processes read one file at once, and writes are refused with
+    DuckDB's message, not a traceback; --safe refuses file access from SQL."""
+    db = tmp_path / "shared.duckdb"
+    assert _semql(str(db), "-c", "CREATE TABLE t AS SELECT 7 AS x").returncode == 0
+    holder = subprocess.Popen(
+        [SEMQL, str(db), "--read-only", "--no-cache"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        holder.stdin.write("SELECT x FROM t;\n")
+        holder.stdin.flush()  # the holder has the file open, read-only, until stdin closes
+        time.sleep(1.0)
+        run = _semql(str(db), "--read-only", "--format", "csv", "-c", "SELECT x FROM t")
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == "x\n7\n"
+        write = _semql(str(db), "--read-only", "-c", "CREATE TABLE u AS SELECT 1 AS y")
+        assert write.returncode == 1 and "read-only" in write.stderr
+        assert "Traceback" not in write.stderr
+    finally:
+        out, _ = holder.communicate(timeout=60)
+    assert holder.returncode == 0 and "7" in out
+    assert "needs a DATABASE" in _semql("--read-only", "-c", "SELECT 1").stderr
+    safe = _semql("--safe", "-c", f"SELECT * FROM read_csv('{db}')")
+    assert safe.returncode == 1 and "safe mode" in safe.stderr
