@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -28,6 +29,27 @@ def test_a_run_far_faster_than_predicted_moves_the_speeds_halfway_in_log_scale()
     assert "corrected" in better.source
     slower = corrected(SLOW, work_seconds(SLOW, 2000, 40, 40) * 4, 2000, 40, 40)
     assert slower.prefill_tokens_per_s == pytest.approx(8.0)
+
+
+def test_corrections_keep_the_measured_split_between_tokens_and_calls():
+    """Runs alternately faster and slower than predicted move all three speeds alike, so
+    what a token costs against a call stays as measured, also for a call of about a
+    millisecond (rounded to fixed decimals, it was ratcheted against the token rates)."""
+    import random
+
+    measured = replace(SLOW, prefill_tokens_per_s=715.0, decode_tokens_per_s=72.3)
+    measured = replace(measured, seconds_per_call=0.001)
+    split = measured.prefill_tokens_per_s * measured.seconds_per_call
+    pick = random.Random(0)
+    profile = measured
+    for _ in range(200):
+        ratio = pick.choice([0.2, 0.4, 2.5, 5.0])
+        again = corrected(profile, work_seconds(profile, 3000, 90, 60) * ratio, 3000, 90, 60)
+        profile = again or profile
+        assert profile.seconds_per_call > 0
+        assert profile.prefill_tokens_per_s * profile.seconds_per_call == pytest.approx(
+            split, rel=0.01
+        )
 
 
 class TimedRuntime:

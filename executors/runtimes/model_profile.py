@@ -128,6 +128,13 @@ def profile_for(runtime) -> ModelProfile:
     return profile
 
 
+def _rounded(value: float) -> float:
+    """Four significant digits. Every correction scales the three speeds alike, so their
+    split (what a token costs against a call) stays as measured; rounding a call's cost of
+    about a millisecond to fixed decimals instead ratcheted it against the token rates."""
+    return float(f"{value:.4g}")
+
+
 def corrected(
     profile: ModelProfile, seconds: float, fresh_tokens: int, generated: int, calls: int
 ) -> ModelProfile | None:
@@ -141,9 +148,9 @@ def corrected(
     step = ratio**0.5  # halfway in log scale: one odd run cannot swing it all the way
     return replace(
         profile,
-        prefill_tokens_per_s=round(profile.prefill_tokens_per_s / step, 1),
-        decode_tokens_per_s=round(profile.decode_tokens_per_s / step, 1),
-        seconds_per_call=round(profile.seconds_per_call * step, 4),
+        prefill_tokens_per_s=_rounded(profile.prefill_tokens_per_s / step),
+        decode_tokens_per_s=_rounded(profile.decode_tokens_per_s / step),
+        seconds_per_call=_rounded(profile.seconds_per_call * step),
         source=f"corrected {time.strftime('%Y-%m-%d')} from a run of {calls} calls",
     )
 
