@@ -148,6 +148,8 @@ def _naive_steps(select: exp.Select, binder: Binder) -> list[L.PlanNode]:
     planned: list[LMCall] = []
     for pred in where_parts:
         for n in calls_in(pred):
+            if owner_select(n) is not select:  # a subquery's call: its own scope runs it
+                continue
             call = binder.bind(n)
             if call.function == "LLMMap" and call not in planned:
                 planned.append(call)
@@ -281,6 +283,24 @@ def _query_part(ast: exp.Expression) -> exp.Expression:
     )
 
 
+def _refuse_correlated(selects: list, owners: set[int]) -> None:
+    """An LM scope runs once over its own FROM, before the query around it: a subquery
+    that reads a column of the outer query (correlated) has no rows of its own to run on.
+    Named here, at the outer column, instead of DuckDB's "table not found" in SQL SemQL
+    generated."""
+    for scope in selects:
+        if id(scope.expression) not in owners:
+            continue
+        outer = [c for c in scope.external_columns if c.table]
+        if outer:
+            err = BindError(
+                f"an LM function in a subquery that reads the outer query's {outer[0].sql()} "
+                "(a correlated subquery) is not supported; join the tables instead"
+            )
+            err.offset = outer[0].args["table"].meta.get("start")  # at the qualifier
+            raise err
+
+
 def build_plan(ast: exp.Expression, sql: str, catalog: Catalog, opts: PlanOptions) -> L.QueryPlan:
     """Plan one parsed statement. Mutates ``ast`` (bare LM conditions become ``= TRUE``)."""
     calls = calls_in(ast)
@@ -299,6 +319,7 @@ def build_plan(ast: exp.Expression, sql: str, catalog: Catalog, opts: PlanOption
     owners = {id(owner_select(c)) for c in calls}
     if None in {owner_select(c) for c in calls}:
         raise BindError("LM functions must appear inside a SELECT")
+    _refuse_correlated(selects, owners)
     binder = Binder(catalog, scopes)
     plan = L.QueryPlan(statement=ast, sql=sql, options=opts)
     for scope in selects:

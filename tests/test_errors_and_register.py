@@ -172,6 +172,25 @@ def test_a_type_error_lists_a_few_of_duckdbs_candidate_functions(con, lm):
     assert text.count('"+"(') == 4 and re.search(r"\.\.\. and \d+ more$", text)
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT id, (SELECT LLMMap('q', t2.txt) FROM c t2 WHERE t2.id = c.id) AS p FROM c",
+        "SELECT id FROM c WHERE EXISTS (SELECT 1 FROM c t2 WHERE t2.id = c.id\n"
+        "  AND LLMMap('q', t2.txt))",
+    ],
+)
+def test_an_lm_call_in_a_correlated_subquery_is_refused_at_the_outer_column(con, sql):
+    """Not DuckDB's "table c not found" from generated SQL: the outer column, named."""
+    con.query("CREATE TABLE c AS SELECT 1 AS id, 'x' AS txt")
+    with pytest.raises(semql.BindError, match="correlated subquery") as info:
+        con.query(sql)
+    line = sql.splitlines()[info.value.line - 1]
+    assert line[info.value.column - 1 :].startswith("c.id")
+    # the same subquery reading no outer column runs
+    con.query(sql.replace("= c.id", "= 1"))
+
+
 def test_braces_must_hold_an_lm_call(con):
     with pytest.raises(semql.ParseError, match="must hold an LM function call") as info:
         con.query("SELECT {{Foo('q', txt)}} FROM t")

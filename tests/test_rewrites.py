@@ -25,6 +25,9 @@ QUERIES = [
     "SELECT movie, count(*) AS n FROM p GROUP BY movie ORDER BY movie",
     "SELECT id FROM r WHERE movie = 'm0' OR LLMMap('Positive?', txt) ORDER BY id",
     "SELECT id FROM r WHERE NOT LLMMap('Positive?', txt) AND movie = 'm4' ORDER BY id",
+    # a subquery's LM call is its own scope's: the outer WHERE filters on its result
+    "SELECT id FROM r WHERE LLMMap('Positive?', txt) AND id IN (SELECT id FROM r "
+    "WHERE LLMMap('Fun?', txt, options=('fun','not fun')) = 'fun') ORDER BY id",
 ]
 
 

@@ -23,6 +23,12 @@ QUERIES = {
     "predicate_order": f"SELECT reviewId FROM R WHERE {POS} AND NOT {ACTING} ORDER BY 1",
     "late_select": f"SELECT reviewId, {SENTIMENT} AS s FROM R WHERE {POS} ORDER BY 1",
     "top_k": f"SELECT reviewId, {SENTIMENT} AS s FROM R ORDER BY reviewId LIMIT 3",
+    # an LM call in a subquery of the WHERE belongs to the subquery's scope
+    "nested scope": f"SELECT reviewId FROM R WHERE {POS} AND reviewId IN "
+    f"(SELECT reviewId FROM R WHERE NOT {ACTING}) ORDER BY 1",
+    # one call as a decision and as a number: two operators, each read its own way
+    "decision and probability": f"SELECT reviewId, {POS} AS yes, {POS} + 0 AS p FROM R "
+    f"WHERE id = 'taken_3' ORDER BY 1",
     # two fields: the GGR layout groups the rows by title; naive asks in table order
     "prefix_reorder": "SELECT R.reviewId, {{LLMMap('Does the review praise the movie?', "
     "R.reviewText, M.title, return_type='bool')}} AS p FROM R "
@@ -55,7 +61,12 @@ def test_rule_gives_the_naive_answer(cons, rule):
     sql = QUERIES[rule]
     optimised = cons["opt"].query(sql).rows()
     fired = cons["opt"].last_plan.fired
-    expected = {"top_k": ["late_select"], "pushdown+cascade": ["pushdown", "cascade"]}
+    expected = {
+        "top_k": ["late_select"],
+        "pushdown+cascade": ["pushdown", "cascade"],
+        "nested scope": ["cascade"],
+        "decision and probability": ["dedup"],
+    }
     assert set(expected.get(rule, [rule])) <= set(fired)
     opt_calls = cons["opt"].stats.lm_calls
     naive = cons["naive"].query(sql).rows()
