@@ -34,6 +34,7 @@ from .catalog import DuckDBCatalog, quote_ident
 from .dialect import bind_params, has_lm_call, is_blank, locate_bind_error, parse, strip_braces
 from .errors import BindError, ExecutionError, LimitExceeded, ParseError, SemQLError
 from .files import create_from_file
+from .progress import progress_for
 
 
 @contextmanager
@@ -70,7 +71,7 @@ class Connection:
         extra_bufts: bool | str | None = None,
         batch_rows: int | None = None,
         runtime=None,
-        progress: Progress | None = None,
+        progress: Progress | bool | None = None,
         embedder: str = "auto",
         safe: bool = False,
         max_concurrency: int = 4,
@@ -109,7 +110,7 @@ class Connection:
         # $SEMQL_CLUSTER; ``actors`` of ``n_threads`` threads each (default one per CPU)
         self._cluster = {"cluster": cluster, "actors": actors}
         self._runtime_profile: ModelProfile | None = None
-        self.progress = progress
+        self.progress = progress_for(progress)  # a line on stderr where it is a terminal
         self.stats = QueryStats()
         self.last_plan: L.QueryPlan | None = None
         self.last_run: QueryRun | None = None  # what happened when it ran
@@ -299,8 +300,6 @@ class Connection:
                     self._runtime, self._runtime_profile, self.stats
                 )
             return frame
-        except KeyboardInterrupt:
-            raise
         except (SemQLError, duckdb.Error) as err:
             if (
                 deadline is not None
@@ -314,6 +313,7 @@ class Connection:
         finally:
             if deadline is not None:
                 deadline.cancel()
+            getattr(self.progress, "clear", lambda: None)()  # no line left under an error
 
     def proxy_reports(self) -> list:
         """The proxy decisions of the last query (``ProxyReport``: sample, embedder,

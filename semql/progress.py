@@ -1,10 +1,15 @@
-"""A live progress line for LM work on a terminal (stderr), and nothing elsewhere."""
+"""A live progress line for LM work on a terminal (stderr), and nothing elsewhere.
+
+A connection shows it by default (``connect(progress=None)``): a script run in a terminal
+sees how far a long query is and when it will end; output to a file, a pipe or a test
+runner's capture is no terminal and gets nothing."""
 
 from __future__ import annotations
 
 import sys
 import time
 
+from semql.executors.lm.lm_executor import Progress
 from semql.executors.lm.stats import OperatorStats
 
 
@@ -49,3 +54,11 @@ class ProgressLine:
             self.stream.flush()
             self._shown = False
         self._started.clear()
+
+
+def progress_for(setting: Progress | bool | None) -> Progress | None:
+    """A connection's progress callback: a line on stderr where it is a terminal (None or
+    True), none (False), or the caller's own callable."""
+    if setting is None or setting is True:
+        return ProgressLine()
+    return setting or None
