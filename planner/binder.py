@@ -169,8 +169,8 @@ class Binder:
     def _slot(self, node: exp.Anonymous) -> tuple[int, str, int] | None:
         """The call's text and the group of its uses ``node`` belongs to (None before the
         text is bound): one LMCall a group."""
-        uses = self._uses.get(self._text(node))
-        return None if uses is None else (*self._text(node), uses[id(node)][0])
+        use = self._uses.get(self._text(node), {}).get(id(node))
+        return None if use is None else (*self._text(node), use[0])
 
     def bound(self, node: exp.Anonymous) -> LMCall | None:
         """The LMCall already bound for ``node``, if any (no new occurrence recorded)."""
