@@ -26,7 +26,6 @@ from .types import (
     StrType,
 )
 
-_INT = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 _FLOAT = re.compile(r"-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,6})?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -41,7 +40,7 @@ def violation(out_type: OutputType, text: str) -> str | None:
     if isinstance(out_type, OptionsType):
         return None if body in out_type.labels() else "not one of the options"
     if isinstance(out_type, IntType):
-        return None if _INT.fullmatch(body) else "not an integer"
+        return None if re.fullmatch(out_type.spec().source[1:], body) else "not an integer"
     if isinstance(out_type, FloatType):
         return None if _FLOAT.fullmatch(body) else "not a decimal number"
     if isinstance(out_type, DateType):
@@ -102,7 +101,8 @@ def _item_violation(item_type: OutputType, item) -> str | None:
         return None if isinstance(item, bool) else "not a boolean"
     if isinstance(item_type, IntType):
         ok = isinstance(item, int) and not isinstance(item, bool)
-        return None if ok else "not an integer"
+        ok = ok and re.fullmatch(item_type.spec().source[1:], str(item)) is not None
+        return None if ok else "not an integer of the type's range"
     if isinstance(item_type, FloatType):
         ok = isinstance(item, (int, float)) and not isinstance(item, bool)
         return None if ok else "not a number"

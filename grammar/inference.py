@@ -121,6 +121,15 @@ def _column_type(col: exp.Expression, lookup: ColumnLookup) -> tuple[OutputType,
     return OptionsType(values), f"one of the distinct values of {col.sql()}"
 
 
+# The most digits that always fit each SQL integer type (INTEGER holds every 9-digit
+# number, not every 10-digit one), and whether it holds negative numbers
+_INT_RANGES = {
+    "TINYINT": (2, True), "UTINYINT": (2, False), "SMALLINT": (4, True),
+    "USMALLINT": (4, False), "MEDIUMINT": (6, True), "UMEDIUMINT": (6, False),
+    "INT": (9, True), "UINT": (9, False), "BIGINT": (18, True), "UBIGINT": (18, False),
+}  # fmt: skip
+
+
 def _cast_type(to: exp.DataType) -> OutputType | None:
     """The output type a cast target asks for (None for text and types with no grammar):
     the model then writes a value the cast accepts, instead of words it rejects."""
@@ -130,7 +139,8 @@ def _cast_type(to: exp.DataType) -> OutputType | None:
         item = StrType(80) if text else _cast_type(inner)
         return None if item is None else ListType(item, 1)
     if to.is_type(*exp.DataType.INTEGER_TYPES):
-        return IntType()
+        digits, signed = _INT_RANGES.get(to.this.name, (18, True))
+        return IntType(digits, signed)
     if to.is_type(*exp.DataType.REAL_TYPES):
         return FloatType()
     return type_from_sql_type(to.this.value)

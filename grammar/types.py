@@ -116,11 +116,24 @@ def _truthy(value) -> bool:
 
 @dataclass(frozen=True)
 class IntType(OutputType):
+    """An integer of at most ``digits`` digits, negative only if ``signed``: a cast to a
+    narrower SQL type (``::INT``, ``::TINYINT``, ``::UINTEGER``) bounds it so that every
+    answer fits, instead of one answer past the type's range failing the whole query."""
+
+    digits: int = 18  # every 18-digit number fits a BIGINT
+    signed: bool = True
     name = "int"
     duckdb_type = "BIGINT"
 
     def spec(self) -> GrammarSpec:
-        return GrammarSpec("regex", r" -?(0|[1-9][0-9]{0,17})")
+        sign = "-?" if self.signed else ""
+        return GrammarSpec("regex", rf" {sign}(0|[1-9][0-9]{{0,{self.digits - 1}}})")
+
+    def __str__(self) -> str:
+        if (self.digits, self.signed) == (18, True):
+            return self.name
+        bound = f"at most {self.digits} digits" + ("" if self.signed else ", not negative")
+        return f"{self.name} ({bound})"
 
     def parse(self, text: str) -> int:
         return int(_strip(text))
@@ -301,7 +314,8 @@ class ListType(OutputType):
         if isinstance(self.item, OptionsType):
             return " | ".join(ebnf_string(json.dumps(v)) for v in self.item.values)
         if isinstance(self.item, IntType):
-            return '"-"? ("0" | [1-9] [0-9]{0,17})'
+            sign = '"-"? ' if self.item.signed else ""
+            return f'{sign}("0" | [1-9] [0-9]{{0,{self.item.digits - 1}}})'
         if isinstance(self.item, FloatType):
             return '"-"? ("0" | [1-9] [0-9]{0,14}) ("." [0-9]{1,6})?'
         if isinstance(self.item, BoolType):

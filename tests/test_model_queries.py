@@ -151,6 +151,21 @@ def test_answer_ends_where_the_model_leaves_the_grammar(model_con):
     assert sum(abs(v) < 1000 for v in got.to_list()) >= 10
 
 
+def test_a_narrow_integer_cast_holds_every_answer(model_con):
+    """The bundled model answers "How many people saw this movie?" with 1000 and 1000000
+    for most of these reviews; cast to TINYINT those failed the whole query in DuckDB. The
+    cast now bounds the grammar to two digits, so every row has an answer that fits."""
+    sql = (
+        "SELECT {{LLMMap('How many people saw this movie?', reviewText)}}::TYPE AS n "
+        "FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 12"
+    )
+    wide = model_con.query(sql.replace("TYPE", "BIGINT"))["n"].to_list()
+    narrow = model_con.query(sql.replace("TYPE", "TINYINT"))["n"]
+    assert max(wide) > 127  # what the narrow cast could not hold
+    assert narrow.dtype == pl.Int8 and narrow.null_count() == 0
+    assert all(-99 <= v <= 99 for v in narrow.to_list())
+
+
 def test_optimised_equals_naive_with_real_model(gemma_runtime):
     sql = (
         "SELECT reviewId FROM Reviews WHERE id = 'taken_3' AND "

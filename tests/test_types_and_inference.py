@@ -36,11 +36,13 @@ def infer(sql: str, **kwargs):
     "sql, expected",
     [
         ("SELECT * FROM t WHERE stars = LLMMap('q', x)", "int"),  # 1. typed column or cast
-        ("SELECT LLMMap('q', x)::INT FROM t", "int"),
+        ("SELECT LLMMap('q', x)::INT FROM t", "int (at most 9 digits)"),
+        ("SELECT LLMMap('q', x)::BIGINT FROM t", "int"),
+        ("SELECT LLMMap('q', x)::UTINYINT FROM t", "int (at most 2 digits, not negative)"),
         ("SELECT CAST(LLMMap('q', x) AS DECIMAL(5, 2)) + 1 FROM t", "float"),
         ("SELECT TRY_CAST(LLMMap('q', x) AS DATE) FROM t", "date"),
         ("SELECT LLMMap('q', x)::BOOLEAN FROM t", "bool"),
-        ("SELECT LLMMap('q', x)::INT[] FROM t", "list[int]{1,20}"),
+        ("SELECT LLMMap('q', x)::INT[] FROM t", "list[int (at most 9 digits)]{1,20}"),
         ("SELECT LLMMap('q', x)::VARCHAR[] FROM t", "list[str]{1,20}"),
         ("SELECT LLMMap('q', x)::VARCHAR FROM t", "str"),
         ("SELECT * FROM t WHERE LLMMap('q', x) > price", "float"),
@@ -281,3 +283,29 @@ def _call_types(sql: str) -> list[str]:
 )
 def test_repeats_of_a_call_share_it_only_where_their_places_want_one_type(sql, types):
     assert _call_types(sql) == types
+
+
+@pytest.mark.parametrize(
+    "cast", ["TINYINT", "UTINYINT", "SMALLINT", "INTEGER", "UINTEGER", "BIGINT"]
+)
+def test_a_cast_to_an_integer_type_bounds_the_answer_to_what_the_type_holds(cast):
+    """Every answer the grammar allows fits the cast's type: the largest and smallest
+    allowed numbers cast in DuckDB, and one digit more is outside the grammar."""
+    import re
+
+    import duckdb
+
+    from semql.grammar.check import violation
+    from semql.grammar.compile import to_xgrammar
+
+    got = infer(f"SELECT LLMMap('q', x)::{cast} FROM t").type
+    pattern = got.spec().source
+    largest = int("9" * got.digits)
+    for value in (largest, -largest if got.signed else 0):
+        assert re.fullmatch(pattern, f" {value}") and violation(got, f" {value}") is None
+        duckdb.sql(f"SELECT {value}::BIGINT::{cast}").fetchall()  # fits: no error
+    assert not re.fullmatch(pattern, f" {largest}9") and violation(got, f" {largest}9")
+    assert got.signed or not re.fullmatch(pattern, " -1")
+    assert to_xgrammar(got.spec()) is not None
+    assert to_xgrammar(T.ListType(got, 1).spec()) is not None
+    assert violation(T.ListType(got, 1), f" [{largest}9]")
