@@ -26,7 +26,6 @@ from .types import (
     StrType,
 )
 
-_FLOAT = re.compile(r"-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,6})?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -42,7 +41,8 @@ def violation(out_type: OutputType, text: str) -> str | None:
     if isinstance(out_type, IntType):
         return None if re.fullmatch(out_type.spec().source[1:], body) else "not an integer"
     if isinstance(out_type, FloatType):
-        return None if _FLOAT.fullmatch(body) else "not a decimal number"
+        ok = re.fullmatch(out_type.spec().source[1:], body)
+        return None if ok else "not a decimal number of the type's range"
     if isinstance(out_type, DateType):
         return _date_violation(body)
     if isinstance(out_type, StrType):
@@ -105,7 +105,8 @@ def _item_violation(item_type: OutputType, item) -> str | None:
         return None if ok else "not an integer of the type's range"
     if isinstance(item_type, FloatType):
         ok = isinstance(item, (int, float)) and not isinstance(item, bool)
-        return None if ok else "not a number"
+        ok = ok and re.fullmatch(item_type.spec().source[1:], json.dumps(item)) is not None
+        return None if ok else "not a number of the type's range"
     return None if isinstance(item, str) and item else "not a non-empty string"
 
 

@@ -130,6 +130,17 @@ _INT_RANGES = {
 }  # fmt: skip
 
 
+def _decimal_type(to: exp.DataType) -> FloatType:
+    """``DECIMAL(p, s)`` (DuckDB's default ``DECIMAL(18, 3)``): p - s digits before the
+    point and at most s after it (at most 6), and no more than 15 in all: the answer
+    reaches the cast as a DOUBLE, which holds 15 digits exactly and rounds longer numbers
+    (999999999999999.999 becomes 1e15, past DECIMAL(18, 3))."""
+    sizes = [int(e.this.this) for e in to.expressions] or [18, 3]
+    precision, scale = (sizes + [0])[:2]
+    frac = min(scale, 6)
+    return FloatType(min(precision - scale, 15 - frac), frac)
+
+
 def _cast_type(to: exp.DataType) -> OutputType | None:
     """The output type a cast target asks for (None for text and types with no grammar):
     the model then writes a value the cast accepts, instead of words it rejects."""
@@ -141,6 +152,8 @@ def _cast_type(to: exp.DataType) -> OutputType | None:
     if to.is_type(*exp.DataType.INTEGER_TYPES):
         digits, signed = _INT_RANGES.get(to.this.name, (18, True))
         return IntType(digits, signed)
+    if to.is_type(exp.DataType.Type.DECIMAL):
+        return _decimal_type(to)
     if to.is_type(*exp.DataType.REAL_TYPES):
         return FloatType()
     return type_from_sql_type(to.this.value)

@@ -147,11 +147,27 @@ class IntType(OutputType):
 
 @dataclass(frozen=True)
 class FloatType(OutputType):
+    """A decimal number of at most ``int_digits`` digits before the point and
+    ``frac_digits`` after it: a cast to ``DECIMAL(p, s)`` bounds it to what the type
+    holds, as IntType is bounded by a narrower integer cast."""
+
+    int_digits: int = 15
+    frac_digits: int = 6
     name = "float"
     duckdb_type = "DOUBLE"
 
     def spec(self) -> GrammarSpec:
-        return GrammarSpec("regex", r" -?(0|[1-9][0-9]{0,14})(\.[0-9]{1,6})?")
+        whole = "0" if self.int_digits == 0 else f"(0|[1-9][0-9]{{0,{self.int_digits - 1}}})"
+        frac = rf"(\.[0-9]{{1,{self.frac_digits}}})?" if self.frac_digits else ""
+        return GrammarSpec("regex", f" -?{whole}{frac}")
+
+    def __str__(self) -> str:
+        if (self.int_digits, self.frac_digits) == (15, 6):
+            return self.name
+        return (
+            f"{self.name} (at most {self.int_digits} digits before the point, "
+            f"{self.frac_digits} after)"
+        )
 
     def parse(self, text: str) -> float:
         return float(_strip(text))
@@ -317,7 +333,11 @@ class ListType(OutputType):
             sign = '"-"? ' if self.item.signed else ""
             return f'{sign}("0" | [1-9] [0-9]{{0,{self.item.digits - 1}}})'
         if isinstance(self.item, FloatType):
-            return '"-"? ("0" | [1-9] [0-9]{0,14}) ("." [0-9]{1,6})?'
+            item = self.item
+            whole = f'("0" | [1-9] [0-9]{{0,{item.int_digits - 1}}})'
+            whole = whole if item.int_digits else '"0"'
+            frac = f' ("." [0-9]{{1,{item.frac_digits}}})?' if item.frac_digits else ""
+            return f'"-"? {whole}{frac}'
         if isinstance(self.item, BoolType):
             return '"true" | "false"'
         return _JSON_STR

@@ -39,7 +39,10 @@ def infer(sql: str, **kwargs):
         ("SELECT LLMMap('q', x)::INT FROM t", "int (at most 9 digits)"),
         ("SELECT LLMMap('q', x)::BIGINT FROM t", "int"),
         ("SELECT LLMMap('q', x)::UTINYINT FROM t", "int (at most 2 digits, not negative)"),
-        ("SELECT CAST(LLMMap('q', x) AS DECIMAL(5, 2)) + 1 FROM t", "float"),
+        (
+            "SELECT CAST(LLMMap('q', x) AS DECIMAL(5, 2)) + 1 FROM t",
+            "float (at most 3 digits before the point, 2 after)",
+        ),
         ("SELECT TRY_CAST(LLMMap('q', x) AS DATE) FROM t", "date"),
         ("SELECT LLMMap('q', x)::BOOLEAN FROM t", "bool"),
         ("SELECT LLMMap('q', x)::INT[] FROM t", "list[int (at most 9 digits)]{1,20}"),
@@ -309,3 +312,21 @@ def test_a_cast_to_an_integer_type_bounds_the_answer_to_what_the_type_holds(cast
     assert to_xgrammar(got.spec()) is not None
     assert to_xgrammar(T.ListType(got, 1).spec()) is not None
     assert violation(T.ListType(got, 1), f" [{largest}9]")
+
+
+@pytest.mark.parametrize("cast", ["DECIMAL(4,1)", "DECIMAL(3,3)", "DECIMAL(10,0)", "DECIMAL"])
+def test_a_cast_to_a_decimal_bounds_the_digits_before_and_after_the_point(cast):
+    """The longest number the grammar allows casts to DECIMAL(p, s); one digit more before
+    the point is outside it."""
+    import re
+
+    import duckdb
+
+    from semql.grammar.check import violation
+
+    got = infer(f"SELECT LLMMap('q', x)::{cast} FROM t").type
+    whole = "9" * got.int_digits or "0"
+    longest = whole + ("." + "9" * got.frac_digits if got.frac_digits else "")
+    assert re.fullmatch(got.spec().source, f" -{longest}") and not violation(got, f" {longest}")
+    duckdb.sql(f"SELECT -{longest}::DOUBLE::{cast}").fetchall()  # fits: no error
+    assert violation(got, f" 1{longest}") and violation(T.ListType(got, 1), f" [1{longest}]")
