@@ -27,6 +27,7 @@ from .types import (
 )
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?"
 
 
 def violation(out_type: OutputType, text: str) -> str | None:
@@ -44,7 +45,10 @@ def violation(out_type: OutputType, text: str) -> str | None:
         ok = re.fullmatch(out_type.spec().source[1:], body)
         return None if ok else "not a decimal number of the type's range"
     if isinstance(out_type, DateType):
-        return _date_violation(body)
+        date, _, time = body.partition(" ")
+        if time and not (out_type.time and re.fullmatch(_TIME, time)):
+            return "not a time of day HH:MM(:SS)" if out_type.time else "not YYYY-MM-DD"
+        return _date_violation(date)
     if isinstance(out_type, StrType):
         if not (len(body) >= 3 and body[0] == body[-1] == '"'):
             return "not a non-empty double-quoted string"

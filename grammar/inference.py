@@ -130,6 +130,22 @@ _INT_RANGES = {
 }  # fmt: skip
 
 
+_TIMESTAMPS = tuple(
+    getattr(exp.DataType.Type, name)
+    for name in ("TIMESTAMP", "TIMESTAMPNTZ", "DATETIME", "TIMESTAMPTZ", "TIMESTAMP_S",
+                 "TIMESTAMP_MS", "TIMESTAMP_NS")
+)  # fmt: skip
+
+
+def _ungrammared(to: exp.DataType) -> bool:
+    """A cast target no answer grammar produces (not text, not a grammar's own type):
+    free text would fail the cast on every row."""
+    if to.is_type(exp.DataType.Type.ARRAY) and to.expressions:
+        return _ungrammared(to.expressions[0])
+    binary = (exp.DataType.Type.VARBINARY, exp.DataType.Type.BINARY)
+    return not to.is_type(*exp.DataType.TEXT_TYPES, *binary)
+
+
 def _decimal_type(to: exp.DataType) -> FloatType:
     """``DECIMAL(p, s)`` (DuckDB's default ``DECIMAL(18, 3)``): p - s digits before the
     point and at most s after it (at most 6), and no more than 15 in all: the answer
@@ -148,12 +164,15 @@ def _cast_type(to: exp.DataType) -> OutputType | None:
         inner = to.expressions[0]
         text = inner.is_type(*exp.DataType.TEXT_TYPES)
         item = StrType(80) if text else _cast_type(inner)
-        return None if item is None else ListType(item, 1)
+        # a list's items are numbers, booleans or strings (ListType): no date grammar
+        return None if item is None or isinstance(item, DateType) else ListType(item, 1)
     if to.is_type(*exp.DataType.INTEGER_TYPES):
         digits, signed = _INT_RANGES.get(to.this.name, (18, True))
         return IntType(digits, signed)
     if to.is_type(exp.DataType.Type.DECIMAL):
         return _decimal_type(to)
+    if to.is_type(*_TIMESTAMPS):
+        return DateType(time=True)
     if to.is_type(*exp.DataType.REAL_TYPES):
         return FloatType()
     return type_from_sql_type(to.this.value)
@@ -166,6 +185,12 @@ def context_type(node: exp.Expression, lookup: ColumnLookup, _depth: int = 0) ->
         return None
     if isinstance(parent, exp.Cast):  # TryCast too
         typed = _cast_type(parent.to)
+        if typed is None and not isinstance(parent, exp.TryCast) and _ungrammared(parent.to):
+            raise ValueError(
+                f"no answer grammar fits a cast to {parent.to.sql('duckdb')}, so the answers "
+                "would fail it; cast to text, a number, DATE or TIMESTAMP, or use TRY_CAST "
+                "(NULL where an answer does not fit)"
+            )
         return None if typed is None else Inferred(typed, f"cast to {parent.to.sql('duckdb')}")
     if isinstance(parent, _COMPARISONS):
         mine = _self_in(node, parent)

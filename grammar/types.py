@@ -229,19 +229,36 @@ _DATE_RE = (
 )
 
 
+_TIME_RE = r"( ([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?)"
+
+
 @dataclass(frozen=True)
 class DateType(OutputType):
+    """A calendar date; with ``time`` (a cast to TIMESTAMP), optionally a time of day
+    after it, which the cast reads as midnight where the answer gives none."""
+
+    time: bool = False
     name = "date"
-    duckdb_type = "DATE"
+
+    @property
+    def duckdb_type(self) -> str:  # type: ignore[override]
+        return "TIMESTAMP" if self.time else "DATE"
 
     def spec(self) -> GrammarSpec:
-        return GrammarSpec("regex", _DATE_RE)
+        return GrammarSpec("regex", _DATE_RE + (_TIME_RE + "?" if self.time else ""))
 
     def parse(self, text: str) -> _dt.date:
+        if self.time:
+            return _dt.datetime.fromisoformat(_strip(text))
         return _dt.date.fromisoformat(_strip(text))
 
     def hint(self) -> str:
+        if self.time:
+            return "Answer with a date as YYYY-MM-DD, and a time as HH:MM if it is known."
         return "Answer with a date as YYYY-MM-DD."
+
+    def __str__(self) -> str:
+        return "timestamp (date, optional time)" if self.time else self.name
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,16 @@ def test_a_narrow_integer_cast_holds_every_answer(model_con):
     assert all(-99 <= v <= 99 for v in narrow.to_list())
 
 
+def test_a_timestamp_cast_gets_timestamps(model_con):
+    """Free text failed a cast to TIMESTAMP on every row; the date grammar with an optional
+    time gives each row a value the cast holds."""
+    got = model_con.query(
+        "SELECT {{LLMMap('When was this review written?', reviewText)}}::TIMESTAMP AS t "
+        "FROM Reviews WHERE id = 'taken_3' ORDER BY reviewId LIMIT 6"
+    )["t"]
+    assert got.dtype == pl.Datetime("us") and got.null_count() == 0
+
+
 def test_optimised_equals_naive_with_real_model(gemma_runtime):
     sql = (
         "SELECT reviewId FROM Reviews WHERE id = 'taken_3' AND "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from sqlglot import exp
@@ -294,8 +295,6 @@ def test_repeats_of_a_call_share_it_only_where_their_places_want_one_type(sql, t
 def test_a_cast_to_an_integer_type_bounds_the_answer_to_what_the_type_holds(cast):
     """Every answer the grammar allows fits the cast's type: the largest and smallest
     allowed numbers cast in DuckDB, and one digit more is outside the grammar."""
-    import re
-
     import duckdb
 
     from semql.grammar.check import violation
@@ -318,8 +317,6 @@ def test_a_cast_to_an_integer_type_bounds_the_answer_to_what_the_type_holds(cast
 def test_a_cast_to_a_decimal_bounds_the_digits_before_and_after_the_point(cast):
     """The longest number the grammar allows casts to DECIMAL(p, s); one digit more before
     the point is outside it."""
-    import re
-
     import duckdb
 
     from semql.grammar.check import violation
@@ -330,3 +327,29 @@ def test_a_cast_to_a_decimal_bounds_the_digits_before_and_after_the_point(cast):
     assert re.fullmatch(got.spec().source, f" -{longest}") and not violation(got, f" {longest}")
     duckdb.sql(f"SELECT -{longest}::DOUBLE::{cast}").fetchall()  # fits: no error
     assert violation(got, f" 1{longest}") and violation(T.ListType(got, 1), f" [1{longest}]")
+
+
+def test_a_timestamp_cast_asks_for_a_date_and_an_optional_time():
+    from semql.grammar.check import violation
+    from semql.grammar.compile import to_xgrammar
+
+    got = infer("SELECT LLMMap('q', x)::TIMESTAMP FROM t").type
+    assert got == T.DateType(time=True) and got.duckdb_type == "TIMESTAMP"
+    assert to_xgrammar(got.spec()) is not None
+    for ok in (" 2001-03-03", " 2001-03-03 12:30", " 2024-02-29 23:59:59"):
+        assert violation(got, ok) is None
+        assert got.parse(ok) == dt.datetime.fromisoformat(ok.strip())
+    for bad in (" 2001-03-03 24:00", " 2001-02-30", " 2001-03-03T12:30"):
+        assert violation(got, bad)
+    assert violation(T.DateType(), " 2001-03-03 12:30")  # a DATE takes no time
+
+
+@pytest.mark.parametrize("target", ["UUID", "TIME", "INTERVAL", "JSON", "DATE[]"])
+def test_a_cast_no_grammar_fits_is_refused_at_planning_but_try_cast_is_not(target):
+    """Free text would fail such a cast on every row, after all the LM work."""
+    with semql.connect() as con:
+        con.duckdb.execute("CREATE TABLE t AS SELECT 'fine' AS x")
+        with pytest.raises(semql.TypeInferenceError, match=f"cast to {re.escape(target)}"):
+            con.plan(f"SELECT LLMMap('When?', x)::{target} FROM t")
+        tried = con.plan(f"SELECT TRY_CAST(LLMMap('When?', x) AS {target}) FROM t")
+        assert str(tried.calls[0].output) == "str"
