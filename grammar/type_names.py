@@ -106,4 +106,6 @@ def type_from_sql_type(sql_type: str) -> OutputType | None:
         return FloatType()
     if t == "DATE":
         return DateType()
+    if t.startswith("TIMESTAMP"):  # TIMESTAMP, _S, _MS, _NS, WITH TIME ZONE
+        return DateType(time=True)
     return None

@@ -19,6 +19,7 @@ COLUMNS = {
     "stars": ColumnFacts("INTEGER", lambda: (1, 2, 3)),
     "price": ColumnFacts("DOUBLE", lambda: (1.5,)),
     "day": ColumnFacts("DATE", lambda: ()),
+    "seen": ColumnFacts("TIMESTAMP WITH TIME ZONE", lambda: ()),
     "flag": ColumnFacts("BOOLEAN", lambda: (True, False)),
     "genre": ColumnFacts("VARCHAR", lambda: ("comedy", "drama")),
 }
@@ -51,6 +52,7 @@ def infer(sql: str, **kwargs):
         ("SELECT LLMMap('q', x)::VARCHAR FROM t", "str"),
         ("SELECT * FROM t WHERE LLMMap('q', x) > price", "float"),
         ("SELECT * FROM t WHERE LLMMap('q', x) = day", "date"),
+        ("SELECT * FROM t WHERE LLMMap('q', x) > seen", "timestamp (date, optional time)"),
         ("SELECT * FROM t WHERE LLMMap('q', x) = flag", "bool"),
         ("SELECT * FROM t WHERE LLMMap('q', x) = TRUE", "bool"),  # 2. literals
         ("SELECT * FROM t WHERE LLMMap('q', x) > 5", "int"),
