@@ -9,73 +9,27 @@ Each type is a small immutable value that knows three things:
   is exact, parsing never fails on constrained output.
 * ``duckdb_type``: the SQL type of the column the values land in.
 
-Every grammar starts with one space: prompts end with ``Answer:`` and tokenizers glue
-the space to the next word (" yes"), which measured better than ending prompts in a space.
+The base class is in output_type.py, numbers and dates in numbers_and_dates.py; every
+type is imported from here.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from dataclasses import dataclass, field
 
 from .json_schema import DEFAULT_MAX_STRING, bounded_schema, open_strings, string_chars
+from .numbers_and_dates import DateType, FloatType, IntType
+from .output_type import GrammarSpec, OutputType, ebnf_string, strip_space
+
+__all__ = [  # every output type, here where callers import them
+    "BoolType", "DateType", "FloatType", "GrammarSpec", "IntType", "JsonType", "ListType",
+    "OptionsType", "OutputType", "RegexType", "StrType",
+]  # fmt: skip
 
 MAX_LIST_ITEMS = 20  # bound for '*' and '+' so that generation always terminates
 MAX_OPTIONS_IN_PROMPT = 50  # more options are enforced by the grammar but not listed
 MAX_OPTIONS = 1000  # a text column with more distinct values is free text, not options
-
-
-@dataclass(frozen=True)
-class GrammarSpec:
-    """A grammar as data. ``kind`` is 'ebnf', 'regex' or 'json_schema'."""
-
-    kind: str
-    source: str
-
-
-_EBNF_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def ebnf_string(text: str) -> str:
-    """Quote ``text`` as an EBNF string literal (xgrammar / GBNF escaping)."""
-    return '"' + "".join(_EBNF_ESCAPES.get(ch, ch) for ch in text) + '"'
-
-
-class OutputType:
-    """Base of all output types."""
-
-    name: str = "?"
-    duckdb_type: str = "VARCHAR"
-
-    def spec(self) -> GrammarSpec:
-        raise NotImplementedError
-
-    def parse(self, text: str):
-        raise NotImplementedError
-
-    def render(self, value) -> str:
-        """How a value of this type is written in a prompt (few-shot answers)."""
-        return str(value)
-
-    def hint(self) -> str:
-        """A short instruction that tells the model the answer format."""
-        return ""
-
-    def labels(self) -> list[str] | None:
-        """For closed sets: every admissible answer text (after the leading space)."""
-        return None
-
-    def token_budget(self) -> int:
-        """Most output tokens a complete answer can need (grammars here are bounded)."""
-        return 64
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def _strip(text: str) -> str:
-    return text[1:] if text.startswith(" ") else text
 
 
 @dataclass(frozen=True)
@@ -93,7 +47,7 @@ class BoolType(OutputType):
         return GrammarSpec("ebnf", 'root ::= " " ("yes" | "no")')
 
     def parse(self, text: str) -> bool | float:
-        return float(_strip(text) == "yes") if self.expected else _strip(text) == "yes"
+        return float(strip_space(text) == "yes") if self.expected else strip_space(text) == "yes"
 
     def render(self, value) -> str:
         return "yes" if _truthy(value) else "no"
@@ -112,71 +66,6 @@ def _truthy(value) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "yes", "1", "t", "y")
     return bool(value)
-
-
-@dataclass(frozen=True)
-class IntType(OutputType):
-    """An integer of at most ``digits`` digits, negative only if ``signed``: a cast to a
-    narrower SQL type (``::INT``, ``::TINYINT``, ``::UINTEGER``) bounds it so that every
-    answer fits, instead of one answer past the type's range failing the whole query."""
-
-    digits: int = 18  # every 18-digit number fits a BIGINT
-    signed: bool = True
-    name = "int"
-    duckdb_type = "BIGINT"
-
-    def spec(self) -> GrammarSpec:
-        sign = "-?" if self.signed else ""
-        return GrammarSpec("regex", rf" {sign}(0|[1-9][0-9]{{0,{self.digits - 1}}})")
-
-    def __str__(self) -> str:
-        if (self.digits, self.signed) == (18, True):
-            return self.name
-        bound = f"at most {self.digits} digits" + ("" if self.signed else ", not negative")
-        return f"{self.name} ({bound})"
-
-    def parse(self, text: str) -> int:
-        return int(_strip(text))
-
-    def hint(self) -> str:
-        return "Answer with an integer."
-
-    def token_budget(self) -> int:
-        return 16
-
-
-@dataclass(frozen=True)
-class FloatType(OutputType):
-    """A decimal number of at most ``int_digits`` digits before the point and
-    ``frac_digits`` after it: a cast to ``DECIMAL(p, s)`` bounds it to what the type
-    holds, as IntType is bounded by a narrower integer cast."""
-
-    int_digits: int = 15
-    frac_digits: int = 6
-    name = "float"
-    duckdb_type = "DOUBLE"
-
-    def spec(self) -> GrammarSpec:
-        whole = "0" if self.int_digits == 0 else f"(0|[1-9][0-9]{{0,{self.int_digits - 1}}})"
-        frac = rf"(\.[0-9]{{1,{self.frac_digits}}})?" if self.frac_digits else ""
-        return GrammarSpec("regex", f" -?{whole}{frac}")
-
-    def __str__(self) -> str:
-        if (self.int_digits, self.frac_digits) == (15, 6):
-            return self.name
-        return (
-            f"{self.name} (at most {self.int_digits} digits before the point, "
-            f"{self.frac_digits} after)"
-        )
-
-    def parse(self, text: str) -> float:
-        return float(_strip(text))
-
-    def hint(self) -> str:
-        return "Answer with a number."
-
-    def token_budget(self) -> int:
-        return 24
 
 
 # A JSON string of one or more characters, none a control character, quote or
@@ -205,7 +94,7 @@ class StrType(OutputType):
         return GrammarSpec("ebnf", f'root ::= " " {_JSON_STR}')
 
     def parse(self, text: str) -> str:
-        value = json.loads(_strip(text))
+        value = json.loads(strip_space(text))
         if not isinstance(value, str):
             raise ValueError("not a JSON string")
         return value.strip()
@@ -218,47 +107,6 @@ class StrType(OutputType):
 
     def token_budget(self) -> int:
         return max(self.max_chars // 3, 8)
-
-
-_LEAP_YEAR = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
-_YEAR = r"([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"  # 0001-9999: no year 0
-_DATE_RE = (
-    r" (" + _YEAR + r"-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])"
-    r"|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
-    r"|" + _LEAP_YEAR + r"-02-29)"
-)
-
-
-_TIME_RE = r"( ([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?)"
-
-
-@dataclass(frozen=True)
-class DateType(OutputType):
-    """A calendar date; with ``time`` (a cast to TIMESTAMP), optionally a time of day
-    after it, which the cast reads as midnight where the answer gives none."""
-
-    time: bool = False
-    name = "date"
-
-    @property
-    def duckdb_type(self) -> str:  # type: ignore[override]
-        return "TIMESTAMP" if self.time else "DATE"
-
-    def spec(self) -> GrammarSpec:
-        return GrammarSpec("regex", _DATE_RE + (_TIME_RE + "?" if self.time else ""))
-
-    def parse(self, text: str) -> _dt.date:
-        if self.time:
-            return _dt.datetime.fromisoformat(_strip(text))
-        return _dt.date.fromisoformat(_strip(text))
-
-    def hint(self) -> str:
-        if self.time:
-            return "Answer with a date as YYYY-MM-DD, and a time as HH:MM if it is known."
-        return "Answer with a date as YYYY-MM-DD."
-
-    def __str__(self) -> str:
-        return "timestamp (date, optional time)" if self.time else self.name
 
 
 @dataclass(frozen=True)
@@ -302,7 +150,7 @@ class OptionsType(OutputType):
         return GrammarSpec("ebnf", f'root ::= " " ({alts})')
 
     def parse(self, text: str):
-        label = _strip(text)
+        label = strip_space(text)
         for value in self.values:
             if self.render(value) == label:
                 return float(value) if self.expected else value
@@ -373,7 +221,7 @@ class ListType(OutputType):
         return GrammarSpec("ebnf", f'root ::= " " {body}\nitem ::= {self._item_rule()}')
 
     def parse(self, text: str) -> list:
-        items = json.loads(_strip(text))
+        items = json.loads(strip_space(text))
         if isinstance(self.item, OptionsType):
             return [self.item.parse(" " + self.item.render(v)) for v in items]
         if isinstance(self.item, IntType):
@@ -411,7 +259,7 @@ class JsonType(OutputType):
         return GrammarSpec("json_schema", json.dumps(bounded_schema(json.loads(self.schema))))
 
     def parse(self, text: str) -> str:
-        return json.dumps(json.loads(_strip(text)), separators=(",", ":"))
+        return json.dumps(json.loads(strip_space(text)), separators=(",", ":"))
 
     def render(self, value) -> str:
         return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
@@ -442,7 +290,7 @@ class RegexType(OutputType):
         return GrammarSpec("regex", f" (?:{self.pattern})")
 
     def parse(self, text: str) -> str:
-        return _strip(text)
+        return strip_space(text)
 
     def token_budget(self) -> int:
         return 128
