@@ -38,6 +38,10 @@ CASES: list[tuple[str, T.OutputType]] = [
     ("How many stars, 1 to 5?", T.IntType()),
     ("Rate it from 0 to 1.", T.FloatType()),
     ("When might this have been written?", T.DateType()),
+    # bounded by a cast: ::UTINYINT, ::DECIMAL(4, 1), ::TIMESTAMP
+    ("How many people saw it?", T.IntType(2, signed=False)),
+    ("Rate it from 0 to 10.", T.FloatType(3, 1)),
+    ("When was it shown?", T.DateType(time=True)),
     ("Name up to three people or things mentioned.", T.ListType(T.StrType(), 1, 3)),
     ("Give two scores.", T.ListType(T.IntType(), 2, 2)),
     ("Summarise as JSON.", T.JsonType(json.dumps(SUMMARY_SCHEMA))),
