@@ -211,7 +211,9 @@ class Shell:
         if len(args) not in (1, 3) or (len(args) == 3 and args[1].upper() != "AS"):
             raise SemQLError("usage: .load FILE [AS name]")
         name = self.con.load(args[0], args[2] if len(args) == 3 else None)
-        (count,) = self.con.duckdb.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()
+        # fetchall, not fetchone: DuckDB 2 refuses the connection's next query while a
+        # result from execute() is unfinished
+        [(count,)] = self.con.duckdb.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchall()
         self.err.write(f"loaded {count} rows into table {name}\n")
 
     def _cmd_model(self, args) -> None:

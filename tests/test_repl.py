@@ -189,6 +189,16 @@ def test_piped_statements_and_dot_commands():
     assert run.stdout.startswith("a\n1\n") and '[{"b":2}]' in run.stdout
 
 
+def test_piped_load_then_query(tmp_path):
+    """The statement right after .load runs (DuckDB 2 refused it while .load's row count
+    was an unfinished result)."""
+    (tmp_path / "people.csv").write_text("name,age\nAda,36\nAlan,41\n")
+    script = f".load {tmp_path / 'people.csv'} AS people\nSELECT sum(age) AS total FROM people;\n"
+    run = _semql("--no-cache", "--format", "csv", stdin=script)
+    assert run.returncode == 0, run.stderr
+    assert "loaded 2 rows into table people" in run.stderr and run.stdout == "total\n77\n"
+
+
 def test_piped_error_stops_with_status_1_and_no_traceback():
     run = _semql("--no-cache", stdin="SELECT 1 AS a;\nSELEC 2;\nSELECT 3 AS c;\n")
     assert run.returncode == 1
