@@ -219,21 +219,26 @@ def parse(sql: str) -> exp.Expression:
 
 
 def bind_params(ast: exp.Expression, params) -> exp.Expression:
-    """Substitute ``?`` / ``$1`` / ``$name`` placeholders with literals before planning."""
+    """Substitute ``?`` / ``$1`` / ``$name`` placeholders with literals before planning.
+    A value no placeholder uses is an error, as it is in DuckDB: a miscounted list would
+    otherwise shift every value after the slip without a word."""
     positional = list(params) if isinstance(params, (list, tuple)) else None
     named = params if isinstance(params, dict) else None
-    counter = iter(range(len(positional or [])))
+    used: set[int] = set()
 
     def value_for(node: exp.Expression):
         name = node.name if isinstance(node, exp.Placeholder) else node.this
         if name in ("", "?", None):
             if positional is None:
                 raise BindError("positional parameter '?' needs params as a list")
-            try:
-                return positional[next(counter)]
-            except StopIteration:
-                raise BindError("more '?' parameters than values in params") from None
+            if len(used) >= len(positional):
+                raise BindError("more '?' parameters than values in params")
+            used.add(len(used))
+            return positional[len(used) - 1]
         if str(name).isdigit() and positional is not None:
+            if not 1 <= int(name) <= len(positional):
+                raise BindError(f"no value for parameter ${name}: params has {len(positional)}")
+            used.add(int(name) - 1)
             return positional[int(name) - 1]
         if named is None or name not in named:
             raise BindError(f"no value for parameter ${name}")
@@ -244,4 +249,10 @@ def bind_params(ast: exp.Expression, params) -> exp.Expression:
             return exp.convert(value_for(node))
         return node
 
-    return ast.transform(transform, copy=False)
+    bound = ast.transform(transform, copy=False)
+    if positional is not None and len(used) < len(positional):
+        raise BindError(
+            f"params has {len(positional)} values but the query uses {len(used)}: "
+            "every value needs its placeholder"
+        )
+    return bound

@@ -343,3 +343,22 @@ def test_file_database_persists(tmp_path):
 def test_unknown_option_is_rejected(con):
     with pytest.raises(semql.BindError, match="unknown option"):
         con.query("SELECT 1", turbo=True)
+
+
+@pytest.mark.parametrize(
+    "sql, params, words",
+    [
+        ("SELECT * FROM q WHERE id = ? AND LLMMap('q', txt)", [1, 2], "params has 2 values"),
+        ("SELECT * FROM q WHERE id IN (?, ?) AND LLMMap('q', txt)", [1], "more '?'"),
+        ("SELECT * FROM q WHERE id = $2 AND LLMMap('q', txt)", [1], "no value for parameter $2"),
+        ("SELECT * FROM q WHERE id = $k AND LLMMap('q', txt)", {"j": 1}, "parameter $k"),
+    ],
+)
+def test_parameters_and_values_must_match(con, sql, params, words):
+    """As in DuckDB: a value left over or a placeholder without one is an error, not a
+    silent shift of every later value."""
+    con.query("CREATE TABLE q AS SELECT 1 AS id, 'x' AS txt")
+    with pytest.raises(semql.BindError, match=re.escape(words)):
+        con.query(sql, params)
+    with pytest.raises(semql.SemQLError):
+        con.query(sql.split(" AND ")[0], params)  # the same slip without an LM call
