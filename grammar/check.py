@@ -13,6 +13,7 @@ import datetime as _dt
 import json
 import re
 
+from .numbers_and_dates import TIME_OF_DAY
 from .types import (
     BoolType,
     DateType,
@@ -27,7 +28,6 @@ from .types import (
 )
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?"
 
 
 def violation(out_type: OutputType, text: str) -> str | None:
@@ -46,7 +46,7 @@ def violation(out_type: OutputType, text: str) -> str | None:
         return None if ok else "not a decimal number of the type's range"
     if isinstance(out_type, DateType):
         date, _, time = body.partition(" ")
-        if time and not (out_type.time and re.fullmatch(_TIME, time)):
+        if time and not (out_type.time and re.fullmatch(TIME_OF_DAY, time)):
             return "not a time of day HH:MM(:SS)" if out_type.time else "not YYYY-MM-DD"
         return _date_violation(date)
     if isinstance(out_type, StrType):

@@ -27,6 +27,11 @@ class IntType(OutputType):
         sign = "-?" if self.signed else ""
         return GrammarSpec("regex", rf" {sign}(0|[1-9][0-9]{{0,{self.digits - 1}}})")
 
+    def ebnf_item(self) -> str:
+        """The same number as an EBNF rule body, for a list's items (ListType)."""
+        sign = '"-"? ' if self.signed else ""
+        return f'{sign}("0" | [1-9] [0-9]{{0,{self.digits - 1}}})'
+
     def __str__(self) -> str:
         if (self.digits, self.signed) == (18, True):
             return self.name
@@ -59,6 +64,12 @@ class FloatType(OutputType):
         frac = rf"(\.[0-9]{{1,{self.frac_digits}}})?" if self.frac_digits else ""
         return GrammarSpec("regex", f" -?{whole}{frac}")
 
+    def ebnf_item(self) -> str:
+        """The same number as an EBNF rule body, for a list's items (ListType)."""
+        whole = f'("0" | [1-9] [0-9]{{0,{self.int_digits - 1}}})' if self.int_digits else '"0"'
+        frac = f' ("." [0-9]{{1,{self.frac_digits}}})?' if self.frac_digits else ""
+        return f'"-"? {whole}{frac}'
+
     def __str__(self) -> str:
         if (self.int_digits, self.frac_digits) == (15, 6):
             return self.name
@@ -86,7 +97,7 @@ _DATE_RE = (
 )
 
 
-_TIME_RE = r"( ([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?)"
+TIME_OF_DAY = r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?"  # HH:MM(:SS)
 
 
 @dataclass(frozen=True)
@@ -102,7 +113,7 @@ class DateType(OutputType):
         return "TIMESTAMP" if self.time else "DATE"
 
     def spec(self) -> GrammarSpec:
-        return GrammarSpec("regex", _DATE_RE + (_TIME_RE + "?" if self.time else ""))
+        return GrammarSpec("regex", _DATE_RE + (f"( {TIME_OF_DAY})?" if self.time else ""))
 
     def parse(self, text: str) -> _dt.date:
         if self.time:

@@ -194,15 +194,8 @@ class ListType(OutputType):
     def _item_rule(self) -> str:
         if isinstance(self.item, OptionsType):
             return " | ".join(ebnf_string(json.dumps(v)) for v in self.item.values)
-        if isinstance(self.item, IntType):
-            sign = '"-"? ' if self.item.signed else ""
-            return f'{sign}("0" | [1-9] [0-9]{{0,{self.item.digits - 1}}})'
-        if isinstance(self.item, FloatType):
-            item = self.item
-            whole = f'("0" | [1-9] [0-9]{{0,{item.int_digits - 1}}})'
-            whole = whole if item.int_digits else '"0"'
-            frac = f' ("." [0-9]{{1,{item.frac_digits}}})?' if item.frac_digits else ""
-            return f'"-"? {whole}{frac}'
+        if isinstance(self.item, (IntType, FloatType)):
+            return self.item.ebnf_item()
         if isinstance(self.item, BoolType):
             return '"true" | "false"'
         return _JSON_STR
