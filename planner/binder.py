@@ -58,8 +58,7 @@ class Binder:
         self.catalog = catalog
         self.scope_of = {id(s.expression): s for s in scopes}
         self.calls: dict[tuple[int, str, int], LMCall] = {}
-        # per call text in a SELECT: the call as first bound, and each use's type group
-        self._first: dict[tuple[int, str], LMCall] = {}
+        # per call text in a SELECT: each use's type group and type
         self._uses: dict[tuple[int, str], dict[int, tuple[int, Inferred | None]]] = {}
 
     # -- columns -----------------------------------------------------------------------
@@ -188,17 +187,18 @@ class Binder:
 
     def _bind(self, node: exp.Anonymous) -> LMCall:
         text = self._text(node)
+        new = None
         if text not in self._uses:
-            self._first[text] = self._new_call(node, text[1])
-            self._uses[text] = self._group_uses(self._first[text], node)
+            new = self._new_call(node, text[1])
+            self._uses[text] = self._group_uses(new, node)
         group, inferred = self._uses[text][id(node)]
         slot = (*text, group)
         call = self.calls.get(slot)
         if call is None:
-            call = self._first[text]
-            if any(c is call for c in self.calls.values()):
-                # another type of the same call: the same prompts, answers read another way
-                call = replace(call, id=len(self.calls), nodes=[])
+            if new is None:  # another type of a bound call: its prompts, read another way
+                bound = next(c for key, c in self.calls.items() if key[:2] == text)
+                new = replace(bound, id=len(self.calls), nodes=[])
+            call = new
             if inferred is not None:
                 call.output, call.type_reason = inferred.type, inferred.reason
                 _check_example_answers(call)

@@ -224,25 +224,27 @@ def bind_params(ast: exp.Expression, params) -> exp.Expression:
     otherwise shift every value after the slip without a word."""
     positional = list(params) if isinstance(params, (list, tuple)) else None
     named = params if isinstance(params, dict) else None
-    used: set[int] = set()
+    counter = iter(range(len(positional or [])))
+    used: set[int] = set()  # positions of the values placeholders took
 
     def value_for(node: exp.Expression):
         name = node.name if isinstance(node, exp.Placeholder) else node.this
         if name in ("", "?", None):
             if positional is None:
                 raise BindError("positional parameter '?' needs params as a list")
-            if len(used) >= len(positional):
+            index = next(counter, None)
+            if index is None:
                 raise BindError("more '?' parameters than values in params")
-            used.add(len(used))
-            return positional[len(used) - 1]
-        if str(name).isdigit() and positional is not None:
-            if not 1 <= int(name) <= len(positional):
+        elif str(name).isdigit() and positional is not None:
+            index = int(name) - 1
+            if not 0 <= index < len(positional):
                 raise BindError(f"no value for parameter ${name}: params has {len(positional)}")
-            used.add(int(name) - 1)
-            return positional[int(name) - 1]
-        if named is None or name not in named:
-            raise BindError(f"no value for parameter ${name}")
-        return named[name]
+        else:
+            if named is None or name not in named:
+                raise BindError(f"no value for parameter ${name}")
+            return named[name]
+        used.add(index)
+        return positional[index]
 
     def transform(node):
         if isinstance(node, (exp.Placeholder, exp.Parameter)):
